@@ -1,0 +1,569 @@
+//! The typed configuration of one environment (`stack/envs/<env>.toml`) with `key=value`
+//! overrides from the command line.
+//!
+//! Unknown keys are errors, so a typo cannot silently fall back to a default; every
+//! message names the key and what it accepts.
+
+use crate::constructs::database::DatabaseProps;
+use crate::constructs::network::NetworkProps;
+use serde::Deserialize;
+use std::fmt;
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// CloudFormation stack name.
+    pub stack_name: String,
+    /// Where `deploy` puts the stack; the template itself is region-agnostic.
+    pub region: String,
+    /// EventBridge schedule expression: `rate(...)` or `cron(...)`.
+    pub schedule: String,
+    #[serde(default = "yes")]
+    pub schedule_enabled: bool,
+    /// The DAP namespaces to replicate.
+    pub namespaces: Vec<Namespace>,
+    /// Tables never replicated, as `namespace.table`.
+    #[serde(default)]
+    pub skip_tables: Vec<String>,
+    /// How many tables replicate at once (the Map state's MaxConcurrency).
+    pub map_concurrency: u32,
+    /// Retention of every log group, in days (a value CloudWatch Logs accepts).
+    pub log_retention_days: u32,
+    /// Where failure alerts go; empty for none (the topic still exists).
+    #[serde(default)]
+    pub alert_email: String,
+    /// Also email the summary of runs that succeeded.
+    #[serde(default)]
+    pub notify_on_success: bool,
+    /// Longest a whole run may take before Step Functions stops it.
+    pub run_timeout_hours: u32,
+    pub dap: DapConfig,
+    pub database: DatabaseConfig,
+    pub network: NetworkConfig,
+    pub lambda: LambdaConfig,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Namespace {
+    Canvas,
+    CanvasLogs,
+    Catalog,
+    NewQuizzes,
+}
+
+impl Namespace {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Namespace::Canvas => "canvas",
+            Namespace::CanvasLogs => "canvas_logs",
+            Namespace::Catalog => "catalog",
+            Namespace::NewQuizzes => "new_quizzes",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DapConfig {
+    /// The DAP API base URL.
+    pub api_url: String,
+    /// Name of the Secrets Manager secret `set_key.sh` writes the client id and secret to.
+    pub secret_name: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    pub engine_version: String,
+    pub name: String,
+    pub admin_username: String,
+    pub app_username: String,
+    pub min_capacity: f64,
+    pub max_capacity: f64,
+    /// Idle seconds before a cluster with `min_capacity = 0` pauses.
+    pub auto_pause_seconds: u32,
+    pub backup_retention_days: u32,
+    pub deletion_protection: bool,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkConfig {
+    /// `create` a VPC, or use an `existing` one.
+    pub mode: NetworkMode,
+    /// With `create`: the VPC's CIDR block (a /16 to /24).
+    #[serde(default)]
+    pub cidr: Option<String>,
+    /// With `create`: 1 (cheaper) or 2 (one per AZ).
+    #[serde(default)]
+    pub nat_gateways: Option<u8>,
+    /// With `existing`: the VPC id.
+    #[serde(default)]
+    pub vpc_id: Option<String>,
+    /// With `existing`: private subnets in at least two AZs, with a route to the internet.
+    #[serde(default)]
+    pub private_subnet_ids: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum NetworkMode {
+    Create,
+    Existing,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LambdaConfig {
+    /// Memory of `init_table` and `sync_table` (CPU scales with it).
+    pub replicate_memory_mb: u32,
+    /// Seconds a replication call works before it returns `in_progress` with a cursor;
+    /// kept well under Lambda's 900 s limit.
+    pub time_budget_seconds: u32,
+}
+
+/// A bad configuration, naming the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{source_name}: {message}")]
+    Parse {
+        source_name: String,
+        message: String,
+    },
+    #[error(
+        "override `{0}` is not `key=value` (for example `map_concurrency=4` or `database.max_capacity=8`)"
+    )]
+    OverrideSyntax(String),
+    #[error("override `{key}`: `{prefix}` is not a table of settings")]
+    OverridePath { key: String, prefix: String },
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<Invalid>),
+}
+
+/// One key with a value out of range.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid {
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for Invalid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "`{}`: {}", self.key, self.message)
+    }
+}
+
+/// The retention values CloudWatch Logs accepts.
+pub const LOG_RETENTION_DAYS: [u32; 22] = [
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+    3288, 3653,
+];
+
+/// Lambda's hard limit; a call must finish its batch and commit before it.
+const LAMBDA_MAX_SECONDS: u32 = 900;
+
+impl Config {
+    /// Parses `text` (named `source_name` in errors), applies `overrides`, and validates.
+    pub fn from_toml(
+        text: &str,
+        source_name: &str,
+        overrides: &[String],
+    ) -> Result<Self, ConfigError> {
+        let parse_error = |e: toml::de::Error| ConfigError::Parse {
+            source_name: source_name.into(),
+            message: e.to_string().trim_end().to_owned(),
+        };
+        let mut table: toml::Table = toml::from_str(text).map_err(parse_error)?;
+        for o in overrides {
+            apply_override(&mut table, o)?;
+        }
+        let config: Config = table
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Parse {
+                source_name: if overrides.is_empty() {
+                    source_name.into()
+                } else {
+                    format!("{source_name} with overrides")
+                },
+                message: e.to_string().trim_end().to_owned(),
+            })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let mut bad = Vec::new();
+        let mut check = |ok: bool, key: &str, message: String| {
+            if !ok {
+                bad.push(Invalid {
+                    key: key.into(),
+                    message,
+                });
+            }
+        };
+        let name_ok = self.stack_name.len() <= 128
+            && self
+                .stack_name
+                .starts_with(|c: char| c.is_ascii_alphabetic())
+            && self
+                .stack_name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-');
+        check(
+            name_ok,
+            "stack_name",
+            format!(
+                "`{}` must start with a letter and hold only letters, digits and `-` (at most 128)",
+                self.stack_name
+            ),
+        );
+        let region_ok = {
+            let parts: Vec<&str> = self.region.split('-').collect();
+            parts.len() >= 3
+                && parts.iter().all(|p| {
+                    !p.is_empty()
+                        && p.chars()
+                            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+                })
+                && parts
+                    .last()
+                    .is_some_and(|p| p.chars().all(|c| c.is_ascii_digit()))
+        };
+        check(
+            region_ok,
+            "region",
+            format!(
+                "`{}` is not an AWS region name like `us-east-1`",
+                self.region
+            ),
+        );
+        check(
+            is_schedule(&self.schedule),
+            "schedule",
+            format!(
+                "`{}` must be `rate(N minutes|hours|days)` or `cron(...)` with six fields",
+                self.schedule
+            ),
+        );
+        check(
+            !self.namespaces.is_empty(),
+            "namespaces",
+            "name at least one of canvas, canvas_logs, catalog, new_quizzes".into(),
+        );
+        for t in &self.skip_tables {
+            let ok = t.split_once('.').is_some_and(|(ns, table)| {
+                self.namespaces.iter().any(|n| n.as_str() == ns) && !table.is_empty()
+            });
+            check(
+                ok,
+                "skip_tables",
+                format!("`{t}` must be `namespace.table` with a namespace listed in `namespaces`"),
+            );
+        }
+        check(
+            (1..=40).contains(&self.map_concurrency),
+            "map_concurrency",
+            format!(
+                "{} is out of range 1..=40 (DAP allows 5 job creations a minute; 5 is a good value)",
+                self.map_concurrency
+            ),
+        );
+        check(
+            LOG_RETENTION_DAYS.contains(&self.log_retention_days),
+            "log_retention_days",
+            format!(
+                "{} is not one of {LOG_RETENTION_DAYS:?}",
+                self.log_retention_days
+            ),
+        );
+        check(
+            self.alert_email.is_empty() || is_email(&self.alert_email),
+            "alert_email",
+            format!(
+                "`{}` is not an email address (leave it empty for no subscription)",
+                self.alert_email
+            ),
+        );
+        check(
+            (1..=8760).contains(&self.run_timeout_hours),
+            "run_timeout_hours",
+            format!("{} is out of range 1..=8760", self.run_timeout_hours),
+        );
+        check(
+            self.dap.api_url.starts_with("https://"),
+            "dap.api_url",
+            format!("`{}` must be an https:// URL", self.dap.api_url),
+        );
+        check(
+            is_secret_name(&self.dap.secret_name),
+            "dap.secret_name",
+            format!(
+                "`{}` must be 1-512 of letters, digits and /_+=.@-",
+                self.dap.secret_name
+            ),
+        );
+
+        let db = &self.database;
+        let major: Option<u32> = db
+            .engine_version
+            .split('.')
+            .next()
+            .and_then(|m| m.parse().ok());
+        check(
+            major.is_some_and(|m| m >= 15) && db.engine_version.split('.').count() == 2,
+            "database.engine_version",
+            format!(
+                "`{}` must be an Aurora PostgreSQL version `MAJOR.MINOR`, 15 or newer (e.g. 17.7)",
+                db.engine_version
+            ),
+        );
+        for (key, value) in [
+            ("database.name", &db.name),
+            ("database.admin_username", &db.admin_username),
+            ("database.app_username", &db.app_username),
+        ] {
+            check(
+                is_pg_identifier(value) && value != "postgres" && value != "rdsadmin",
+                key,
+                format!(
+                    "`{value}` must be a lower-case identifier of 1-63 letters, digits and `_`, starting with a letter"
+                ),
+            );
+        }
+        check(
+            db.admin_username != db.app_username,
+            "database.app_username",
+            "must differ from database.admin_username".into(),
+        );
+        let acu_ok = |v: f64| (0.0..=256.0).contains(&v) && (v * 2.0).fract() == 0.0;
+        check(
+            acu_ok(db.min_capacity),
+            "database.min_capacity",
+            format!("{} must be 0 to 256 in steps of 0.5", db.min_capacity),
+        );
+        check(
+            acu_ok(db.max_capacity) && db.max_capacity >= 1.0,
+            "database.max_capacity",
+            format!("{} must be 1 to 256 in steps of 0.5", db.max_capacity),
+        );
+        check(
+            db.min_capacity <= db.max_capacity,
+            "database.min_capacity",
+            format!(
+                "{} is above database.max_capacity {}",
+                db.min_capacity, db.max_capacity
+            ),
+        );
+        check(
+            (300..=86_400).contains(&db.auto_pause_seconds),
+            "database.auto_pause_seconds",
+            format!("{} is out of range 300..=86400", db.auto_pause_seconds),
+        );
+        check(
+            (1..=35).contains(&db.backup_retention_days),
+            "database.backup_retention_days",
+            format!("{} is out of range 1..=35", db.backup_retention_days),
+        );
+
+        let net = &self.network;
+        match net.mode {
+            NetworkMode::Create => {
+                let cidr_ok = net.cidr.as_deref().is_some_and(|c| {
+                    c.split_once('/').is_some_and(|(ip, bits)| {
+                        ip.parse::<std::net::Ipv4Addr>().is_ok()
+                            && bits.parse::<u8>().is_ok_and(|b| (16..=24).contains(&b))
+                    })
+                });
+                check(
+                    cidr_ok,
+                    "network.cidr",
+                    "with mode = \"create\", set an IPv4 block from /16 to /24, e.g. 10.42.0.0/16"
+                        .into(),
+                );
+                check(
+                    matches!(net.nat_gateways, Some(1 | 2)),
+                    "network.nat_gateways",
+                    "with mode = \"create\", set 1 (cheaper) or 2 (one per availability zone)"
+                        .into(),
+                );
+                check(
+                    net.vpc_id.is_none() && net.private_subnet_ids.is_empty(),
+                    "network.vpc_id",
+                    "vpc_id and private_subnet_ids go with mode = \"existing\"".into(),
+                );
+            }
+            NetworkMode::Existing => {
+                check(
+                    net.vpc_id.as_deref().is_some_and(|v| is_aws_id(v, "vpc-")),
+                    "network.vpc_id",
+                    "with mode = \"existing\", set the VPC id (vpc-...)".into(),
+                );
+                check(
+                    net.private_subnet_ids.len() >= 2 && net.private_subnet_ids.iter().all(|s| is_aws_id(s, "subnet-")),
+                    "network.private_subnet_ids",
+                    "with mode = \"existing\", list at least two subnet ids (subnet-...) in different AZs".into(),
+                );
+                check(
+                    net.cidr.is_none() && net.nat_gateways.is_none(),
+                    "network.cidr",
+                    "cidr and nat_gateways go with mode = \"create\"".into(),
+                );
+            }
+        }
+        check(
+            (128..=10_240).contains(&self.lambda.replicate_memory_mb),
+            "lambda.replicate_memory_mb",
+            format!(
+                "{} is out of range 128..=10240",
+                self.lambda.replicate_memory_mb
+            ),
+        );
+        check(
+            (60..=LAMBDA_MAX_SECONDS - 60).contains(&self.lambda.time_budget_seconds),
+            "lambda.time_budget_seconds",
+            format!(
+                "{} must leave at least a minute of Lambda's {LAMBDA_MAX_SECONDS} s to commit: 60..={}",
+                self.lambda.time_budget_seconds,
+                LAMBDA_MAX_SECONDS - 60
+            ),
+        );
+        if bad.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid(bad))
+        }
+    }
+
+    pub fn network_props(&self) -> NetworkProps {
+        match self.network.mode {
+            NetworkMode::Create => NetworkProps::Create {
+                cidr: self.network.cidr.clone().unwrap_or_default(),
+                nat_gateways: self.network.nat_gateways.unwrap_or(1),
+            },
+            NetworkMode::Existing => NetworkProps::Existing {
+                vpc_id: self.network.vpc_id.clone().unwrap_or_default(),
+                private_subnet_ids: self.network.private_subnet_ids.clone(),
+            },
+        }
+    }
+
+    pub fn database_props(&self) -> DatabaseProps {
+        let db = &self.database;
+        DatabaseProps {
+            engine_version: db.engine_version.clone(),
+            database_name: db.name.clone(),
+            admin_username: db.admin_username.clone(),
+            app_username: db.app_username.clone(),
+            min_capacity: db.min_capacity,
+            max_capacity: db.max_capacity,
+            auto_pause_seconds: db.auto_pause_seconds,
+            backup_retention_days: db.backup_retention_days,
+            deletion_protection: db.deletion_protection,
+        }
+    }
+}
+
+/// Sets `a.b.c = value` in `table`; `value` is read as TOML, or as a string when it is not.
+/// An empty value (`key=`) removes the key, so an optional setting can be unset; a key
+/// that holds a string in the file keeps taking strings.
+fn apply_override(table: &mut toml::Table, item: &str) -> Result<(), ConfigError> {
+    let (key, raw) = item
+        .split_once('=')
+        .ok_or_else(|| ConfigError::OverrideSyntax(item.into()))?;
+    let key = key.trim();
+    if key.is_empty() {
+        return Err(ConfigError::OverrideSyntax(item.into()));
+    }
+    let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.trim().to_owned()));
+    let mut parts: Vec<&str> = key.split('.').collect();
+    let last = parts.pop().expect("split yields one part at least");
+    let mut current = table;
+    let mut prefix = String::new();
+    for part in parts {
+        prefix = if prefix.is_empty() {
+            part.to_owned()
+        } else {
+            format!("{prefix}.{part}")
+        };
+        let entry = current
+            .entry(part)
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        current = entry
+            .as_table_mut()
+            .ok_or_else(|| ConfigError::OverridePath {
+                key: key.into(),
+                prefix: prefix.clone(),
+            })?;
+    }
+    if raw.trim().is_empty() {
+        current.remove(last);
+        return Ok(());
+    }
+    // `engine_version=17.7` means the string, not a float, when the file holds a string.
+    let value = match (current.get(last), value) {
+        (Some(toml::Value::String(_)), v) if !v.is_str() => {
+            toml::Value::String(raw.trim().to_owned())
+        }
+        (_, v) => v,
+    };
+    current.insert(last.to_owned(), value);
+    Ok(())
+}
+
+fn is_schedule(s: &str) -> bool {
+    if let Some(inner) = s.strip_prefix("rate(").and_then(|r| r.strip_suffix(')')) {
+        let mut it = inner.split_whitespace();
+        let (Some(n), Some(unit), None) = (it.next(), it.next(), it.next()) else {
+            return false;
+        };
+        let Ok(n) = n.parse::<u32>() else {
+            return false;
+        };
+        let units: &[&str] = if n == 1 {
+            &["minute", "hour", "day"]
+        } else {
+            &["minutes", "hours", "days"]
+        };
+        return n > 0 && units.contains(&unit);
+    }
+    s.strip_prefix("cron(")
+        .and_then(|r| r.strip_suffix(')'))
+        .is_some_and(|inner| inner.split_whitespace().count() == 6)
+}
+
+fn is_email(s: &str) -> bool {
+    s.split_once('@').is_some_and(|(local, domain)| {
+        !local.is_empty()
+            && domain.contains('.')
+            && !domain.starts_with('.')
+            && !domain.ends_with('.')
+            && !s.chars().any(|c| c.is_whitespace() || c == ',' || c == ';')
+    })
+}
+
+fn is_secret_name(s: &str) -> bool {
+    (1..=512).contains(&s.len())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/_+=.@-".contains(c))
+}
+
+fn is_pg_identifier(s: &str) -> bool {
+    (1..=63).contains(&s.len())
+        && s.starts_with(|c: char| c.is_ascii_lowercase())
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+fn is_aws_id(s: &str, prefix: &str) -> bool {
+    s.strip_prefix(prefix).is_some_and(|hex| {
+        (8..=17).contains(&hex.len()) && hex.chars().all(|c| c.is_ascii_hexdigit())
+    })
+}

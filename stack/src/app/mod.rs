@@ -1,0 +1,279 @@
+//! The Canvas Data 2 replica stack, built from constructs and one [`Config`].
+
+pub mod config;
+pub mod pipeline;
+
+pub use config::{Config, ConfigError, Namespace};
+
+use crate::constructs::alerts::Alerts;
+use crate::constructs::database::{Database, POSTGRES_PORT};
+use crate::constructs::function::{Asset, FunctionDefaults, RustFunction};
+use crate::constructs::grants::{self, Grantee, SecretRef};
+use crate::constructs::key::EncryptionKey;
+use crate::constructs::network::{self, Network};
+use crate::constructs::schedule::schedule_state_machine;
+use crate::constructs::workflow::{Workflow, WorkflowError};
+use crate::intrinsics::Expr;
+use crate::template::{Parameter, Template, ValidationError};
+use pipeline::PipelineProps;
+use serde_json::Value;
+
+/// The Lambda binaries the stack runs, in the order their code-key parameters appear.
+pub const FUNCTIONS: [&str; 4] = ["list_tables", "sync_table", "init_table", "summarize"];
+
+/// Lambda's hard limit; replication calls get all of it and stop early by their budget.
+const REPLICATE_TIMEOUT_SECONDS: u32 = 900;
+
+/// What synth writes.
+#[derive(Debug)]
+pub struct Synthesized {
+    pub template: Template,
+    /// The state machine definition, as in the template, for statelint and for review.
+    pub state_machine: Value,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Workflow(#[from] WorkflowError),
+    #[error(transparent)]
+    Template(#[from] ValidationError),
+}
+
+/// `list_tables` -> Map(`sync_table` / `init_table`) -> `summarize` -> alert; see [`pipeline`].
+pub fn build(config: &Config) -> Result<Synthesized, AppError> {
+    let mut t = Template::new(format!(
+        "cd2-aws: Canvas Data 2 replica ({}) - Aurora PostgreSQL kept current from the DAP API by Step Functions and Rust Lambdas",
+        config.stack_name
+    ));
+
+    let alert_email = t.parameter(
+        "AlertEmail",
+        Parameter::string("Email address that receives failure alerts; empty for none (confirm the subscription email)")
+            .with_default(config.alert_email.clone())
+            .with_pattern(r"^$|^[^@\s]+@[^@\s]+\.[^@\s]+$", "an email address, or empty"),
+    );
+    let assets_bucket = t.parameter(
+        "AssetsBucket",
+        Parameter::string("S3 bucket holding the Lambda zips (set by cargo xtask deploy)")
+            .with_pattern(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", "an S3 bucket name"),
+    );
+    let code_keys: Vec<_> = FUNCTIONS
+        .iter()
+        .map(|f| {
+            t.parameter(
+                &format!("{}CodeKey", pascal_case(f)),
+                Parameter::string(format!(
+                    "S3 key of the {f} zip (content-addressed, set by cargo xtask deploy)"
+                ))
+                .with_pattern(r"^[A-Za-z0-9!_.*'()/-]+\.zip$", "an S3 key ending in .zip"),
+            )
+        })
+        .collect();
+    let has_email = t.condition(
+        "HasAlertEmail",
+        !Expr::equals(alert_email.as_ref(), Expr::str("")),
+    );
+
+    let key = EncryptionKey::new(&mut t, "DataKey", &format!("{}/data", config.stack_name));
+    let net = Network::new(&mut t, "Network", &config.network_props());
+    let db = Database::new(
+        &mut t,
+        "Database",
+        &config.database_props(),
+        &net,
+        &key.arn(),
+    );
+    let functions_sg = net.security_group(
+        &mut t,
+        "FunctionsSecurityGroup",
+        "cd2-aws Lambdas: HTTPS out, PostgreSQL to the database",
+    );
+    network::allow_tcp(
+        &mut t,
+        &functions_sg,
+        &db.security_group,
+        POSTGRES_PORT,
+        "Lambdas to Aurora PostgreSQL",
+    );
+    network::allow_https_out(&mut t, &functions_sg);
+    let alerts = Alerts::new(&mut t, "Alerts", &key.arn(), &alert_email, &has_email);
+
+    let defaults = FunctionDefaults {
+        subnet_ids: net.private_subnet_ids.clone(),
+        security_group_id: functions_sg.group_id(),
+        key_arn: key.arn(),
+        log_retention_days: config.log_retention_days,
+    };
+    let asset = |i: usize| Asset {
+        bucket: assets_bucket.as_ref(),
+        key: code_keys[i].as_ref(),
+    };
+    // Set by set_key.sh outside the stack, so that destroy can keep it; `-??????` is the
+    // random suffix Secrets Manager appends to every secret ARN.
+    let dap_secret = SecretRef {
+        arn: Expr::sub(format!(
+            "arn:${{AWS::Partition}}:secretsmanager:${{AWS::Region}}:${{AWS::AccountId}}:secret:{}-??????",
+            config.dap.secret_name
+        )),
+        key_arn: None,
+    };
+    let namespaces: Vec<&str> = config.namespaces.iter().map(|n| n.as_str()).collect();
+    let dap_env = |f: RustFunction| {
+        f.env("DAP_API_URL", config.dap.api_url.as_str())
+            .env("DAP_SECRET_ID", config.dap.secret_name.as_str())
+            .env("RUST_LOG", "info")
+    };
+
+    let mut list_tables = dap_env(RustFunction::new(
+        "ListTables",
+        "Lists the DAP tables to replicate",
+        asset(0),
+        256,
+        60,
+    ))
+    .env("NAMESPACES", namespaces.join(","))
+    .env("SKIP_TABLES", config.skip_tables.join(","));
+    dap_secret.grant_read(&mut list_tables);
+
+    let replicate = |id: &str, description: &str, i: usize| {
+        let mut f = dap_env(RustFunction::new(
+            id,
+            description,
+            asset(i),
+            config.lambda.replicate_memory_mb,
+            REPLICATE_TIMEOUT_SECONDS,
+        ))
+        .env("DB_HOST", db.cluster.endpoint_address())
+        .env("DB_PORT", db.cluster.endpoint_port())
+        .env("DB_NAME", db.name.as_str())
+        .env("DB_SECRET_ARN", db.app_secret.arn.clone())
+        .env(
+            "TIME_BUDGET_SECONDS",
+            config.lambda.time_budget_seconds.to_string(),
+        );
+        dap_secret.grant_read(&mut f);
+        db.app_secret.grant_read(&mut f);
+        f
+    };
+    let sync_table = replicate(
+        "SyncTable",
+        "Applies DAP incremental changes to one table",
+        1,
+    );
+    let init_table = replicate(
+        "InitTable",
+        "Loads a DAP snapshot into one new table, resumably",
+        2,
+    );
+    let summarize = RustFunction::new(
+        "Summarize",
+        "Renders the run summary and failure alert",
+        asset(3),
+        256,
+        60,
+    )
+    .env("STACK_NAME", config.stack_name.as_str())
+    .env("RUST_LOG", "info");
+
+    let list_tables = list_tables.build(&mut t, &defaults);
+    let sync_table = sync_table.build(&mut t, &defaults);
+    let init_table = init_table.build(&mut t, &defaults);
+    let summarize = summarize.build(&mut t, &defaults);
+
+    let mut workflow = Workflow::new(
+        "Replication",
+        pipeline::definition(&PipelineProps {
+            map_concurrency: config.map_concurrency,
+            notify_on_success: config.notify_on_success,
+            run_timeout_seconds: config.run_timeout_hours * 3600,
+            replicate_timeout_seconds: REPLICATE_TIMEOUT_SECONDS,
+        }),
+    );
+    for (placeholder, function) in [
+        (pipeline::LIST_TABLES_ARN, &list_tables),
+        (pipeline::SYNC_TABLE_ARN, &sync_table),
+        (pipeline::INIT_TABLE_ARN, &init_table),
+        (pipeline::SUMMARIZE_ARN, &summarize),
+    ] {
+        workflow
+            .substitutions
+            .insert(placeholder.into(), function.arn());
+        grants::grant_invoke(&function.arn(), &mut workflow);
+    }
+    workflow
+        .substitutions
+        .insert(pipeline::ALERTS_TOPIC_ARN.into(), alerts.topic.arn());
+    grants::grant_publish(
+        &alerts.topic.arn(),
+        &key.arn(),
+        &mut workflow as &mut dyn Grantee,
+    );
+    let state_machine = workflow.definition_json()?;
+    let workflow = workflow.build(&mut t, &key.arn(), config.log_retention_days)?;
+    let machine_arn = workflow.state_machine.arn();
+
+    alerts.watch_state_machine(&mut t, "Replication", &machine_arn);
+    schedule_state_machine(
+        &mut t,
+        "Schedule",
+        &config.schedule,
+        config.schedule_enabled,
+        &machine_arn,
+    );
+
+    t.output(
+        "StateMachineArn",
+        "Starts a replication run by hand: aws stepfunctions start-execution",
+        machine_arn,
+    );
+    t.output(
+        "AlertsTopicArn",
+        "Failure alerts are published here",
+        alerts.topic.arn(),
+    );
+    t.output(
+        "DatabaseEndpoint",
+        "Writer endpoint of the replica (private)",
+        db.cluster.endpoint_address(),
+    );
+    t.output(
+        "DatabaseName",
+        "Database holding the replicated schemas",
+        Expr::str(db.name.as_str()),
+    );
+    t.output(
+        "AdminSecretArn",
+        "Admin credential, generated and rotated by RDS",
+        db.admin_secret.arn.clone(),
+    );
+    t.output(
+        "AppSecretArn",
+        "Credential of the application user the Lambdas connect as",
+        db.app_secret.arn.clone(),
+    );
+    t.output(
+        "DataKeyArn",
+        "KMS key encrypting the database, secrets, logs and alerts",
+        key.arn(),
+    );
+
+    t.validate()?;
+    Ok(Synthesized {
+        template: t,
+        state_machine,
+    })
+}
+
+/// `list_tables` -> `ListTables`.
+pub fn pascal_case(snake: &str) -> String {
+    snake
+        .split('_')
+        .map(|w| {
+            let mut c = w.chars();
+            c.next()
+                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                .unwrap_or_default()
+        })
+        .collect()
+}

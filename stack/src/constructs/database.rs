@@ -1,0 +1,182 @@
+//! Aurora PostgreSQL Serverless v2, private and encrypted, with TLS forced and two
+//! credentials: the admin one RDS generates and rotates, and the application user's.
+
+use super::grants::SecretRef;
+use super::network::Network;
+use crate::intrinsics::Expr;
+use crate::resources::ec2::SecurityGroup;
+use crate::resources::rds::{
+    DbCluster, DbClusterParameterGroup, DbInstance, DbSubnetGroup, MasterUserSecret,
+    ServerlessV2Scaling,
+};
+use crate::resources::secretsmanager::{GenerateSecretString, Secret, SecretTargetAttachment};
+use crate::template::{Attributes, Handle, Template};
+use indexmap::IndexMap;
+
+#[derive(Clone, Debug)]
+pub struct DatabaseProps {
+    /// e.g. `17.7`; the major version picks the parameter group family.
+    pub engine_version: String,
+    pub database_name: String,
+    pub admin_username: String,
+    pub app_username: String,
+    /// Aurora capacity units; a minimum of 0 lets the cluster pause when idle.
+    pub min_capacity: f64,
+    pub max_capacity: f64,
+    pub auto_pause_seconds: u32,
+    pub backup_retention_days: u32,
+    pub deletion_protection: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct Database {
+    pub cluster: Handle<DbCluster>,
+    pub security_group: Handle<SecurityGroup>,
+    pub admin_secret: SecretRef,
+    pub app_secret: SecretRef,
+    pub name: String,
+}
+
+pub const POSTGRES_PORT: u16 = 5432;
+
+impl Database {
+    pub fn new(
+        t: &mut Template,
+        id: &str,
+        props: &DatabaseProps,
+        network: &Network,
+        key_arn: &Expr,
+    ) -> Self {
+        let security_group = network.security_group(
+            t,
+            &format!("{id}SecurityGroup"),
+            "Aurora PostgreSQL: accepts 5432 only from the replication Lambdas",
+        );
+        let subnets = t.add(
+            &format!("{id}SubnetGroup"),
+            DbSubnetGroup {
+                description: "Private subnets of the Canvas Data 2 replica".into(),
+                subnet_ids: network.private_subnet_ids.clone(),
+                tags: vec![],
+            },
+        );
+        let major = props.engine_version.split('.').next().unwrap_or_default();
+        let mut parameters = IndexMap::new();
+        // Refuse unencrypted connections.
+        parameters.insert("rds.force_ssl".to_owned(), Expr::str("1"));
+        // Long enough that no replication statement is cut off, short enough to notice leaks.
+        parameters.insert(
+            "idle_in_transaction_session_timeout".to_owned(),
+            Expr::str("3600000"),
+        );
+        parameters.insert("log_min_duration_statement".to_owned(), Expr::str("60000"));
+        let parameter_group = t.add(
+            &format!("{id}ClusterParameters"),
+            DbClusterParameterGroup {
+                description: "cd2-aws: TLS only".into(),
+                family: format!("aurora-postgresql{major}"),
+                parameters,
+                tags: vec![],
+            },
+        );
+        let mut attributes = Attributes::default().snapshot_on_delete();
+        if !props.deletion_protection {
+            attributes = attributes.skip_check(
+                "CKV_AWS_139",
+                "deletion protection is off by configuration (database.deletion_protection) so destroy can run; a final snapshot is kept by the Snapshot deletion policy",
+            );
+        }
+        let cluster = t.add_with(
+            &format!("{id}Cluster"),
+            DbCluster {
+                engine: "aurora-postgresql",
+                engine_version: props.engine_version.clone(),
+                database_name: props.database_name.clone(),
+                master_username: props.admin_username.clone(),
+                manage_master_user_password: true,
+                master_user_secret: MasterUserSecret {
+                    kms_key_id: key_arn.clone(),
+                },
+                port: POSTGRES_PORT,
+                storage_encrypted: true,
+                kms_key_id: key_arn.clone(),
+                db_subnet_group_name: subnets.as_ref(),
+                db_cluster_parameter_group_name: parameter_group.as_ref(),
+                vpc_security_group_ids: vec![security_group.group_id()],
+                backup_retention_period: props.backup_retention_days,
+                preferred_backup_window: "07:00-08:00".into(),
+                preferred_maintenance_window: "sun:08:30-sun:09:30".into(),
+                copy_tags_to_snapshot: true,
+                deletion_protection: props.deletion_protection,
+                enable_iam_database_authentication: true,
+                enable_cloudwatch_logs_exports: vec!["postgresql"],
+                serverless_v2_scaling_configuration: ServerlessV2Scaling {
+                    min_capacity: props.min_capacity,
+                    max_capacity: props.max_capacity,
+                    seconds_until_auto_pause: (props.min_capacity == 0.0)
+                        .then_some(props.auto_pause_seconds),
+                },
+                tags: vec![],
+            },
+            attributes,
+        );
+        t.add_with(
+            &format!("{id}Writer"),
+            DbInstance {
+                db_cluster_identifier: cluster.as_ref(),
+                db_instance_class: "db.serverless",
+                engine: "aurora-postgresql",
+                publicly_accessible: false,
+                auto_minor_version_upgrade: true,
+                enable_performance_insights: true,
+                performance_insights_kms_key_id: Some(key_arn.clone()),
+                monitoring_interval: None,
+                monitoring_role_arn: None,
+                tags: vec![],
+            },
+            Attributes::default().skip_check(
+                "CKV_AWS_118",
+                "enhanced monitoring costs more than the replica itself at 0.5 ACU; Performance Insights and CloudWatch metrics are on",
+            ),
+        );
+        let app_secret = t.add_with(
+            &format!("{id}AppUserSecret"),
+            Secret {
+                description: format!("cd2-aws: password of the database user `{}` the Lambdas connect as", props.app_username),
+                kms_key_id: key_arn.clone(),
+                generate_secret_string: GenerateSecretString {
+                    secret_string_template: serde_json::json!({ "username": props.app_username }).to_string(),
+                    generate_string_key: "password".into(),
+                    password_length: 32,
+                    exclude_characters: "\"@/\\' %:?#[]&=+".into(),
+                },
+                tags: vec![],
+            },
+            Attributes::default().skip_check(
+                "CKV2_AWS_57",
+                "the application user's password is set in the database by the bootstrap step; rotating it needs a rotation function, planned with the deploy work",
+            ),
+        );
+        t.add(
+            &format!("{id}AppUserSecretAttachment"),
+            SecretTargetAttachment {
+                secret_id: app_secret.arn(),
+                target_id: cluster.as_ref(),
+                target_type: "AWS::RDS::DBCluster",
+            },
+        );
+        Self {
+            admin_secret: SecretRef {
+                arn: cluster.master_user_secret_arn(),
+                key_arn: Some(key_arn.clone()),
+            },
+            app_secret: SecretRef {
+                arn: app_secret.arn(),
+                key_arn: Some(key_arn.clone()),
+            },
+            cluster,
+            security_group,
+            name: props.database_name.clone(),
+        }
+    }
+}

@@ -1,0 +1,194 @@
+//! A Rust Lambda function (`provided.al2023`, arm64) in the private subnets, with its own
+//! role, log group and only the permissions granted to it.
+
+use super::grants::Grantee;
+use crate::intrinsics::Expr;
+use crate::resources::iam::{InlinePolicy, PolicyDocument, Principal, Role, Statement};
+use crate::resources::lambda::{
+    Code, Environment, Function, LoggingConfig, TracingConfig, VpcConfig,
+};
+use crate::resources::logs::LogGroup;
+use crate::template::{Attributes, Handle, Template};
+use indexmap::IndexMap;
+
+/// Where a function's zip lives: set by the deploy step, so only references here.
+#[derive(Clone, Debug)]
+pub struct Asset {
+    pub bucket: Expr,
+    pub key: Expr,
+}
+
+/// What every function of the stack shares.
+#[derive(Clone, Debug)]
+pub struct FunctionDefaults {
+    pub subnet_ids: Vec<Expr>,
+    pub security_group_id: Expr,
+    pub key_arn: Expr,
+    pub log_retention_days: u32,
+}
+
+/// A function being configured: grants and environment are collected, then [`build`](Self::build) emits it.
+#[derive(Clone, Debug)]
+pub struct RustFunction {
+    pub id: String,
+    pub description: String,
+    pub asset: Asset,
+    pub memory_mb: u32,
+    pub timeout_seconds: u32,
+    pub environment: IndexMap<String, Expr>,
+    pub reserved_concurrency: Option<u32>,
+    statements: Vec<Statement>,
+}
+
+impl Grantee for RustFunction {
+    fn add_to_policy(&mut self, statement: Statement) {
+        self.statements.push(statement);
+    }
+}
+
+/// The emitted function.
+#[derive(Clone, Debug)]
+pub struct FunctionRef {
+    pub function: Handle<Function>,
+    pub role: Handle<Role>,
+    pub log_group: Handle<LogGroup>,
+}
+
+impl FunctionRef {
+    pub fn arn(&self) -> Expr {
+        self.function.arn()
+    }
+}
+
+/// The managed policy that lets Lambda attach to a VPC; its ENI actions have no
+/// resource-level form, so no inline policy could be narrower.
+const VPC_ACCESS_POLICY: &str =
+    "arn:${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole";
+
+impl RustFunction {
+    pub fn new(
+        id: &str,
+        description: &str,
+        asset: Asset,
+        memory_mb: u32,
+        timeout_seconds: u32,
+    ) -> Self {
+        Self {
+            id: id.into(),
+            description: description.into(),
+            asset,
+            memory_mb,
+            timeout_seconds,
+            environment: IndexMap::new(),
+            reserved_concurrency: None,
+            statements: Vec::new(),
+        }
+    }
+
+    pub fn env(mut self, name: &str, value: impl Into<Expr>) -> Self {
+        self.environment.insert(name.into(), value.into());
+        self
+    }
+
+    pub fn build(self, t: &mut Template, defaults: &FunctionDefaults) -> FunctionRef {
+        let id = &self.id;
+        let log_group = t.add_with(
+            &format!("{id}LogGroup"),
+            LogGroup {
+                log_group_name: None,
+                retention_in_days: defaults.log_retention_days,
+                kms_key_id: defaults.key_arn.clone(),
+                tags: vec![],
+            },
+            retention_skip(defaults.log_retention_days),
+        );
+        let mut policies = Vec::new();
+        if !self.statements.is_empty() {
+            policies.push(InlinePolicy {
+                policy_name: "granted".into(),
+                policy_document: PolicyDocument::new(self.statements),
+            });
+        }
+        let role = t.add(
+            &format!("{id}Role"),
+            Role {
+                description: Some(format!("Execution role of {id}")),
+                assume_role_policy_document: PolicyDocument::new(vec![
+                    Statement::allow(&["sts:AssumeRole"], vec![])
+                        .for_principal(Principal::Service(vec![Expr::str("lambda.amazonaws.com")])),
+                ]),
+                managed_policy_arns: vec![Expr::sub(VPC_ACCESS_POLICY)],
+                policies,
+                tags: vec![],
+            },
+        );
+        let mut attributes = Attributes::default()
+            .skip_check(
+                "CKV_AWS_116",
+                "invoked synchronously by Step Functions, which retries and catches failures; a DLQ only applies to asynchronous invocation",
+            )
+            .skip_check(
+                "CKV_AWS_272",
+                "code is built from this repository and uploaded by `cargo xtask deploy`; signing needs an AWS Signer profile the operator may not have",
+            );
+        if self.reserved_concurrency.is_none() {
+            attributes = attributes.skip_check(
+                "CKV_AWS_115",
+                "concurrency is bounded by the state machine's Map (MaxConcurrency); reserving it would fail on new accounts whose limit is 10",
+            );
+        }
+        let function = t.add_with(
+            id,
+            Function {
+                description: self.description,
+                runtime: "provided.al2023",
+                handler: "bootstrap",
+                architectures: vec!["arm64"],
+                code: Code {
+                    s3_bucket: self.asset.bucket,
+                    s3_key: self.asset.key,
+                },
+                role: role.arn(),
+                memory_size: self.memory_mb,
+                timeout: self.timeout_seconds,
+                environment: Environment {
+                    variables: self.environment,
+                },
+                kms_key_arn: defaults.key_arn.clone(),
+                vpc_config: VpcConfig {
+                    security_group_ids: vec![defaults.security_group_id.clone()],
+                    subnet_ids: defaults.subnet_ids.clone(),
+                },
+                logging_config: LoggingConfig {
+                    log_group: log_group.name(),
+                    log_format: "JSON",
+                    application_log_level: "INFO",
+                    system_log_level: "WARN",
+                },
+                reserved_concurrent_executions: self.reserved_concurrency,
+                tracing_config: TracingConfig {
+                    mode: "PassThrough",
+                },
+                tags: vec![],
+            },
+            attributes,
+        );
+        FunctionRef {
+            function,
+            role,
+            log_group,
+        }
+    }
+}
+
+/// checkov wants a year of logs; cost-minded operators choose less, on purpose.
+pub(crate) fn retention_skip(days: u32) -> Attributes {
+    if days >= 365 {
+        Attributes::default()
+    } else {
+        Attributes::default().skip_check(
+            "CKV_AWS_338",
+            format!("retention is {days} days by configuration (log_retention_days); the replica's own tables are the record"),
+        )
+    }
+}

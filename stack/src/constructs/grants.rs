@@ -1,0 +1,59 @@
+//! Least-privilege grants, in the style of CDK's `secret.grant_read(&function)`: the thing
+//! granted on knows which actions it needs, the grantee only collects statements.
+
+use crate::intrinsics::Expr;
+use crate::resources::iam::Statement;
+
+/// Something with an IAM role that statements can be added to before it is emitted.
+pub trait Grantee {
+    fn add_to_policy(&mut self, statement: Statement);
+}
+
+/// A secret, in this stack or outside it, and the key that encrypts it when that is ours.
+#[derive(Clone, Debug)]
+pub struct SecretRef {
+    pub arn: Expr,
+    /// `None` for secrets under the AWS-managed key, which needs no grant.
+    pub key_arn: Option<Expr>,
+}
+
+impl SecretRef {
+    pub fn grant_read(&self, grantee: &mut dyn Grantee) {
+        grantee.add_to_policy(Statement::allow(
+            &[
+                "secretsmanager:GetSecretValue",
+                "secretsmanager:DescribeSecret",
+            ],
+            vec![self.arn.clone()],
+        ));
+        if let Some(key) = &self.key_arn {
+            grantee.add_to_policy(
+                Statement::allow(&["kms:Decrypt"], vec![key.clone()]).with_condition(
+                    "StringEquals",
+                    "kms:ViaService",
+                    Expr::sub("secretsmanager.${AWS::Region}.amazonaws.com"),
+                ),
+            );
+        }
+    }
+}
+
+/// Adds `lambda:InvokeFunction` on a function and its versions.
+pub fn grant_invoke(function_arn: &Expr, grantee: &mut dyn Grantee) {
+    grantee.add_to_policy(Statement::allow(
+        &["lambda:InvokeFunction"],
+        vec![
+            function_arn.clone(),
+            Expr::join("", [function_arn.clone(), Expr::str(":*")]),
+        ],
+    ));
+}
+
+/// Adds `sns:Publish` on an encrypted topic, with the key use publishing needs.
+pub fn grant_publish(topic_arn: &Expr, key_arn: &Expr, grantee: &mut dyn Grantee) {
+    grantee.add_to_policy(Statement::allow(&["sns:Publish"], vec![topic_arn.clone()]));
+    grantee.add_to_policy(Statement::allow(
+        &["kms:Decrypt", "kms:GenerateDataKey*"],
+        vec![key_arn.clone()],
+    ));
+}

@@ -1,0 +1,285 @@
+//! The VPC the database and Lambdas live in: a new one over two availability zones, or the
+//! operator's own (many universities must use a VPC their network team runs).
+
+use crate::intrinsics::Expr;
+use crate::resources::Tag;
+use crate::resources::ec2::{
+    Eip, InternetGateway, NatGateway, Route, RouteTable, SecurityGroup, SecurityGroupEgress,
+    SecurityGroupIngress, SecurityGroupRule, Subnet, SubnetRouteTableAssociation, Vpc, VpcEndpoint,
+    VpcGatewayAttachment,
+};
+use crate::template::{Attributes, Handle, Template};
+
+/// How to get a network.
+#[derive(Clone, Debug)]
+pub enum NetworkProps {
+    /// A VPC with public and private subnets in two AZs and `nat_gateways` NAT gateways
+    /// (1 saves about $33 a month over 2; the NAT's AZ is then a single point of egress).
+    Create { cidr: String, nat_gateways: u8 },
+    /// Existing private subnets (two AZs at least) that already reach the internet.
+    Existing {
+        vpc_id: String,
+        private_subnet_ids: Vec<String>,
+    },
+}
+
+/// What the rest of the stack needs from the network.
+#[derive(Clone, Debug)]
+pub struct Network {
+    pub vpc_id: Expr,
+    pub private_subnet_ids: Vec<Expr>,
+}
+
+const AZS: u32 = 2;
+
+impl Network {
+    pub fn new(t: &mut Template, id: &str, props: &NetworkProps) -> Self {
+        match props {
+            NetworkProps::Existing {
+                vpc_id,
+                private_subnet_ids,
+            } => Self {
+                vpc_id: Expr::str(vpc_id),
+                private_subnet_ids: private_subnet_ids.iter().map(Expr::str).collect(),
+            },
+            NetworkProps::Create { cidr, nat_gateways } => Self::create(t, id, cidr, *nat_gateways),
+        }
+    }
+
+    fn create(t: &mut Template, id: &str, cidr: &str, nat_gateways: u8) -> Self {
+        let name = |suffix: &str| Tag::name(Expr::sub(format!("${{AWS::StackName}}-{suffix}")));
+        let vpc = t.add(
+            id,
+            Vpc {
+                cidr_block: cidr.into(),
+                enable_dns_hostnames: true,
+                enable_dns_support: true,
+                tags: name("vpc"),
+            },
+        );
+        // Four /24-sized blocks (for a /16) in order: public a, public b, private a, private b.
+        let block = |i: u32| Expr::select(i, Expr::cidr(vpc.cidr_block(), 2 * AZS, 8));
+        let az = |i: u32| Expr::select(i, Expr::azs());
+
+        let igw = t.add(
+            &format!("{id}InternetGateway"),
+            InternetGateway { tags: name("igw") },
+        );
+        let attachment = t.add(
+            &format!("{id}GatewayAttachment"),
+            VpcGatewayAttachment {
+                vpc_id: vpc.vpc_id(),
+                internet_gateway_id: igw.as_ref(),
+            },
+        );
+        let public_rt = t.add(
+            &format!("{id}PublicRouteTable"),
+            RouteTable {
+                vpc_id: vpc.vpc_id(),
+                tags: name("public"),
+            },
+        );
+        t.add_with(
+            &format!("{id}PublicDefaultRoute"),
+            Route {
+                route_table_id: public_rt.as_ref(),
+                destination_cidr_block: "0.0.0.0/0".into(),
+                gateway_id: Some(igw.as_ref()),
+                nat_gateway_id: None,
+            },
+            Attributes::default().depends_on(&attachment),
+        );
+
+        let mut public = Vec::new();
+        let mut private = Vec::new();
+        for i in 0..AZS {
+            let letter = char::from(b'A' + i as u8);
+            let subnet = |t: &mut Template, kind: &str, index: u32, public: bool| {
+                t.add(
+                    &format!("{id}{kind}Subnet{letter}"),
+                    Subnet {
+                        vpc_id: vpc.vpc_id(),
+                        cidr_block: block(index),
+                        availability_zone: az(i),
+                        map_public_ip_on_launch: false,
+                        tags: {
+                            let mut tags = name(&format!(
+                                "{}-{}",
+                                kind.to_lowercase(),
+                                letter.to_ascii_lowercase()
+                            ));
+                            tags.push(Tag::new(
+                                "aws-cdk:subnet-type",
+                                if public { "Public" } else { "Private" },
+                            ));
+                            tags
+                        },
+                    },
+                )
+            };
+            let p = subnet(t, "Public", i, true);
+            t.add(
+                &format!("{id}PublicSubnet{letter}RouteTableAssociation"),
+                SubnetRouteTableAssociation {
+                    route_table_id: public_rt.as_ref(),
+                    subnet_id: p.as_ref(),
+                },
+            );
+            public.push(p);
+            private.push(subnet(t, "Private", AZS + i, false));
+        }
+
+        let nats: Vec<Handle<NatGateway>> = (0..u32::from(nat_gateways.clamp(1, AZS as u8)))
+            .map(|i| {
+                let letter = char::from(b'A' + i as u8);
+                let tag = name(&format!("nat-{}", letter.to_ascii_lowercase()));
+                let eip = t.add_with(
+                    &format!("{id}NatEip{letter}"),
+                    Eip {
+                        domain: "vpc",
+                        tags: tag.clone(),
+                    },
+                    Attributes::default().depends_on(&attachment),
+                );
+                t.add(
+                    &format!("{id}NatGateway{letter}"),
+                    NatGateway {
+                        allocation_id: eip.allocation_id(),
+                        subnet_id: public[i as usize].as_ref(),
+                        tags: tag,
+                    },
+                )
+            })
+            .collect();
+        let mut private_tables = Vec::new();
+        for (i, subnet) in private.iter().enumerate() {
+            let letter = char::from(b'A' + i as u8);
+            // With fewer NATs than AZs, the remaining AZs route through the last NAT.
+            let nat = &nats[i.min(nats.len() - 1)];
+            let rt = t.add(
+                &format!("{id}PrivateRouteTable{letter}"),
+                RouteTable {
+                    vpc_id: vpc.vpc_id(),
+                    tags: name(&format!("private-{}", letter.to_ascii_lowercase())),
+                },
+            );
+            t.add(
+                &format!("{id}PrivateDefaultRoute{letter}"),
+                Route {
+                    route_table_id: rt.as_ref(),
+                    destination_cidr_block: "0.0.0.0/0".into(),
+                    gateway_id: None,
+                    nat_gateway_id: Some(nat.as_ref()),
+                },
+            );
+            t.add(
+                &format!("{id}PrivateSubnet{letter}RouteTableAssociation"),
+                SubnetRouteTableAssociation {
+                    route_table_id: rt.as_ref(),
+                    subnet_id: subnet.as_ref(),
+                },
+            );
+            private_tables.push(rt);
+        }
+        // Snapshot files come from S3; a gateway endpoint is free and keeps same-region
+        // downloads off the NAT's per-GB charge.
+        t.add(
+            &format!("{id}S3Endpoint"),
+            VpcEndpoint {
+                vpc_id: vpc.vpc_id(),
+                service_name: Expr::sub("com.amazonaws.${AWS::Region}.s3"),
+                vpc_endpoint_type: "Gateway",
+                route_table_ids: private_tables.iter().map(Handle::as_ref).collect(),
+            },
+        );
+        Self {
+            vpc_id: vpc.vpc_id(),
+            private_subnet_ids: private.iter().map(Handle::as_ref).collect(),
+        }
+    }
+
+    /// A security group that allows nothing until rules are added (AWS's default allows
+    /// all egress; the placeholder rule below is how CDK closes it too).
+    pub fn security_group(
+        &self,
+        t: &mut Template,
+        id: &str,
+        description: &str,
+    ) -> Handle<SecurityGroup> {
+        t.add(
+            id,
+            SecurityGroup {
+                group_description: description.into(),
+                vpc_id: self.vpc_id.clone(),
+                security_group_ingress: vec![],
+                security_group_egress: vec![SecurityGroupRule {
+                    ip_protocol: "icmp",
+                    from_port: 252,
+                    to_port: 86,
+                    cidr_ip: Some("255.255.255.255/32".into()),
+                    source_security_group_id: None,
+                    destination_security_group_id: None,
+                    description: "Disallow all traffic".into(),
+                }],
+                tags: Tag::name(Expr::sub(format!(
+                    "${{AWS::StackName}}-{}",
+                    id.to_lowercase()
+                ))),
+            },
+        )
+    }
+}
+
+/// Lets `from` open TCP connections to `to` on `port`: an egress rule on one side and an
+/// ingress rule on the other, as separate resources so the two groups can refer to each
+/// other without a cycle.
+pub fn allow_tcp(
+    t: &mut Template,
+    from: &Handle<SecurityGroup>,
+    to: &Handle<SecurityGroup>,
+    port: u16,
+    description: &str,
+) {
+    let rule = |peer_in: Option<Expr>, peer_out: Option<Expr>| SecurityGroupRule {
+        ip_protocol: "tcp",
+        from_port: port.into(),
+        to_port: port.into(),
+        cidr_ip: None,
+        source_security_group_id: peer_in,
+        destination_security_group_id: peer_out,
+        description: description.into(),
+    };
+    t.add(
+        &format!("{}To{}Egress{port}", from.id(), to.id()),
+        SecurityGroupEgress {
+            group_id: from.group_id(),
+            rule: rule(None, Some(to.group_id())),
+        },
+    );
+    t.add(
+        &format!("{}From{}Ingress{port}", to.id(), from.id()),
+        SecurityGroupIngress {
+            group_id: to.group_id(),
+            rule: rule(Some(from.group_id()), None),
+        },
+    );
+}
+
+/// Lets `from` reach HTTPS anywhere: the DAP API, its download URLs and AWS APIs.
+pub fn allow_https_out(t: &mut Template, from: &Handle<SecurityGroup>) {
+    t.add(
+        &format!("{}HttpsEgress", from.id()),
+        SecurityGroupEgress {
+            group_id: from.group_id(),
+            rule: SecurityGroupRule {
+                ip_protocol: "tcp",
+                from_port: 443,
+                to_port: 443,
+                cidr_ip: Some("0.0.0.0/0".into()),
+                source_security_group_id: None,
+                destination_security_group_id: None,
+                description: "HTTPS to the DAP API, its downloads and AWS APIs".into(),
+            },
+        },
+    );
+}

@@ -1,0 +1,195 @@
+//! A Standard state machine from a typed ASL definition, with its own role (only what its
+//! tasks call), its own log group and X-Ray tracing.
+
+use super::grants::Grantee;
+use crate::asl::{self, AslError};
+use crate::intrinsics::Expr;
+use crate::resources::iam::{InlinePolicy, PolicyDocument, Principal, Role, Statement};
+use crate::resources::logs::LogGroup;
+use crate::resources::stepfunctions::{
+    CloudWatchLogsLogGroup, LogDestination, LoggingConfiguration, StateMachine,
+    TracingConfiguration,
+};
+use crate::template::{Attributes, Handle, Template, sub_variables};
+use indexmap::IndexMap;
+use serde_json::Value;
+
+/// A state machine being configured: tasks' grants are collected, then [`build`](Self::build) emits it.
+#[derive(Debug)]
+pub struct Workflow {
+    pub id: String,
+    pub definition: asl::StateMachine,
+    /// Values for `${Name}` placeholders in the definition (function ARNs, the topic).
+    pub substitutions: IndexMap<String, Expr>,
+    statements: Vec<Statement>,
+}
+
+impl Grantee for Workflow {
+    fn add_to_policy(&mut self, statement: Statement) {
+        self.statements.push(statement);
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkflowError {
+    #[error(transparent)]
+    Asl(#[from] AslError),
+    #[error("state machine `{id}`: placeholder `${{{name}}}` has no substitution")]
+    MissingSubstitution { id: String, name: String },
+    #[error("state machine `{id}`: substitution `{name}` is not used by the definition")]
+    UnusedSubstitution { id: String, name: String },
+}
+
+#[derive(Clone, Debug)]
+pub struct WorkflowRef {
+    pub state_machine: Handle<StateMachine>,
+    pub role: Handle<Role>,
+}
+
+fn collect_strings<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+    match v {
+        Value::String(s) => out.push(s),
+        Value::Array(items) => items.iter().for_each(|i| collect_strings(i, out)),
+        Value::Object(map) => map.values().for_each(|i| collect_strings(i, out)),
+        _ => {}
+    }
+}
+
+impl Workflow {
+    pub fn new(id: &str, definition: asl::StateMachine) -> Self {
+        Self {
+            id: id.into(),
+            definition,
+            substitutions: IndexMap::new(),
+            statements: Vec::new(),
+        }
+    }
+
+    /// Adds a `${name}` placeholder's value and returns the placeholder to put in the definition.
+    pub fn placeholder(name: &str) -> String {
+        format!("${{{name}}}")
+    }
+
+    /// The definition checked and as JSON, as written to `<stack>.asl.json`.
+    pub fn definition_json(&self) -> Result<Value, WorkflowError> {
+        asl::check(&self.definition)?;
+        let json = self.definition.to_json();
+        let mut strings = Vec::new();
+        collect_strings(&json, &mut strings);
+        let used: Vec<&str> = strings.iter().flat_map(|s| sub_variables(s)).collect();
+        for name in &used {
+            if !self.substitutions.contains_key(*name) {
+                return Err(WorkflowError::MissingSubstitution {
+                    id: self.id.clone(),
+                    name: (*name).into(),
+                });
+            }
+        }
+        for name in self.substitutions.keys() {
+            if !used.contains(&name.as_str()) {
+                return Err(WorkflowError::UnusedSubstitution {
+                    id: self.id.clone(),
+                    name: name.clone(),
+                });
+            }
+        }
+        Ok(json)
+    }
+
+    pub fn build(
+        self,
+        t: &mut Template,
+        key_arn: &Expr,
+        log_retention_days: u32,
+    ) -> Result<WorkflowRef, WorkflowError> {
+        let definition = self.definition_json()?;
+        let id = &self.id;
+        let log_group = t.add_with(
+            &format!("{id}LogGroup"),
+            LogGroup {
+                // Step Functions' console finds logs under this prefix; the name must start with it
+                // for the resource policy size limit workaround to apply.
+                log_group_name: Some(Expr::sub(format!(
+                    "/aws/vendedlogs/states/${{AWS::StackName}}-{id}"
+                ))),
+                retention_in_days: log_retention_days,
+                kms_key_id: key_arn.clone(),
+                tags: vec![],
+            },
+            super::function::retention_skip(log_retention_days),
+        );
+        let mut statements = self.statements;
+        // Vended-log delivery and X-Ray have no resource-level permissions: AWS documents `*`.
+        statements.push(
+            Statement::allow(
+                &[
+                    "logs:CreateLogDelivery",
+                    "logs:GetLogDelivery",
+                    "logs:UpdateLogDelivery",
+                    "logs:DeleteLogDelivery",
+                    "logs:ListLogDeliveries",
+                    "logs:PutResourcePolicy",
+                    "logs:DescribeResourcePolicies",
+                    "logs:DescribeLogGroups",
+                ],
+                vec![Expr::str("*")],
+            )
+            .with_sid("VendedLogDelivery"),
+        );
+        statements.push(
+            Statement::allow(
+                &[
+                    "xray:PutTraceSegments",
+                    "xray:PutTelemetryRecords",
+                    "xray:GetSamplingRules",
+                    "xray:GetSamplingTargets",
+                ],
+                vec![Expr::str("*")],
+            )
+            .with_sid("XRayTracing"),
+        );
+        let role = t.add_with(
+            &format!("{id}Role"),
+            Role {
+                description: Some(format!("Role of the {id} state machine")),
+                assume_role_policy_document: PolicyDocument::new(vec![
+                    Statement::allow(&["sts:AssumeRole"], vec![])
+                        .for_principal(Principal::Service(vec![Expr::str("states.amazonaws.com")])),
+                ]),
+                managed_policy_arns: vec![],
+                policies: vec![InlinePolicy { policy_name: "tasks".into(), policy_document: PolicyDocument::new(statements) }],
+                tags: vec![],
+            },
+            Attributes::default()
+                .skip_check("CKV_AWS_111", "only CloudWatch Logs delivery and X-Ray actions use `*`; they have no resource-level permissions")
+                .skip_check("CKV_AWS_109", "logs:PutResourcePolicy on `*` is how Step Functions sets up log delivery; AWS documents no narrower form")
+                .skip_check("CKV_AWS_290", "only CloudWatch Logs delivery and X-Ray actions use `*`; they have no resource-level permissions")
+                .skip_check("CKV_AWS_355", "only CloudWatch Logs delivery and X-Ray actions use `*`; they have no resource-level permissions"),
+        );
+        let state_machine = t.add(
+            id,
+            StateMachine {
+                state_machine_type: "STANDARD",
+                role_arn: role.arn(),
+                definition,
+                definition_substitutions: self.substitutions,
+                logging_configuration: LoggingConfiguration {
+                    level: "ERROR",
+                    include_execution_data: false,
+                    destinations: vec![LogDestination {
+                        cloud_watch_logs_log_group: CloudWatchLogsLogGroup {
+                            log_group_arn: log_group.arn(),
+                        },
+                    }],
+                },
+                tracing_configuration: TracingConfiguration { enabled: true },
+                encryption_configuration: None,
+                tags: vec![],
+            },
+        );
+        Ok(WorkflowRef {
+            state_machine,
+            role,
+        })
+    }
+}

@@ -1,0 +1,32 @@
+//! `AWS::CloudWatch::*`.
+
+use super::Resource;
+use crate::intrinsics::Expr;
+use serde::Serialize;
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Dimension {
+    pub name: String,
+    pub value: Expr,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Alarm {
+    pub alarm_description: String,
+    pub namespace: String,
+    pub metric_name: String,
+    pub dimensions: Vec<Dimension>,
+    pub statistic: &'static str,
+    pub period: u32,
+    pub evaluation_periods: u32,
+    pub threshold: f64,
+    pub comparison_operator: &'static str,
+    pub treat_missing_data: &'static str,
+    pub alarm_actions: Vec<Expr>,
+}
+
+impl Resource for Alarm {
+    const TYPE: &'static str = "AWS::CloudWatch::Alarm";
+}

@@ -1,0 +1,99 @@
+//! Configuration errors name the key and what it accepts.
+
+mod common;
+
+use common::{config, config_error};
+
+#[test]
+fn both_environments_load() {
+    let dev = config("dev", &[]);
+    let prod = config("prod", &[]);
+    assert_eq!(dev.stack_name, "cd2-dev");
+    assert_eq!(prod.stack_name, "cd2-prod");
+    assert!(prod.database.deletion_protection);
+}
+
+#[test]
+fn overrides_set_nested_keys_and_parse_toml_values() {
+    let c = config(
+        "dev",
+        &[
+            "map_concurrency=3",
+            "database.max_capacity=8",
+            "schedule=cron(0 6 * * ? *)",
+        ],
+    );
+    assert_eq!(c.map_concurrency, 3);
+    assert_eq!(c.database.max_capacity, 8.0);
+    assert_eq!(c.schedule, "cron(0 6 * * ? *)");
+}
+
+#[test]
+fn an_unknown_key_is_named_with_the_allowed_ones() {
+    let err = config_error("dev", &["map_concurency=3"]);
+    assert!(err.contains("unknown field `map_concurency`"), "{err}");
+    assert!(err.contains("`map_concurrency`"), "{err}");
+}
+
+#[test]
+fn an_unknown_namespace_lists_the_allowed_values() {
+    let err = config_error("dev", &["namespaces=[\"canvas\", \"canvass\"]"]);
+    assert!(err.contains("canvass"), "{err}");
+    assert!(
+        err.contains("`canvas_logs`") && err.contains("`new_quizzes`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn out_of_range_values_name_their_keys() {
+    let err = config_error(
+        "dev",
+        &[
+            "map_concurrency=0",
+            "log_retention_days=10",
+            "schedule=every 3 hours",
+            "database.min_capacity=5",
+            "database.engine_version=13.9",
+            "alert_email=not-an-email",
+            "lambda.time_budget_seconds=900",
+            "skip_tables=[\"nope\"]",
+        ],
+    );
+    for key in [
+        "`map_concurrency`",
+        "`log_retention_days`",
+        "`schedule`",
+        "`database.min_capacity`",
+        "`database.engine_version`",
+        "`alert_email`",
+        "`lambda.time_budget_seconds`",
+        "`skip_tables`",
+    ] {
+        assert!(err.contains(key), "{key} missing in:\n{err}");
+    }
+    assert!(err.contains("not one of [1, 3, 5, 7, 14, 30"), "{err}");
+}
+
+#[test]
+fn network_modes_require_their_own_keys() {
+    let err = config_error("dev", &["network.mode=existing"]);
+    assert!(err.contains("`network.vpc_id`"), "{err}");
+    assert!(err.contains("`network.private_subnet_ids`"), "{err}");
+    assert!(
+        err.contains("`network.cidr`: cidr and nat_gateways go with mode = \"create\""),
+        "{err}"
+    );
+    let err = config_error("dev", &["network.mode=somewhere"]);
+    assert!(
+        err.contains("unknown variant `somewhere`, expected `create` or `existing`"),
+        "{err}"
+    );
+    config("dev", &common::EXISTING_VPC);
+}
+
+#[test]
+fn malformed_overrides_are_explained() {
+    assert!(config_error("dev", &["map_concurrency"]).contains("is not `key=value`"));
+    assert!(config_error("dev", &["stack_name.x=1"]).contains("`stack_name` is not a table"));
+}

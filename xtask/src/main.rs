@@ -1,0 +1,75 @@
+//! The cd2-aws operator CLI, run as `cargo xtask <command>`.
+//!
+//! One module per command; each exposes one `run` function taking its parsed flags.
+
+mod bench;
+mod project;
+mod review;
+mod synth;
+mod test;
+mod validators;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cargo xtask",
+    about = "Build, check and run the Canvas Data 2 replica stack"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Which environment file to use, and overrides of its keys.
+#[derive(Debug, Clone, clap::Args)]
+pub struct EnvFlags {
+    /// Environment: the file stack/envs/<ENV>.toml.
+    #[arg(long = "env", default_value = "dev")]
+    pub env: String,
+    /// Override one configuration key for this run, e.g. --set map_concurrency=3 --set database.max_capacity=8.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Write the CloudFormation template (JSON and YAML) and the state machine definition, and print a review.
+    Synth {
+        #[command(flatten)]
+        env: EnvFlags,
+        /// Output directory.
+        #[arg(long, default_value = "cdk.out")]
+        out: PathBuf,
+    },
+    /// Run the unit and integration tests, then cfn-lint, statelint and checkov on every environment's synth output.
+    Test {
+        /// Only the cargo tests (the validators need Python and a first-time install).
+        #[arg(long)]
+        no_validators: bool,
+    },
+    /// Measure how long synth takes.
+    Bench {
+        /// Iterations.
+        #[arg(long, default_value_t = 200)]
+        iterations: u32,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Synth { env, out } => synth::run(&env, &out),
+        Command::Test { no_validators } => test::run(no_validators),
+        Command::Bench { iterations } => bench::run(iterations),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

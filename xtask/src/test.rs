@@ -1,0 +1,102 @@
+//! `cargo xtask test`: the project's one test command (the README's and CI's).
+//!
+//! First `cargo test` for the whole workspace, then the real validators on the synth
+//! output of every environment and of a bring-your-own-VPC variant.
+
+use crate::validators::{Validators, Verdict};
+use crate::{EnvFlags, project, synth};
+use anyhow::{Context, Result, bail};
+use std::process::Command;
+
+pub fn run(no_validators: bool) -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["test", "--workspace", "--all-targets"])
+        .current_dir(project::root())
+        .status()
+        .context("running cargo test")?;
+    if !status.success() {
+        bail!("cargo test failed");
+    }
+    if no_validators {
+        return Ok(());
+    }
+    validate_synth_outputs()
+}
+
+/// The configurations whose synth output must pass every validator.
+fn cases() -> Vec<(String, EnvFlags)> {
+    let mut cases: Vec<(String, EnvFlags)> = project::environments()
+        .into_iter()
+        .map(|env| {
+            (
+                env.clone(),
+                EnvFlags {
+                    env,
+                    overrides: vec![],
+                },
+            )
+        })
+        .collect();
+    cases.push((
+        "dev-existing-vpc".into(),
+        EnvFlags {
+            env: "dev".into(),
+            overrides: [
+                "network.mode=existing",
+                "network.vpc_id=vpc-0123456789abcdef0",
+                "network.private_subnet_ids=[\"subnet-0123456789abcdef0\", \"subnet-0fedcba9876543210\"]",
+                "network.cidr=",
+                "network.nat_gateways=",
+                "notify_on_success=true",
+                "alert_email=ops@example.edu",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
+        },
+    ));
+    cases
+}
+
+fn validate_synth_outputs() -> Result<()> {
+    let tools = Validators::ensure()?;
+    let mut verdicts: Vec<Verdict> = Vec::new();
+    for (name, flags) in cases() {
+        let config =
+            synth::load_config(&flags).with_context(|| format!("configuration `{name}`"))?;
+        let synthesized =
+            stack::app::build(&config).with_context(|| format!("synth of `{name}`"))?;
+        let out = project::target_dir("synth-check").join(&name);
+        let written = synth::write(&config, &synthesized, &out)?;
+        verdicts.push(tools.cfn_lint(&written.template_json)?);
+        verdicts.push(tools.statelint(&written.asl)?);
+        verdicts.push(tools.checkov(&written.template_json)?);
+    }
+    let failed: Vec<&Verdict> = verdicts.iter().filter(|v| !v.passed).collect();
+    for v in &verdicts {
+        let file = v.file.strip_prefix(project::root()).unwrap_or(&v.file);
+        println!(
+            "{:<4} {:<9} {}",
+            if v.passed { "ok" } else { "FAIL" },
+            v.tool,
+            file.display()
+        );
+    }
+    for v in &failed {
+        println!(
+            "\n--- {} on {}:\n{}",
+            v.tool,
+            v.file.display(),
+            v.output.trim_end()
+        );
+    }
+    println!(
+        "validators: {} passed, {} failed",
+        verdicts.len() - failed.len(),
+        failed.len()
+    );
+    if !failed.is_empty() {
+        bail!("{} validator run(s) failed", failed.len());
+    }
+    Ok(())
+}
