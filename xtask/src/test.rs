@@ -1,7 +1,8 @@
 //! `cargo xtask test`: the project's one test command (the README's and CI's).
 //!
-//! First `cargo test` for the whole workspace, then the real validators on the synth
-//! output of every environment and of a bring-your-own-VPC variant.
+//! First `cargo test` for the whole workspace against a real PostgreSQL server it starts
+//! on loopback, then the real validators on the synth output of every environment and of
+//! a bring-your-own-VPC variant.
 
 use crate::validators::{Validators, Verdict};
 use crate::{EnvFlags, project, synth};
@@ -9,15 +10,24 @@ use anyhow::{Context, Result, bail};
 use std::process::Command;
 
 pub fn run(no_validators: bool) -> Result<()> {
+    // One PostgreSQL server for every test binary of the run.
+    let server = testkit::PgServer::start(&project::target_dir("test-postgres"))
+        .map_err(anyhow::Error::msg)
+        .context("starting PostgreSQL for the tests")?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
         .args(["test", "--workspace", "--all-targets"])
+        .env(testkit::DATABASE_URL_VAR, server.url())
         .current_dir(project::root())
-        .status()
-        .context("running cargo test")?;
+        .status();
+    let stopped = server.stop();
+    let status = status.context("running cargo test")?;
     if !status.success() {
         bail!("cargo test failed");
     }
+    stopped
+        .map_err(anyhow::Error::msg)
+        .context("stopping the test PostgreSQL")?;
     if no_validators {
         return Ok(());
     }

@@ -1,0 +1,519 @@
+//! The HTTP client: one per process, cheap to clone, shared by every table.
+
+use crate::auth::{self, Token, TokenResponse};
+use crate::error::{ApiError, DapError};
+use crate::limiter::{Limit, RateLimiter};
+use crate::types::{
+    CompletedJob, ErrorBody, Job, JobStatus, ObjectId, Query, TableList, UrlResponse,
+    VersionedSchema,
+};
+use async_compression::tokio::bufread::GzipDecoder;
+use futures_util::TryStreamExt;
+use reqwest::{Method, Response, StatusCode};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncBufRead, BufReader};
+use tokio::sync::Mutex;
+use tokio_util::io::StreamReader;
+
+/// The DAP client id and secret. `Debug` never shows the secret.
+#[derive(Clone)]
+pub struct Credentials {
+    pub client_id: String,
+    pub client_secret: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"<redacted>")
+            .finish()
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    pub base_url: String,
+    pub credentials: Credentials,
+    /// Attempts per request, the first included, for 429, 5xx and lost connections.
+    pub max_attempts: u32,
+    /// First backoff after a 5xx or lost connection; doubles each time.
+    pub backoff: Duration,
+    /// The longest `Retry-After` honoured; longer ones end the retries.
+    pub max_retry_after: Duration,
+    /// Pause between job status polls.
+    pub poll_interval: Duration,
+    /// How long a job may stay waiting or running.
+    pub job_timeout: Duration,
+    /// Shared limits: DAP allows 5 job creations and 5 table listings a minute per client.
+    pub job_limit: Limit,
+    pub list_limit: Limit,
+    pub timeout: Duration,
+}
+
+impl ClientConfig {
+    pub fn new(base_url: &str, credentials: Credentials) -> Self {
+        Self {
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            credentials,
+            max_attempts: 5,
+            backoff: Duration::from_millis(500),
+            max_retry_after: Duration::from_secs(120),
+            poll_interval: Duration::from_secs(5),
+            job_timeout: Duration::from_secs(3600),
+            job_limit: Limit::per_minute(5),
+            list_limit: Limit::per_minute(5),
+            timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+/// A decoded object: TSV lines, gunzipped as they arrive.
+pub type ObjectReader = Pin<Box<dyn AsyncBufRead + Send>>;
+
+#[derive(Clone, Debug)]
+pub struct DapClient {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    http: reqwest::Client,
+    config: ClientConfig,
+    token: Mutex<Option<Token>>,
+    jobs: RateLimiter,
+    lists: RateLimiter,
+    traceparent: String,
+}
+
+const USER_AGENT: &str = concat!("cd2-aws/", env!("CARGO_PKG_VERSION"));
+
+/// Namespaces and table names go into URL paths; DAP's are lower-case identifiers.
+fn check_name(kind: &str, name: &str) -> Result<(), DapError> {
+    let ok = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(DapError::UnexpectedResponse {
+            what: format!("{kind} `{name}`"),
+            detail: "a DAP name holds only letters, digits and `_`".into(),
+        })
+    }
+}
+
+impl DapClient {
+    pub fn new(config: ClientConfig) -> Result<Self, DapError> {
+        let http = reqwest::Client::builder()
+            .user_agent(USER_AGENT)
+            .connect_timeout(Duration::from_secs(30))
+            .read_timeout(config.timeout)
+            .build()
+            .map_err(|e| DapError::Transport {
+                what: "client setup".into(),
+                url: config.base_url.clone(),
+                source: e,
+            })?;
+        let traceparent = format!("00-{}-0000000000000001-01", uuid::Uuid::new_v4().simple());
+        Ok(Self {
+            inner: Arc::new(Inner {
+                http,
+                jobs: RateLimiter::new(config.job_limit),
+                lists: RateLimiter::new(config.list_limit),
+                config,
+                token: Mutex::new(None),
+                traceparent,
+            }),
+        })
+    }
+
+    pub fn config(&self) -> &ClientConfig {
+        &self.inner.config
+    }
+
+    /// `GET /dap/query/{ns}/table`.
+    pub async fn list_tables(&self, namespace: &str) -> Result<Vec<String>, DapError> {
+        check_name("namespace", namespace)?;
+        let what = format!("list the tables of `{namespace}`");
+        let path = format!("/dap/query/{namespace}/table");
+        let list: TableList = self
+            .call(Method::GET, &path, None, &what, Some(&self.inner.lists))
+            .await?;
+        Ok(list.tables)
+    }
+
+    /// `GET /dap/query/{ns}/table/{table}/schema`.
+    pub async fn schema(&self, namespace: &str, table: &str) -> Result<VersionedSchema, DapError> {
+        check_name("namespace", namespace)?;
+        check_name("table", table)?;
+        let what = format!("get the schema of {namespace}.{table}");
+        let path = format!("/dap/query/{namespace}/table/{table}/schema");
+        self.call(Method::GET, &path, None, &what, None).await
+    }
+
+    /// Starts (or finds, for an identical query) a job and waits for it to complete.
+    pub async fn run_job(
+        &self,
+        namespace: &str,
+        table: &str,
+        query: &Query,
+    ) -> Result<CompletedJob, DapError> {
+        check_name("namespace", namespace)?;
+        check_name("table", table)?;
+        let what = format!(
+            "{} of {namespace}.{table}",
+            if query.since.is_some() {
+                "incremental query"
+            } else {
+                "snapshot"
+            }
+        );
+        let path = format!("/dap/query/{namespace}/table/{table}/data");
+        let body = serde_json::to_value(query).expect("queries serialize");
+        let job: Job = self
+            .call(
+                Method::POST,
+                &path,
+                Some(body),
+                &what,
+                Some(&self.inner.jobs),
+            )
+            .await?;
+        self.wait(job, &what).await
+    }
+
+    async fn wait(&self, mut job: Job, what: &str) -> Result<CompletedJob, DapError> {
+        let started = tokio::time::Instant::now();
+        loop {
+            match job.status {
+                JobStatus::Complete => break,
+                JobStatus::Failed => {
+                    return Err(DapError::JobFailed {
+                        job_id: job.id,
+                        what: what.into(),
+                        error: job.error.unwrap_or_else(|| ApiError {
+                            kind: "Failed".into(),
+                            ..ApiError::default()
+                        }),
+                    });
+                }
+                JobStatus::Waiting | JobStatus::Running => {}
+            }
+            if started.elapsed() > self.inner.config.job_timeout {
+                return Err(DapError::JobTimeout {
+                    job_id: job.id,
+                    what: what.into(),
+                    waited: started.elapsed(),
+                });
+            }
+            tokio::time::sleep(self.inner.config.poll_interval).await;
+            job = self.job(&job.id, what).await?;
+        }
+        let objects = match job.objects.take() {
+            Some(o) => o,
+            None => self.job(&job.id, what).await?.objects.unwrap_or_default(),
+        };
+        let until = job
+            .until
+            .or(job.at)
+            .ok_or_else(|| DapError::UnexpectedResponse {
+                what: what.into(),
+                detail: format!("complete job {} has neither `at` nor `until`", job.id),
+            })?;
+        tracing::info!(job = %job.id, objects = objects.len(), "job complete");
+        Ok(CompletedJob {
+            id: job.id,
+            objects,
+            schema_version: job.schema_version,
+            until,
+            since: job.since,
+            expires_at: job.expires_at,
+        })
+    }
+
+    async fn job(&self, id: &str, what: &str) -> Result<Job, DapError> {
+        let path = format!("/dap/job/{id}");
+        self.call(Method::GET, &path, None, what, None).await
+    }
+
+    /// Resolves an object id to its pre-signed URL (valid about 15 minutes).
+    pub async fn object_url(&self, object: &ObjectId) -> Result<String, DapError> {
+        let what = format!("resolve object {}", object.id);
+        let body = serde_json::json!([{ "id": object.id }]);
+        let mut answer: UrlResponse = self
+            .call(Method::POST, "/dap/object/url", Some(body), &what, None)
+            .await?;
+        answer
+            .urls
+            .remove(&object.id)
+            .map(|u| u.url)
+            .ok_or_else(|| DapError::UnexpectedResponse {
+                what,
+                detail: "the answer has no URL for this object".into(),
+            })
+    }
+
+    /// Opens an object for reading: resolves its URL just before the download, retries
+    /// 5xx and lost connections, and decodes gzip (every member) as bytes arrive.
+    pub async fn open_object(&self, object: &ObjectId) -> Result<ObjectReader, DapError> {
+        let cfg = &self.inner.config;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let url = self.object_url(object).await?;
+            let failure = match self
+                .inner
+                .http
+                .get(&url)
+                .header("traceparent", &self.inner.traceparent)
+                .send()
+                .await
+            {
+                Ok(r) if r.status().is_success() => {
+                    let stream = r.bytes_stream().map_err(std::io::Error::other);
+                    let mut decoder = GzipDecoder::new(StreamReader::new(stream));
+                    decoder.multiple_members(true);
+                    return Ok(Box::pin(BufReader::with_capacity(64 * 1024, decoder)));
+                }
+                // An expired or refused URL: a fresh one may work.
+                Ok(r) if r.status() == StatusCode::FORBIDDEN => {
+                    format!("HTTP 403 for the pre-signed URL of {}", object.id)
+                }
+                Ok(r) if r.status().is_server_error() => format!("HTTP {}", r.status()),
+                Ok(r) => {
+                    return Err(DapError::Download {
+                        object: object.id.clone(),
+                        detail: format!("HTTP {}", r.status()),
+                    });
+                }
+                Err(e) => format!("connection: {e}"),
+            };
+            if attempt >= cfg.max_attempts {
+                return Err(DapError::Download {
+                    object: object.id.clone(),
+                    detail: format!("{failure}, after {attempt} attempts"),
+                });
+            }
+            tracing::warn!(object = %object.id, attempt, %failure, "download failed; retrying");
+            tokio::time::sleep(cfg.backoff * 2u32.pow(attempt - 1)).await;
+        }
+    }
+
+    async fn token(&self) -> Result<String, DapError> {
+        let mut slot = self.inner.token.lock().await;
+        if let Some(t) = slot.as_ref().filter(|t| t.fresh()) {
+            return Ok(t.bearer.clone());
+        }
+        let token = self.login().await?;
+        let bearer = token.bearer.clone();
+        *slot = Some(token);
+        Ok(bearer)
+    }
+
+    async fn login(&self) -> Result<Token, DapError> {
+        let cfg = &self.inner.config;
+        let url = format!("{}/ids/auth/login", cfg.base_url);
+        let what = "log in";
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let sent = self
+                .inner
+                .http
+                .post(&url)
+                .basic_auth(
+                    &cfg.credentials.client_id,
+                    Some(&cfg.credentials.client_secret),
+                )
+                .header("traceparent", &self.inner.traceparent)
+                .header(
+                    reqwest::header::CONTENT_TYPE,
+                    "application/x-www-form-urlencoded",
+                )
+                .body("grant_type=client_credentials")
+                .send()
+                .await;
+            match self.classify(sent, &url, what, attempt).await? {
+                Outcome::Retry(wait) => tokio::time::sleep(wait).await,
+                Outcome::Done(body) => {
+                    let t: TokenResponse = parse(&body, what)?;
+                    let expires = auth::expiry(&t.access_token).ok_or_else(|| {
+                        DapError::UnexpectedResponse {
+                            what: what.into(),
+                            detail: "the access token is not a JWT with an `exp` claim".into(),
+                        }
+                    })?;
+                    return Ok(Token {
+                        bearer: t.access_token,
+                        expires,
+                    });
+                }
+            }
+        }
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        what: &str,
+        limiter: Option<&RateLimiter>,
+    ) -> Result<T, DapError> {
+        let url = format!("{}{path}", self.inner.config.base_url);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            if let Some(l) = limiter {
+                l.acquire().await;
+            }
+            let bearer = self.token().await?;
+            let mut request = self
+                .inner
+                .http
+                .request(method.clone(), &url)
+                .bearer_auth(bearer)
+                .header("traceparent", &self.inner.traceparent);
+            if let Some(b) = &body {
+                request = request
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(serde_json::to_vec(b).expect("JSON values serialize"));
+            }
+            match self
+                .classify(request.send().await, &url, what, attempt)
+                .await
+            {
+                Ok(Outcome::Retry(wait)) => tokio::time::sleep(wait).await,
+                Ok(Outcome::Done(bytes)) => return parse(&bytes, what),
+                Err(e @ DapError::Authentication(_)) => {
+                    // A token the server no longer takes: drop it so the next call logs in.
+                    *self.inner.token.lock().await = None;
+                    return Err(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Turns one HTTP exchange into a body, a retry after a pause, or a typed error.
+    async fn classify(
+        &self,
+        sent: Result<Response, reqwest::Error>,
+        url: &str,
+        what: &str,
+        attempt: u32,
+    ) -> Result<Outcome, DapError> {
+        let cfg = &self.inner.config;
+        let last = attempt >= cfg.max_attempts;
+        let backoff = cfg.backoff * 2u32.pow(attempt.saturating_sub(1).min(10));
+        let response = match sent {
+            Ok(r) => r,
+            Err(e) if !last && (e.is_connect() || e.is_timeout() || e.is_request()) => {
+                tracing::warn!(%what, attempt, error = %e, "DAP request failed; retrying");
+                return Ok(Outcome::Retry(backoff));
+            }
+            Err(e) => {
+                return Err(DapError::Transport {
+                    what: what.into(),
+                    url: url.into(),
+                    source: e,
+                });
+            }
+        };
+        let status = response.status();
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            let retry_after = response
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
+            let wait = retry_after.unwrap_or(Duration::from_secs(30));
+            if last || wait > cfg.max_retry_after {
+                return Err(DapError::RateLimited {
+                    what: what.into(),
+                    attempts: attempt,
+                    retry_after,
+                });
+            }
+            tracing::warn!(%what, attempt, wait_s = wait.as_secs(), "DAP answered 429; waiting");
+            return Ok(Outcome::Retry(wait));
+        }
+        if status.is_server_error() && !last {
+            tracing::warn!(%what, attempt, %status, "DAP server error; retrying");
+            return Ok(Outcome::Retry(backoff));
+        }
+        let json = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.split(';').next().unwrap_or_default().trim() == "application/json");
+        let body = match response.bytes().await {
+            Ok(b) => b,
+            Err(e) if !last => {
+                tracing::warn!(%what, attempt, error = %e, "DAP answer cut off; retrying");
+                return Ok(Outcome::Retry(backoff));
+            }
+            Err(e) => {
+                return Err(DapError::Transport {
+                    what: what.into(),
+                    url: url.into(),
+                    source: e,
+                });
+            }
+        };
+        if status.is_success() {
+            if !json {
+                return Err(DapError::UnexpectedResponse {
+                    what: what.into(),
+                    detail: "the answer is not application/json".into(),
+                });
+            }
+            return Ok(Outcome::Done(body));
+        }
+        let error = serde_json::from_slice::<ErrorBody>(&body)
+            .map(|b| b.error)
+            .unwrap_or_else(|_| ApiError {
+                kind: "ServerError".into(),
+                uuid: String::new(),
+                message: snippet(&body),
+            });
+        Err(match status {
+            StatusCode::UNAUTHORIZED => DapError::Authentication(error),
+            StatusCode::FORBIDDEN => DapError::Forbidden {
+                what: what.into(),
+                error,
+            },
+            StatusCode::NOT_FOUND => DapError::NotFound {
+                what: what.into(),
+                error,
+            },
+            s => DapError::Api {
+                status: s.as_u16(),
+                what: what.into(),
+                error,
+            },
+        })
+    }
+}
+
+enum Outcome {
+    Done(bytes::Bytes),
+    Retry(Duration),
+}
+
+fn parse<T: DeserializeOwned>(body: &[u8], what: &str) -> Result<T, DapError> {
+    serde_json::from_slice(body).map_err(|e| DapError::UnexpectedResponse {
+        what: what.into(),
+        detail: format!("{e}; body starts: {}", snippet(body)),
+    })
+}
+
+/// The start of a body for an error message.
+fn snippet(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(200)]);
+    text.chars().filter(|c| !c.is_control()).collect()
+}

@@ -1,0 +1,695 @@
+//! A DAP API emulator: the real wire protocol over HTTP on loopback, served from fixture
+//! data that tests (and demos, and benchmarks) put in and change, with faults that can be
+//! injected one request at a time.
+//!
+//! Its answers have exactly the fields the official 2.3.1 client accepts (it rejects extra
+//! fields), jobs go waiting -> running -> complete across polls, and downloads are gzip
+//! without `Content-Encoding` from pre-signed-style URLs that expire.
+
+mod data;
+
+pub use data::{columns, tsv_field};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use chrono::{DateTime, Duration as ChronoDuration, TimeZone, Utc};
+use data::TableData;
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use indexmap::IndexMap;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Which kind of request a fault applies to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    Login,
+    ListTables,
+    Schema,
+    CreateJob,
+    GetJob,
+    ObjectUrl,
+    Download,
+}
+
+/// What goes wrong.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FaultKind {
+    /// An error status with a DAP error body of this type.
+    Status(u16, String),
+    /// 429 with `Retry-After` in whole seconds.
+    TooManyRequests { retry_after: u64 },
+    /// The next job created (inject on `CreateJob`) fails with this DAP error type.
+    FailJob(String),
+    /// The pre-signed URL answers 403, as an expired one does.
+    ExpiredUrl,
+    /// The download stops halfway through the gzip stream.
+    TruncatedGzip,
+    /// A row of the next job (inject on `CreateJob`) has a field too few.
+    MalformedRow,
+}
+
+#[derive(Clone, Debug)]
+struct Fault {
+    on: Endpoint,
+    kind: FaultKind,
+    /// Matching requests to let through first.
+    skip: u32,
+    times: u32,
+}
+
+/// Tunables, settable before or while serving.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub client_id: String,
+    pub client_secret: String,
+    pub token_lifetime: Duration,
+    /// Polls a job answers `waiting`/`running` before `complete`.
+    pub polls_before_complete: u32,
+    pub rows_per_object: usize,
+    pub url_lifetime: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            client_id: "us-east-1#emulator-client".into(),
+            client_secret: "emulator-secret".into(),
+            token_lifetime: Duration::from_secs(3600),
+            polls_before_complete: 2,
+            rows_per_object: 1000,
+            url_lifetime: Duration::from_secs(900),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Job {
+    namespace: String,
+    table: String,
+    polls: u32,
+    failure: Option<String>,
+    objects: Vec<String>,
+    schema_version: i64,
+    since: Option<DateTime<Utc>>,
+    until: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    settings: Settings,
+    tables: BTreeMap<(String, String), TableData>,
+    /// Data time: every commit happens at `clock`, which then moves one second on, so a
+    /// job cut "now" sees every commit so far and none after.
+    clock: Option<DateTime<Utc>>,
+    tokens: HashMap<String, SystemTime>,
+    jobs: HashMap<String, Job>,
+    /// Gzipped object bytes by object id.
+    objects: HashMap<String, Arc<Vec<u8>>>,
+    /// Signature -> (object id, valid until).
+    urls: HashMap<String, (String, Instant)>,
+    faults: Vec<Fault>,
+    log: Vec<String>,
+}
+
+/// A running emulator. Dropping it stops the server.
+#[derive(Debug)]
+pub struct Emulator {
+    addr: SocketAddr,
+    state: Arc<Mutex<Inner>>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+type Shared = Arc<Mutex<Inner>>;
+
+fn lock(state: &Shared) -> MutexGuard<'_, Inner> {
+    state
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Emulator {
+    /// Serves on `127.0.0.1` at a free port.
+    pub async fn start(settings: Settings) -> std::io::Result<Self> {
+        Self::start_on(SocketAddr::from(([127, 0, 0, 1], 0)), settings).await
+    }
+
+    pub async fn start_on(addr: SocketAddr, settings: Settings) -> std::io::Result<Self> {
+        let state: Shared = Arc::new(Mutex::new(Inner {
+            settings,
+            clock: Some(
+                Utc.with_ymd_and_hms(2024, 5, 1, 10, 0, 0)
+                    .single()
+                    .expect("valid date"),
+            ),
+            ..Inner::default()
+        }));
+        let app = Router::new()
+            .route("/ids/auth/login", post(login))
+            .route("/dap/query/{ns}/table", get(list_tables))
+            .route("/dap/query/{ns}/table/{table}/schema", get(schema))
+            .route("/dap/query/{ns}/table/{table}/data", post(create_job))
+            .route("/dap/job/{id}", get(get_job))
+            .route("/dap/object/url", post(object_urls))
+            .route("/files/{*path}", get(download))
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(Self {
+            addr,
+            state,
+            server,
+        })
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn settings(&self) -> Settings {
+        lock(&self.state).settings.clone()
+    }
+
+    pub fn update_settings(&self, f: impl FnOnce(&mut Settings)) {
+        f(&mut lock(&self.state).settings);
+    }
+
+    /// Adds a table with its first schema (version 1), or a new schema version of it.
+    pub fn put_schema(&self, namespace: &str, table: &str, schema: Value) {
+        let mut s = lock(&self.state);
+        let t = s
+            .tables
+            .entry((namespace.into(), table.into()))
+            .or_default();
+        t.repeats_keys = namespace == "canvas_logs" && table == "web_logs";
+        t.schemas.push(schema);
+    }
+
+    /// Commits upserts (`key` and `value` properties merged in one object) and deletes
+    /// (key properties only) in one transaction, at the current data time.
+    pub fn commit(&self, namespace: &str, table: &str, upserts: Vec<Value>, deletes: Vec<Value>) {
+        let mut s = lock(&self.state);
+        let ts = s.clock.expect("clock is set");
+        s.clock = Some(ts + ChronoDuration::seconds(1));
+        let t = s
+            .tables
+            .get_mut(&(namespace.to_owned(), table.to_owned()))
+            .expect("put_schema first");
+        let to_map = |v: Value| -> IndexMap<String, Value> {
+            v.as_object()
+                .expect("records are objects")
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        };
+        for u in upserts {
+            t.upsert(ts, to_map(u));
+        }
+        for d in deletes {
+            t.delete(ts, to_map(d));
+        }
+    }
+
+    /// Makes the next `times` requests to `on` fail with `kind`.
+    pub fn inject(&self, on: Endpoint, kind: FaultKind, times: u32) {
+        self.inject_after(on, kind, 0, times);
+    }
+
+    /// Lets `skip` requests to `on` through, then makes `times` fail with `kind`.
+    pub fn inject_after(&self, on: Endpoint, kind: FaultKind, skip: u32, times: u32) {
+        lock(&self.state).faults.push(Fault {
+            on,
+            kind,
+            skip,
+            times,
+        });
+    }
+
+    /// The requests served so far, as `METHOD /path`.
+    pub fn requests(&self) -> Vec<String> {
+        lock(&self.state).log.clone()
+    }
+}
+
+fn error(status: StatusCode, kind: &str, message: &str) -> Response {
+    let body = json!({ "error": { "type": kind, "uuid": uuid::Uuid::new_v4().to_string(), "message": message } });
+    (status, axum::Json(body)).into_response()
+}
+
+/// Takes one fault on `on` that `accept` takes, if any.
+fn take_fault(s: &mut Inner, on: Endpoint, accept: fn(&FaultKind) -> bool) -> Option<FaultKind> {
+    let i = s
+        .faults
+        .iter()
+        .position(|f| f.on == on && f.times > 0 && accept(&f.kind))?;
+    if s.faults[i].skip > 0 {
+        s.faults[i].skip -= 1;
+        return None;
+    }
+    s.faults[i].times -= 1;
+    let kind = s.faults[i].kind.clone();
+    s.faults.retain(|f| f.times > 0);
+    Some(kind)
+}
+
+fn is_http(kind: &FaultKind) -> bool {
+    matches!(
+        kind,
+        FaultKind::Status(..) | FaultKind::TooManyRequests { .. }
+    )
+}
+
+fn any(_: &FaultKind) -> bool {
+    true
+}
+
+/// The fault's HTTP answer, for faults that are one.
+fn fault_response(kind: &FaultKind) -> Option<Response> {
+    match kind {
+        FaultKind::Status(code, kind) => {
+            let status = StatusCode::from_u16(*code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            Some(error(status, kind, "injected fault"))
+        }
+        FaultKind::TooManyRequests { retry_after } => {
+            let mut r = error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TooManyRequests",
+                "Too Many Requests",
+            );
+            r.headers_mut().insert(
+                header::RETRY_AFTER,
+                retry_after.to_string().parse().expect("digits"),
+            );
+            Some(r)
+        }
+        _ => None,
+    }
+}
+
+/// Logs the request, applies an HTTP fault, and checks the bearer token; `Some` is the
+/// answer that refuses the request.
+fn refuse(state: &Shared, on: Endpoint, line: String, headers: &HeaderMap) -> Option<Response> {
+    let mut s = lock(state);
+    s.log.push(line);
+    if let Some(r) = take_fault(&mut s, on, is_http)
+        .as_ref()
+        .and_then(fault_response)
+    {
+        return Some(r);
+    }
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match bearer.and_then(|b| s.tokens.get(b)) {
+        Some(exp) if *exp > SystemTime::now() => None,
+        Some(_) => Some(error(
+            StatusCode::UNAUTHORIZED,
+            "AuthenticationError",
+            "The access token has expired",
+        )),
+        None => Some(error(
+            StatusCode::UNAUTHORIZED,
+            "AuthenticationError",
+            "Missing or unknown access token",
+        )),
+    }
+}
+
+async fn login(State(state): State<Shared>, headers: HeaderMap, body: String) -> Response {
+    let mut s = lock(&state);
+    s.log.push("POST /ids/auth/login".into());
+    if let Some(r) = take_fault(&mut s, Endpoint::Login, is_http)
+        .as_ref()
+        .and_then(fault_response)
+    {
+        return r;
+    }
+    let expected = format!("{}:{}", s.settings.client_id, s.settings.client_secret);
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+        .and_then(|b| STANDARD.decode(b).ok());
+    if given.as_deref() != Some(expected.as_bytes())
+        || body.trim() != "grant_type=client_credentials"
+    {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "AuthenticationError",
+            "Invalid client credentials",
+        );
+    }
+    let exp = SystemTime::now() + s.settings.token_lifetime;
+    let exp_secs = exp
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
+    let claims =
+        URL_SAFE_NO_PAD.encode(json!({ "exp": exp_secs, "sub": s.settings.client_id }).to_string());
+    let signature = URL_SAFE_NO_PAD.encode(uuid::Uuid::new_v4().as_bytes());
+    let token = format!("{header}.{claims}.{signature}");
+    s.tokens.insert(token.clone(), exp);
+    let body = json!({
+        "access_token": token,
+        "expires_in": s.settings.token_lifetime.as_secs(),
+        "scope": "urn:canvas:data:emulator",
+        "token_type": "Bearer",
+    });
+    axum::Json(body).into_response()
+}
+
+async fn list_tables(
+    State(state): State<Shared>,
+    Path(ns): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(r) = refuse(
+        &state,
+        Endpoint::ListTables,
+        format!("GET /dap/query/{ns}/table"),
+        &headers,
+    ) {
+        return r;
+    }
+    let s = lock(&state);
+    let tables: Vec<&String> = s
+        .tables
+        .keys()
+        .filter(|(n, _)| *n == ns)
+        .map(|(_, t)| t)
+        .collect();
+    if tables.is_empty() {
+        return error(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            &format!("Namespace '{ns}' not found"),
+        );
+    }
+    axum::Json(json!({ "tables": tables })).into_response()
+}
+
+async fn schema(
+    State(state): State<Shared>,
+    Path((ns, table)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(r) = refuse(
+        &state,
+        Endpoint::Schema,
+        format!("GET /dap/query/{ns}/table/{table}/schema"),
+        &headers,
+    ) {
+        return r;
+    }
+    let s = lock(&state);
+    match s.tables.get(&(ns.clone(), table.clone())) {
+        Some(t) => {
+            axum::Json(json!({ "schema": t.schema(), "version": t.version() })).into_response()
+        }
+        None => error(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            &format!("Table '{ns}.{table}' not found"),
+        ),
+    }
+}
+
+fn gzip(text: &str) -> Vec<u8> {
+    let mut enc = GzEncoder::new(Vec::new(), Compression::fast());
+    enc.write_all(text.as_bytes()).expect("writing to memory");
+    enc.finish().expect("writing to memory")
+}
+
+async fn create_job(
+    State(state): State<Shared>,
+    Path((ns, table)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    if let Some(r) = refuse(
+        &state,
+        Endpoint::CreateJob,
+        format!("POST /dap/query/{ns}/table/{table}/data {body}"),
+        &headers,
+    ) {
+        return r;
+    }
+    let query: Value = match serde_json::from_str(&body) {
+        Ok(v) => v,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "ValidationError",
+                &format!("invalid JSON: {e}"),
+            );
+        }
+    };
+    if query["format"] != "tsv" {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "ValidationError",
+            "this emulator serves format tsv only",
+        );
+    }
+    let since = match query.get("since").map(|s| {
+        s.as_str()
+            .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+    }) {
+        None => None,
+        Some(Some(s)) => Some(s.with_timezone(&Utc)),
+        Some(None) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "ValidationError",
+                "`since` is not an RFC 3339 date-time",
+            );
+        }
+    };
+    let mut s = lock(&state);
+    let failure = match take_fault(&mut s, Endpoint::CreateJob, |k| {
+        matches!(k, FaultKind::FailJob(_))
+    }) {
+        Some(FaultKind::FailJob(kind)) => Some(kind),
+        _ => None,
+    };
+    let malformed = take_fault(&mut s, Endpoint::CreateJob, |k| {
+        *k == FaultKind::MalformedRow
+    })
+    .is_some();
+    let until = s.clock.expect("clock is set");
+    let per_object = s.settings.rows_per_object.max(1);
+    let Some(t) = s.tables.get(&(ns.clone(), table.clone())) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            &format!("Table '{ns}.{table}' not found"),
+        );
+    };
+    let header = t.header(since.is_some());
+    let mut lines = t.lines(since, until);
+    if malformed && let Some(first) = lines.first_mut() {
+        // Drop the last field: a row with one field too few.
+        if let Some(cut) = first.rfind('\t') {
+            first.truncate(cut);
+        }
+    }
+    let schema_version = t.version();
+    let id = uuid::Uuid::new_v4().to_string();
+    let chunks: Vec<&[String]> = if lines.is_empty() {
+        vec![&[][..]]
+    } else {
+        lines.chunks(per_object).collect()
+    };
+    let mut objects = Vec::new();
+    let mut files = Vec::new();
+    for (i, chunk) in chunks.iter().enumerate() {
+        let mut text = header.clone();
+        text.push('\n');
+        for l in chunk.iter() {
+            text.push_str(l);
+            text.push('\n');
+        }
+        let object_id = format!(
+            "{id}/part-{i:05}-{}.tsv.gz",
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
+        files.push((object_id.clone(), Arc::new(gzip(&text))));
+        objects.push(object_id);
+    }
+    s.objects.extend(files);
+    let expires_at = Utc::now() + ChronoDuration::hours(24);
+    let job = Job {
+        namespace: ns,
+        table,
+        polls: 0,
+        failure,
+        objects,
+        schema_version,
+        since,
+        until,
+        expires_at,
+    };
+    let answer = job_json(&id, &job, s.settings.polls_before_complete);
+    s.jobs.insert(id, job);
+    axum::Json(answer).into_response()
+}
+
+fn job_json(id: &str, job: &Job, polls_before_complete: u32) -> Value {
+    let expires_at = data::format_ts(&job.expires_at);
+    if job.polls < polls_before_complete {
+        let status = if job.polls == 0 { "waiting" } else { "running" };
+        return json!({ "id": id, "status": status, "expires_at": expires_at });
+    }
+    if let Some(kind) = &job.failure {
+        return json!({
+            "id": id, "status": "failed", "expires_at": expires_at,
+            "error": { "type": kind, "uuid": uuid::Uuid::new_v4().to_string(), "message": format!("The query of {}.{} failed", job.namespace, job.table) },
+        });
+    }
+    let objects: Vec<Value> = job.objects.iter().map(|o| json!({ "id": o })).collect();
+    match job.since {
+        None => json!({
+            "id": id, "status": "complete", "expires_at": expires_at, "objects": objects,
+            "schema_version": job.schema_version, "at": data::format_ts(&job.until),
+        }),
+        Some(since) => json!({
+            "id": id, "status": "complete", "expires_at": expires_at, "objects": objects,
+            "schema_version": job.schema_version, "since": data::format_ts(&since), "until": data::format_ts(&job.until),
+        }),
+    }
+}
+
+async fn get_job(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(r) = refuse(
+        &state,
+        Endpoint::GetJob,
+        format!("GET /dap/job/{id}"),
+        &headers,
+    ) {
+        return r;
+    }
+    let mut s = lock(&state);
+    let polls = s.settings.polls_before_complete;
+    match s.jobs.get_mut(&id) {
+        Some(job) => {
+            job.polls += 1;
+            axum::Json(job_json(&id, job, polls)).into_response()
+        }
+        None => error(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            &format!("Job '{id}' not found"),
+        ),
+    }
+}
+
+async fn object_urls(State(state): State<Shared>, headers: HeaderMap, body: String) -> Response {
+    if let Some(r) = refuse(
+        &state,
+        Endpoint::ObjectUrl,
+        format!("POST /dap/object/url {body}"),
+        &headers,
+    ) {
+        return r;
+    }
+    let Ok(ids) = serde_json::from_str::<Vec<Value>>(&body) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "ValidationError",
+            "expected [{\"id\": ...}]",
+        );
+    };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1")
+        .to_owned();
+    let mut s = lock(&state);
+    let lifetime = s.settings.url_lifetime;
+    let mut urls = serde_json::Map::new();
+    for id in ids.iter().filter_map(|v| v["id"].as_str()) {
+        if !s.objects.contains_key(id) {
+            return error(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                &format!("Object '{id}' not found"),
+            );
+        }
+        let sig = uuid::Uuid::new_v4().simple().to_string();
+        s.urls
+            .insert(sig.clone(), (id.to_owned(), Instant::now() + lifetime));
+        urls.insert(
+            id.to_owned(),
+            json!({ "url": format!("http://{host}/files/{id}?X-Amz-Signature={sig}") }),
+        );
+    }
+    axum::Json(json!({ "urls": urls })).into_response()
+}
+
+async fn download(
+    State(state): State<Shared>,
+    Path(path): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    let mut s = lock(&state);
+    s.log.push(format!("GET /files/{path}"));
+    let fault = take_fault(&mut s, Endpoint::Download, any);
+    if let Some(r) = fault.as_ref().and_then(fault_response) {
+        return r;
+    }
+    let valid = params
+        .get("X-Amz-Signature")
+        .and_then(|sig| s.urls.get(sig))
+        .filter(|(id, until)| *id == path && *until > Instant::now())
+        .is_some();
+    if !valid || fault == Some(FaultKind::ExpiredUrl) {
+        // What S3 answers for an expired or tampered pre-signed URL.
+        let xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>";
+        return (
+            StatusCode::FORBIDDEN,
+            [(header::CONTENT_TYPE, "application/xml")],
+            xml,
+        )
+            .into_response();
+    }
+    let Some(bytes) = s.objects.get(&path).cloned() else {
+        return (StatusCode::NOT_FOUND, "no such object").into_response();
+    };
+    let bytes: Vec<u8> = if fault == Some(FaultKind::TruncatedGzip) {
+        bytes[..bytes.len() / 2].to_vec()
+    } else {
+        bytes.as_ref().clone()
+    };
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "binary/octet-stream")],
+        Body::from(bytes),
+    )
+        .into_response()
+}

@@ -1,0 +1,132 @@
+//! One DAP object into one `COPY`: HTTP body -> gunzip -> lines -> COPY text, in bounded
+//! memory (a line and a 256 KiB send buffer), inside the caller's transaction.
+
+use crate::error::{DbContext, ReplicaError};
+use crate::model::{TableModel, quote_ident};
+use crate::tsv::Layout;
+use bytes::Bytes;
+use dap::{DapClient, ObjectId};
+use futures_util::SinkExt;
+use tokio::io::AsyncBufReadExt;
+use tokio_postgres::Transaction;
+
+const SEND_AT: usize = 256 * 1024;
+
+/// What one object held.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Loaded {
+    pub rows: u64,
+}
+
+/// Streams `object` into `COPY <target> (<columns>) FROM STDIN`. `target(layout)` names
+/// the table and any leading columns (the action, for incremental results).
+pub async fn copy_object(
+    tx: &Transaction<'_>,
+    dap: &DapClient,
+    model: &TableModel,
+    object: &ObjectId,
+    with_action: bool,
+    target: &str,
+) -> Result<(Loaded, Option<Layout>), ReplicaError> {
+    let table = format!("{}.{}", model.namespace, model.name);
+    let mut reader = dap.open_object(object).await?;
+    let read_error = |e: std::io::Error| {
+        ReplicaError::Dap(dap::DapError::Download {
+            object: object.id.clone(),
+            detail: format!("reading the gzip stream: {e}"),
+        })
+    };
+    let mut line = Vec::with_capacity(4096);
+    if reader
+        .read_until(b'\n', &mut line)
+        .await
+        .map_err(read_error)?
+        == 0
+    {
+        // An empty object: no header, no rows.
+        return Ok((Loaded::default(), None));
+    }
+    let header = String::from_utf8_lossy(&line).into_owned();
+    let layout =
+        Layout::from_header(&header, model, with_action).map_err(|message| ReplicaError::Data {
+            table: table.clone(),
+            object: object.id.clone(),
+            line: 1,
+            message,
+        })?;
+    let mut columns: Vec<String> = Vec::new();
+    if layout.has_action {
+        columns.push(quote_ident("action"));
+    }
+    columns.extend(layout.columns.iter().map(|c| quote_ident(c)));
+    let sql = format!("COPY {target} ({}) FROM STDIN", columns.join(", "));
+    let sink = tx
+        .copy_in::<_, Bytes>(&sql)
+        .await
+        .doing(&table, "starting COPY")?;
+    futures_util::pin_mut!(sink);
+    let mut out: Vec<u8> = Vec::with_capacity(SEND_AT + 4096);
+    let mut number: u64 = 1;
+    loop {
+        line.clear();
+        if reader
+            .read_until(b'\n', &mut line)
+            .await
+            .map_err(read_error)?
+            == 0
+        {
+            break;
+        }
+        number += 1;
+        let content = line.strip_suffix(b"\n").unwrap_or(&line);
+        if content.is_empty() {
+            // The official reader stops at the first empty line too.
+            break;
+        }
+        layout
+            .transform(content, &mut out)
+            .map_err(|e| ReplicaError::Data {
+                table: table.clone(),
+                object: object.id.clone(),
+                line: number,
+                message: format!("the line {e}"),
+            })?;
+        if out.len() >= SEND_AT {
+            let chunk = Bytes::from(std::mem::replace(
+                &mut out,
+                Vec::with_capacity(SEND_AT + 4096),
+            ));
+            sink.send(chunk)
+                .await
+                .map_err(|e| copy_error(&table, &object.id, e))?;
+        }
+    }
+    if !out.is_empty() {
+        sink.send(Bytes::from(out))
+            .await
+            .map_err(|e| copy_error(&table, &object.id, e))?;
+    }
+    let rows = sink
+        .finish()
+        .await
+        .map_err(|e| copy_error(&table, &object.id, e))?;
+    Ok((Loaded { rows }, Some(layout)))
+}
+
+/// A COPY the server refused: bad values, with the line PostgreSQL names.
+fn copy_error(table: &str, object: &str, e: tokio_postgres::Error) -> ReplicaError {
+    let message = crate::error::describe(&e);
+    // "COPY x, line N, column c: ..." counts lines without the header.
+    let line = message
+        .split("line ")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse::<u64>().ok())
+        .map_or(0, |n| n + 1);
+    ReplicaError::Data {
+        table: table.into(),
+        object: object.into(),
+        line,
+        message,
+    }
+}

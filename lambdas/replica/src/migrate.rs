@@ -1,0 +1,250 @@
+//! Keeping a table in step with its DAP schema, by diffing the schema against the catalog
+//! as the official client does, but without losing data: columns that leave the schema
+//! and enum labels that leave it are kept (the official client drops the columns and fails
+//! on the labels), and users' views over the table are saved and recreated around any
+//! `ALTER` that they would block.
+
+use crate::ddl;
+use crate::error::{DbContext, ReplicaError};
+use crate::model::{Column, SqlType, TableModel, quote_ident, quote_literal};
+use crate::views;
+use tokio_postgres::GenericClient;
+
+/// A column as the catalog has it.
+#[derive(Debug, Clone)]
+pub struct DbColumn {
+    pub name: String,
+    pub type_name: String,
+    pub not_null: bool,
+    pub comment: Option<String>,
+}
+
+pub async fn columns(
+    db: &impl GenericClient,
+    schema: &str,
+    table: &str,
+) -> Result<Vec<DbColumn>, tokio_postgres::Error> {
+    let rows = db
+        .query(
+            "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), a.attnotnull, col_description(a.attrelid, a.attnum)
+             FROM pg_attribute a
+             JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped
+             ORDER BY a.attnum",
+            &[&schema, &table],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| DbColumn {
+            name: r.get(0),
+            type_name: r.get(1),
+            not_null: r.get(2),
+            comment: r.get(3),
+        })
+        .collect())
+}
+
+pub async fn table_exists(
+    db: &impl GenericClient,
+    schema: &str,
+    table: &str,
+) -> Result<bool, tokio_postgres::Error> {
+    let row = db
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p'))",
+            &[&schema, &table],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
+async fn enum_labels(
+    db: &impl GenericClient,
+    schema: &str,
+    name: &str,
+) -> Result<Option<Vec<String>>, tokio_postgres::Error> {
+    let exists = db
+        .query_opt(
+            "SELECT t.oid FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE n.nspname = $1 AND t.typname = $2",
+            &[&schema, &name],
+        )
+        .await?;
+    if exists.is_none() {
+        return Ok(None);
+    }
+    let rows = db
+        .query(
+            "SELECT e.enumlabel::text FROM pg_enum e JOIN pg_type t ON t.oid = e.enumtypid
+             JOIN pg_namespace n ON n.oid = t.typnamespace
+             WHERE n.nspname = $1 AND t.typname = $2 ORDER BY e.enumsortorder",
+            &[&schema, &name],
+        )
+        .await?;
+    Ok(Some(rows.iter().map(|r| r.get(0)).collect()))
+}
+
+/// Creates the table's enum types, or adds the labels they lack (the official `dropdb`
+/// leaves types behind, and its `initdb` then fails on them). Labels DAP no longer lists
+/// are kept: rows may still hold them. Returns what changed, for the run report.
+pub async fn ensure_enums(
+    db: &impl GenericClient,
+    model: &TableModel,
+) -> Result<Vec<String>, ReplicaError> {
+    let table = format!("{}.{}", model.namespace, model.name);
+    let mut notes = Vec::new();
+    for (schema, name, labels) in model.enums() {
+        match enum_labels(db, schema, name)
+            .await
+            .doing(&table, "reading enum types")?
+        {
+            None => {
+                db.batch_execute(&ddl::create_enum(schema, name, labels))
+                    .await
+                    .doing(&table, "creating an enum type")?;
+            }
+            Some(existing) => {
+                for label in labels.iter().filter(|l| !existing.contains(l)) {
+                    db.batch_execute(&ddl::add_enum_label(schema, name, label))
+                        .await
+                        .doing(&table, "adding an enum label")?;
+                    notes.push(format!("enum {schema}.{name}: added label `{label}`"));
+                }
+                for label in existing.iter().filter(|l| !labels.contains(l)) {
+                    notes.push(format!("enum {schema}.{name}: label `{label}` is no longer in the DAP schema; kept, since rows may hold it"));
+                }
+            }
+        }
+    }
+    Ok(notes)
+}
+
+/// Brings `schema.table` in step with `model`. Runs in the caller's transaction.
+pub async fn migrate(
+    tx: &tokio_postgres::Transaction<'_>,
+    model: &TableModel,
+    schema: &str,
+) -> Result<Vec<String>, ReplicaError> {
+    let table = format!("{}.{}", model.namespace, model.name);
+    let qualified = ddl::qualified(schema, &model.name);
+    let mut notes = ensure_enums(tx, model).await?;
+    let existing = columns(tx, schema, &model.name)
+        .await
+        .doing(&table, "reading the table's columns")?;
+    let mut statements: Vec<String> = Vec::new();
+    let mut retypes: Vec<String> = Vec::new();
+    for column in &model.columns {
+        match existing.iter().find(|c| c.name == column.name) {
+            None => {
+                // Added nullable: existing rows have no value for it.
+                statements.push(format!(
+                    "ALTER TABLE {qualified} ADD COLUMN {} {}",
+                    quote_ident(&column.name),
+                    column.sql_type.ddl()
+                ));
+                notes.push(format!(
+                    "added column `{}` {}",
+                    column.name,
+                    column.sql_type.ddl()
+                ));
+                if let Some(c) = &column.comment {
+                    statements.push(comment(&qualified, column, c));
+                }
+            }
+            Some(db) => {
+                if !same_type(&db.type_name, &column.sql_type) {
+                    retypes.push(format!(
+                        "ALTER TABLE {qualified} ALTER COLUMN {name} SET DATA TYPE {t} USING {name}::{t}",
+                        name = quote_ident(&column.name),
+                        t = column.sql_type.ddl()
+                    ));
+                    notes.push(format!(
+                        "column `{}`: type {} -> {}",
+                        column.name,
+                        db.type_name,
+                        column.sql_type.ddl()
+                    ));
+                }
+                if db.not_null && !column.not_null && column.name != model.primary_key {
+                    statements.push(format!(
+                        "ALTER TABLE {qualified} ALTER COLUMN {} DROP NOT NULL",
+                        quote_ident(&column.name)
+                    ));
+                    notes.push(format!("column `{}` may now be null", column.name));
+                }
+                if db.comment != column.comment {
+                    match &column.comment {
+                        Some(c) => statements.push(comment(&qualified, column, c)),
+                        None => statements.push(format!(
+                            "COMMENT ON COLUMN {qualified}.{} IS NULL",
+                            quote_ident(&column.name)
+                        )),
+                    }
+                }
+            }
+        }
+    }
+    for db in existing.iter().filter(|c| model.column(&c.name).is_none()) {
+        // The official client drops the column and its data; we keep both.
+        if db.not_null {
+            statements.push(format!(
+                "ALTER TABLE {qualified} ALTER COLUMN {} DROP NOT NULL",
+                quote_ident(&db.name)
+            ));
+        }
+        notes.push(format!("column `{}` is no longer in the DAP schema; kept with its data (drop it by hand when no view needs it)", db.name));
+    }
+    for s in &statements {
+        tx.batch_execute(s)
+            .await
+            .doing(&table, "changing the table to the new schema")?;
+    }
+    if !retypes.is_empty() {
+        // Views and materialized views block a type change: save them, drop them, change,
+        // and recreate them with their grants, comments and indexes, all in this transaction.
+        let saved = views::save_and_drop(tx, schema, &model.name)
+            .await
+            .doing(&table, "saving dependent views")?;
+        for s in &retypes {
+            tx.batch_execute(s)
+                .await
+                .doing(&table, "changing a column type")?;
+        }
+        views::restore(tx, &saved)
+            .await
+            .doing(&table, "recreating dependent views")?;
+        if !saved.is_empty() {
+            notes.push(format!("recreated {} dependent view(s)", saved.len()));
+        }
+    }
+    Ok(notes)
+}
+
+fn comment(qualified: &str, column: &Column, text: &str) -> String {
+    format!(
+        "COMMENT ON COLUMN {qualified}.{} IS {}",
+        quote_ident(&column.name),
+        quote_literal(text)
+    )
+}
+
+/// Compares the catalog's `format_type` with the model's type; `format_type` quotes
+/// names that need it and leaves out the schema when it is on the search path.
+fn same_type(catalog: &str, t: &SqlType) -> bool {
+    let want = t.catalog_name();
+    if catalog == want {
+        return true;
+    }
+    match t {
+        SqlType::Enum { name, .. } => {
+            let bare = catalog
+                .rsplit('.')
+                .next()
+                .unwrap_or(catalog)
+                .trim_matches('"');
+            bare == name
+        }
+        _ => false,
+    }
+}

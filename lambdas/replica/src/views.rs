@@ -1,0 +1,177 @@
+//! Users' views and materialized views over a replicated table, saved and dropped before an
+//! `ALTER` they would block and recreated after it, in the same transaction, with their
+//! owner, options, grants, comments and (for materialized views) indexes.
+//!
+//! This replaces the hand-installed "pg-deps-management" SQL other tools need: nothing is
+//! installed in the database.
+
+use crate::model::{quote_ident, quote_literal};
+use tokio_postgres::GenericClient;
+
+#[derive(Debug, Clone)]
+pub struct SavedView {
+    materialized: bool,
+    schema: String,
+    name: String,
+    definition: String,
+    owner: String,
+    options: Vec<String>,
+    comment: Option<String>,
+    column_comments: Vec<(String, String)>,
+    grants: Vec<String>,
+    indexes: Vec<String>,
+}
+
+impl SavedView {
+    fn qualified(&self) -> String {
+        format!("{}.{}", quote_ident(&self.schema), quote_ident(&self.name))
+    }
+
+    fn kind(&self) -> &'static str {
+        if self.materialized {
+            "MATERIALIZED VIEW"
+        } else {
+            "VIEW"
+        }
+    }
+}
+
+/// Views that depend on the table, directly or through other views, shallowest first.
+const DEPENDENTS: &str = "
+WITH RECURSIVE deps(oid, depth) AS (
+    SELECT r.ev_class, 1
+    FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid
+    WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass
+      AND d.refobjid = $1::oid AND r.ev_class <> $1::oid
+  UNION
+    SELECT r.ev_class, deps.depth + 1
+    FROM deps JOIN pg_depend d ON d.refobjid = deps.oid AND d.refclassid = 'pg_class'::regclass
+      AND d.classid = 'pg_rewrite'::regclass
+    JOIN pg_rewrite r ON r.oid = d.objid
+    WHERE r.ev_class <> deps.oid
+)
+SELECT c.oid, n.nspname::text, c.relname::text, c.relkind = 'm', pg_get_viewdef(c.oid),
+       pg_get_userbyid(c.relowner)::text, coalesce(c.reloptions, '{}')::text[], obj_description(c.oid, 'pg_class'),
+       max(deps.depth) AS depth
+FROM deps JOIN pg_class c ON c.oid = deps.oid JOIN pg_namespace n ON n.oid = c.relnamespace
+GROUP BY c.oid, n.nspname, c.relname, c.relkind, c.relowner, c.reloptions
+ORDER BY depth, n.nspname, c.relname";
+
+pub async fn save_and_drop(
+    db: &impl GenericClient,
+    schema: &str,
+    table: &str,
+) -> Result<Vec<SavedView>, tokio_postgres::Error> {
+    let qualified = format!("{}.{}", quote_ident(schema), quote_ident(table));
+    let oid: u32 = db
+        .query_one("SELECT $1::text::regclass::oid", &[&qualified])
+        .await?
+        .get(0);
+    let mut saved = Vec::new();
+    for row in db.query(DEPENDENTS, &[&oid]).await? {
+        let view_oid: u32 = row.get(0);
+        let column_comments = db
+            .query(
+                "SELECT a.attname::text, col_description(a.attrelid, a.attnum) FROM pg_attribute a
+                 WHERE a.attrelid = $1 AND a.attnum > 0 AND col_description(a.attrelid, a.attnum) IS NOT NULL",
+                &[&view_oid],
+            )
+            .await?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        let grants = db
+            .query(
+                "SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END,
+                        a.privilege_type, a.is_grantable
+                 FROM pg_class c, aclexplode(c.relacl) a
+                 WHERE c.oid = $1 AND a.grantee <> c.relowner",
+                &[&view_oid],
+            )
+            .await?
+            .iter()
+            .map(|r| {
+                let grantee: String = r.get(0);
+                let privilege: String = r.get(1);
+                let grantable: bool = r.get(2);
+                (grantee, privilege, grantable)
+            })
+            .collect::<Vec<_>>();
+        let indexes = db
+            .query("SELECT pg_get_indexdef(indexrelid) FROM pg_index WHERE indrelid = $1 ORDER BY indexrelid", &[&view_oid])
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let mut view = SavedView {
+            materialized: row.get(3),
+            schema: row.get(1),
+            name: row.get(2),
+            definition: row.get(4),
+            owner: row.get(5),
+            options: row.get(6),
+            comment: row.get(7),
+            column_comments,
+            grants: Vec::new(),
+            indexes,
+        };
+        let target = view.qualified();
+        view.grants = grants
+            .into_iter()
+            .map(|(grantee, privilege, grantable)| {
+                let option = if grantable { " WITH GRANT OPTION" } else { "" };
+                format!("GRANT {privilege} ON {target} TO {grantee}{option}")
+            })
+            .collect();
+        saved.push(view);
+    }
+    // Deepest first, so nothing is dropped while another view still needs it.
+    for view in saved.iter().rev() {
+        db.batch_execute(&format!("DROP {} {}", view.kind(), view.qualified()))
+            .await?;
+    }
+    Ok(saved)
+}
+
+pub async fn restore(
+    db: &impl GenericClient,
+    saved: &[SavedView],
+) -> Result<(), tokio_postgres::Error> {
+    for view in saved {
+        let target = view.qualified();
+        let with = if view.options.is_empty() {
+            String::new()
+        } else {
+            format!(" WITH ({})", view.options.join(", "))
+        };
+        let definition = view.definition.trim_end().trim_end_matches(';');
+        let mut sql = vec![
+            format!("CREATE {} {target}{with} AS {definition}", view.kind()),
+            format!(
+                "ALTER {} {target} OWNER TO {}",
+                view.kind(),
+                quote_ident(&view.owner)
+            ),
+        ];
+        if let Some(c) = &view.comment {
+            sql.push(format!(
+                "COMMENT ON {} {target} IS {}",
+                view.kind(),
+                quote_literal(c)
+            ));
+        }
+        for (column, c) in &view.column_comments {
+            sql.push(format!(
+                "COMMENT ON COLUMN {target}.{} IS {}",
+                quote_ident(column),
+                quote_literal(c)
+            ));
+        }
+        sql.extend(view.grants.iter().cloned());
+        sql.extend(view.indexes.iter().cloned());
+        for s in sql {
+            db.batch_execute(&s).await?;
+        }
+    }
+    Ok(())
+}

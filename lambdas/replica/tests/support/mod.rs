@@ -1,0 +1,155 @@
+//! A DAP emulator, a DAP client pointed at it and a fresh database on a real PostgreSQL.
+
+#![allow(dead_code)]
+
+use dap::{ClientConfig, Credentials, DapClient, Limit};
+use emulator::{Emulator, Settings};
+use replica::{Budget, Outcome, ReplicaError, Replicator};
+use serde_json::{Value, json};
+use std::time::Duration;
+use tokio_postgres::{Client, NoTls, Row};
+
+pub struct Fixture {
+    pub emulator: Emulator,
+    pub dap: DapClient,
+    pub db_url: String,
+    pub db: Client,
+}
+
+pub fn client_config(emulator: &Emulator) -> ClientConfig {
+    let s = emulator.settings();
+    let mut config = ClientConfig::new(
+        &emulator.base_url(),
+        Credentials {
+            client_id: s.client_id,
+            client_secret: s.client_secret,
+        },
+    );
+    config.poll_interval = Duration::from_millis(5);
+    config.backoff = Duration::from_millis(5);
+    config.job_limit = Limit::per_minute(10_000);
+    config.list_limit = Limit::per_minute(10_000);
+    config
+}
+
+impl Fixture {
+    pub async fn new() -> Self {
+        Self::with_settings(Settings {
+            rows_per_object: 2,
+            ..Settings::default()
+        })
+        .await
+    }
+
+    pub async fn with_settings(settings: Settings) -> Self {
+        let emulator = Emulator::start(settings).await.expect("emulator starts");
+        let dap = DapClient::new(client_config(&emulator)).expect("client");
+        let db_url = tokio::task::spawn_blocking(testkit::fresh_database)
+            .await
+            .expect("database");
+        let (db, conn) = tokio_postgres::connect(&db_url, NoTls)
+            .await
+            .expect("connect");
+        tokio::spawn(conn);
+        Self {
+            emulator,
+            dap,
+            db_url,
+            db,
+        }
+    }
+
+    pub async fn replicator(&self) -> Replicator {
+        let config = replica::parse_connection_string(&self.db_url).unwrap();
+        Replicator::connect(&config, self.dap.clone())
+            .await
+            .expect("replicator connects")
+    }
+
+    pub async fn replicate(&self, table: &str) -> Result<Outcome, ReplicaError> {
+        self.replicator()
+            .await
+            .replicate("canvas", table, Budget::unlimited())
+            .await
+    }
+
+    pub async fn rows(&self, sql: &str) -> Vec<Row> {
+        self.db
+            .query(sql, &[])
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {}", replica::error::describe(&e)))
+    }
+
+    /// One column of a query, as text.
+    pub async fn texts(&self, sql: &str) -> Vec<Option<String>> {
+        self.rows(sql).await.iter().map(|r| r.get(0)).collect()
+    }
+
+    pub fn accounts(&self, rows: Vec<Value>) {
+        self.emulator
+            .put_schema("canvas", "accounts", accounts_schema(1));
+        self.emulator.commit("canvas", "accounts", rows, vec![]);
+    }
+}
+
+/// A table with every column type of `dap-protocol.md` 8.2; `version` 2 adds a column, an
+/// enum label, widens `small` to int32 and drops `uuid`.
+pub fn accounts_schema(version: u32) -> Value {
+    let mut value = json!({
+        "name": {"type": "string", "maxLength": 255, "description": "The account's name"},
+        "uuid": {"type": "string"},
+        "workflow_state": {"type": "string", "enum": ["active", "deleted", "suspended"]},
+        "created_at": {"type": "string", "format": "date-time"},
+        "updated_at": {"type": "string", "format": "date-time"},
+        "settings": {"type": "object", "properties": {"note": {"type": "string"}}, "additionalProperties": false},
+        "sis_ids": {"type": "array", "items": {"type": "string"}},
+        "score": {"type": "number"},
+        "ratio": {"type": "number", "format": "float32"},
+        "amount": {"type": "number", "exclusiveMinimum": -1000, "exclusiveMaximum": 1000, "multipleOf": 0.01},
+        "birth_date": {"type": "string", "format": "date"},
+        "small": {"type": "integer", "format": "int16"},
+        "quota": {"type": "integer", "format": "int32"},
+        "is_root": {"type": "boolean"},
+        "code": {"type": "string", "const": "XY"},
+        "context_type": {"type": "string", "enum": ["Account"]},
+        "ip": {"type": "string", "format": "ipv4"},
+        "ref_uuid": {"type": "string", "format": "uuid"},
+        "ids": {"type": "array", "items": {"type": "integer", "format": "int64"}},
+        "extra": {"type": "object"}
+    });
+    if version >= 2 {
+        let v = value.as_object_mut().unwrap();
+        v.shift_remove("uuid");
+        v.insert(
+            "new_col".into(),
+            json!({"type": "string", "description": "Added in v2"}),
+        );
+        v.insert(
+            "small".into(),
+            json!({"type": "integer", "format": "int32"}),
+        );
+        v.insert(
+            "workflow_state".into(),
+            json!({"type": "string", "enum": ["active", "deleted", "suspended", "pending"]}),
+        );
+    }
+    json!({
+        "type": "object",
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "additionalProperties": false,
+        "required": ["key", "meta"],
+        "properties": {
+            "key": {"type": "object", "properties": {"id": {"type": "integer", "format": "int64", "description": "Primary key"}}, "additionalProperties": false, "required": ["id"]},
+            "value": {"type": "object", "properties": value, "additionalProperties": false, "required": ["name", "workflow_state"]},
+            "meta": {"type": "object", "properties": {"ts": {"type": "string", "format": "date-time"}, "action": {"type": "string", "enum": ["U", "D"]}}, "additionalProperties": false}
+        }
+    })
+}
+
+pub fn account(id: i64, name: &str) -> Value {
+    json!({"id": id, "name": name, "workflow_state": "active"})
+}
+
+pub fn budget_zero() -> Budget {
+    Budget::of(Duration::ZERO)
+}

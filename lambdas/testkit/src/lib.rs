@@ -1,0 +1,243 @@
+//! A real PostgreSQL server on loopback, for tests and benchmarks.
+//!
+//! `cargo xtask test` starts one for the whole run and passes its URL in
+//! [`DATABASE_URL_VAR`]; a plain `cargo test` starts one per test binary, which a watchdog
+//! stops when the binary exits.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+/// Set to `postgresql://user@127.0.0.1:port` to use a running server.
+pub const DATABASE_URL_VAR: &str = "CD2_TEST_DATABASE_URL";
+
+/// A server this process started (stopped by `stop`, or by the watchdog).
+#[derive(Debug)]
+pub struct PgServer {
+    pub dir: PathBuf,
+    pub port: u16,
+    pub user: String,
+    bin: PathBuf,
+    as_postgres: bool,
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
+}
+
+/// Where `initdb` and `pg_ctl` live: `$PG_BIN`, the newest `/usr/lib/postgresql/*/bin`, or PATH.
+pub fn bin_dir() -> Result<PathBuf, String> {
+    if let Some(dir) = std::env::var_os("PG_BIN") {
+        return Ok(PathBuf::from(dir));
+    }
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| Some((e.file_name().to_str()?.parse().ok()?, e.path().join("bin"))))
+        .filter(|(_, p): &(u32, PathBuf)| p.join("initdb").exists())
+        .collect();
+    versions.sort();
+    if let Some((_, dir)) = versions.pop() {
+        return Ok(dir);
+    }
+    let found = Command::new("sh")
+        .args(["-c", "command -v initdb"])
+        .output()
+        .map_err(|e| e.to_string())?;
+    let path = String::from_utf8_lossy(&found.stdout).trim().to_owned();
+    match Path::new(&path).parent() {
+        Some(dir) if !path.is_empty() => Ok(dir.to_path_buf()),
+        _ => Err("PostgreSQL server binaries not found: install them (apt-get install postgresql) or set PG_BIN".into()),
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+impl PgServer {
+    /// Initializes and starts a server in `dir` (created; emptied first), on a free port,
+    /// trusting loopback connections, tuned for tests (no fsync).
+    pub fn start(dir: &Path) -> Result<Self, String> {
+        let bin = bin_dir()?;
+        let as_postgres = is_root();
+        let _ = std::fs::remove_dir_all(dir);
+        std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        if as_postgres {
+            // initdb refuses to run as root; the server runs as the postgres user.
+            run(Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(dir))?;
+        }
+        let server = Self {
+            dir: dir.to_path_buf(),
+            port: free_port(),
+            user: "cd2".into(),
+            bin,
+            as_postgres,
+        };
+        let data = dir.join("data");
+        server.pg(
+            "initdb",
+            &[
+                "-D",
+                &data.to_string_lossy(),
+                "-U",
+                &server.user,
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+                "--no-sync",
+            ],
+        )?;
+        let options = format!(
+            "-h 127.0.0.1 -p {} -k {} -c fsync=off -c full_page_writes=off -c synchronous_commit=off -c max_connections=200",
+            server.port,
+            dir.display()
+        );
+        server.pg(
+            "pg_ctl",
+            &[
+                "-D",
+                &data.to_string_lossy(),
+                "-l",
+                &dir.join("server.log").to_string_lossy(),
+                "-w",
+                "-o",
+                &options,
+                "start",
+            ],
+        )?;
+        Ok(server)
+    }
+
+    fn pg(&self, tool: &str, args: &[&str]) -> Result<(), String> {
+        let exe = self.bin.join(tool);
+        let mut cmd = if self.as_postgres {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(exe);
+            c
+        } else {
+            Command::new(exe)
+        };
+        cmd.args(args);
+        run(&mut cmd)
+    }
+
+    pub fn url(&self) -> String {
+        format!("postgresql://{}@127.0.0.1:{}", self.user, self.port)
+    }
+
+    pub fn stop(&self) -> Result<(), String> {
+        self.pg(
+            "pg_ctl",
+            &[
+                "-D",
+                &self.dir.join("data").to_string_lossy(),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ],
+        )
+    }
+
+    /// Stops the server when process `pid` exits (test binaries never run destructors of statics).
+    pub fn stop_when_gone(&self, pid: u32) {
+        let stop = format!(
+            "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {runuser}{pg_ctl} -D {data} -m immediate stop >/dev/null 2>&1",
+            runuser = if self.as_postgres {
+                "runuser -u postgres -- "
+            } else {
+                ""
+            },
+            pg_ctl = self.bin.join("pg_ctl").display(),
+            data = self.dir.join("data").display(),
+        );
+        let _ = Command::new("sh")
+            .args(["-c", &stop])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+    }
+}
+
+fn run(cmd: &mut Command) -> Result<(), String> {
+    let out = cmd.output().map_err(|e| format!("running {cmd:?}: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{cmd:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+/// The server URL for tests: [`DATABASE_URL_VAR`], or a server this process starts once.
+pub fn server_url() -> String {
+    static URL: OnceLock<String> = OnceLock::new();
+    URL.get_or_init(|| {
+        if let Ok(url) = std::env::var(DATABASE_URL_VAR) {
+            return url;
+        }
+        let dir = std::env::temp_dir().join(format!("cd2-test-pg-{}", std::process::id()));
+        let server = PgServer::start(&dir)
+            .unwrap_or_else(|e| panic!("starting PostgreSQL for the tests: {e}"));
+        server.stop_when_gone(std::process::id());
+        server.url()
+    })
+    .clone()
+}
+
+/// A fresh, empty database on the test server; returns its connection string.
+pub fn fresh_database() -> String {
+    let url = server_url();
+    let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let (psql_host, port) = {
+        let rest = url.rsplit('@').next().expect("url has a host");
+        let (h, p) = rest.split_once(':').expect("url has a port");
+        (h.to_owned(), p.trim_end_matches('/').to_owned())
+    };
+    let user = url
+        .trim_start_matches("postgresql://")
+        .split('@')
+        .next()
+        .unwrap_or("cd2")
+        .to_owned();
+    let psql = bin_dir()
+        .map(|d| d.join("psql"))
+        .unwrap_or_else(|_| PathBuf::from("psql"));
+    let status = Command::new(psql)
+        .args([
+            "-h",
+            &psql_host,
+            "-p",
+            &port,
+            "-U",
+            &user,
+            "-d",
+            "postgres",
+            "-qAtc",
+            &format!("CREATE DATABASE {name}"),
+        ])
+        .output()
+        .expect("running psql");
+    assert!(
+        status.status.success(),
+        "creating a test database: {}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    format!("{url}/{name}")
+}
