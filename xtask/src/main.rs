@@ -4,6 +4,7 @@
 
 mod bench;
 mod project;
+mod replicate;
 mod review;
 mod synth;
 mod test;
@@ -50,6 +51,8 @@ enum Command {
         #[arg(long)]
         no_validators: bool,
     },
+    /// Replicate DAP tables into PostgreSQL from this machine (init new tables, sync the others).
+    Replicate(replicate::ReplicateFlags),
     /// Measure how long synth takes.
     Bench {
         /// Iterations.
@@ -63,6 +66,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Synth { env, out } => synth::run(&env, &out),
         Command::Test { no_validators } => test::run(no_validators),
+        Command::Replicate(flags) => replicate::run(&flags),
         Command::Bench { iterations } => bench::run(iterations),
     };
     match result {

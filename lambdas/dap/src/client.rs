@@ -134,6 +134,11 @@ impl DapClient {
         &self.inner.config
     }
 
+    /// Logs in (or reuses the token), so bad credentials show before any table starts.
+    pub async fn check_credentials(&self) -> Result<(), DapError> {
+        self.token().await.map(drop)
+    }
+
     /// `GET /dap/query/{ns}/table`.
     pub async fn list_tables(&self, namespace: &str) -> Result<Vec<String>, DapError> {
         check_name("namespace", namespace)?;
@@ -187,6 +192,7 @@ impl DapClient {
 
     async fn wait(&self, mut job: Job, what: &str) -> Result<CompletedJob, DapError> {
         let started = tokio::time::Instant::now();
+        let mut polls = 0;
         loop {
             match job.status {
                 JobStatus::Complete => break,
@@ -209,7 +215,10 @@ impl DapClient {
                     waited: started.elapsed(),
                 });
             }
-            tokio::time::sleep(self.inner.config.poll_interval).await;
+            // Quick first polls for small jobs, then the official client's interval.
+            let pause = (self.inner.config.poll_interval / 8) * 2u32.pow(polls.min(3));
+            polls += 1;
+            tokio::time::sleep(pause).await;
             job = self.job(&job.id, what).await?;
         }
         let objects = match job.objects.take() {

@@ -33,7 +33,7 @@ pub enum DapError {
     Authentication(ApiError),
     #[error("DAP refused the request to {what}: {error}")]
     Forbidden { what: String, error: ApiError },
-    #[error("DAP does not know {what}: {error}")]
+    #[error("DAP found nothing to {what} ({error}); check the namespace and table name")]
     NotFound { what: String, error: ApiError },
     #[error("DAP answered HTTP {status} to {what}: {error}")]
     Api {

@@ -22,6 +22,17 @@ pub struct TableData {
     /// Upstream repeats keys in this table (`canvas_logs.web_logs`): results are not consolidated.
     pub repeats_keys: bool,
     events: Vec<Event>,
+    /// Rows made on demand instead of events (benchmarks).
+    pub generated: Option<Generated>,
+}
+
+/// A generated table: `rows` rows; an incremental result holds every `change_every`-th
+/// row at the current revision.
+#[derive(Clone, Copy, Debug)]
+pub struct Generated {
+    pub rows: u64,
+    pub change_every: u64,
+    pub revision: u32,
 }
 
 /// Column names of a schema: (key columns, value columns), in schema order.
@@ -113,6 +124,72 @@ impl TableData {
                 fields.join("\t")
             })
             .collect()
+    }
+
+    /// The objects of a query, each as TSV text with its header, handed to `emit` one at a
+    /// time. `malformed` cuts the last field off the first row.
+    pub fn write_objects(
+        &self,
+        since: Option<DateTime<Utc>>,
+        until: DateTime<Utc>,
+        per_object: usize,
+        malformed: bool,
+        mut emit: impl FnMut(String),
+    ) {
+        let incremental = since.is_some();
+        let header = self.header(incremental);
+        let mut text = String::new();
+        let mut in_object = 0;
+        let mut emitted = 0;
+        let mut push = |line: &str, text: &mut String| {
+            if in_object == 0 {
+                text.push_str(&header);
+                text.push('\n');
+            }
+            if malformed && emitted == 0 {
+                text.push_str(line.rsplit_once('\t').map_or(line, |(head, _)| head));
+            } else {
+                text.push_str(line);
+            }
+            text.push('\n');
+            in_object += 1;
+            emitted += 1;
+            if in_object == per_object {
+                emit(std::mem::take(text));
+                in_object = 0;
+            }
+        };
+        match self.generated {
+            Some(g) => {
+                let mut line = String::with_capacity(512);
+                let ts = format_ts(&until);
+                for i in 0..g.rows {
+                    if incremental && !i.is_multiple_of(g.change_every) {
+                        continue;
+                    }
+                    line.clear();
+                    line.push_str(&ts);
+                    line.push('\t');
+                    if incremental {
+                        line.push_str("U\t");
+                    }
+                    crate::bench::write_row(i, if incremental { g.revision } else { 0 }, &mut line);
+                    push(&line, &mut text);
+                }
+            }
+            None => {
+                for line in self.lines(since, until) {
+                    push(&line, &mut text);
+                }
+            }
+        }
+        if in_object > 0 || emitted == 0 {
+            if emitted == 0 {
+                text.push_str(&header);
+                text.push('\n');
+            }
+            emit(text);
+        }
     }
 
     pub fn header(&self, incremental: bool) -> String {

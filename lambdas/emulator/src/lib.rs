@@ -6,9 +6,10 @@
 //! fields), jobs go waiting -> running -> complete across polls, and downloads are gzip
 //! without `Content-Encoding` from pre-signed-style URLs that expire.
 
+pub mod bench;
 mod data;
 
-pub use data::{columns, tsv_field};
+pub use data::{Generated, columns, tsv_field};
 
 use axum::Router;
 use axum::body::Body;
@@ -169,6 +170,7 @@ impl Emulator {
             .route("/dap/job/{id}", get(get_job))
             .route("/dap/object/url", post(object_urls))
             .route("/files/{*path}", get(download))
+            .route("/_emulator/touch/{ns}/{table}", post(touch))
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
@@ -228,6 +230,17 @@ impl Emulator {
         for d in deletes {
             t.delete(ts, to_map(d));
         }
+    }
+
+    /// Adds (or replaces) a generated table with `rows` rows; see [`Generated`].
+    pub fn put_generated(&self, namespace: &str, table: &str, schema: Value, generated: Generated) {
+        let mut s = lock(&self.state);
+        let t = s
+            .tables
+            .entry((namespace.into(), table.into()))
+            .or_default();
+        t.schemas = vec![schema];
+        t.generated = Some(generated);
     }
 
     /// Makes the next `times` requests to `on` fail with `kind`.
@@ -507,37 +520,19 @@ async fn create_job(
             &format!("Table '{ns}.{table}' not found"),
         );
     };
-    let header = t.header(since.is_some());
-    let mut lines = t.lines(since, until);
-    if malformed && let Some(first) = lines.first_mut() {
-        // Drop the last field: a row with one field too few.
-        if let Some(cut) = first.rfind('\t') {
-            first.truncate(cut);
-        }
-    }
     let schema_version = t.version();
     let id = uuid::Uuid::new_v4().to_string();
-    let chunks: Vec<&[String]> = if lines.is_empty() {
-        vec![&[][..]]
-    } else {
-        lines.chunks(per_object).collect()
-    };
     let mut objects = Vec::new();
     let mut files = Vec::new();
-    for (i, chunk) in chunks.iter().enumerate() {
-        let mut text = header.clone();
-        text.push('\n');
-        for l in chunk.iter() {
-            text.push_str(l);
-            text.push('\n');
-        }
+    t.write_objects(since, until, per_object, malformed, |text| {
+        let i = objects.len();
         let object_id = format!(
             "{id}/part-{i:05}-{}.tsv.gz",
             &uuid::Uuid::new_v4().simple().to_string()[..8]
         );
         files.push((object_id.clone(), Arc::new(gzip(&text))));
         objects.push(object_id);
-    }
+    });
     s.objects.extend(files);
     let expires_at = Utc::now() + ChronoDuration::hours(24);
     let job = Job {
@@ -605,6 +600,28 @@ async fn get_job(
             StatusCode::NOT_FOUND,
             "NotFound",
             &format!("Job '{id}' not found"),
+        ),
+    }
+}
+
+/// Test control: the next revision of a generated table.
+async fn touch(State(state): State<Shared>, Path((ns, table)): Path<(String, String)>) -> Response {
+    let mut s = lock(&state);
+    let ts = s.clock.expect("clock is set");
+    s.clock = Some(ts + ChronoDuration::seconds(1));
+    match s
+        .tables
+        .get_mut(&(ns, table))
+        .and_then(|t| t.generated.as_mut())
+    {
+        Some(g) => {
+            g.revision += 1;
+            axum::Json(json!({ "revision": g.revision })).into_response()
+        }
+        None => error(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            "no generated table of that name",
         ),
     }
 }

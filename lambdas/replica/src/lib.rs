@@ -322,7 +322,16 @@ impl Replicator {
         let model = TableModel::from_schema(namespace, table, &schema.schema)?;
         let staging = ddl::staging_schema(namespace);
         let mut outcome = Outcome::new(Status::Success);
-        outcome.notes = migrate::ensure_enums(&self.db, &model).await?;
+        let tx = self
+            .db
+            .transaction()
+            .await
+            .doing(&name, "starting a transaction")?;
+        tx.batch_execute(ddl::DDL_LOCK)
+            .await
+            .doing(&name, "waiting for other schema changes")?;
+        outcome.notes = migrate::ensure_enums(&tx, &model).await?;
+        tx.commit().await.doing(&name, "committing enum types")?;
 
         let saved = self.saved_job(namespace, table, "init").await?;
         let staged = migrate::table_exists(&self.db, &staging, table)
@@ -344,7 +353,8 @@ impl Replicator {
                     .await
                     .doing(&name, "starting a transaction")?;
                 let sql = format!(
-                    "DROP TABLE IF EXISTS {staged};\n{create}",
+                    "{lock}\nDROP TABLE IF EXISTS {staged};\n{create}",
+                    lock = ddl::DDL_LOCK,
                     staged = ddl::qualified(&staging, table),
                     create = ddl::create_table(&model, &staging)
                 );
@@ -408,7 +418,8 @@ impl Replicator {
             .await
             .doing(&name, "starting a transaction")?;
         tx.batch_execute(&format!(
-            "CREATE SCHEMA IF NOT EXISTS {ns};\nALTER TABLE {target} SET SCHEMA {ns};",
+            "{lock}\nCREATE SCHEMA IF NOT EXISTS {ns};\nALTER TABLE {target} SET SCHEMA {ns};",
+            lock = ddl::DDL_LOCK,
             ns = quote_ident(namespace)
         ))
         .await

@@ -128,6 +128,9 @@ pub async fn migrate(
 ) -> Result<Vec<String>, ReplicaError> {
     let table = format!("{}.{}", model.namespace, model.name);
     let qualified = ddl::qualified(schema, &model.name);
+    tx.batch_execute(ddl::DDL_LOCK)
+        .await
+        .doing(&table, "waiting for other schema changes")?;
     let mut notes = ensure_enums(tx, model).await?;
     let existing = columns(tx, schema, &model.name)
         .await

@@ -170,7 +170,7 @@ async fn an_unknown_table_is_named() {
     let f = seeded().await;
     let err = f.replicate("nope").await.unwrap_err().to_string();
     assert!(
-        err.contains("DAP does not know") && err.contains("canvas.nope"),
+        err.contains("DAP found nothing to get the schema of canvas.nope"),
         "{err}"
     );
 }
