@@ -3,6 +3,7 @@
 //! One module per command; each exposes one `run` function taking its parsed flags.
 
 mod bench;
+mod interop;
 mod project;
 mod replicate;
 mod review;
@@ -45,9 +46,9 @@ enum Command {
         #[arg(long, default_value = "cdk.out")]
         out: PathBuf,
     },
-    /// Run the unit and integration tests, then cfn-lint, statelint and checkov on every environment's synth output.
+    /// Run the tests (real PostgreSQL, DAP emulator), cfn-lint, statelint and checkov on every environment's synth output, and the interchange test with the official dap client.
     Test {
-        /// Only the cargo tests (the validators need Python and a first-time install).
+        /// Only the cargo tests (the validators and the official client need Python and a first-time install).
         #[arg(long)]
         no_validators: bool,
     },

@@ -2,7 +2,7 @@
 //!
 //! First `cargo test` for the whole workspace against a real PostgreSQL server it starts
 //! on loopback, then the real validators on the synth output of every environment and of
-//! a bring-your-own-VPC variant.
+//! a bring-your-own-VPC variant, then the interchange test with the official `dap` client.
 
 use crate::validators::{Validators, Verdict};
 use crate::{EnvFlags, project, synth};
@@ -10,28 +10,38 @@ use anyhow::{Context, Result, bail};
 use std::process::Command;
 
 pub fn run(no_validators: bool) -> Result<()> {
-    // One PostgreSQL server for every test binary of the run.
+    // One PostgreSQL server for every test binary of the run and the interchange test.
     let server = testkit::PgServer::start(&project::target_dir("test-postgres"))
         .map_err(anyhow::Error::msg)
         .context("starting PostgreSQL for the tests")?;
+    let result = run_with(&server.url(), no_validators);
+    let stopped = server
+        .stop()
+        .map_err(anyhow::Error::msg)
+        .context("stopping the test PostgreSQL");
+    result.and(stopped)
+}
+
+fn run_with(database: &str, no_validators: bool) -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
         .args(["test", "--workspace", "--all-targets"])
-        .env(testkit::DATABASE_URL_VAR, server.url())
+        .env(testkit::DATABASE_URL_VAR, database)
         .current_dir(project::root())
-        .status();
-    let stopped = server.stop();
-    let status = status.context("running cargo test")?;
+        .status()
+        .context("running cargo test")?;
     if !status.success() {
         bail!("cargo test failed");
     }
-    stopped
-        .map_err(anyhow::Error::msg)
-        .context("stopping the test PostgreSQL")?;
     if no_validators {
         return Ok(());
     }
-    validate_synth_outputs()
+    let tools = Validators::ensure()?;
+    let validated = validate_synth_outputs(&tools)?;
+    let interchanged = crate::interop::run(database, &tools.dap())
+        .context("interchange with the official dap client")?;
+    println!("checks: {} passed, 0 failed", validated + interchanged);
+    Ok(())
 }
 
 /// The configurations whose synth output must pass every validator.
@@ -68,8 +78,8 @@ fn cases() -> Vec<(String, EnvFlags)> {
     cases
 }
 
-fn validate_synth_outputs() -> Result<()> {
-    let tools = Validators::ensure()?;
+/// Returns how many validator runs passed (all of them, or an error).
+fn validate_synth_outputs(tools: &Validators) -> Result<usize> {
     let mut verdicts: Vec<Verdict> = Vec::new();
     for (name, flags) in cases() {
         let config =
@@ -108,5 +118,5 @@ fn validate_synth_outputs() -> Result<()> {
     if !failed.is_empty() {
         bail!("{} validator run(s) failed", failed.len());
     }
-    Ok(())
+    Ok(verdicts.len())
 }

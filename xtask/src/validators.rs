@@ -1,6 +1,7 @@
-//! cfn-lint, statelint and checkov: real validators on the synthesized files, installed
-//! into a virtualenv under `target/` the first time they are needed (pip is the only
-//! way to get them; no Rust crate does what they do).
+//! cfn-lint, statelint and checkov: real validators on the synthesized files, and the
+//! official `dap` client for the interchange test, installed into a virtualenv under
+//! `target/` the first time they are needed (pip is the only way to get them; no Rust
+//! crate does what they do).
 
 use crate::project;
 use anyhow::{Context, Result, bail};
@@ -23,7 +24,7 @@ pub struct Verdict {
 }
 
 fn requirements() -> PathBuf {
-    project::root().join("xtask").join("validators.txt")
+    project::root().join("xtask").join("python-tools.txt")
 }
 
 impl Validators {
@@ -31,7 +32,8 @@ impl Validators {
     pub fn ensure() -> Result<Self> {
         let venv = project::target_dir("validators").join("venv");
         let stamp = venv.join("installed-requirements.txt");
-        let wanted = fs::read_to_string(requirements()).context("reading xtask/validators.txt")?;
+        let wanted =
+            fs::read_to_string(requirements()).context("reading xtask/python-tools.txt")?;
         let bin = venv.join("bin");
         if fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str()) {
             eprintln!(
@@ -51,11 +53,16 @@ impl Validators {
                 Command::new(bin.join("pip"))
                     .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
                     .arg(requirements()),
-                "installing cfn-lint, checkov and statelint with pip",
+                "installing cfn-lint, checkov, statelint and the official dap client with pip",
             )?;
             fs::write(&stamp, wanted).context("recording the installed validators")?;
         }
         Ok(Self { bin })
+    }
+
+    /// The official `dap` CLI.
+    pub fn dap(&self) -> PathBuf {
+        self.bin.join("dap")
     }
 
     fn run(&self, tool: &'static str, args: &[&str], file: &Path) -> Result<Output> {

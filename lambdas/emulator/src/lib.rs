@@ -79,6 +79,8 @@ pub struct Settings {
     pub polls_before_complete: u32,
     pub rows_per_object: usize,
     pub url_lifetime: Duration,
+    /// A pause before each download answers, to make loads slow enough to interrupt.
+    pub download_delay: Duration,
 }
 
 impl Default for Settings {
@@ -90,6 +92,7 @@ impl Default for Settings {
             polls_before_complete: 2,
             rows_per_object: 1000,
             url_lifetime: Duration::from_secs(900),
+            download_delay: Duration::ZERO,
         }
     }
 }
@@ -674,6 +677,10 @@ async fn download(
     Path(path): Path<String>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
+    let delay = lock(&state).settings.download_delay;
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
     let mut s = lock(&state);
     s.log.push(format!("GET /files/{path}"));
     let fault = take_fault(&mut s, Endpoint::Download, any);

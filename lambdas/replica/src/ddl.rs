@@ -38,6 +38,17 @@ CREATE TABLE IF NOT EXISTS "{META_SCHEMA}"."table_sync" (
 "schema_description_format" varchar(64) NOT NULL,
 "schema_description" text NOT NULL,
 CONSTRAINT "pk_table_sync" PRIMARY KEY ("id"));
+COMMENT ON TABLE "{META_SCHEMA}"."database_version" IS 'Table for storing meta-information about the database schema version.';
+COMMENT ON COLUMN "{META_SCHEMA}"."database_version"."version" IS 'The version of the database schema.';
+COMMENT ON TABLE "{META_SCHEMA}"."table_sync" IS 'Table for storing meta-information about tables managed by the client library.';
+COMMENT ON COLUMN "{META_SCHEMA}"."table_sync"."source_namespace" IS 'The namespace of the source table exposed by DAP API (e.g. `canvas`).';
+COMMENT ON COLUMN "{META_SCHEMA}"."table_sync"."source_table" IS 'The name of the source table exposed by DAP API (e.g. `accounts`).';
+COMMENT ON COLUMN "{META_SCHEMA}"."table_sync"."timestamp" IS 'The timestamp of the source table that can be used by the client library in incremental queries during subsequent `syncdb` command executions.';
+COMMENT ON COLUMN "{META_SCHEMA}"."table_sync"."schema_version" IS 'The latest schema version of the source table at the time point when it was last initialized or synchronized with the DAP API.';
+COMMENT ON COLUMN "{META_SCHEMA}"."table_sync"."target_schema" IS 'The name of the target schema in the local database if applicable (e.g. in case of a PostgreSQL database the tables can be grouped into schemas).';
+COMMENT ON COLUMN "{META_SCHEMA}"."table_sync"."target_table" IS 'The name of the target table in the local database. In might differ from the name of the source table. For example in case of a MySQL database, the tables cannot be grouped in schemas. In this case, the implementor can use a prefix that reflects the namespace of the source table. For example, the qualified name `canvas.accounts` would become `canvas__accounts`.';
+COMMENT ON COLUMN "{META_SCHEMA}"."table_sync"."schema_description_format" IS 'The format of the schema descriptor (e.g. `json`).';
+COMMENT ON COLUMN "{META_SCHEMA}"."table_sync"."schema_description" IS 'The latest schema descriptor of the source table at the time point when it was initialized or last synchronized.';
 INSERT INTO "{META_SCHEMA}"."database_version" ("version") SELECT 1
 WHERE NOT EXISTS (SELECT 1 FROM "{META_SCHEMA}"."database_version");
 CREATE SCHEMA IF NOT EXISTS "{OWN_SCHEMA}";
