@@ -54,11 +54,24 @@ enum Command {
     },
     /// Replicate DAP tables into PostgreSQL from this machine (init new tables, sync the others).
     Replicate(replicate::ReplicateFlags),
-    /// Measure how long synth takes.
+    /// Benchmarks: synth time; replication rows per second, peak memory and the COPY ceiling.
     Bench {
-        /// Iterations.
+        #[arg(value_enum, default_value = "all")]
+        which: bench::Which,
+        /// Synth iterations.
         #[arg(long, default_value_t = 200)]
         iterations: u32,
+        /// Rows of the generated table (a quarter of it is measured too, to show memory stays flat).
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: u64,
+    },
+    /// The replicating side of `bench replication`, in its own process.
+    #[command(hide = true)]
+    BenchChild {
+        #[arg(long)]
+        dap: String,
+        #[arg(long)]
+        db: String,
     },
 }
 
@@ -68,7 +81,8 @@ fn main() -> ExitCode {
         Command::Synth { env, out } => synth::run(&env, &out),
         Command::Test { no_validators } => test::run(no_validators),
         Command::Replicate(flags) => replicate::run(&flags),
-        Command::Bench { iterations } => bench::run(iterations),
+        Command::Bench { which, iterations, rows } => bench::run(which, iterations, rows),
+        Command::BenchChild { dap, db } => bench::replication_child(&dap, &db),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,6 +1,4 @@
-//! `cargo xtask bench`: how long synth takes, in process, without the disk writes.
-//!
-//! A benchmark, not a test: it prints figures and never fails on them.
+//! How long synth takes, in process, without the disk writes.
 
 use crate::{EnvFlags, synth};
 use anyhow::Result;

@@ -1,0 +1,253 @@
+//! The replication benchmark. Runs optimized: from a debug build it re-runs itself with
+//! `--release`. The replicating side runs in a child process of its own so that its peak
+//! RSS is its own.
+
+use crate::project;
+use anyhow::{Context, Result, bail};
+use dap::{ClientConfig, Credentials, DapClient};
+use emulator::bench;
+use replica::{Budget, Replicator, TableModel, ddl};
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tokio_postgres::NoTls;
+
+/// Objects per generated table: DAP splits large tables into several.
+const OBJECTS: u64 = 8;
+
+pub fn run(rows: u64) -> Result<()> {
+    if cfg!(debug_assertions) {
+        eprintln!("building optimized binaries for the benchmark ...");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["run", "--release", "--quiet", "--package", "xtask", "--", "bench", "replication", "--rows"])
+            .arg(rows.to_string())
+            .current_dir(project::root())
+            .status()
+            .context("running the optimized benchmark")?;
+        if !status.success() {
+            bail!("the optimized benchmark failed");
+        }
+        return Ok(());
+    }
+    let emulator_bin = build_emulator()?;
+    let server = testkit::PgServer::start(&project::target_dir("bench-postgres")).map_err(anyhow::Error::msg)?;
+    let result = (|| -> Result<Vec<Value>> {
+        let sizes = [rows / 4, rows];
+        sizes.iter().map(|&n| measure(n, &emulator_bin, &server.url())).collect()
+    })();
+    let _ = server.stop();
+    let results = result?;
+    println!("\nreplication of canvas.{} (16 columns), optimized build, PostgreSQL {} on loopback:", bench::TABLE, pg_version());
+    println!(
+        "{:>10} {:>14} {:>14} {:>9} {:>14} {:>12} {:>12}",
+        "rows", "init rows/s", "COPY rows/s", "init/COPY", "sync rows/s", "peak RSS MB", "sync RSS MB"
+    );
+    for r in &results {
+        println!(
+            "{:>10} {:>14.0} {:>14.0} {:>8.0}% {:>14.0} {:>12.1} {:>12.1}",
+            r["rows"].as_u64().unwrap_or(0),
+            r["init_rows_per_s"].as_f64().unwrap_or(0.0),
+            r["copy_rows_per_s"].as_f64().unwrap_or(0.0),
+            100.0 * r["init_rows_per_s"].as_f64().unwrap_or(0.0) / r["copy_rows_per_s"].as_f64().unwrap_or(1.0),
+            r["sync_rows_per_s"].as_f64().unwrap_or(0.0),
+            r["init_peak_rss_kb"].as_f64().unwrap_or(0.0) / 1024.0,
+            r["sync_peak_rss_kb"].as_f64().unwrap_or(0.0) / 1024.0,
+        );
+    }
+    Ok(())
+}
+
+fn pg_version() -> String {
+    testkit::bin_dir()
+        .ok()
+        .and_then(|d| Command::new(d.join("postgres")).arg("--version").output().ok())
+        .map(|o| String::from_utf8_lossy(&o.stdout).split_whitespace().nth(2).unwrap_or("?").to_owned())
+        .unwrap_or_else(|| "?".into())
+}
+
+fn build_emulator() -> Result<PathBuf> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--release", "--quiet", "--package", "cd2-emulator"])
+        .current_dir(project::root())
+        .status()?;
+    if !status.success() {
+        bail!("building the emulator failed");
+    }
+    Ok(project::root().join("target/release/cd2-emulator"))
+}
+
+/// A child process killed when dropped.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn measure(rows: u64, emulator_bin: &Path, server: &str) -> Result<Value> {
+    eprintln!("{rows} rows: starting the emulator ...");
+    let mut emulator = Guard(
+        Command::new(emulator_bin)
+            .args(["--bench-rows", &rows.to_string(), "--rows-per-object", &rows.div_ceil(OBJECTS).max(1).to_string()])
+            .stdout(Stdio::piped())
+            .spawn()
+            .context("starting the emulator")?,
+    );
+    let mut first = String::new();
+    BufReader::new(emulator.0.stdout.as_mut().expect("piped")).read_line(&mut first)?;
+    let base_url = first.trim().to_owned();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let db = runtime.block_on(create_database(server, &format!("bench_{rows}")))?;
+    let ceiling_db = runtime.block_on(create_database(server, &format!("bench_copy_{rows}")))?;
+
+    eprintln!("{rows} rows: init and sync in a child process ...");
+    let out = Command::new(std::env::current_exe()?)
+        .args(["bench-child", "--dap", &base_url, "--db", &db])
+        .stderr(Stdio::inherit())
+        .output()
+        .context("running the replicating child")?;
+    if !out.status.success() {
+        bail!("the replicating child failed:\n{}", String::from_utf8_lossy(&out.stdout));
+    }
+    let mut result: Value = serde_json::from_slice(&out.stdout).context("reading the child's figures")?;
+
+    eprintln!("{rows} rows: plain COPY of the same rows ...");
+    let copy_seconds = runtime.block_on(ceiling(&ceiling_db, rows))?;
+    result["copy_rows_per_s"] = json!(rows as f64 / copy_seconds);
+    result["rows"] = json!(rows);
+    drop(emulator);
+    Ok(result)
+}
+
+async fn connect(url: &str) -> Result<tokio_postgres::Client> {
+    let (client, conn) = tokio_postgres::connect(url, NoTls).await?;
+    tokio::spawn(conn);
+    Ok(client)
+}
+
+async fn create_database(server: &str, name: &str) -> Result<String> {
+    let admin = connect(&format!("{server}/postgres")).await?;
+    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name}")).await?;
+    admin.batch_execute(&format!("CREATE DATABASE {name}")).await?;
+    Ok(format!("{server}/{name}"))
+}
+
+/// The ceiling: the same rows, already in COPY text in a file, into the same table with
+/// one `COPY FROM STDIN`. Writing the file is not timed.
+async fn ceiling(db: &str, rows: u64) -> Result<f64> {
+    let model = TableModel::from_schema(bench::NAMESPACE, bench::TABLE, &bench::schema())?;
+    let path = project::target_dir("bench-copy.txt");
+    {
+        let header = format!("meta.ts\t{}", bench::FIELDS.join("\t"));
+        let layout = replica::tsv::Layout::from_header(&header, &model, false).map_err(anyhow::Error::msg)?;
+        let mut file = std::io::BufWriter::new(std::fs::File::create(&path)?);
+        let (mut line, mut out) = (String::new(), Vec::new());
+        for i in 0..rows {
+            line.clear();
+            line.push_str("2024-05-01T10:00:00Z\t");
+            bench::write_row(i, 0, &mut line);
+            out.clear();
+            layout.transform(line.as_bytes(), &mut out).map_err(|e| anyhow::anyhow!("row {i}: {e}"))?;
+            file.write_all(&out)?;
+        }
+        file.flush()?;
+    }
+    let client = connect(db).await?;
+    let mut ddl_sql = String::new();
+    for (schema, name, labels) in model.enums() {
+        ddl_sql.push_str(&ddl::create_enum(schema, name, labels));
+    }
+    ddl_sql.push_str(&ddl::create_table(&model, bench::NAMESPACE));
+    client.batch_execute(&ddl_sql).await?;
+    let columns: Vec<String> = model.columns.iter().map(|c| replica::model::quote_ident(&c.name)).collect();
+    let sql = format!("COPY {} ({}) FROM STDIN", ddl::qualified(bench::NAMESPACE, bench::TABLE), columns.join(", "));
+    let start = Instant::now();
+    let sink = client.copy_in::<_, bytes::Bytes>(&sql).await?;
+    stream_file(sink, &path).await?;
+    let seconds = start.elapsed().as_secs_f64();
+    let _ = std::fs::remove_file(&path);
+    Ok(seconds)
+}
+
+async fn stream_file(sink: tokio_postgres::CopyInSink<bytes::Bytes>, path: &Path) -> Result<()> {
+    use futures_util::SinkExt;
+    let mut sink = Box::pin(sink);
+    let mut file = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        sink.send(bytes::Bytes::copy_from_slice(&buf[..n])).await?;
+    }
+    sink.as_mut().finish().await?;
+    Ok(())
+}
+
+fn peak_rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(str::to_owned))
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        .unwrap_or(0)
+}
+
+/// The replicating side: init, then a sync after the emulator changes 10% of the rows.
+/// Prints its figures as JSON.
+pub fn child(dap_url: &str, db: &str) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let s = emulator::Settings::default();
+        let mut config = ClientConfig::new(dap_url, Credentials { client_id: s.client_id, client_secret: s.client_secret });
+        config.poll_interval = Duration::from_millis(100);
+        let dap = DapClient::new(config)?;
+        let mut replicator = Replicator::connect(&replica::parse_connection_string(db)?, dap).await?;
+        let start = Instant::now();
+        let init = replicator.init(bench::NAMESPACE, bench::TABLE, Budget::unlimited()).await?;
+        let init_seconds = start.elapsed().as_secs_f64();
+        let init_rss = peak_rss_kb();
+
+        let touched = post_on_loopback(&format!("{dap_url}/_emulator/touch/{}/{}", bench::NAMESPACE, bench::TABLE)).await?;
+        if !touched {
+            bail!("the emulator did not change the generated table");
+        }
+        let start = Instant::now();
+        let sync = replicator.sync(bench::NAMESPACE, bench::TABLE, Budget::unlimited()).await?;
+        let sync_seconds = start.elapsed().as_secs_f64();
+        let synced = sync.counts.inserted + sync.counts.updated + sync.counts.deleted;
+        println!(
+            "{}",
+            json!({
+                "init_rows": init.counts.inserted,
+                "init_seconds": init_seconds,
+                "init_rows_per_s": init.counts.inserted as f64 / init_seconds,
+                "init_peak_rss_kb": init_rss,
+                "sync_rows": synced,
+                "sync_seconds": sync_seconds,
+                "sync_rows_per_s": synced as f64 / sync_seconds,
+                "sync_peak_rss_kb": peak_rss_kb(),
+            })
+        );
+        Ok(())
+    })
+}
+
+/// A bare HTTP/1.1 POST on loopback (the emulator's control route), so xtask needs no HTTP client.
+async fn post_on_loopback(url: &str) -> Result<bool> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://").context("an http:// URL")?;
+    let (host, path) = rest.split_once('/').context("a path")?;
+    let mut stream = tokio::net::TcpStream::connect(host).await?;
+    let request = format!("POST /{path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await?;
+    Ok(answer.starts_with("HTTP/1.1 200"))
+}
