@@ -81,7 +81,11 @@ fn main() -> ExitCode {
         Command::Synth { env, out } => synth::run(&env, &out),
         Command::Test { no_validators } => test::run(no_validators),
         Command::Replicate(flags) => replicate::run(&flags),
-        Command::Bench { which, iterations, rows } => bench::run(which, iterations, rows),
+        Command::Bench {
+            which,
+            iterations,
+            rows,
+        } => bench::run(which, iterations, rows),
         Command::BenchChild { dap, db } => bench::replication_child(&dap, &db),
     };
     match result {

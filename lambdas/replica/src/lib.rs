@@ -223,6 +223,15 @@ impl Replicator {
         result
     }
 
+    /// The `table_sync` timestamp of a replicated table: where its next sync starts.
+    pub async fn last_timestamp(
+        &self,
+        namespace: &str,
+        table: &str,
+    ) -> Result<Option<DateTime<Utc>>, ReplicaError> {
+        self.registered(namespace, table).await
+    }
+
     async fn registered(
         &self,
         namespace: &str,

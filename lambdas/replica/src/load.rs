@@ -65,6 +65,52 @@ pub async fn copy_object(
         .await
         .doing(&table, "starting COPY")?;
     futures_util::pin_mut!(sink);
+
+    // Decoding and converting run in their own task, a few chunks ahead of the COPY, so
+    // this process and the database work at the same time; the channel bounds memory.
+    let (chunks, mut received) = tokio::sync::mpsc::channel::<Result<Bytes, ReplicaError>>(4);
+    let producer = {
+        let (layout, table, object) = (layout.clone(), table.clone(), object.id.clone());
+        tokio::spawn(async move {
+            let result = convert(&mut reader, &layout, &table, &object, &chunks).await;
+            if let Err(e) = result {
+                let _ = chunks.send(Err(e)).await;
+            }
+        })
+    };
+    while let Some(chunk) = received.recv().await {
+        sink.send(chunk?)
+            .await
+            .map_err(|e| copy_error(&table, &object.id, e))?;
+    }
+    producer.await.map_err(|e| ReplicaError::Data {
+        table: table.clone(),
+        object: object.id.clone(),
+        line: 0,
+        message: format!("the converting task failed: {e}"),
+    })?;
+    let rows = sink
+        .finish()
+        .await
+        .map_err(|e| copy_error(&table, &object.id, e))?;
+    Ok((Loaded { rows }, Some(layout)))
+}
+
+/// Reads the lines after the header and sends their COPY text in chunks.
+async fn convert(
+    reader: &mut dap::ObjectReader,
+    layout: &Layout,
+    table: &str,
+    object: &str,
+    chunks: &tokio::sync::mpsc::Sender<Result<Bytes, ReplicaError>>,
+) -> Result<(), ReplicaError> {
+    let read_error = |e: std::io::Error| {
+        ReplicaError::Dap(dap::DapError::Download {
+            object: object.into(),
+            detail: format!("reading the gzip stream: {e}"),
+        })
+    };
+    let mut line = Vec::with_capacity(4096);
     let mut out: Vec<u8> = Vec::with_capacity(SEND_AT + 4096);
     let mut number: u64 = 1;
     loop {
@@ -86,8 +132,8 @@ pub async fn copy_object(
         layout
             .transform(content, &mut out)
             .map_err(|e| ReplicaError::Data {
-                table: table.clone(),
-                object: object.id.clone(),
+                table: table.into(),
+                object: object.into(),
                 line: number,
                 message: format!("the line {e}"),
             })?;
@@ -96,21 +142,16 @@ pub async fn copy_object(
                 &mut out,
                 Vec::with_capacity(SEND_AT + 4096),
             ));
-            sink.send(chunk)
-                .await
-                .map_err(|e| copy_error(&table, &object.id, e))?;
+            if chunks.send(Ok(chunk)).await.is_err() {
+                // The COPY side stopped; it reports why.
+                return Ok(());
+            }
         }
     }
     if !out.is_empty() {
-        sink.send(Bytes::from(out))
-            .await
-            .map_err(|e| copy_error(&table, &object.id, e))?;
+        let _ = chunks.send(Ok(Bytes::from(out))).await;
     }
-    let rows = sink
-        .finish()
-        .await
-        .map_err(|e| copy_error(&table, &object.id, e))?;
-    Ok((Loaded { rows }, Some(layout)))
+    Ok(())
 }
 
 /// A COPY the server refused: bad values, with the line PostgreSQL names.

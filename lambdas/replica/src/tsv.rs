@@ -168,8 +168,54 @@ fn unescape(field: &[u8]) -> Result<String, String> {
     String::from_utf8(out).map_err(|_| "is not UTF-8".into())
 }
 
+/// The common case without a JSON parser: a flat array of strings without escapes,
+/// numbers, booleans and nulls. `None` sends anything else to the full parser.
+fn simple_array(text: &str, literal: &mut String) -> Option<()> {
+    let inner = text.trim().strip_prefix('[')?.strip_suffix(']')?.trim();
+    literal.push('{');
+    if !inner.is_empty() {
+        for (i, item) in inner.split(',').enumerate() {
+            if i > 0 {
+                literal.push(',');
+            }
+            let item = item.trim();
+            if let Some(s) = item.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
+                if s.contains(['"', '\\']) {
+                    return None;
+                }
+                literal.push('"');
+                literal.push_str(s);
+                literal.push('"');
+            } else if item == "null" {
+                literal.push_str("NULL");
+            } else if item == "true"
+                || item == "false"
+                || (!item.is_empty()
+                    && item
+                        .bytes()
+                        .all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b)))
+            {
+                literal.push_str(item);
+            } else {
+                return None;
+            }
+        }
+    }
+    literal.push('}');
+    Some(())
+}
+
 /// A JSON array (COPY-escaped) as a PostgreSQL array literal (COPY-escaped).
 fn json_array_to_copy(field: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+    // Without backslashes there is nothing to unescape, on either level.
+    if !field.contains(&b'\\') {
+        let text = std::str::from_utf8(field).map_err(|_| "is not UTF-8".to_owned())?;
+        let mut literal = String::with_capacity(text.len() + 2);
+        if simple_array(text, &mut literal).is_some() {
+            out.extend_from_slice(literal.as_bytes());
+            return Ok(());
+        }
+    }
     let text = unescape(field)?;
     let items: Vec<serde_json::Value> =
         serde_json::from_str(&text).map_err(|e| format!("`{text}` is not a JSON array ({e})"))?;
@@ -237,6 +283,33 @@ mod tests {
         assert_eq!(layout.transform(line.as_bytes(), &mut out), Ok(0));
         let expected = format!("7\t{}\tx\\ty\n", r#"{"a","b\\\\c\\"",NULL}"#);
         assert_eq!(String::from_utf8(out).unwrap(), expected);
+    }
+
+    #[test]
+    fn arrays_take_the_fast_path_or_the_parser_alike() {
+        for (json, literal) in [
+            (
+                r#"["a", "b c",null, 1, -2.5e3, true]"#,
+                r#"{"a","b c",NULL,1,-2.5e3,true}"#,
+            ),
+            ("[]", "{}"),
+            (r#"["x,y"]"#, r#"{"x,y"}"#),
+        ] {
+            let mut out = Vec::new();
+            json_array_to_copy(json.as_bytes(), &mut out).unwrap();
+            assert_eq!(String::from_utf8(out).unwrap(), literal, "{json}");
+        }
+        let mut out = Vec::new();
+        assert!(
+            json_array_to_copy(b"[oops]", &mut out)
+                .unwrap_err()
+                .contains("not a JSON array")
+        );
+        assert!(
+            json_array_to_copy(br#"[{"a":1}]"#, &mut out)
+                .unwrap_err()
+                .contains("not a scalar")
+        );
     }
 
     #[test]
