@@ -120,21 +120,11 @@ impl Expr {
     /// plain string (cfn-lint flags a `Fn::Sub` with nothing to substitute).
     pub fn sub(s: impl Into<String>) -> Self {
         let s = s.into();
-        if s.contains("${") {
-            Expr::Sub(s, IndexMap::new())
-        } else {
-            Expr::Str(s)
-        }
+        if s.contains("${") { Expr::Sub(s, IndexMap::new()) } else { Expr::Str(s) }
     }
 
-    pub fn sub_with(
-        s: impl Into<String>,
-        vars: impl IntoIterator<Item = (&'static str, Expr)>,
-    ) -> Self {
-        Expr::Sub(
-            s.into(),
-            vars.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
-        )
+    pub fn sub_with(s: impl Into<String>, vars: impl IntoIterator<Item = (&'static str, Expr)>) -> Self {
+        Expr::Sub(s.into(), vars.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
     }
 
     pub fn join(sep: impl Into<String>, parts: impl IntoIterator<Item = Expr>) -> Self {
@@ -174,15 +164,12 @@ impl Expr {
             Expr::Float(f) => json!(f),
             Expr::Bool(b) => json!(b),
             Expr::List(items) => Value::Array(items.iter().map(Expr::to_json).collect()),
-            Expr::Object(map) => {
-                Value::Object(map.iter().map(|(k, v)| (k.clone(), v.to_json())).collect())
-            }
+            Expr::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), v.to_json())).collect()),
             Expr::Ref(id) => json!({ "Ref": id }),
             Expr::GetAtt(id, attr) => json!({ "Fn::GetAtt": [id, attr] }),
             Expr::Sub(s, vars) if vars.is_empty() => json!({ "Fn::Sub": s }),
             Expr::Sub(s, vars) => {
-                let vars: serde_json::Map<String, Value> =
-                    vars.iter().map(|(k, v)| (k.clone(), v.to_json())).collect();
+                let vars: serde_json::Map<String, Value> = vars.iter().map(|(k, v)| (k.clone(), v.to_json())).collect();
                 json!({ "Fn::Sub": [s, vars] })
             }
             Expr::Join(sep, parts) => {
@@ -284,22 +271,13 @@ mod tests {
     #[test]
     fn intrinsics_serialize_in_cloudformation_form() {
         let vpc = LogicalId::new("Vpc");
-        let e = Expr::select(
-            0,
-            Expr::cidr(Expr::GetAtt(vpc.clone(), "CidrBlock".into()), 4, 8),
-        );
+        let e = Expr::select(0, Expr::cidr(Expr::GetAtt(vpc.clone(), "CidrBlock".into()), 4, 8));
         assert_eq!(
             serde_json::to_value(&e).unwrap(),
             json!({"Fn::Select": ["0", {"Fn::Cidr": [{"Fn::GetAtt": ["Vpc", "CidrBlock"]}, "4", "8"]}]})
         );
-        assert_eq!(
-            serde_json::to_value(Pseudo::Region.expr()).unwrap(),
-            json!({"Ref": "AWS::Region"})
-        );
+        assert_eq!(serde_json::to_value(Pseudo::Region.expr()).unwrap(), json!({"Ref": "AWS::Region"}));
         let sub = Expr::sub_with("${A}-x", [("A", Expr::Ref(vpc))]);
-        assert_eq!(
-            serde_json::to_value(&sub).unwrap(),
-            json!({"Fn::Sub": ["${A}-x", {"A": {"Ref": "Vpc"}}]})
-        );
+        assert_eq!(serde_json::to_value(&sub).unwrap(), json!({"Fn::Sub": ["${A}-x", {"A": {"Ref": "Vpc"}}]}));
     }
 }

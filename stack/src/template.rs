@@ -26,19 +26,13 @@ pub struct Handle<T> {
 
 impl<T> Clone for Handle<T> {
     fn clone(&self) -> Self {
-        Self {
-            id: self.id.clone(),
-            _kind: PhantomData,
-        }
+        Self { id: self.id.clone(), _kind: PhantomData }
     }
 }
 
 impl<T> Handle<T> {
     fn new(id: LogicalId) -> Self {
-        Self {
-            id,
-            _kind: PhantomData,
-        }
+        Self { id, _kind: PhantomData }
     }
 
     pub fn id(&self) -> &LogicalId {
@@ -69,11 +63,7 @@ pub type ConditionRef = Handle<ConditionKind>;
 impl ConditionRef {
     /// `Fn::If` on this condition.
     pub fn choose(&self, then: impl Into<Expr>, otherwise: impl Into<Expr>) -> Expr {
-        Expr::If(
-            self.id.clone(),
-            Box::new(then.into()),
-            Box::new(otherwise.into()),
-        )
+        Expr::If(self.id.clone(), Box::new(then.into()), Box::new(otherwise.into()))
     }
 }
 
@@ -100,11 +90,7 @@ pub struct Parameter {
 
 impl Parameter {
     pub fn string(description: impl Into<String>) -> Self {
-        Self {
-            kind: "String".into(),
-            description: Some(description.into()),
-            ..Self::default()
-        }
+        Self { kind: "String".into(), description: Some(description.into()), ..Self::default() }
     }
 
     pub fn with_default(mut self, default: impl Into<Value>) -> Self {
@@ -211,16 +197,12 @@ pub struct Template {
 
 impl Template {
     pub fn new(description: impl Into<String>) -> Self {
-        Self {
-            description: description.into(),
-            ..Self::default()
-        }
+        Self { description: description.into(), ..Self::default() }
     }
 
     fn claim(&mut self, id: &str, kind: &str, taken: bool) -> LogicalId {
         if taken {
-            self.duplicates
-                .push(format!("{kind} `{id}` is defined more than once"));
+            self.duplicates.push(format!("{kind} `{id}` is defined more than once"));
         }
         LogicalId::new(id)
     }
@@ -229,21 +211,12 @@ impl Template {
         self.add_with(id, resource, Attributes::default())
     }
 
-    pub fn add_with<T: Resource>(
-        &mut self,
-        id: &str,
-        resource: T,
-        attributes: Attributes,
-    ) -> Handle<T> {
+    pub fn add_with<T: Resource>(&mut self, id: &str, resource: T, attributes: Attributes) -> Handle<T> {
         let taken = self.resources.contains_key(id) || self.parameters.contains_key(id);
         let id = self.claim(id, "resource", taken);
-        let properties = serde_json::to_value(&resource)
-            .unwrap_or_else(|e| panic!("resource `{id}` does not serialize: {e}"));
-        let entry = ResourceEntry {
-            type_name: T::TYPE,
-            properties,
-            attributes,
-        };
+        let properties =
+            serde_json::to_value(&resource).unwrap_or_else(|e| panic!("resource `{id}` does not serialize: {e}"));
+        let entry = ResourceEntry { type_name: T::TYPE, properties, attributes };
         self.resources.insert(id.clone(), entry);
         Handle::new(id)
     }
@@ -266,20 +239,10 @@ impl Template {
         self.output_exported(id, description, value, None);
     }
 
-    pub fn output_exported(
-        &mut self,
-        id: &str,
-        description: &str,
-        value: Expr,
-        export: Option<Expr>,
-    ) {
+    pub fn output_exported(&mut self, id: &str, description: &str, value: Expr, export: Option<Expr>) {
         let taken = self.outputs.contains_key(id);
         let id = self.claim(id, "output", taken);
-        let entry = OutputEntry {
-            description: description.into(),
-            value,
-            export,
-        };
+        let entry = OutputEntry { description: description.into(), value, export };
         self.outputs.insert(id, entry);
     }
 
@@ -313,11 +276,8 @@ impl Template {
         if !self.conditions.is_empty() {
             doc.insert("Conditions".into(), json!(self.conditions));
         }
-        let resources: Map<String, Value> = self
-            .resources
-            .iter()
-            .map(|(id, r)| (id.to_string(), resource_json(r)))
-            .collect();
+        let resources: Map<String, Value> =
+            self.resources.iter().map(|(id, r)| (id.to_string(), resource_json(r))).collect();
         doc.insert("Resources".into(), Value::Object(resources));
         if !self.outputs.is_empty() {
             let outputs: Map<String, Value> = self
@@ -349,10 +309,7 @@ impl Template {
             ("outputs", self.outputs.len(), MAX_OUTPUTS),
         ] {
             if count > max {
-                problems.add(
-                    "template",
-                    format!("{count} {kind}; CloudFormation allows at most {max}"),
-                );
+                problems.add("template", format!("{count} {kind}; CloudFormation allows at most {max}"));
             }
         }
         let ids = self
@@ -364,10 +321,7 @@ impl Template {
         for id in ids {
             let s = id.as_str();
             if s.is_empty() || s.len() > 255 || !s.chars().all(|c| c.is_ascii_alphanumeric()) {
-                problems.add(
-                    format!("`{s}`"),
-                    "logical ids must be 1-255 ASCII letters and digits",
-                );
+                problems.add(format!("`{s}`"), "logical ids must be 1-255 ASCII letters and digits");
             }
         }
 
@@ -393,36 +347,21 @@ impl Template {
                 }
             }
             if let Some(c) = &r.attributes.condition {
-                check(
-                    format!("{base}/Condition"),
-                    &json!({ "Condition": c }),
-                    &mut problems,
-                );
+                check(format!("{base}/Condition"), &json!({ "Condition": c }), &mut problems);
             }
         }
         for (id, o) in &self.outputs {
-            check(
-                format!("Outputs/{id}/Value"),
-                &o.value.to_json(),
-                &mut problems,
-            );
+            check(format!("Outputs/{id}/Value"), &o.value.to_json(), &mut problems);
             if let Some(e) = &o.export {
                 check(format!("Outputs/{id}/Export"), &e.to_json(), &mut problems);
             }
         }
         for id in self.parameters.keys() {
             if !used.contains(id.as_str()) {
-                problems.add(
-                    format!("Parameters/{id}"),
-                    "is never used; remove it or reference it",
-                );
+                problems.add(format!("Parameters/{id}"), "is never used; remove it or reference it");
             }
         }
-        if problems.0.is_empty() {
-            Ok(())
-        } else {
-            Err(ValidationError(problems.0))
-        }
+        if problems.0.is_empty() { Ok(()) } else { Err(ValidationError(problems.0)) }
     }
 }
 
@@ -431,10 +370,7 @@ struct Problems(Vec<Problem>);
 
 impl Problems {
     fn add(&mut self, location: impl Into<String>, message: impl Into<String>) {
-        self.0.push(Problem {
-            location: location.into(),
-            message: message.into(),
-        });
+        self.0.push(Problem { location: location.into(), message: message.into() });
     }
 }
 
@@ -455,11 +391,7 @@ fn resource_json(r: &ResourceEntry) -> Value {
         out.insert("UpdateReplacePolicy".into(), json!(p));
     }
     if !a.checkov_skips.is_empty() {
-        let skips: Vec<Value> = a
-            .checkov_skips
-            .iter()
-            .map(|(id, why)| json!({ "id": id, "comment": why }))
-            .collect();
+        let skips: Vec<Value> = a.checkov_skips.iter().map(|(id, why)| json!({ "id": id, "comment": why })).collect();
         out.insert("Metadata".into(), json!({ "checkov": { "skip": skips } }));
     }
     if r.properties.as_object().is_some_and(|p| !p.is_empty()) {
@@ -476,13 +408,7 @@ struct Scope<'a> {
 }
 
 impl Scope<'_> {
-    fn check(
-        &self,
-        location: &str,
-        value: &Value,
-        used: &mut BTreeSet<String>,
-        problems: &mut Problems,
-    ) {
+    fn check(&self, location: &str, value: &Value, used: &mut BTreeSet<String>, problems: &mut Problems) {
         match value {
             Value::Array(items) => {
                 for (i, v) in items.iter().enumerate() {
@@ -521,10 +447,8 @@ impl Scope<'_> {
             ("Fn::GetAtt", Value::Array(parts)) => {
                 match parts.first() {
                     Some(Value::String(name)) if self.resources.contains(name.as_str()) => {}
-                    Some(Value::String(name)) => problems.add(
-                        location,
-                        format!("Fn::GetAtt on `{name}`, which is not a resource of this template"),
-                    ),
+                    Some(Value::String(name)) => problems
+                        .add(location, format!("Fn::GetAtt on `{name}`, which is not a resource of this template")),
                     _ => problems.add(location, "Fn::GetAtt needs [resource, attribute]"),
                 }
                 true
@@ -535,9 +459,7 @@ impl Scope<'_> {
             }
             ("Fn::Sub", Value::Array(parts)) => {
                 let vars = parts.get(1).and_then(Value::as_object);
-                let names: BTreeSet<&str> = vars
-                    .map(|v| v.keys().map(String::as_str).collect())
-                    .unwrap_or_default();
+                let names: BTreeSet<&str> = vars.map(|v| v.keys().map(String::as_str).collect()).unwrap_or_default();
                 if let Some(Value::String(text)) = parts.first() {
                     self.check_sub(location, text, &names, used, problems);
                 }
@@ -556,10 +478,9 @@ impl Scope<'_> {
                 };
                 match name {
                     Some(n) if self.conditions.contains(n) => {}
-                    Some(n) => problems.add(
-                        location,
-                        format!("{key} names `{n}`, which is not a condition of this template"),
-                    ),
+                    Some(n) => {
+                        problems.add(location, format!("{key} names `{n}`, which is not a condition of this template"))
+                    }
                     None => problems.add(location, format!("{key} needs a condition name")),
                 }
                 if let (Value::Array(parts), "Fn::If") = (arg, key) {
@@ -638,11 +559,7 @@ mod tests {
     use crate::resources::sns::{Subscription, Topic};
 
     fn topic() -> Topic {
-        Topic {
-            display_name: "t".into(),
-            kms_master_key_id: Expr::str("alias/aws/sns"),
-            tags: vec![],
-        }
+        Topic { display_name: "t".into(), kms_master_key_id: Expr::str("alias/aws/sns"), tags: vec![] }
     }
 
     fn problems(t: &Template) -> String {
@@ -654,19 +571,9 @@ mod tests {
         let mut other = Template::new("other");
         let foreign = other.add("ForeignTopic", topic());
         let mut t = Template::new("t");
-        t.add(
-            "Sub",
-            Subscription {
-                topic_arn: foreign.arn(),
-                protocol: "email",
-                endpoint: "a@b.c".into(),
-            },
-        );
+        t.add("Sub", Subscription { topic_arn: foreign.arn(), protocol: "email", endpoint: "a@b.c".into() });
         let err = problems(&t);
-        assert!(
-            err.contains("Resources/Sub/Properties/TopicArn: Ref to `ForeignTopic`"),
-            "{err}"
-        );
+        assert!(err.contains("Resources/Sub/Properties/TopicArn: Ref to `ForeignTopic`"), "{err}");
     }
 
     #[test]
@@ -676,14 +583,8 @@ mod tests {
         t.add("Topic", topic());
         t.parameter("Topic", Parameter::string("clashes with a resource"));
         let err = problems(&t);
-        assert!(
-            err.contains("resource `Topic` is defined more than once"),
-            "{err}"
-        );
-        assert!(
-            err.contains("parameter `Topic` is defined more than once"),
-            "{err}"
-        );
+        assert!(err.contains("resource `Topic` is defined more than once"), "{err}");
+        assert!(err.contains("parameter `Topic` is defined more than once"), "{err}");
     }
 
     #[test]
@@ -702,42 +603,24 @@ mod tests {
         let email = t.parameter("Email", Parameter::string("used"));
         let mut stray = Template::new("stray");
         let stray_topic = stray.add("Stray", topic());
-        let stray_condition =
-            stray.condition("StrayCondition", Expr::equals("a".into(), "b".into()));
+        let stray_condition = stray.condition("StrayCondition", Expr::equals("a".into(), "b".into()));
         t.add_with(
             "Sub",
             Subscription {
                 topic_arn: Expr::sub("arn:${AWS::Partition}:sns:${Missing}:${Email}"),
                 protocol: "email",
-                endpoint: stray_condition.choose(
-                    email.as_ref(),
-                    Expr::GetAtt(LogicalId::new("Email"), "Arn".into()),
-                ),
+                endpoint: stray_condition.choose(email.as_ref(), Expr::GetAtt(LogicalId::new("Email"), "Arn".into())),
             },
-            Attributes::default()
-                .depends_on(&stray_topic)
-                .when(&stray_condition),
+            Attributes::default().depends_on(&stray_topic).when(&stray_condition),
         );
         let err = problems(&t);
         assert!(err.contains("Fn::Sub to `Missing`"), "{err}");
         assert!(!err.contains("`AWS::Partition`"), "{err}");
         assert!(err.contains("Fn::If names `StrayCondition`"), "{err}");
-        assert!(
-            err.contains("Fn::GetAtt on `Email`, which is not a resource"),
-            "{err}"
-        );
-        assert!(
-            err.contains("Resources/Sub/DependsOn: DependsOn `Stray`"),
-            "{err}"
-        );
-        assert!(
-            err.contains("Resources/Sub/Condition: Condition names `StrayCondition`"),
-            "{err}"
-        );
-        assert!(
-            !err.contains("Parameters/Email"),
-            "the parameter is used through Sub and If: {err}"
-        );
+        assert!(err.contains("Fn::GetAtt on `Email`, which is not a resource"), "{err}");
+        assert!(err.contains("Resources/Sub/DependsOn: DependsOn `Stray`"), "{err}");
+        assert!(err.contains("Resources/Sub/Condition: Condition names `StrayCondition`"), "{err}");
+        assert!(!err.contains("Parameters/Email"), "the parameter is used through Sub and If: {err}");
     }
 
     #[test]
@@ -745,22 +628,11 @@ mod tests {
         let mut t = Template::new("t");
         let email = t.parameter("Email", Parameter::string("who").with_default(""));
         let has = t.condition("HasEmail", !Expr::equals(email.as_ref(), "".into()));
-        let topic = t.add_with(
-            "Topic",
-            topic(),
-            Attributes::default().skip_check("CKV_X", "because"),
-        );
+        let topic = t.add_with("Topic", topic(), Attributes::default().skip_check("CKV_X", "because"));
         t.add_with(
             "Sub",
-            Subscription {
-                topic_arn: topic.arn(),
-                protocol: "email",
-                endpoint: email.as_ref(),
-            },
-            Attributes::default()
-                .when(&has)
-                .depends_on(&topic)
-                .snapshot_on_delete(),
+            Subscription { topic_arn: topic.arn(), protocol: "email", endpoint: email.as_ref() },
+            Attributes::default().when(&has).depends_on(&topic).snapshot_on_delete(),
         );
         t.validate().unwrap();
         let doc = t.to_json();
@@ -768,17 +640,11 @@ mod tests {
         assert_eq!(sub["Condition"], "HasEmail");
         assert_eq!(sub["DependsOn"], json!(["Topic"]));
         assert_eq!(sub["DeletionPolicy"], "Snapshot");
-        assert_eq!(
-            doc["Resources"]["Topic"]["Metadata"]["checkov"]["skip"][0]["comment"],
-            "because"
-        );
+        assert_eq!(doc["Resources"]["Topic"]["Metadata"]["checkov"]["skip"][0]["comment"], "because");
     }
 
     #[test]
     fn sub_variables_skip_escapes() {
-        assert_eq!(
-            sub_variables("${A}-${!Literal}-${B.Arn}"),
-            vec!["A", "B.Arn"]
-        );
+        assert_eq!(sub_variables("${A}-${!Literal}-${B.Arn}"), vec!["A", "B.Arn"]);
     }
 }

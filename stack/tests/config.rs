@@ -15,14 +15,7 @@ fn both_environments_load() {
 
 #[test]
 fn overrides_set_nested_keys_and_parse_toml_values() {
-    let c = config(
-        "dev",
-        &[
-            "map_concurrency=3",
-            "database.max_capacity=8",
-            "schedule=cron(0 6 * * ? *)",
-        ],
-    );
+    let c = config("dev", &["map_concurrency=3", "database.max_capacity=8", "schedule=cron(0 6 * * ? *)"]);
     assert_eq!(c.map_concurrency, 3);
     assert_eq!(c.database.max_capacity, 8.0);
     assert_eq!(c.schedule, "cron(0 6 * * ? *)");
@@ -39,10 +32,7 @@ fn an_unknown_key_is_named_with_the_allowed_ones() {
 fn an_unknown_namespace_lists_the_allowed_values() {
     let err = config_error("dev", &["namespaces=[\"canvas\", \"canvass\"]"]);
     assert!(err.contains("canvass"), "{err}");
-    assert!(
-        err.contains("`canvas_logs`") && err.contains("`new_quizzes`"),
-        "{err}"
-    );
+    assert!(err.contains("`canvas_logs`") && err.contains("`new_quizzes`"), "{err}");
 }
 
 #[test]
@@ -80,15 +70,9 @@ fn network_modes_require_their_own_keys() {
     let err = config_error("dev", &["network.mode=existing"]);
     assert!(err.contains("`network.vpc_id`"), "{err}");
     assert!(err.contains("`network.private_subnet_ids`"), "{err}");
-    assert!(
-        err.contains("`network.cidr`: cidr and nat_gateways go with mode = \"create\""),
-        "{err}"
-    );
+    assert!(err.contains("`network.cidr`: cidr and nat_gateways go with mode = \"create\""), "{err}");
     let err = config_error("dev", &["network.mode=somewhere"]);
-    assert!(
-        err.contains("unknown variant `somewhere`, expected `create` or `existing`"),
-        "{err}"
-    );
+    assert!(err.contains("unknown variant `somewhere`, expected `create` or `existing`"), "{err}");
     config("dev", &common::EXISTING_VPC);
 }
 

@@ -10,12 +10,7 @@ fn doc(env: &str, overrides: &[&str]) -> Value {
 }
 
 fn of_type<'a>(doc: &'a Value, kind: &str) -> Vec<(&'a String, &'a Value)> {
-    doc["Resources"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .filter(|(_, r)| r["Type"] == kind)
-        .collect()
+    doc["Resources"].as_object().unwrap().iter().filter(|(_, r)| r["Type"] == kind).collect()
 }
 
 fn props<'a>(doc: &'a Value, id: &str) -> &'a Value {
@@ -42,30 +37,19 @@ fn network_spans_two_azs_with_the_configured_nat_count() {
     }
     let prod = doc("prod", &[]);
     assert_eq!(of_type(&prod, "AWS::EC2::NatGateway").len(), 2);
-    assert_eq!(
-        props(&prod, "NetworkPrivateDefaultRouteB")["NatGatewayId"],
-        json!({"Ref": "NetworkNatGatewayB"})
-    );
+    assert_eq!(props(&prod, "NetworkPrivateDefaultRouteB")["NatGatewayId"], json!({"Ref": "NetworkNatGatewayB"}));
 }
 
 #[test]
 fn bring_your_own_vpc_creates_no_network_and_uses_its_subnets() {
     let d = doc("dev", &common::EXISTING_VPC);
-    for kind in [
-        "AWS::EC2::VPC",
-        "AWS::EC2::Subnet",
-        "AWS::EC2::NatGateway",
-        "AWS::EC2::InternetGateway",
-    ] {
+    for kind in ["AWS::EC2::VPC", "AWS::EC2::Subnet", "AWS::EC2::NatGateway", "AWS::EC2::InternetGateway"] {
         assert!(of_type(&d, kind).is_empty(), "{kind} should not be created");
     }
     let subnets = json!(["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"]);
     assert_eq!(props(&d, "DatabaseSubnetGroup")["SubnetIds"], subnets);
     assert_eq!(props(&d, "SyncTable")["VpcConfig"]["SubnetIds"], subnets);
-    assert_eq!(
-        props(&d, "DatabaseSecurityGroup")["VpcId"],
-        "vpc-0123456789abcdef0"
-    );
+    assert_eq!(props(&d, "DatabaseSecurityGroup")["VpcId"], "vpc-0123456789abcdef0");
 }
 
 #[test]
@@ -74,39 +58,18 @@ fn the_database_accepts_postgres_only_from_the_functions_group() {
     let ingress = of_type(&d, "AWS::EC2::SecurityGroupIngress");
     assert_eq!(ingress.len(), 1, "exactly one way in");
     let rule = &ingress[0].1["Properties"];
-    assert_eq!(
-        rule["GroupId"],
-        json!({"Fn::GetAtt": ["DatabaseSecurityGroup", "GroupId"]})
-    );
-    assert_eq!(
-        rule["SourceSecurityGroupId"],
-        json!({"Fn::GetAtt": ["FunctionsSecurityGroup", "GroupId"]})
-    );
-    assert_eq!(
-        (rule["FromPort"].clone(), rule["ToPort"].clone()),
-        (json!(5432), json!(5432))
-    );
+    assert_eq!(rule["GroupId"], json!({"Fn::GetAtt": ["DatabaseSecurityGroup", "GroupId"]}));
+    assert_eq!(rule["SourceSecurityGroupId"], json!({"Fn::GetAtt": ["FunctionsSecurityGroup", "GroupId"]}));
+    assert_eq!((rule["FromPort"].clone(), rule["ToPort"].clone()), (json!(5432), json!(5432)));
     for (id, sg) in of_type(&d, "AWS::EC2::SecurityGroup") {
-        assert!(
-            sg["Properties"].get("SecurityGroupIngress").is_none(),
-            "{id} has inline ingress"
-        );
+        assert!(sg["Properties"].get("SecurityGroupIngress").is_none(), "{id} has inline ingress");
         let egress = sg["Properties"]["SecurityGroupEgress"].as_array().unwrap();
-        assert_eq!(
-            egress[0]["CidrIp"], "255.255.255.255/32",
-            "{id} must not keep AWS's allow-all egress"
-        );
+        assert_eq!(egress[0]["CidrIp"], "255.255.255.255/32", "{id} must not keep AWS's allow-all egress");
     }
-    for (id, rule) in of_type(&d, "AWS::EC2::SecurityGroupIngress")
-        .into_iter()
-        .chain(of_type(&d, "AWS::EC2::SecurityGroupEgress"))
+    for (id, rule) in
+        of_type(&d, "AWS::EC2::SecurityGroupIngress").into_iter().chain(of_type(&d, "AWS::EC2::SecurityGroupEgress"))
     {
-        assert!(
-            rule["Properties"]["Description"]
-                .as_str()
-                .is_some_and(|s| !s.is_empty()),
-            "{id} undescribed"
-        );
+        assert!(rule["Properties"]["Description"].as_str().is_some_and(|s| !s.is_empty()), "{id} undescribed");
     }
 }
 
@@ -125,33 +88,16 @@ fn aurora_is_private_encrypted_tls_only_and_snapshotted() {
         p["ServerlessV2ScalingConfiguration"],
         json!({"MinCapacity": 0.0, "MaxCapacity": 4.0, "SecondsUntilAutoPause": 900})
     );
-    assert_eq!(
-        props(&d, "DatabaseClusterParameters")["Parameters"]["rds.force_ssl"],
-        "1"
-    );
-    assert_eq!(
-        props(&d, "DatabaseClusterParameters")["Family"],
-        "aurora-postgresql17"
-    );
+    assert_eq!(props(&d, "DatabaseClusterParameters")["Parameters"]["rds.force_ssl"], "1");
+    assert_eq!(props(&d, "DatabaseClusterParameters")["Family"], "aurora-postgresql17");
     assert_eq!(props(&d, "DatabaseWriter")["PubliclyAccessible"], false);
-    assert_eq!(
-        props(&d, "DatabaseWriter")["DBInstanceClass"],
-        "db.serverless"
-    );
+    assert_eq!(props(&d, "DatabaseWriter")["DBInstanceClass"], "db.serverless");
 
     let prod = doc("prod", &["database.engine_version=16.8"]);
     let p = props(&prod, "DatabaseCluster");
     assert_eq!(p["DeletionProtection"], true);
-    assert!(
-        p["ServerlessV2ScalingConfiguration"]
-            .get("SecondsUntilAutoPause")
-            .is_none(),
-        "no pause above 0 ACU"
-    );
-    assert_eq!(
-        props(&prod, "DatabaseClusterParameters")["Family"],
-        "aurora-postgresql16"
-    );
+    assert!(p["ServerlessV2ScalingConfiguration"].get("SecondsUntilAutoPause").is_none(), "no pause above 0 ACU");
+    assert_eq!(props(&prod, "DatabaseClusterParameters")["Family"], "aurora-postgresql16");
 }
 
 #[test]
@@ -165,32 +111,14 @@ fn every_function_is_a_private_arm64_rust_function_with_its_own_role_and_logs() 
         assert_eq!(p["Runtime"], "provided.al2023", "{id}");
         assert_eq!(p["Architectures"], json!(["arm64"]), "{id}");
         assert_eq!(p["Handler"], "bootstrap", "{id}");
-        assert_eq!(
-            p["Code"]["S3Bucket"],
-            json!({"Ref": "AssetsBucket"}),
-            "{id}"
-        );
-        assert_eq!(
-            p["Code"]["S3Key"],
-            json!({"Ref": format!("{id}CodeKey")}),
-            "{id}"
-        );
-        assert_eq!(
-            p["LoggingConfig"]["LogGroup"],
-            json!({"Ref": format!("{id}LogGroup")}),
-            "{id}"
-        );
+        assert_eq!(p["Code"]["S3Bucket"], json!({"Ref": "AssetsBucket"}), "{id}");
+        assert_eq!(p["Code"]["S3Key"], json!({"Ref": format!("{id}CodeKey")}), "{id}");
+        assert_eq!(p["LoggingConfig"]["LogGroup"], json!({"Ref": format!("{id}LogGroup")}), "{id}");
         assert_eq!(props(&d, &format!("{id}LogGroup"))["RetentionInDays"], 30);
-        assert!(
-            p["VpcConfig"]["SubnetIds"].as_array().unwrap().len() == 2,
-            "{id}"
-        );
+        assert!(p["VpcConfig"]["SubnetIds"].as_array().unwrap().len() == 2, "{id}");
         assert!(roles.insert(p["Role"].to_string()), "{id} shares a role");
         let text = p["Environment"].to_string().to_lowercase();
-        assert!(
-            !text.contains("password") && !text.contains("client_secret"),
-            "{id} env holds a secret"
-        );
+        assert!(!text.contains("password") && !text.contains("client_secret"), "{id} env holds a secret");
     }
 }
 
@@ -202,12 +130,7 @@ fn statements(d: &Value, role: &str) -> Vec<(Vec<String>, Vec<Value>)> {
         .flatten()
         .flat_map(|p| p["PolicyDocument"]["Statement"].as_array().unwrap().clone())
         .map(|s| {
-            let actions = s["Action"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|a| a.as_str().unwrap().to_owned())
-                .collect();
+            let actions = s["Action"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_owned()).collect();
             (actions, s["Resource"].as_array().unwrap().clone())
         })
         .collect()
@@ -219,40 +142,17 @@ fn roles_hold_only_what_their_function_uses_and_no_wildcard_actions() {
     for (role, _) in of_type(&d, "AWS::IAM::Role") {
         for (actions, resources) in statements(&d, role) {
             for a in &actions {
-                assert!(
-                    !a.ends_with(":*") && a != "*",
-                    "{role} has wildcard action {a}"
-                );
+                assert!(!a.ends_with(":*") && a != "*", "{role} has wildcard action {a}");
             }
             if role != "ReplicationRole" {
-                assert!(
-                    !resources.contains(&json!("*")),
-                    "{role} grants {actions:?} on *"
-                );
+                assert!(!resources.contains(&json!("*")), "{role} grants {actions:?} on *");
             }
         }
     }
-    let actions = |role: &str| -> Vec<String> {
-        statements(&d, role)
-            .into_iter()
-            .flat_map(|(a, _)| a)
-            .collect()
-    };
-    assert_eq!(
-        actions("ListTablesRole"),
-        [
-            "secretsmanager:GetSecretValue",
-            "secretsmanager:DescribeSecret"
-        ]
-    );
-    assert!(
-        actions("SummarizeRole").is_empty(),
-        "summarize needs no AWS API"
-    );
-    assert!(
-        actions("SyncTableRole").contains(&"kms:Decrypt".to_owned()),
-        "the app secret is under our key"
-    );
+    let actions = |role: &str| -> Vec<String> { statements(&d, role).into_iter().flat_map(|(a, _)| a).collect() };
+    assert_eq!(actions("ListTablesRole"), ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"]);
+    assert!(actions("SummarizeRole").is_empty(), "summarize needs no AWS API");
+    assert!(actions("SyncTableRole").contains(&"kms:Decrypt".to_owned()), "the app secret is under our key");
     let dap = &statements(&d, "InitTableRole")[0].1[0];
     assert_eq!(
         dap["Fn::Sub"],
@@ -274,33 +174,18 @@ fn the_state_machine_runs_the_pipeline_with_configured_concurrency() {
         inner["AfterSync"]["Choices"][0],
         json!({"Variable": "$.status", "StringEquals": "init_needed", "Next": "InitTable"})
     );
-    assert_eq!(
-        inner["AfterSync"]["Choices"][1]["Next"], "SyncTable",
-        "in_progress loops with the cursor"
-    );
+    assert_eq!(inner["AfterSync"]["Choices"][1]["Next"], "SyncTable", "in_progress loops with the cursor");
     assert_eq!(inner["AfterInit"]["Choices"][0]["Next"], "InitTable");
-    assert_eq!(
-        inner["SyncTable"]["Catch"][0]["Next"], "TableFailed",
-        "a failing table does not stop the others"
-    );
-    assert_eq!(
-        asl["States"]["AnyFailed"]["Choices"][0]["Next"],
-        "PublishAlert"
-    );
+    assert_eq!(inner["SyncTable"]["Catch"][0]["Next"], "TableFailed", "a failing table does not stop the others");
+    assert_eq!(asl["States"]["AnyFailed"]["Choices"][0]["Next"], "PublishAlert");
     assert_eq!(asl["States"]["PublishAlert"]["Next"], "RunFailed");
     assert_eq!(asl["States"]["RunFailed"]["Type"], "Fail");
 
     let d = s.template.to_json();
     let sm = props(&d, "Replication");
-    assert_eq!(
-        &sm["Definition"], asl,
-        "the template carries the same definition that is written out"
-    );
+    assert_eq!(&sm["Definition"], asl, "the template carries the same definition that is written out");
     let subs = sm["DefinitionSubstitutions"].as_object().unwrap();
-    assert_eq!(
-        subs["SyncTableArn"],
-        json!({"Fn::GetAtt": ["SyncTable", "Arn"]})
-    );
+    assert_eq!(subs["SyncTableArn"], json!({"Fn::GetAtt": ["SyncTable", "Arn"]}));
     assert_eq!(subs["AlertsTopicArn"], json!({"Ref": "AlertsTopic"}));
     assert_eq!(
         sm["LoggingConfiguration"]["Destinations"][0]["CloudWatchLogsLogGroup"]["LogGroupArn"],
@@ -321,24 +206,15 @@ fn success_reports_are_optional() {
 fn alerts_go_to_an_encrypted_topic_with_an_optional_email_and_alarms() {
     let d = doc("dev", &["alert_email=ops@example.edu"]);
     assert_eq!(d["Parameters"]["AlertEmail"]["Default"], "ops@example.edu");
-    assert_eq!(
-        props(&d, "AlertsTopic")["KmsMasterKeyId"],
-        json!({"Fn::GetAtt": ["DataKey", "Arn"]})
-    );
+    assert_eq!(props(&d, "AlertsTopic")["KmsMasterKeyId"], json!({"Fn::GetAtt": ["DataKey", "Arn"]}));
     let sub = &d["Resources"]["AlertsEmailSubscription"];
     assert_eq!(sub["Condition"], "HasAlertEmail");
     assert_eq!(sub["Properties"]["Endpoint"], json!({"Ref": "AlertEmail"}));
     let alarms = of_type(&d, "AWS::CloudWatch::Alarm");
     assert_eq!(alarms.len(), 2);
     for (_, a) in alarms {
-        assert_eq!(
-            a["Properties"]["AlarmActions"],
-            json!([{"Ref": "AlertsTopic"}])
-        );
-        assert_eq!(
-            a["Properties"]["Dimensions"][0]["Value"],
-            json!({"Ref": "Replication"})
-        );
+        assert_eq!(a["Properties"]["AlarmActions"], json!([{"Ref": "AlertsTopic"}]));
+        assert_eq!(a["Properties"]["Dimensions"][0]["Value"], json!({"Ref": "Replication"}));
     }
 }
 
@@ -358,14 +234,7 @@ fn log_groups_are_encrypted_and_kept_as_configured() {
     assert_eq!(groups.len(), FUNCTIONS.len() + 1);
     for (id, g) in groups {
         assert_eq!(g["Properties"]["RetentionInDays"], 365, "{id}");
-        assert_eq!(
-            g["Properties"]["KmsKeyId"],
-            json!({"Fn::GetAtt": ["DataKey", "Arn"]}),
-            "{id}"
-        );
-        assert!(
-            g.get("Metadata").is_none(),
-            "{id}: a year of retention needs no checkov skip"
-        );
+        assert_eq!(g["Properties"]["KmsKeyId"], json!({"Fn::GetAtt": ["DataKey", "Arn"]}), "{id}");
+        assert!(g.get("Metadata").is_none(), "{id}: a year of retention needs no checkov skip");
     }
 }

@@ -14,20 +14,14 @@ fn render(env: &str) -> String {
 
 #[test]
 fn dev_template_matches_the_snapshot() {
-    let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/cd2-dev.template.json");
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/cd2-dev.template.json");
     let actual = render("dev");
     if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
         std::fs::write(&path, &actual).unwrap();
     }
-    let expected =
-        std::fs::read_to_string(&path).expect("snapshot missing: run with UPDATE_SNAPSHOTS=1");
+    let expected = std::fs::read_to_string(&path).expect("snapshot missing: run with UPDATE_SNAPSHOTS=1");
     if expected != actual {
-        let line = expected
-            .lines()
-            .zip(actual.lines())
-            .position(|(a, b)| a != b)
-            .map_or(0, |i| i + 1);
+        let line = expected.lines().zip(actual.lines()).position(|(a, b)| a != b).map_or(0, |i| i + 1);
         panic!(
             "the dev template changed (first difference at line {line}); review it and rerun with UPDATE_SNAPSHOTS=1"
         );

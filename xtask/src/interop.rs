@@ -42,30 +42,26 @@ struct Official {
 }
 
 impl Official {
-    /// Runs `dap <command> --namespace canvas --table <table> [--connection-string db]`.
+    /// Runs `dap <command> --namespace canvas --table <table> --connection-string <db>`.
     async fn run(&self, command: &str, table: Option<&str>, db: &str) -> Result<String> {
-        let mut cmd = tokio::process::Command::new(&self.bin);
-        cmd.args([
-            "--base-url",
-            &self.base_url,
-            "--non-interactive",
-            "--no-log-to-console",
-            "--loglevel",
-            "warning",
-            command,
-        ]);
-        cmd.args(["--namespace", "canvas"]);
+        let mut args = vec!["--namespace", "canvas"];
         if let Some(t) = table {
-            cmd.args(["--table", t]);
+            args.extend(["--table", t]);
         }
-        cmd.args(["--connection-string", db])
+        args.extend(["--connection-string", db]);
+        self.cli(command, &args).await
+    }
+
+    /// Runs `dap <command> <args>` with the emulator's address and credentials.
+    async fn cli(&self, command: &str, args: &[&str]) -> Result<String> {
+        let mut cmd = tokio::process::Command::new(&self.bin);
+        cmd.args(["--base-url", &self.base_url, "--non-interactive", "--no-log-to-console", "--loglevel", "warning"]);
+        cmd.arg(command)
+            .args(args)
             .env("DAP_CLIENT_ID", &self.client_id)
             .env("DAP_CLIENT_SECRET", &self.client_secret)
             .env("DAP_TRACKING", "false");
-        let out = cmd
-            .output()
-            .await
-            .with_context(|| format!("running the official `dap {command}`"))?;
+        let out = cmd.output().await.with_context(|| format!("running the official `dap {command}`"))?;
         if !out.status.success() {
             bail!(
                 "official `dap {command}` failed ({}):\n{}{}",
@@ -79,70 +75,41 @@ impl Official {
 }
 
 async fn connect(url: &str) -> Result<tokio_postgres::Client> {
-    let (client, conn) = tokio_postgres::connect(url, NoTls)
-        .await
-        .with_context(|| format!("connecting to {url}"))?;
+    let (client, conn) = tokio_postgres::connect(url, NoTls).await.with_context(|| format!("connecting to {url}"))?;
     tokio::spawn(conn);
     Ok(client)
 }
 
 async fn create_database(server: &str, name: &str) -> Result<String> {
-    connect(&format!("{server}/postgres"))
-        .await?
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .await?;
+    connect(&format!("{server}/postgres")).await?.batch_execute(&format!("CREATE DATABASE {name}")).await?;
     Ok(format!("{server}/{name}"))
 }
 
 async fn describe(db: &str, table: &str) -> Result<String> {
-    let row = connect(db)
-        .await?
-        .query_one(DESCRIBE, &[&table])
-        .await
-        .with_context(|| format!("describing {table}"))?;
+    let row = connect(db).await?.query_one(DESCRIBE, &[&table]).await.with_context(|| format!("describing {table}"))?;
     Ok(row.get::<_, Option<String>>(0).unwrap_or_default())
 }
 
 async fn scalar(db: &str, sql: &str) -> Result<String> {
-    Ok(connect(db)
-        .await?
-        .query_one(sql, &[])
-        .await
-        .with_context(|| sql.to_owned())?
-        .get(0))
+    Ok(connect(db).await?.query_one(sql, &[]).await.with_context(|| sql.to_owned())?.get(0))
 }
 
 /// Runs the interchange checks; `server` is the test PostgreSQL, `dap_bin` the official
 /// CLI. Returns how many checks passed (all, or an error).
 pub fn run(server: &str, dap_bin: &Path) -> Result<usize> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(interop(server, dap_bin))
 }
 
 async fn interop(server: &str, dap_bin: &Path) -> Result<usize> {
-    let settings = Settings {
-        rows_per_object: 10,
-        polls_before_complete: 1,
-        ..Settings::default()
-    };
+    let settings = Settings { rows_per_object: 10, polls_before_complete: 1, ..Settings::default() };
     let emulator = Emulator::start(settings.clone()).await?;
-    let fixture: Value = serde_json::from_str(&std::fs::read_to_string(
-        project::root().join("lambdas/emulator/fixtures/demo.json"),
-    )?)?;
+    let fixture: Value =
+        serde_json::from_str(&std::fs::read_to_string(project::root().join("lambdas/emulator/fixtures/demo.json"))?)?;
     for t in fixture["tables"].as_array().into_iter().flatten() {
-        let (ns, table) = (
-            t["namespace"].as_str().unwrap_or_default(),
-            t["table"].as_str().unwrap_or_default(),
-        );
+        let (ns, table) = (t["namespace"].as_str().unwrap_or_default(), t["table"].as_str().unwrap_or_default());
         emulator.put_schema(ns, table, t["schema"].clone());
-        emulator.commit(
-            ns,
-            table,
-            t["rows"].as_array().cloned().unwrap_or_default(),
-            vec![],
-        );
+        emulator.commit(ns, table, t["rows"].as_array().cloned().unwrap_or_default(), vec![]);
     }
     let official = Official {
         bin: dap_bin.to_path_buf(),
@@ -152,10 +119,7 @@ async fn interop(server: &str, dap_bin: &Path) -> Result<usize> {
     };
     let mut config = ClientConfig::new(
         &emulator.base_url(),
-        Credentials {
-            client_id: settings.client_id.clone(),
-            client_secret: settings.client_secret.clone(),
-        },
+        Credentials { client_id: settings.client_id.clone(), client_secret: settings.client_secret.clone() },
     );
     config.poll_interval = Duration::from_millis(50);
     let ours = DapClient::new(config)?;
@@ -167,32 +131,48 @@ async fn interop(server: &str, dap_bin: &Path) -> Result<usize> {
         async move { Replicator::connect(&replica::parse_connection_string(&db)?, ours).await }
     };
 
+    // The official client's plain API commands work against the emulator.
+    let listed = official.cli("list", &["--namespace", "canvas"]).await?;
+    ensure!(
+        listed.lines().map(str::trim).collect::<Vec<_>>() == ["accounts", "courses"],
+        "`dap list` printed {listed:?}"
+    );
+    let out = project::target_dir(&format!("interop-{suffix}"));
+    let out_arg = out.to_string_lossy().into_owned();
+    official.cli("schema", &["--namespace", "canvas", "--table", "accounts", "--output-directory", &out_arg]).await?;
+    let schema: Value = serde_json::from_str(&std::fs::read_to_string(out.join("accounts_schema_version_1.json"))?)?;
+    ensure!(schema["version"] == 1 && schema["schema"]["properties"]["key"].is_object(), "`dap schema` wrote {schema}");
+    for format in ["jsonl", "tsv"] {
+        let args = ["--namespace", "canvas", "--table", "courses", "--format", format, "--output-directory", &out_arg];
+        official.cli("snapshot", &args).await?;
+    }
+    let mut snapshot_files = 0;
+    for job in std::fs::read_dir(&out)?.flatten().filter(|e| e.file_name().to_string_lossy().starts_with("job_")) {
+        snapshot_files += std::fs::read_dir(job.path())?.count();
+    }
+    ensure!(snapshot_files == 6, "`dap snapshot` wrote {snapshot_files} files; expected two jobs of three objects");
+    let _ = std::fs::remove_dir_all(&out);
+    println!("ok   interop   dap list, schema and snapshot (jsonl and tsv) work against the emulator");
+
     // The same tables, initialized by each tool, look the same in the catalog.
-    official
-        .run("initdb", Some("accounts,courses"), &theirs_db)
-        .await?;
+    official.run("initdb", Some("accounts,courses"), &theirs_db).await?;
     let mut mine = replicator(ours_db.clone()).await?;
     for t in ["accounts", "courses"] {
         mine.init("canvas", t, Budget::unlimited()).await?;
-        let (a, b) = (
-            describe(&theirs_db, &format!("canvas.{t}")).await?,
-            describe(&ours_db, &format!("canvas.{t}")).await?,
-        );
-        ensure!(
-            a == b,
-            "canvas.{t} differs between the official client and ours:\n--- official\n{a}\n--- ours\n{b}"
-        );
+        let (a, b) =
+            (describe(&theirs_db, &format!("canvas.{t}")).await?, describe(&ours_db, &format!("canvas.{t}")).await?);
+        ensure!(a == b, "canvas.{t} differs between the official client and ours:\n--- official\n{a}\n--- ours\n{b}");
     }
-    println!(
-        "ok   interop   initdb and our init create the same tables, types, comments and metadata"
-    );
+    println!("ok   interop   initdb and our init create the same tables, types, comments and metadata");
 
     // Changes upstream; each tool syncs the table the other initialized.
     emulator.commit(
         "canvas",
         "accounts",
-        vec![json!({"id": 2, "name": "Faculty of Arts and Humanities", "workflow_state": "active", "sis_ids": ["ARTS"]}),
-             json!({"id": 4, "name": "New\tFaculty \\ of \"Law\"", "workflow_state": "deleted"})],
+        vec![
+            json!({"id": 2, "name": "Faculty of Arts and Humanities", "workflow_state": "active", "sis_ids": ["ARTS"]}),
+            json!({"id": 4, "name": "New\tFaculty \\ of \"Law\"", "workflow_state": "deleted"}),
+        ],
         vec![json!({"id": 3})],
     );
     emulator.commit(
@@ -201,47 +181,26 @@ async fn interop(server: &str, dap_bin: &Path) -> Result<usize> {
         vec![json!({"id": 101, "name": "Course 1, renamed", "workflow_state": "completed", "is_public": true})],
         vec![json!({"id": 102}), json!({"id": 103})],
     );
-    let synced = replicator(theirs_db.clone())
-        .await?
-        .sync("canvas", "accounts", Budget::unlimited())
-        .await?;
+    let synced = replicator(theirs_db.clone()).await?.sync("canvas", "accounts", Budget::unlimited()).await?;
     ensure!(
-        synced.counts
-            == Counts {
-                inserted: 1,
-                updated: 1,
-                deleted: 1
-            },
+        synced.counts == Counts { inserted: 1, updated: 1, deleted: 1 },
         "our sync of a table `dap initdb` created applied {:?}",
         synced.counts
     );
-    official
-        .run("syncdb", Some("accounts,courses"), &ours_db)
-        .await?;
-    let official_sync = scalar(
-        &theirs_db,
-        "SELECT string_agg(id || ':' || name, '|' ORDER BY id) FROM canvas.accounts",
-    )
-    .await?;
-    let our_sync = scalar(
-        &ours_db,
-        "SELECT string_agg(id || ':' || name, '|' ORDER BY id) FROM canvas.accounts",
-    )
-    .await?;
+    official.run("syncdb", Some("accounts,courses"), &ours_db).await?;
+    let official_sync =
+        scalar(&theirs_db, "SELECT string_agg(id || ':' || name, '|' ORDER BY id) FROM canvas.accounts").await?;
+    let our_sync =
+        scalar(&ours_db, "SELECT string_agg(id || ':' || name, '|' ORDER BY id) FROM canvas.accounts").await?;
     ensure!(
         official_sync == our_sync,
         "accounts after sync differ:\nofficial-created, synced by us: {official_sync}\nours, synced by dap: {our_sync}"
     );
     official.run("syncdb", Some("courses"), &theirs_db).await?;
     for t in ["accounts", "courses"] {
-        let (a, b) = (
-            describe(&theirs_db, &format!("canvas.{t}")).await?,
-            describe(&ours_db, &format!("canvas.{t}")).await?,
-        );
-        ensure!(
-            a == b,
-            "canvas.{t} differs after the syncs:\n--- official\n{a}\n--- ours\n{b}"
-        );
+        let (a, b) =
+            (describe(&theirs_db, &format!("canvas.{t}")).await?, describe(&ours_db, &format!("canvas.{t}")).await?);
+        ensure!(a == b, "canvas.{t} differs after the syncs:\n--- official\n{a}\n--- ours\n{b}");
         let data = format!("SELECT md5(string_agg(t::text, '|' ORDER BY id)) FROM canvas.{t} t");
         ensure!(
             scalar(&theirs_db, &data).await? == scalar(&ours_db, &data).await?,
@@ -251,17 +210,13 @@ async fn interop(server: &str, dap_bin: &Path) -> Result<usize> {
     println!("ok   interop   each tool syncs the other's tables to the same rows");
 
     let listed = official.run("listdb", None, &ours_db).await?;
-    let listed: Value =
-        serde_json::from_str(&listed).with_context(|| format!("`dap listdb` printed: {listed}"))?;
+    let listed: Value = serde_json::from_str(&listed).with_context(|| format!("`dap listdb` printed: {listed}"))?;
     let entries: Vec<(String, String)> = listed
         .as_array()
         .into_iter()
         .flatten()
         .map(|e| {
-            (
-                e["name"].as_str().unwrap_or_default().to_owned(),
-                e["command"].as_str().unwrap_or_default().to_owned(),
-            )
+            (e["name"].as_str().unwrap_or_default().to_owned(), e["command"].as_str().unwrap_or_default().to_owned())
         })
         .collect();
     ensure!(
@@ -270,16 +225,13 @@ async fn interop(server: &str, dap_bin: &Path) -> Result<usize> {
         "`dap listdb` does not list our tables as initialized: {listed}"
     );
     println!("ok   interop   dap listdb lists the tables we replicate");
-    Ok(3)
+    Ok(4)
 }
 
 fn uuid_suffix() -> String {
     format!(
         "{}_{}",
         std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis())
-            .unwrap_or(0)
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0)
     )
 }

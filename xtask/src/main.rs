@@ -16,10 +16,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "cargo xtask",
-    about = "Build, check and run the Canvas Data 2 replica stack"
-)]
+#[command(name = "cargo xtask", about = "Build, check and run the Canvas Data 2 replica stack")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -81,11 +78,7 @@ fn main() -> ExitCode {
         Command::Synth { env, out } => synth::run(&env, &out),
         Command::Test { no_validators } => test::run(no_validators),
         Command::Replicate(flags) => replicate::run(&flags),
-        Command::Bench {
-            which,
-            iterations,
-            rows,
-        } => bench::run(which, iterations, rows),
+        Command::Bench { which, iterations, rows } => bench::run(which, iterations, rows),
         Command::BenchChild { dap, db } => bench::replication_child(&dap, &db),
     };
     match result {

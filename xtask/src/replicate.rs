@@ -43,10 +43,8 @@ struct TableResult {
 }
 
 pub fn run(flags: &ReplicateFlags) -> Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
     runtime.block_on(replicate(flags))
 }
 
@@ -60,20 +58,13 @@ fn required(value: &Option<String>, flag: &str, var: &str) -> Result<String> {
 async fn replicate(flags: &ReplicateFlags) -> Result<()> {
     let namespace = flags.namespace.as_str();
     if !NAMESPACES.contains(&namespace) {
-        bail!(
-            "unknown namespace `{namespace}`: use one of {}",
-            NAMESPACES.join(", ")
-        );
+        bail!("unknown namespace `{namespace}`: use one of {}", NAMESPACES.join(", "));
     }
     let credentials = Credentials {
         client_id: required(&flags.client_id, "--client-id", "DAP_CLIENT_ID")?,
         client_secret: required(&flags.client_secret, "--client-secret", "DAP_CLIENT_SECRET")?,
     };
-    let connection = required(
-        &flags.connection_string,
-        "--connection-string",
-        "DAP_CONNECTION_STRING",
-    )?;
+    let connection = required(&flags.connection_string, "--connection-string", "DAP_CONNECTION_STRING")?;
     let db_config = replica::parse_connection_string(&connection)?;
     let dap = DapClient::new(ClientConfig::new(&flags.base_url, credentials))?;
 
@@ -83,50 +74,28 @@ async fn replicate(flags: &ReplicateFlags) -> Result<()> {
     let tables: Vec<String> = if flags.table == "all" {
         dap.list_tables(namespace).await?
     } else {
-        flags
-            .table
-            .split(',')
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .map(str::to_owned)
-            .collect()
+        flags.table.split(',').map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned).collect()
     };
     if tables.is_empty() {
         bail!("no tables to replicate: --table takes a name, a comma-separated list, or `all`");
     }
-    println!(
-        "replicating {} table(s) of {namespace}, {} at a time",
-        tables.len(),
-        flags.concurrency.max(1)
-    );
+    println!("replicating {} table(s) of {namespace}, {} at a time", tables.len(), flags.concurrency.max(1));
 
     let gate = Arc::new(Semaphore::new(flags.concurrency.max(1)));
     let mut tasks = Vec::new();
     for table in tables {
-        let (gate, dap, db_config, namespace) = (
-            gate.clone(),
-            dap.clone(),
-            db_config.clone(),
-            namespace.to_owned(),
-        );
+        let (gate, dap, db_config, namespace) = (gate.clone(), dap.clone(), db_config.clone(), namespace.to_owned());
         tasks.push(tokio::spawn(async move {
-            let _permit = gate
-                .acquire_owned()
-                .await
-                .expect("the semaphore is never closed");
+            let _permit = gate.acquire_owned().await.expect("the semaphore is never closed");
             let name = format!("{namespace}.{table}");
             println!("{name:<40} started");
             let start = Instant::now();
             let outcome = async {
                 let mut replicator = Replicator::connect(&db_config, dap).await?;
-                let mut outcome = replicator
-                    .replicate(&namespace, &table, Budget::unlimited())
-                    .await?;
+                let mut outcome = replicator.replicate(&namespace, &table, Budget::unlimited()).await?;
                 // With no budget a call finishes; loop anyway, as the workflow does.
                 while outcome.status == Status::InProgress {
-                    outcome = replicator
-                        .replicate(&namespace, &table, Budget::unlimited())
-                        .await?;
+                    outcome = replicator.replicate(&namespace, &table, Budget::unlimited()).await?;
                 }
                 Ok::<_, replica::ReplicaError>(outcome)
             }
@@ -141,16 +110,9 @@ async fn replicate(flags: &ReplicateFlags) -> Result<()> {
                     o.counts.updated,
                     o.counts.deleted
                 ),
-                Err(e) => println!(
-                    "{name:<40} FAILED after {:.1}s: {e}",
-                    duration.as_secs_f64()
-                ),
+                Err(e) => println!("{name:<40} FAILED after {:.1}s: {e}", duration.as_secs_f64()),
             }
-            TableResult {
-                name,
-                outcome,
-                duration,
-            }
+            TableResult { name, outcome, duration }
         }));
     }
     let mut results = Vec::new();
@@ -166,10 +128,7 @@ async fn replicate(flags: &ReplicateFlags) -> Result<()> {
 }
 
 fn print_summary(results: &[TableResult]) {
-    println!(
-        "\n{:<40} {:>10} {:>10} {:>10} {:>10}  outcome",
-        "table", "inserted", "updated", "deleted", "seconds"
-    );
+    println!("\n{:<40} {:>10} {:>10} {:>10} {:>10}  outcome", "table", "inserted", "updated", "deleted", "seconds");
     for r in results {
         let secs = format!("{:.1}", r.duration.as_secs_f64());
         match &r.outcome {
@@ -182,10 +141,7 @@ fn print_summary(results: &[TableResult]) {
                     println!("{:<40} schema: {note}", "");
                 }
             }
-            Err(e) => println!(
-                "{:<40} {:>10} {:>10} {:>10} {secs:>10}  failed: {e}",
-                r.name, "-", "-", "-"
-            ),
+            Err(e) => println!("{:<40} {:>10} {:>10} {:>10} {secs:>10}  failed: {e}", r.name, "-", "-", "-"),
         }
     }
 }

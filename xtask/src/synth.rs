@@ -37,18 +37,13 @@ pub fn load_config(flags: &EnvFlags) -> Result<Config> {
         );
     }
     let text = fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let shown = path
-        .strip_prefix(project::root())
-        .unwrap_or(&path)
-        .display()
-        .to_string();
+    let shown = path.strip_prefix(project::root()).unwrap_or(&path).display().to_string();
     Ok(Config::from_toml(&text, &shown, &flags.overrides)?)
 }
 
 /// The template as written: pretty JSON with a final newline.
 pub fn template_json(synthesized: &Synthesized) -> String {
-    let mut s = serde_json::to_string_pretty(&synthesized.template.to_json())
-        .expect("JSON values serialize");
+    let mut s = serde_json::to_string_pretty(&synthesized.template.to_json()).expect("JSON values serialize");
     s.push('\n');
     s
 }
@@ -62,16 +57,10 @@ pub fn write(config: &Config, synthesized: &Synthesized, out: &Path) -> Result<W
         asl: out.join(format!("{name}.asl.json")),
     };
     let json = template_json(synthesized);
-    let yaml = serde_yaml::to_string(&synthesized.template.to_json())
-        .context("rendering the YAML copy")?;
-    let mut asl =
-        serde_json::to_string_pretty(&synthesized.state_machine).expect("JSON values serialize");
+    let yaml = serde_yaml::to_string(&synthesized.template.to_json()).context("rendering the YAML copy")?;
+    let mut asl = serde_json::to_string_pretty(&synthesized.state_machine).expect("JSON values serialize");
     asl.push('\n');
-    for (path, text) in [
-        (&written.template_json, json),
-        (&written.template_yaml, yaml),
-        (&written.asl, asl),
-    ] {
+    for (path, text) in [(&written.template_json, json), (&written.template_yaml, yaml), (&written.asl, asl)] {
         fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(written)

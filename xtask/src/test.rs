@@ -15,10 +15,7 @@ pub fn run(no_validators: bool) -> Result<()> {
         .map_err(anyhow::Error::msg)
         .context("starting PostgreSQL for the tests")?;
     let result = run_with(&server.url(), no_validators);
-    let stopped = server
-        .stop()
-        .map_err(anyhow::Error::msg)
-        .context("stopping the test PostgreSQL");
+    let stopped = server.stop().map_err(anyhow::Error::msg).context("stopping the test PostgreSQL");
     result.and(stopped)
 }
 
@@ -38,26 +35,16 @@ fn run_with(database: &str, no_validators: bool) -> Result<()> {
     }
     let tools = Validators::ensure()?;
     let validated = validate_synth_outputs(&tools)?;
-    let interchanged = crate::interop::run(database, &tools.dap())
-        .context("interchange with the official dap client")?;
+    let interchanged =
+        crate::interop::run(database, &tools.dap()).context("interchange with the official dap client")?;
     println!("checks: {} passed, 0 failed", validated + interchanged);
     Ok(())
 }
 
 /// The configurations whose synth output must pass every validator.
 fn cases() -> Vec<(String, EnvFlags)> {
-    let mut cases: Vec<(String, EnvFlags)> = project::environments()
-        .into_iter()
-        .map(|env| {
-            (
-                env.clone(),
-                EnvFlags {
-                    env,
-                    overrides: vec![],
-                },
-            )
-        })
-        .collect();
+    let mut cases: Vec<(String, EnvFlags)> =
+        project::environments().into_iter().map(|env| (env.clone(), EnvFlags { env, overrides: vec![] })).collect();
     cases.push((
         "dev-existing-vpc".into(),
         EnvFlags {
@@ -82,10 +69,8 @@ fn cases() -> Vec<(String, EnvFlags)> {
 fn validate_synth_outputs(tools: &Validators) -> Result<usize> {
     let mut verdicts: Vec<Verdict> = Vec::new();
     for (name, flags) in cases() {
-        let config =
-            synth::load_config(&flags).with_context(|| format!("configuration `{name}`"))?;
-        let synthesized =
-            stack::app::build(&config).with_context(|| format!("synth of `{name}`"))?;
+        let config = synth::load_config(&flags).with_context(|| format!("configuration `{name}`"))?;
+        let synthesized = stack::app::build(&config).with_context(|| format!("synth of `{name}`"))?;
         let out = project::target_dir("synth-check").join(&name);
         let written = synth::write(&config, &synthesized, &out)?;
         verdicts.push(tools.cfn_lint(&written.template_json)?);
@@ -95,26 +80,12 @@ fn validate_synth_outputs(tools: &Validators) -> Result<usize> {
     let failed: Vec<&Verdict> = verdicts.iter().filter(|v| !v.passed).collect();
     for v in &verdicts {
         let file = v.file.strip_prefix(project::root()).unwrap_or(&v.file);
-        println!(
-            "{:<4} {:<9} {}",
-            if v.passed { "ok" } else { "FAIL" },
-            v.tool,
-            file.display()
-        );
+        println!("{:<4} {:<9} {}", if v.passed { "ok" } else { "FAIL" }, v.tool, file.display());
     }
     for v in &failed {
-        println!(
-            "\n--- {} on {}:\n{}",
-            v.tool,
-            v.file.display(),
-            v.output.trim_end()
-        );
+        println!("\n--- {} on {}:\n{}", v.tool, v.file.display(), v.output.trim_end());
     }
-    println!(
-        "validators: {} passed, {} failed",
-        verdicts.len() - failed.len(),
-        failed.len()
-    );
+    println!("validators: {} passed, {} failed", verdicts.len() - failed.len(), failed.len());
     if !failed.is_empty() {
         bail!("{} validator run(s) failed", failed.len());
     }

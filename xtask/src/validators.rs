@@ -32,21 +32,13 @@ impl Validators {
     pub fn ensure() -> Result<Self> {
         let venv = project::target_dir("validators").join("venv");
         let stamp = venv.join("installed-requirements.txt");
-        let wanted =
-            fs::read_to_string(requirements()).context("reading xtask/python-tools.txt")?;
+        let wanted = fs::read_to_string(requirements()).context("reading xtask/python-tools.txt")?;
         let bin = venv.join("bin");
         if fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str()) {
-            eprintln!(
-                "installing validators into {} (once; about a minute) ...",
-                venv.display()
-            );
+            eprintln!("installing validators into {} (once; about a minute) ...", venv.display());
             let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
             run_checked(
-                Command::new(&python)
-                    .arg("-m")
-                    .arg("venv")
-                    .arg("--clear")
-                    .arg(&venv),
+                Command::new(&python).arg("-m").arg("venv").arg("--clear").arg(&venv),
                 "creating the validators' virtualenv (is python3 with venv installed?)",
             )?;
             run_checked(
@@ -93,14 +85,7 @@ impl Validators {
     pub fn checkov(&self, template: &Path) -> Result<Verdict> {
         let out = self.run(
             "checkov",
-            &[
-                "--framework",
-                "cloudformation",
-                "--skip-download",
-                "--compact",
-                "--quiet",
-                "-f",
-            ],
+            &["--framework", "cloudformation", "--skip-download", "--compact", "--quiet", "-f"],
             template,
         )?;
         Ok(verdict("checkov", template, out.status.success(), &out))
@@ -110,12 +95,7 @@ impl Validators {
 fn verdict(tool: &'static str, file: &Path, passed: bool, out: &Output) -> Verdict {
     let mut output = String::from_utf8_lossy(&out.stdout).into_owned();
     output.push_str(&String::from_utf8_lossy(&out.stderr));
-    Verdict {
-        tool,
-        file: file.to_path_buf(),
-        passed,
-        output,
-    }
+    Verdict { tool, file: file.to_path_buf(), passed, output }
 }
 
 fn run_checked(cmd: &mut Command, what: &str) -> Result<()> {

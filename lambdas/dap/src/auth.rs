@@ -17,9 +17,7 @@ pub struct Token {
 
 impl std::fmt::Debug for Token {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Token")
-            .field("expires", &self.expires)
-            .finish_non_exhaustive()
+        f.debug_struct("Token").field("expires", &self.expires).finish_non_exhaustive()
     }
 }
 
@@ -57,10 +55,7 @@ mod tests {
     fn expiry_comes_from_the_jwt_payload() {
         let payload = URL_SAFE_NO_PAD.encode(br#"{"exp":1700000000,"sub":"x"}"#);
         let jwt = format!("e30.{payload}.sig");
-        assert_eq!(
-            expiry(&jwt),
-            Some(UNIX_EPOCH + Duration::from_secs(1_700_000_000))
-        );
+        assert_eq!(expiry(&jwt), Some(UNIX_EPOCH + Duration::from_secs(1_700_000_000)));
         assert_eq!(expiry("not-a-jwt"), None);
     }
 }

@@ -3,10 +3,7 @@
 use crate::auth::{self, Token, TokenResponse};
 use crate::error::{ApiError, DapError};
 use crate::limiter::{Limit, RateLimiter};
-use crate::types::{
-    CompletedJob, ErrorBody, Job, JobStatus, ObjectId, Query, TableList, UrlResponse,
-    VersionedSchema,
-};
+use crate::types::{CompletedJob, ErrorBody, Job, JobStatus, ObjectId, Query, TableList, UrlResponse, VersionedSchema};
 use async_compression::tokio::bufread::GzipDecoder;
 use futures_util::TryStreamExt;
 use reqwest::{Method, Response, StatusCode};
@@ -28,10 +25,7 @@ pub struct Credentials {
 
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credentials")
-            .field("client_id", &self.client_id)
-            .field("client_secret", &"<redacted>")
-            .finish()
+        f.debug_struct("Credentials").field("client_id", &self.client_id).field("client_secret", &"<redacted>").finish()
     }
 }
 
@@ -144,9 +138,7 @@ impl DapClient {
         check_name("namespace", namespace)?;
         let what = format!("list the tables of `{namespace}`");
         let path = format!("/dap/query/{namespace}/table");
-        let list: TableList = self
-            .call(Method::GET, &path, None, &what, Some(&self.inner.lists))
-            .await?;
+        let list: TableList = self.call(Method::GET, &path, None, &what, Some(&self.inner.lists)).await?;
         Ok(list.tables)
     }
 
@@ -160,33 +152,14 @@ impl DapClient {
     }
 
     /// Starts (or finds, for an identical query) a job and waits for it to complete.
-    pub async fn run_job(
-        &self,
-        namespace: &str,
-        table: &str,
-        query: &Query,
-    ) -> Result<CompletedJob, DapError> {
+    pub async fn run_job(&self, namespace: &str, table: &str, query: &Query) -> Result<CompletedJob, DapError> {
         check_name("namespace", namespace)?;
         check_name("table", table)?;
-        let what = format!(
-            "{} of {namespace}.{table}",
-            if query.since.is_some() {
-                "incremental query"
-            } else {
-                "snapshot"
-            }
-        );
+        let what =
+            format!("{} of {namespace}.{table}", if query.since.is_some() { "incremental query" } else { "snapshot" });
         let path = format!("/dap/query/{namespace}/table/{table}/data");
         let body = serde_json::to_value(query).expect("queries serialize");
-        let job: Job = self
-            .call(
-                Method::POST,
-                &path,
-                Some(body),
-                &what,
-                Some(&self.inner.jobs),
-            )
-            .await?;
+        let job: Job = self.call(Method::POST, &path, Some(body), &what, Some(&self.inner.jobs)).await?;
         self.wait(job, &what).await
     }
 
@@ -200,20 +173,13 @@ impl DapClient {
                     return Err(DapError::JobFailed {
                         job_id: job.id,
                         what: what.into(),
-                        error: job.error.unwrap_or_else(|| ApiError {
-                            kind: "Failed".into(),
-                            ..ApiError::default()
-                        }),
+                        error: job.error.unwrap_or_else(|| ApiError { kind: "Failed".into(), ..ApiError::default() }),
                     });
                 }
                 JobStatus::Waiting | JobStatus::Running => {}
             }
             if started.elapsed() > self.inner.config.job_timeout {
-                return Err(DapError::JobTimeout {
-                    job_id: job.id,
-                    what: what.into(),
-                    waited: started.elapsed(),
-                });
+                return Err(DapError::JobTimeout { job_id: job.id, what: what.into(), waited: started.elapsed() });
             }
             // Quick first polls for small jobs, then the official client's interval.
             let pause = (self.inner.config.poll_interval / 8) * 2u32.pow(polls.min(3));
@@ -225,13 +191,10 @@ impl DapClient {
             Some(o) => o,
             None => self.job(&job.id, what).await?.objects.unwrap_or_default(),
         };
-        let until = job
-            .until
-            .or(job.at)
-            .ok_or_else(|| DapError::UnexpectedResponse {
-                what: what.into(),
-                detail: format!("complete job {} has neither `at` nor `until`", job.id),
-            })?;
+        let until = job.until.or(job.at).ok_or_else(|| DapError::UnexpectedResponse {
+            what: what.into(),
+            detail: format!("complete job {} has neither `at` nor `until`", job.id),
+        })?;
         tracing::info!(job = %job.id, objects = objects.len(), "job complete");
         Ok(CompletedJob {
             id: job.id,
@@ -252,17 +215,11 @@ impl DapClient {
     pub async fn object_url(&self, object: &ObjectId) -> Result<String, DapError> {
         let what = format!("resolve object {}", object.id);
         let body = serde_json::json!([{ "id": object.id }]);
-        let mut answer: UrlResponse = self
-            .call(Method::POST, "/dap/object/url", Some(body), &what, None)
-            .await?;
-        answer
-            .urls
-            .remove(&object.id)
-            .map(|u| u.url)
-            .ok_or_else(|| DapError::UnexpectedResponse {
-                what,
-                detail: "the answer has no URL for this object".into(),
-            })
+        let mut answer: UrlResponse = self.call(Method::POST, "/dap/object/url", Some(body), &what, None).await?;
+        answer.urls.remove(&object.id).map(|u| u.url).ok_or_else(|| DapError::UnexpectedResponse {
+            what,
+            detail: "the answer has no URL for this object".into(),
+        })
     }
 
     /// Opens an object for reading: resolves its URL just before the download, retries
@@ -273,14 +230,7 @@ impl DapClient {
         loop {
             attempt += 1;
             let url = self.object_url(object).await?;
-            let failure = match self
-                .inner
-                .http
-                .get(&url)
-                .header("traceparent", &self.inner.traceparent)
-                .send()
-                .await
-            {
+            let failure = match self.inner.http.get(&url).header("traceparent", &self.inner.traceparent).send().await {
                 Ok(r) if r.status().is_success() => {
                     let stream = r.bytes_stream().map_err(std::io::Error::other);
                     let mut decoder = GzipDecoder::new(StreamReader::new(stream));
@@ -333,15 +283,9 @@ impl DapClient {
                 .inner
                 .http
                 .post(&url)
-                .basic_auth(
-                    &cfg.credentials.client_id,
-                    Some(&cfg.credentials.client_secret),
-                )
+                .basic_auth(&cfg.credentials.client_id, Some(&cfg.credentials.client_secret))
                 .header("traceparent", &self.inner.traceparent)
-                .header(
-                    reqwest::header::CONTENT_TYPE,
-                    "application/x-www-form-urlencoded",
-                )
+                .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
                 .body("grant_type=client_credentials")
                 .send()
                 .await;
@@ -349,16 +293,11 @@ impl DapClient {
                 Outcome::Retry(wait) => tokio::time::sleep(wait).await,
                 Outcome::Done(body) => {
                     let t: TokenResponse = parse(&body, what)?;
-                    let expires = auth::expiry(&t.access_token).ok_or_else(|| {
-                        DapError::UnexpectedResponse {
-                            what: what.into(),
-                            detail: "the access token is not a JWT with an `exp` claim".into(),
-                        }
+                    let expires = auth::expiry(&t.access_token).ok_or_else(|| DapError::UnexpectedResponse {
+                        what: what.into(),
+                        detail: "the access token is not a JWT with an `exp` claim".into(),
                     })?;
-                    return Ok(Token {
-                        bearer: t.access_token,
-                        expires,
-                    });
+                    return Ok(Token { bearer: t.access_token, expires });
                 }
             }
         }
@@ -391,10 +330,7 @@ impl DapClient {
                     .header(reqwest::header::CONTENT_TYPE, "application/json")
                     .body(serde_json::to_vec(b).expect("JSON values serialize"));
             }
-            match self
-                .classify(request.send().await, &url, what, attempt)
-                .await
-            {
+            match self.classify(request.send().await, &url, what, attempt).await {
                 Ok(Outcome::Retry(wait)) => tokio::time::sleep(wait).await,
                 Ok(Outcome::Done(bytes)) => return parse(&bytes, what),
                 Err(e @ DapError::Authentication(_)) => {
@@ -425,11 +361,7 @@ impl DapClient {
                 return Ok(Outcome::Retry(backoff));
             }
             Err(e) => {
-                return Err(DapError::Transport {
-                    what: what.into(),
-                    url: url.into(),
-                    source: e,
-                });
+                return Err(DapError::Transport { what: what.into(), url: url.into(), source: e });
             }
         };
         let status = response.status();
@@ -442,11 +374,7 @@ impl DapClient {
                 .map(Duration::from_secs);
             let wait = retry_after.unwrap_or(Duration::from_secs(30));
             if last || wait > cfg.max_retry_after {
-                return Err(DapError::RateLimited {
-                    what: what.into(),
-                    attempts: attempt,
-                    retry_after,
-                });
+                return Err(DapError::RateLimited { what: what.into(), attempts: attempt, retry_after });
             }
             tracing::warn!(%what, attempt, wait_s = wait.as_secs(), "DAP answered 429; waiting");
             return Ok(Outcome::Retry(wait));
@@ -467,11 +395,7 @@ impl DapClient {
                 return Ok(Outcome::Retry(backoff));
             }
             Err(e) => {
-                return Err(DapError::Transport {
-                    what: what.into(),
-                    url: url.into(),
-                    source: e,
-                });
+                return Err(DapError::Transport { what: what.into(), url: url.into(), source: e });
             }
         };
         if status.is_success() {
@@ -483,28 +407,16 @@ impl DapClient {
             }
             return Ok(Outcome::Done(body));
         }
-        let error = serde_json::from_slice::<ErrorBody>(&body)
-            .map(|b| b.error)
-            .unwrap_or_else(|_| ApiError {
-                kind: "ServerError".into(),
-                uuid: String::new(),
-                message: snippet(&body),
-            });
+        let error = serde_json::from_slice::<ErrorBody>(&body).map(|b| b.error).unwrap_or_else(|_| ApiError {
+            kind: "ServerError".into(),
+            uuid: String::new(),
+            message: snippet(&body),
+        });
         Err(match status {
             StatusCode::UNAUTHORIZED => DapError::Authentication(error),
-            StatusCode::FORBIDDEN => DapError::Forbidden {
-                what: what.into(),
-                error,
-            },
-            StatusCode::NOT_FOUND => DapError::NotFound {
-                what: what.into(),
-                error,
-            },
-            s => DapError::Api {
-                status: s.as_u16(),
-                what: what.into(),
-                error,
-            },
+            StatusCode::FORBIDDEN => DapError::Forbidden { what: what.into(), error },
+            StatusCode::NOT_FOUND => DapError::NotFound { what: what.into(), error },
+            s => DapError::Api { status: s.as_u16(), what: what.into(), error },
         })
     }
 }

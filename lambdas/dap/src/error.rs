@@ -36,31 +36,13 @@ pub enum DapError {
     #[error("DAP found nothing to {what} ({error}); check the namespace and table name")]
     NotFound { what: String, error: ApiError },
     #[error("DAP answered HTTP {status} to {what}: {error}")]
-    Api {
-        status: u16,
-        what: String,
-        error: ApiError,
-    },
-    #[error(
-        "DAP kept answering 429 Too Many Requests to {what} after {attempts} attempts; retry later"
-    )]
-    RateLimited {
-        what: String,
-        attempts: u32,
-        retry_after: Option<Duration>,
-    },
+    Api { status: u16, what: String, error: ApiError },
+    #[error("DAP kept answering 429 Too Many Requests to {what} after {attempts} attempts; retry later")]
+    RateLimited { what: String, attempts: u32, retry_after: Option<Duration> },
     #[error("the DAP job {job_id} for {what} failed: {error}")]
-    JobFailed {
-        job_id: String,
-        what: String,
-        error: ApiError,
-    },
+    JobFailed { job_id: String, what: String, error: ApiError },
     #[error("the DAP job {job_id} for {what} was not complete after {waited:?}")]
-    JobTimeout {
-        job_id: String,
-        what: String,
-        waited: Duration,
-    },
+    JobTimeout { job_id: String, what: String, waited: Duration },
     #[error("unexpected answer from DAP to {what}: {detail}")]
     UnexpectedResponse { what: String, detail: String },
     #[error("could not reach DAP at {url} for {what}: {source}")]
@@ -78,12 +60,8 @@ impl DapError {
     /// Worth retrying later: rate limits, server-side processing errors, 5xx, lost connections.
     pub fn is_transient(&self) -> bool {
         match self {
-            DapError::RateLimited { .. }
-            | DapError::Transport { .. }
-            | DapError::Download { .. } => true,
-            DapError::Api { status, error, .. } => {
-                *status >= 500 || error.kind == "ProcessingError"
-            }
+            DapError::RateLimited { .. } | DapError::Transport { .. } | DapError::Download { .. } => true,
+            DapError::Api { status, error, .. } => *status >= 500 || error.kind == "ProcessingError",
             DapError::JobFailed { error, .. } => error.kind == "ProcessingError",
             DapError::JobTimeout { .. } => true,
             _ => false,

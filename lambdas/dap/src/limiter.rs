@@ -17,10 +17,7 @@ pub struct Limit {
 
 impl Limit {
     pub const fn per_minute(calls: usize) -> Self {
-        Self {
-            calls,
-            per: Duration::from_secs(60),
-        }
+        Self { calls, per: Duration::from_secs(60) }
     }
 }
 
@@ -33,10 +30,7 @@ pub struct RateLimiter {
 
 impl RateLimiter {
     pub fn new(limit: Limit) -> Self {
-        Self {
-            limit,
-            sent: Arc::new(Mutex::new(VecDeque::new())),
-        }
+        Self { limit, sent: Arc::new(Mutex::new(VecDeque::new())) }
     }
 
     /// Waits until one more call fits in the window, and records it.
@@ -45,10 +39,7 @@ impl RateLimiter {
             let wait = {
                 let mut sent = self.sent.lock().await;
                 let now = Instant::now();
-                while sent
-                    .front()
-                    .is_some_and(|t| now.duration_since(*t) >= self.limit.per)
-                {
+                while sent.front().is_some_and(|t| now.duration_since(*t) >= self.limit.per) {
                     sent.pop_front();
                 }
                 if sent.len() < self.limit.calls {
@@ -69,10 +60,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn the_window_admits_n_calls_then_waits() {
-        let limiter = RateLimiter::new(Limit {
-            calls: 2,
-            per: Duration::from_secs(60),
-        });
+        let limiter = RateLimiter::new(Limit { calls: 2, per: Duration::from_secs(60) });
         let start = Instant::now();
         limiter.acquire().await;
         limiter.clone().acquire().await;

@@ -72,19 +72,11 @@ pub struct Query {
 impl Query {
     /// TSV, condensed: what the replicator loads (as the official initdb/syncdb ask).
     pub fn snapshot() -> Self {
-        Self {
-            format: "tsv",
-            mode: "condensed",
-            since: None,
-        }
+        Self { format: "tsv", mode: "condensed", since: None }
     }
 
     pub fn incremental(since: DateTime<Utc>) -> Self {
-        Self {
-            format: "tsv",
-            mode: "condensed",
-            since: Some(since),
-        }
+        Self { format: "tsv", mode: "condensed", since: Some(since) }
     }
 }
 
@@ -131,19 +123,12 @@ mod tests {
 
     #[test]
     fn queries_serialize_like_the_official_client() {
-        let since = Utc.with_ymd_and_hms(2024, 5, 2, 10, 0, 0).unwrap()
-            + chrono::Duration::microseconds(123456);
-        assert_eq!(
-            serde_json::to_string(&Query::snapshot()).unwrap(),
-            r#"{"format":"tsv","mode":"condensed"}"#
-        );
+        let since = Utc.with_ymd_and_hms(2024, 5, 2, 10, 0, 0).unwrap() + chrono::Duration::microseconds(123456);
+        assert_eq!(serde_json::to_string(&Query::snapshot()).unwrap(), r#"{"format":"tsv","mode":"condensed"}"#);
         assert_eq!(
             serde_json::to_string(&Query::incremental(since)).unwrap(),
             r#"{"format":"tsv","mode":"condensed","since":"2024-05-02T10:00:00.123456Z"}"#
         );
-        assert_eq!(
-            format_ts(&Utc.with_ymd_and_hms(2024, 5, 1, 8, 0, 0).unwrap()),
-            "2024-05-01T08:00:00Z"
-        );
+        assert_eq!(format_ts(&Utc.with_ymd_and_hms(2024, 5, 1, 8, 0, 0).unwrap()), "2024-05-01T08:00:00Z");
     }
 }

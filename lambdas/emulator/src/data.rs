@@ -38,10 +38,7 @@ pub struct Generated {
 /// Column names of a schema: (key columns, value columns), in schema order.
 pub fn columns(schema: &Value) -> (Vec<String>, Vec<String>) {
     let names = |part: &str| -> Vec<String> {
-        schema["properties"][part]["properties"]
-            .as_object()
-            .map(|m| m.keys().cloned().collect())
-            .unwrap_or_default()
+        schema["properties"][part]["properties"].as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default()
     };
     (names("key"), names("value"))
 }
@@ -57,36 +54,22 @@ impl TableData {
 
     fn key_of(&self, record: &IndexMap<String, Value>) -> String {
         let (keys, _) = columns(self.schema());
-        keys.iter()
-            .map(|k| record.get(k).map(tsv_field).unwrap_or_else(|| "\\N".into()))
-            .collect::<Vec<_>>()
-            .join("\t")
+        keys.iter().map(|k| record.get(k).map(tsv_field).unwrap_or_else(|| "\\N".into())).collect::<Vec<_>>().join("\t")
     }
 
     pub fn upsert(&mut self, ts: DateTime<Utc>, record: IndexMap<String, Value>) {
         let key = self.key_of(&record);
-        self.events.push(Event {
-            ts,
-            key,
-            record: Some(record),
-        });
+        self.events.push(Event { ts, key, record: Some(record) });
     }
 
     pub fn delete(&mut self, ts: DateTime<Utc>, key: IndexMap<String, Value>) {
         let key = self.key_of(&key);
-        self.events.push(Event {
-            ts,
-            key,
-            record: None,
-        });
+        self.events.push(Event { ts, key, record: None });
     }
 
     /// The latest event per key among those in `[since, until)`, in first-seen key order.
     fn consolidated(&self, since: Option<DateTime<Utc>>, until: DateTime<Utc>) -> Vec<&Event> {
-        let in_range = self
-            .events
-            .iter()
-            .filter(|e| e.ts < until && since.is_none_or(|s| e.ts >= s));
+        let in_range = self.events.iter().filter(|e| e.ts < until && since.is_none_or(|s| e.ts >= s));
         if self.repeats_keys {
             return in_range.collect();
         }
@@ -186,6 +169,61 @@ impl TableData {
         if in_object > 0 || emitted == 0 {
             if emitted == 0 {
                 text.push_str(&header);
+                text.push('\n');
+            }
+            emit(text);
+        }
+    }
+
+    /// The objects of a query as JSON Lines (`{"meta", "key", "value"}`, nulls left out,
+    /// deletes without `value`), handed to `emit` one at a time.
+    pub fn write_jsonl(
+        &self,
+        since: Option<DateTime<Utc>>,
+        until: DateTime<Utc>,
+        per_object: usize,
+        mut emit: impl FnMut(String),
+    ) {
+        let (keys, values) = columns(self.schema());
+        let incremental = since.is_some();
+        let events: Vec<&Event> =
+            self.consolidated(since, until).into_iter().filter(|e| incremental || e.record.is_some()).collect();
+        if events.is_empty() {
+            emit(String::new());
+        }
+        for chunk in events.chunks(per_object.max(1)) {
+            let mut text = String::new();
+            for e in chunk {
+                let mut meta = serde_json::Map::new();
+                meta.insert("ts".into(), Value::String(format_ts(&e.ts)));
+                if incremental {
+                    meta.insert("action".into(), Value::String(if e.record.is_some() { "U" } else { "D" }.into()));
+                }
+                let mut line = serde_json::Map::new();
+                line.insert("meta".into(), Value::Object(meta));
+                let pick = |names: &[String], r: &IndexMap<String, Value>| -> Value {
+                    Value::Object(
+                        names
+                            .iter()
+                            .filter_map(|n| r.get(n).filter(|v| !v.is_null()).map(|v| (n.clone(), v.clone())))
+                            .collect(),
+                    )
+                };
+                match &e.record {
+                    Some(r) => {
+                        line.insert("key".into(), pick(&keys, r));
+                        line.insert("value".into(), pick(&values, r));
+                    }
+                    None => {
+                        let key: Vec<&str> = e.key.split('\t').collect();
+                        let key = keys
+                            .iter()
+                            .zip(key)
+                            .map(|(k, v)| (k.clone(), serde_json::from_str(v).unwrap_or(Value::String(v.into()))));
+                        line.insert("key".into(), Value::Object(key.collect()));
+                    }
+                }
+                text.push_str(&Value::Object(line).to_string());
                 text.push('\n');
             }
             emit(text);

@@ -146,9 +146,7 @@ impl Drop for Emulator {
 type Shared = Arc<Mutex<Inner>>;
 
 fn lock(state: &Shared) -> MutexGuard<'_, Inner> {
-    state
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Emulator {
@@ -160,11 +158,7 @@ impl Emulator {
     pub async fn start_on(addr: SocketAddr, settings: Settings) -> std::io::Result<Self> {
         let state: Shared = Arc::new(Mutex::new(Inner {
             settings,
-            clock: Some(
-                Utc.with_ymd_and_hms(2024, 5, 1, 10, 0, 0)
-                    .single()
-                    .expect("valid date"),
-            ),
+            clock: Some(Utc.with_ymd_and_hms(2024, 5, 1, 10, 0, 0).single().expect("valid date")),
             ..Inner::default()
         }));
         let app = Router::new()
@@ -182,11 +176,7 @@ impl Emulator {
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Ok(Self {
-            addr,
-            state,
-            server,
-        })
+        Ok(Self { addr, state, server })
     }
 
     pub fn base_url(&self) -> String {
@@ -204,10 +194,7 @@ impl Emulator {
     /// Adds a table with its first schema (version 1), or a new schema version of it.
     pub fn put_schema(&self, namespace: &str, table: &str, schema: Value) {
         let mut s = lock(&self.state);
-        let t = s
-            .tables
-            .entry((namespace.into(), table.into()))
-            .or_default();
+        let t = s.tables.entry((namespace.into(), table.into())).or_default();
         t.repeats_keys = namespace == "canvas_logs" && table == "web_logs";
         t.schemas.push(schema);
     }
@@ -218,16 +205,9 @@ impl Emulator {
         let mut s = lock(&self.state);
         let ts = s.clock.expect("clock is set");
         s.clock = Some(ts + ChronoDuration::seconds(1));
-        let t = s
-            .tables
-            .get_mut(&(namespace.to_owned(), table.to_owned()))
-            .expect("put_schema first");
+        let t = s.tables.get_mut(&(namespace.to_owned(), table.to_owned())).expect("put_schema first");
         let to_map = |v: Value| -> IndexMap<String, Value> {
-            v.as_object()
-                .expect("records are objects")
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect()
+            v.as_object().expect("records are objects").iter().map(|(k, v)| (k.clone(), v.clone())).collect()
         };
         for u in upserts {
             t.upsert(ts, to_map(u));
@@ -240,10 +220,7 @@ impl Emulator {
     /// Adds (or replaces) a generated table with `rows` rows; see [`Generated`].
     pub fn put_generated(&self, namespace: &str, table: &str, schema: Value, generated: Generated) {
         let mut s = lock(&self.state);
-        let t = s
-            .tables
-            .entry((namespace.into(), table.into()))
-            .or_default();
+        let t = s.tables.entry((namespace.into(), table.into())).or_default();
         t.schemas = vec![schema];
         t.generated = Some(generated);
     }
@@ -255,12 +232,7 @@ impl Emulator {
 
     /// Lets `skip` requests to `on` through, then makes `times` fail with `kind`.
     pub fn inject_after(&self, on: Endpoint, kind: FaultKind, skip: u32, times: u32) {
-        lock(&self.state).faults.push(Fault {
-            on,
-            kind,
-            skip,
-            times,
-        });
+        lock(&self.state).faults.push(Fault { on, kind, skip, times });
     }
 
     /// The requests served so far, as `METHOD /path`.
@@ -276,10 +248,7 @@ fn error(status: StatusCode, kind: &str, message: &str) -> Response {
 
 /// Takes one fault on `on` that `accept` takes, if any.
 fn take_fault(s: &mut Inner, on: Endpoint, accept: fn(&FaultKind) -> bool) -> Option<FaultKind> {
-    let i = s
-        .faults
-        .iter()
-        .position(|f| f.on == on && f.times > 0 && accept(&f.kind))?;
+    let i = s.faults.iter().position(|f| f.on == on && f.times > 0 && accept(&f.kind))?;
     if s.faults[i].skip > 0 {
         s.faults[i].skip -= 1;
         return None;
@@ -291,10 +260,7 @@ fn take_fault(s: &mut Inner, on: Endpoint, accept: fn(&FaultKind) -> bool) -> Op
 }
 
 fn is_http(kind: &FaultKind) -> bool {
-    matches!(
-        kind,
-        FaultKind::Status(..) | FaultKind::TooManyRequests { .. }
-    )
+    matches!(kind, FaultKind::Status(..) | FaultKind::TooManyRequests { .. })
 }
 
 fn any(_: &FaultKind) -> bool {
@@ -309,15 +275,8 @@ fn fault_response(kind: &FaultKind) -> Option<Response> {
             Some(error(status, kind, "injected fault"))
         }
         FaultKind::TooManyRequests { retry_after } => {
-            let mut r = error(
-                StatusCode::TOO_MANY_REQUESTS,
-                "TooManyRequests",
-                "Too Many Requests",
-            );
-            r.headers_mut().insert(
-                header::RETRY_AFTER,
-                retry_after.to_string().parse().expect("digits"),
-            );
+            let mut r = error(StatusCode::TOO_MANY_REQUESTS, "TooManyRequests", "Too Many Requests");
+            r.headers_mut().insert(header::RETRY_AFTER, retry_after.to_string().parse().expect("digits"));
             Some(r)
         }
         _ => None,
@@ -329,38 +288,22 @@ fn fault_response(kind: &FaultKind) -> Option<Response> {
 fn refuse(state: &Shared, on: Endpoint, line: String, headers: &HeaderMap) -> Option<Response> {
     let mut s = lock(state);
     s.log.push(line);
-    if let Some(r) = take_fault(&mut s, on, is_http)
-        .as_ref()
-        .and_then(fault_response)
-    {
+    if let Some(r) = take_fault(&mut s, on, is_http).as_ref().and_then(fault_response) {
         return Some(r);
     }
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+    let bearer =
+        headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
     match bearer.and_then(|b| s.tokens.get(b)) {
         Some(exp) if *exp > SystemTime::now() => None,
-        Some(_) => Some(error(
-            StatusCode::UNAUTHORIZED,
-            "AuthenticationError",
-            "The access token has expired",
-        )),
-        None => Some(error(
-            StatusCode::UNAUTHORIZED,
-            "AuthenticationError",
-            "Missing or unknown access token",
-        )),
+        Some(_) => Some(error(StatusCode::UNAUTHORIZED, "AuthenticationError", "The access token has expired")),
+        None => Some(error(StatusCode::UNAUTHORIZED, "AuthenticationError", "Missing or unknown access token")),
     }
 }
 
 async fn login(State(state): State<Shared>, headers: HeaderMap, body: String) -> Response {
     let mut s = lock(&state);
     s.log.push("POST /ids/auth/login".into());
-    if let Some(r) = take_fault(&mut s, Endpoint::Login, is_http)
-        .as_ref()
-        .and_then(fault_response)
-    {
+    if let Some(r) = take_fault(&mut s, Endpoint::Login, is_http).as_ref().and_then(fault_response) {
         return r;
     }
     let expected = format!("{}:{}", s.settings.client_id, s.settings.client_secret);
@@ -369,23 +312,13 @@ async fn login(State(state): State<Shared>, headers: HeaderMap, body: String) ->
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Basic "))
         .and_then(|b| STANDARD.decode(b).ok());
-    if given.as_deref() != Some(expected.as_bytes())
-        || body.trim() != "grant_type=client_credentials"
-    {
-        return error(
-            StatusCode::UNAUTHORIZED,
-            "AuthenticationError",
-            "Invalid client credentials",
-        );
+    if given.as_deref() != Some(expected.as_bytes()) || body.trim() != "grant_type=client_credentials" {
+        return error(StatusCode::UNAUTHORIZED, "AuthenticationError", "Invalid client credentials");
     }
     let exp = SystemTime::now() + s.settings.token_lifetime;
-    let exp_secs = exp
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default();
+    let exp_secs = exp.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
     let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
-    let claims =
-        URL_SAFE_NO_PAD.encode(json!({ "exp": exp_secs, "sub": s.settings.client_id }).to_string());
+    let claims = URL_SAFE_NO_PAD.encode(json!({ "exp": exp_secs, "sub": s.settings.client_id }).to_string());
     let signature = URL_SAFE_NO_PAD.encode(uuid::Uuid::new_v4().as_bytes());
     let token = format!("{header}.{claims}.{signature}");
     s.tokens.insert(token.clone(), exp);
@@ -398,32 +331,14 @@ async fn login(State(state): State<Shared>, headers: HeaderMap, body: String) ->
     axum::Json(body).into_response()
 }
 
-async fn list_tables(
-    State(state): State<Shared>,
-    Path(ns): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    if let Some(r) = refuse(
-        &state,
-        Endpoint::ListTables,
-        format!("GET /dap/query/{ns}/table"),
-        &headers,
-    ) {
+async fn list_tables(State(state): State<Shared>, Path(ns): Path<String>, headers: HeaderMap) -> Response {
+    if let Some(r) = refuse(&state, Endpoint::ListTables, format!("GET /dap/query/{ns}/table"), &headers) {
         return r;
     }
     let s = lock(&state);
-    let tables: Vec<&String> = s
-        .tables
-        .keys()
-        .filter(|(n, _)| *n == ns)
-        .map(|(_, t)| t)
-        .collect();
+    let tables: Vec<&String> = s.tables.keys().filter(|(n, _)| *n == ns).map(|(_, t)| t).collect();
     if tables.is_empty() {
-        return error(
-            StatusCode::NOT_FOUND,
-            "NotFound",
-            &format!("Namespace '{ns}' not found"),
-        );
+        return error(StatusCode::NOT_FOUND, "NotFound", &format!("Namespace '{ns}' not found"));
     }
     axum::Json(json!({ "tables": tables })).into_response()
 }
@@ -433,24 +348,13 @@ async fn schema(
     Path((ns, table)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(r) = refuse(
-        &state,
-        Endpoint::Schema,
-        format!("GET /dap/query/{ns}/table/{table}/schema"),
-        &headers,
-    ) {
+    if let Some(r) = refuse(&state, Endpoint::Schema, format!("GET /dap/query/{ns}/table/{table}/schema"), &headers) {
         return r;
     }
     let s = lock(&state);
     match s.tables.get(&(ns.clone(), table.clone())) {
-        Some(t) => {
-            axum::Json(json!({ "schema": t.schema(), "version": t.version() })).into_response()
-        }
-        None => error(
-            StatusCode::NOT_FOUND,
-            "NotFound",
-            &format!("Table '{ns}.{table}' not found"),
-        ),
+        Some(t) => axum::Json(json!({ "schema": t.schema(), "version": t.version() })).into_response(),
+        None => error(StatusCode::NOT_FOUND, "NotFound", &format!("Table '{ns}.{table}' not found")),
     }
 }
 
@@ -466,56 +370,41 @@ async fn create_job(
     headers: HeaderMap,
     body: String,
 ) -> Response {
-    if let Some(r) = refuse(
-        &state,
-        Endpoint::CreateJob,
-        format!("POST /dap/query/{ns}/table/{table}/data {body}"),
-        &headers,
-    ) {
+    if let Some(r) =
+        refuse(&state, Endpoint::CreateJob, format!("POST /dap/query/{ns}/table/{table}/data {body}"), &headers)
+    {
         return r;
     }
     let query: Value = match serde_json::from_str(&body) {
         Ok(v) => v,
         Err(e) => {
+            return error(StatusCode::BAD_REQUEST, "ValidationError", &format!("invalid JSON: {e}"));
+        }
+    };
+    let format = match query["format"].as_str() {
+        Some("tsv") => "tsv",
+        Some("jsonl") => "json",
+        other => {
             return error(
                 StatusCode::BAD_REQUEST,
                 "ValidationError",
-                &format!("invalid JSON: {e}"),
+                &format!("format {other:?}: this emulator serves tsv and jsonl"),
             );
         }
     };
-    if query["format"] != "tsv" {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "ValidationError",
-            "this emulator serves format tsv only",
-        );
-    }
-    let since = match query.get("since").map(|s| {
-        s.as_str()
-            .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-    }) {
+    let since = match query.get("since").map(|s| s.as_str().and_then(|s| DateTime::parse_from_rfc3339(s).ok())) {
         None => None,
         Some(Some(s)) => Some(s.with_timezone(&Utc)),
         Some(None) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "ValidationError",
-                "`since` is not an RFC 3339 date-time",
-            );
+            return error(StatusCode::BAD_REQUEST, "ValidationError", "`since` is not an RFC 3339 date-time");
         }
     };
     let mut s = lock(&state);
-    let failure = match take_fault(&mut s, Endpoint::CreateJob, |k| {
-        matches!(k, FaultKind::FailJob(_))
-    }) {
+    let failure = match take_fault(&mut s, Endpoint::CreateJob, |k| matches!(k, FaultKind::FailJob(_))) {
         Some(FaultKind::FailJob(kind)) => Some(kind),
         _ => None,
     };
-    let malformed = take_fault(&mut s, Endpoint::CreateJob, |k| {
-        *k == FaultKind::MalformedRow
-    })
-    .is_some();
+    let malformed = take_fault(&mut s, Endpoint::CreateJob, |k| *k == FaultKind::MalformedRow).is_some();
     let until = s.clock.expect("clock is set");
     let per_object = s.settings.rows_per_object.max(1);
     // An identical query while the data is unchanged gets the existing job back.
@@ -523,33 +412,30 @@ async fn create_job(
     let polls = s.settings.polls_before_complete;
     if !malformed
         && failure.is_none()
-        && let Some((id, job)) = s
-            .jobs
-            .iter()
-            .find(|(_, j)| j.query == query_key && j.failure.is_none())
+        && let Some((id, job)) = s.jobs.iter().find(|(_, j)| j.query == query_key && j.failure.is_none())
     {
         return axum::Json(job_json(id, job, polls)).into_response();
     }
     let Some(t) = s.tables.get(&(ns.clone(), table.clone())) else {
-        return error(
-            StatusCode::NOT_FOUND,
-            "NotFound",
-            &format!("Table '{ns}.{table}' not found"),
-        );
+        return error(StatusCode::NOT_FOUND, "NotFound", &format!("Table '{ns}.{table}' not found"));
     };
     let schema_version = t.version();
     let id = uuid::Uuid::new_v4().to_string();
     let mut objects = Vec::new();
     let mut files = Vec::new();
-    t.write_objects(since, until, per_object, malformed, |text| {
+    let mut add = |text: String| {
         let i = objects.len();
-        let object_id = format!(
-            "{id}/part-{i:05}-{}.tsv.gz",
-            &uuid::Uuid::new_v4().simple().to_string()[..8]
-        );
+        let object_id = format!("{id}/part-{i:05}-{}.{format}.gz", &uuid::Uuid::new_v4().simple().to_string()[..8]);
         files.push((object_id.clone(), Arc::new(gzip(&text))));
         objects.push(object_id);
-    });
+    };
+    if format == "tsv" {
+        t.write_objects(since, until, per_object, malformed, &mut add);
+    } else if t.generated.is_some() {
+        return error(StatusCode::BAD_REQUEST, "ValidationError", "generated tables are served as tsv only");
+    } else {
+        t.write_jsonl(since, until, per_object, &mut add);
+    }
     s.objects.extend(files);
     let expires_at = Utc::now() + ChronoDuration::hours(24);
     let job = Job {
@@ -594,17 +480,8 @@ fn job_json(id: &str, job: &Job, polls_before_complete: u32) -> Value {
     }
 }
 
-async fn get_job(
-    State(state): State<Shared>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    if let Some(r) = refuse(
-        &state,
-        Endpoint::GetJob,
-        format!("GET /dap/job/{id}"),
-        &headers,
-    ) {
+async fn get_job(State(state): State<Shared>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    if let Some(r) = refuse(&state, Endpoint::GetJob, format!("GET /dap/job/{id}"), &headers) {
         return r;
     }
     let mut s = lock(&state);
@@ -614,11 +491,7 @@ async fn get_job(
             job.polls += 1;
             axum::Json(job_json(&id, job, polls)).into_response()
         }
-        None => error(
-            StatusCode::NOT_FOUND,
-            "NotFound",
-            &format!("Job '{id}' not found"),
-        ),
+        None => error(StatusCode::NOT_FOUND, "NotFound", &format!("Job '{id}' not found")),
     }
 }
 
@@ -627,62 +500,33 @@ async fn touch(State(state): State<Shared>, Path((ns, table)): Path<(String, Str
     let mut s = lock(&state);
     let ts = s.clock.expect("clock is set");
     s.clock = Some(ts + ChronoDuration::seconds(1));
-    match s
-        .tables
-        .get_mut(&(ns, table))
-        .and_then(|t| t.generated.as_mut())
-    {
+    match s.tables.get_mut(&(ns, table)).and_then(|t| t.generated.as_mut()) {
         Some(g) => {
             g.revision += 1;
             axum::Json(json!({ "revision": g.revision })).into_response()
         }
-        None => error(
-            StatusCode::NOT_FOUND,
-            "NotFound",
-            "no generated table of that name",
-        ),
+        None => error(StatusCode::NOT_FOUND, "NotFound", "no generated table of that name"),
     }
 }
 
 async fn object_urls(State(state): State<Shared>, headers: HeaderMap, body: String) -> Response {
-    if let Some(r) = refuse(
-        &state,
-        Endpoint::ObjectUrl,
-        format!("POST /dap/object/url {body}"),
-        &headers,
-    ) {
+    if let Some(r) = refuse(&state, Endpoint::ObjectUrl, format!("POST /dap/object/url {body}"), &headers) {
         return r;
     }
     let Ok(ids) = serde_json::from_str::<Vec<Value>>(&body) else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "ValidationError",
-            "expected [{\"id\": ...}]",
-        );
+        return error(StatusCode::BAD_REQUEST, "ValidationError", "expected [{\"id\": ...}]");
     };
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("127.0.0.1")
-        .to_owned();
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1").to_owned();
     let mut s = lock(&state);
     let lifetime = s.settings.url_lifetime;
     let mut urls = serde_json::Map::new();
     for id in ids.iter().filter_map(|v| v["id"].as_str()) {
         if !s.objects.contains_key(id) {
-            return error(
-                StatusCode::NOT_FOUND,
-                "NotFound",
-                &format!("Object '{id}' not found"),
-            );
+            return error(StatusCode::NOT_FOUND, "NotFound", &format!("Object '{id}' not found"));
         }
         let sig = uuid::Uuid::new_v4().simple().to_string();
-        s.urls
-            .insert(sig.clone(), (id.to_owned(), Instant::now() + lifetime));
-        urls.insert(
-            id.to_owned(),
-            json!({ "url": format!("http://{host}/files/{id}?X-Amz-Signature={sig}") }),
-        );
+        s.urls.insert(sig.clone(), (id.to_owned(), Instant::now() + lifetime));
+        urls.insert(id.to_owned(), json!({ "url": format!("http://{host}/files/{id}?X-Amz-Signature={sig}") }));
     }
     axum::Json(json!({ "urls": urls })).into_response()
 }
@@ -710,12 +554,7 @@ async fn download(
     if !valid || fault == Some(FaultKind::ExpiredUrl) {
         // What S3 answers for an expired or tampered pre-signed URL.
         let xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>";
-        return (
-            StatusCode::FORBIDDEN,
-            [(header::CONTENT_TYPE, "application/xml")],
-            xml,
-        )
-            .into_response();
+        return (StatusCode::FORBIDDEN, [(header::CONTENT_TYPE, "application/xml")], xml).into_response();
     }
     let Some(bytes) = s.objects.get(&path).cloned() else {
         return (StatusCode::NOT_FOUND, "no such object").into_response();
@@ -725,10 +564,5 @@ async fn download(
     } else {
         bytes.as_ref().clone()
     };
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "binary/octet-stream")],
-        Body::from(bytes),
-    )
-        .into_response()
+    (StatusCode::OK, [(header::CONTENT_TYPE, "binary/octet-stream")], Body::from(bytes)).into_response()
 }

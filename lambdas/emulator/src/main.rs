@@ -18,28 +18,21 @@ struct Args {
 }
 
 fn parse() -> Result<Args, String> {
-    let mut args = Args {
-        port: 0,
-        fixture: None,
-        bench_rows: None,
-        rows_per_object: 100_000,
-    };
+    let mut args = Args { port: 0, fixture: None, bench_rows: None, rows_per_object: 100_000 };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
         match flag.as_str() {
             "--port" => args.port = value()?.parse().map_err(|e| format!("--port: {e}"))?,
             "--fixture" => args.fixture = Some(value()?),
-            "--bench-rows" => {
-                args.bench_rows = Some(value()?.parse().map_err(|e| format!("--bench-rows: {e}"))?)
-            }
+            "--bench-rows" => args.bench_rows = Some(value()?.parse().map_err(|e| format!("--bench-rows: {e}"))?),
             "--rows-per-object" => {
-                args.rows_per_object = value()?
-                    .parse()
-                    .map_err(|e| format!("--rows-per-object: {e}"))?
+                args.rows_per_object = value()?.parse().map_err(|e| format!("--rows-per-object: {e}"))?
             }
             "-h" | "--help" => {
-                return Err("usage: cd2-emulator [--port P] [--fixture FILE] [--bench-rows N] [--rows-per-object N]".into());
+                return Err(
+                    "usage: cd2-emulator [--port P] [--fixture FILE] [--bench-rows N] [--rows-per-object N]".into()
+                );
             }
             other => return Err(format!("unknown argument `{other}`; see --help")),
         }
@@ -56,17 +49,8 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let settings = Settings {
-        rows_per_object: args.rows_per_object,
-        polls_before_complete: 1,
-        ..Settings::default()
-    };
-    let emulator = match Emulator::start_on(
-        SocketAddr::from(([127, 0, 0, 1], args.port)),
-        settings.clone(),
-    )
-    .await
-    {
+    let settings = Settings { rows_per_object: args.rows_per_object, polls_before_complete: 1, ..Settings::default() };
+    let emulator = match Emulator::start_on(SocketAddr::from(([127, 0, 0, 1], args.port)), settings.clone()).await {
         Ok(e) => e,
         Err(e) => {
             eprintln!("cannot listen on 127.0.0.1:{}: {e}", args.port);
@@ -76,9 +60,7 @@ async fn main() -> ExitCode {
     if let Some(path) = &args.fixture {
         let loaded = std::fs::read_to_string(path)
             .map_err(|e| e.to_string())
-            .and_then(|text| {
-                serde_json::from_str::<serde_json::Value>(&text).map_err(|e| e.to_string())
-            });
+            .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).map_err(|e| e.to_string()));
         let fixture = match loaded {
             Ok(f) => f,
             Err(e) => {
@@ -92,12 +74,7 @@ async fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             };
             emulator.put_schema(ns, table, t["schema"].clone());
-            emulator.commit(
-                ns,
-                table,
-                t["rows"].as_array().cloned().unwrap_or_default(),
-                vec![],
-            );
+            emulator.commit(ns, table, t["rows"].as_array().cloned().unwrap_or_default(), vec![]);
         }
     }
     if let Some(rows) = args.bench_rows {
@@ -105,11 +82,7 @@ async fn main() -> ExitCode {
             bench::NAMESPACE,
             bench::TABLE,
             bench::schema(),
-            Generated {
-                rows,
-                change_every: 10,
-                revision: 0,
-            },
+            Generated { rows, change_every: 10, revision: 0 },
         );
     }
     println!("{}", emulator.base_url());

@@ -10,25 +10,12 @@ pub enum ReplicaError {
     #[error(transparent)]
     Schema(#[from] crate::model::SchemaError),
     #[error("{table}: database error while {doing}: {message}")]
-    Db {
-        table: String,
-        doing: String,
-        message: String,
-    },
+    Db { table: String, doing: String, message: String },
     #[error("{table}: object {object}, line {line}: {message}; nothing of this object was loaded")]
-    Data {
-        table: String,
-        object: String,
-        line: u64,
-        message: String,
-    },
-    #[error(
-        "{table}: another replication of this table is running; try again when it has finished"
-    )]
+    Data { table: String, object: String, line: u64, message: String },
+    #[error("{table}: another replication of this table is running; try again when it has finished")]
     Busy { table: String },
-    #[error(
-        "{table} is already initialized (it has a row in instructure_dap.table_sync); sync it instead"
-    )]
+    #[error("{table} is already initialized (it has a row in instructure_dap.table_sync); sync it instead")]
     AlreadyInitialized { table: String },
     #[error(
         "{table} exists in the database but is not registered in instructure_dap.table_sync (left by an interrupted `dap initdb`?); drop it to initialize it again"
@@ -98,10 +85,6 @@ pub trait DbContext<T> {
 
 impl<T> DbContext<T> for Result<T, tokio_postgres::Error> {
     fn doing(self, table: &str, doing: &str) -> Result<T, ReplicaError> {
-        self.map_err(|e| ReplicaError::Db {
-            table: table.into(),
-            doing: doing.into(),
-            message: describe(&e),
-        })
+        self.map_err(|e| ReplicaError::Db { table: table.into(), doing: doing.into(), message: describe(&e) })
     }
 }

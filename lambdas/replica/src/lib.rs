@@ -69,12 +69,7 @@ pub struct Outcome {
 
 impl Outcome {
     fn new(status: Status) -> Self {
-        Self {
-            status,
-            counts: Counts::default(),
-            cursor: None,
-            notes: Vec::new(),
-        }
+        Self { status, counts: Counts::default(), cursor: None, notes: Vec::new() }
     }
 }
 
@@ -90,9 +85,7 @@ impl Budget {
     }
 
     pub fn of(d: Duration) -> Self {
-        Self {
-            deadline: Some(Instant::now() + d),
-        }
+        Self { deadline: Some(Instant::now() + d) }
     }
 
     fn spent(&self) -> bool {
@@ -124,9 +117,7 @@ pub fn parse_connection_string(s: &str) -> Result<tokio_postgres::Config, Replic
         }
         None => s.to_owned(),
     };
-    translated
-        .parse::<tokio_postgres::Config>()
-        .map_err(|e| bad(e.to_string()))
+    translated.parse::<tokio_postgres::Config>().map_err(|e| bad(e.to_string()))
 }
 
 /// One database connection, replicating one table at a time.
@@ -148,16 +139,9 @@ struct JobRow {
 }
 
 impl Replicator {
-    pub async fn connect(
-        config: &tokio_postgres::Config,
-        dap: DapClient,
-    ) -> Result<Self, ReplicaError> {
+    pub async fn connect(config: &tokio_postgres::Config, dap: DapClient) -> Result<Self, ReplicaError> {
         let (db, connection) = config.connect(NoTls).await.map_err(|e| {
-            let host = config
-                .get_hosts()
-                .first()
-                .map(|h| format!("{h:?}"))
-                .unwrap_or_default();
+            let host = config.get_hosts().first().map(|h| format!("{h:?}")).unwrap_or_default();
             ReplicaError::Connect(format!(
                 "{} (host {host}, database {})",
                 error::describe(&e),
@@ -169,23 +153,12 @@ impl Replicator {
                 tracing::error!(error = %error::describe(&e), "database connection closed");
             }
         });
-        db.batch_execute(&ddl::metadata())
-            .await
-            .doing("instructure_dap", "creating the metadata tables")?;
-        Ok(Self {
-            db,
-            dap,
-            _connection: task,
-        })
+        db.batch_execute(&ddl::metadata()).await.doing("instructure_dap", "creating the metadata tables")?;
+        Ok(Self { db, dap, _connection: task })
     }
 
     /// Sync when the table is in the replica; otherwise init it.
-    pub async fn replicate(
-        &mut self,
-        namespace: &str,
-        table: &str,
-        budget: Budget,
-    ) -> Result<Outcome, ReplicaError> {
+    pub async fn replicate(&mut self, namespace: &str, table: &str, budget: Budget) -> Result<Outcome, ReplicaError> {
         let outcome = self.sync(namespace, table, budget).await?;
         if outcome.status == Status::InitNeeded {
             return self.init(namespace, table, budget).await;
@@ -202,10 +175,7 @@ impl Replicator {
         let key = format!("cd2_aws:{name}");
         let got: bool = self
             .db
-            .query_one(
-                "SELECT pg_try_advisory_lock(hashtextextended($1, 0))",
-                &[&key],
-            )
+            .query_one("SELECT pg_try_advisory_lock(hashtextextended($1, 0))", &[&key])
             .await
             .doing(&name, "taking the table lock")?
             .get(0);
@@ -213,30 +183,16 @@ impl Replicator {
             return Err(ReplicaError::Busy { table: name });
         }
         let result = f(self).await;
-        let _ = self
-            .db
-            .execute(
-                "SELECT pg_advisory_unlock(hashtextextended($1, 0))",
-                &[&key],
-            )
-            .await;
+        let _ = self.db.execute("SELECT pg_advisory_unlock(hashtextextended($1, 0))", &[&key]).await;
         result
     }
 
     /// The `table_sync` timestamp of a replicated table: where its next sync starts.
-    pub async fn last_timestamp(
-        &self,
-        namespace: &str,
-        table: &str,
-    ) -> Result<Option<DateTime<Utc>>, ReplicaError> {
+    pub async fn last_timestamp(&self, namespace: &str, table: &str) -> Result<Option<DateTime<Utc>>, ReplicaError> {
         self.registered(namespace, table).await
     }
 
-    async fn registered(
-        &self,
-        namespace: &str,
-        table: &str,
-    ) -> Result<Option<DateTime<Utc>>, ReplicaError> {
+    async fn registered(&self, namespace: &str, table: &str) -> Result<Option<DateTime<Utc>>, ReplicaError> {
         let row = self
             .db
             .query_opt(
@@ -248,12 +204,7 @@ impl Replicator {
         Ok(row.map(|r| r.get::<_, NaiveDateTime>(0).and_utc()))
     }
 
-    async fn saved_job(
-        &self,
-        namespace: &str,
-        table: &str,
-        kind: &str,
-    ) -> Result<Option<JobRow>, ReplicaError> {
+    async fn saved_job(&self, namespace: &str, table: &str, kind: &str) -> Result<Option<JobRow>, ReplicaError> {
         let row = self
             .db
             .query_opt(
@@ -264,10 +215,7 @@ impl Replicator {
             .doing(&format!("{namespace}.{table}"), "reading the saved job")?;
         Ok(row.and_then(|r| {
             let job: serde_json::Value = r.get(0);
-            Some(JobRow {
-                job: serde_json::from_value(job).ok()?,
-                schema_version: r.get(1),
-            })
+            Some(JobRow { job: serde_json::from_value(job).ok()?, schema_version: r.get(1) })
         }))
     }
 
@@ -299,77 +247,45 @@ impl Replicator {
     }
 
     /// Loads a table that is not in the replica yet; see the crate docs.
-    pub async fn init(
-        &mut self,
-        namespace: &str,
-        table: &str,
-        budget: Budget,
-    ) -> Result<Outcome, ReplicaError> {
-        self.locked(namespace, table, async |r: &mut Self| {
-            r.init_locked(namespace, table, budget).await
-        })
-        .await
+    pub async fn init(&mut self, namespace: &str, table: &str, budget: Budget) -> Result<Outcome, ReplicaError> {
+        self.locked(namespace, table, async |r: &mut Self| r.init_locked(namespace, table, budget).await).await
     }
 
-    async fn init_locked(
-        &mut self,
-        namespace: &str,
-        table: &str,
-        budget: Budget,
-    ) -> Result<Outcome, ReplicaError> {
+    async fn init_locked(&mut self, namespace: &str, table: &str, budget: Budget) -> Result<Outcome, ReplicaError> {
         let name = format!("{namespace}.{table}");
         if self.registered(namespace, table).await?.is_some() {
             return Err(ReplicaError::AlreadyInitialized { table: name });
         }
-        if migrate::table_exists(&self.db, namespace, table)
-            .await
-            .doing(&name, "looking for the table")?
-        {
+        if migrate::table_exists(&self.db, namespace, table).await.doing(&name, "looking for the table")? {
             return Err(ReplicaError::Unregistered { table: name });
         }
         let schema = self.dap.schema(namespace, table).await?;
         let model = TableModel::from_schema(namespace, table, &schema.schema)?;
         let staging = ddl::staging_schema(namespace);
         let mut outcome = Outcome::new(Status::Success);
-        let tx = self
-            .db
-            .transaction()
-            .await
-            .doing(&name, "starting a transaction")?;
-        tx.batch_execute(ddl::DDL_LOCK)
-            .await
-            .doing(&name, "waiting for other schema changes")?;
+        let tx = self.db.transaction().await.doing(&name, "starting a transaction")?;
+        tx.batch_execute(ddl::DDL_LOCK).await.doing(&name, "waiting for other schema changes")?;
         outcome.notes = migrate::ensure_enums(&tx, &model).await?;
         tx.commit().await.doing(&name, "committing enum types")?;
 
         let saved = self.saved_job(namespace, table, "init").await?;
-        let staged = migrate::table_exists(&self.db, &staging, table)
-            .await
-            .doing(&name, "looking for the staging table")?;
+        let staged =
+            migrate::table_exists(&self.db, &staging, table).await.doing(&name, "looking for the staging table")?;
         let job = match Self::resumable(&saved, schema.version).filter(|_| staged) {
             Some(job) => {
                 tracing::info!(table = %name, job = %job.id, "resuming init");
                 job
             }
             None => {
-                let job = self
-                    .dap
-                    .run_job(namespace, table, &Query::snapshot())
-                    .await?;
-                let tx = self
-                    .db
-                    .transaction()
-                    .await
-                    .doing(&name, "starting a transaction")?;
+                let job = self.dap.run_job(namespace, table, &Query::snapshot()).await?;
+                let tx = self.db.transaction().await.doing(&name, "starting a transaction")?;
                 let sql = format!(
                     "{lock}\nDROP TABLE IF EXISTS {staged};\n{create}",
                     lock = ddl::DDL_LOCK,
                     staged = ddl::qualified(&staging, table),
                     create = ddl::create_table(&model, &staging)
                 );
-                tx.batch_execute(&sql)
-                    .await
-                    .doing(&name, "creating the staging table")?;
+                tx.batch_execute(&sql).await.doing(&name, "creating the staging table")?;
                 save_job(&tx, namespace, table, "init", &job, schema.version).await?;
                 tx.commit().await.doing(&name, "committing the new job")?;
                 job
@@ -378,12 +294,7 @@ impl Replicator {
 
         let target = ddl::qualified(&staging, table);
         let (done, _) = self.done_objects(namespace, table, &job.id).await?;
-        let mut objects: Vec<_> = job
-            .objects
-            .iter()
-            .filter(|o| !done.contains(&o.id))
-            .cloned()
-            .collect();
+        let mut objects: Vec<_> = job.objects.iter().filter(|o| !done.contains(&o.id)).cloned().collect();
         objects.sort();
         for object in &objects {
             if budget.spent() {
@@ -393,19 +304,11 @@ impl Replicator {
             }
             let mut attempt = 1;
             loop {
-                let tx = self
-                    .db
-                    .transaction()
-                    .await
-                    .doing(&name, "starting a transaction")?;
+                let tx = self.db.transaction().await.doing(&name, "starting a transaction")?;
                 let loaded = if model.repeats_keys() {
-                    upsert_object(&tx, &self.dap, &model, object, &target, false)
-                        .await
-                        .map(|c| c.inserted)
+                    upsert_object(&tx, &self.dap, &model, object, &target, false).await.map(|c| c.inserted)
                 } else {
-                    load::copy_object(&tx, &self.dap, &model, object, false, &target)
-                        .await
-                        .map(|l| l.0.rows)
+                    load::copy_object(&tx, &self.dap, &model, object, false, &target).await.map(|l| l.0.rows)
                 };
                 match loaded {
                     Ok(rows) => {
@@ -421,11 +324,7 @@ impl Replicator {
 
         // Everything is staged: publish the table and its metadata at once.
         let (_, total) = self.done_objects(namespace, table, &job.id).await?;
-        let tx = self
-            .db
-            .transaction()
-            .await
-            .doing(&name, "starting a transaction")?;
+        let tx = self.db.transaction().await.doing(&name, "starting a transaction")?;
         tx.batch_execute(&format!(
             "{lock}\nCREATE SCHEMA IF NOT EXISTS {ns};\nALTER TABLE {target} SET SCHEMA {ns};",
             lock = ddl::DDL_LOCK,
@@ -443,32 +342,17 @@ impl Replicator {
         .await
         .doing(&name, "registering the table in instructure_dap.table_sync")?;
         forget_job(&tx, namespace, table).await?;
-        tx.commit()
-            .await
-            .doing(&name, "committing the initialized table")?;
+        tx.commit().await.doing(&name, "committing the initialized table")?;
         outcome.counts.inserted = total;
         Ok(outcome)
     }
 
     /// Applies the changes since the last load; `init_needed` for a table not in the replica.
-    pub async fn sync(
-        &mut self,
-        namespace: &str,
-        table: &str,
-        budget: Budget,
-    ) -> Result<Outcome, ReplicaError> {
-        self.locked(namespace, table, async |r: &mut Self| {
-            r.sync_locked(namespace, table, budget).await
-        })
-        .await
+    pub async fn sync(&mut self, namespace: &str, table: &str, budget: Budget) -> Result<Outcome, ReplicaError> {
+        self.locked(namespace, table, async |r: &mut Self| r.sync_locked(namespace, table, budget).await).await
     }
 
-    async fn sync_locked(
-        &mut self,
-        namespace: &str,
-        table: &str,
-        budget: Budget,
-    ) -> Result<Outcome, ReplicaError> {
+    async fn sync_locked(&mut self, namespace: &str, table: &str, budget: Budget) -> Result<Outcome, ReplicaError> {
         let name = format!("{namespace}.{table}");
         let Some(since) = self.registered(namespace, table).await? else {
             return Ok(Outcome::new(Status::InitNeeded));
@@ -476,29 +360,16 @@ impl Replicator {
         let schema = self.dap.schema(namespace, table).await?;
         let model = TableModel::from_schema(namespace, table, &schema.schema)?;
         let mut outcome = Outcome::new(Status::Success);
-        let tx = self
-            .db
-            .transaction()
-            .await
-            .doing(&name, "starting a transaction")?;
+        let tx = self.db.transaction().await.doing(&name, "starting a transaction")?;
         outcome.notes = migrate::migrate(&tx, &model, namespace).await?;
-        tx.commit()
-            .await
-            .doing(&name, "committing schema changes")?;
+        tx.commit().await.doing(&name, "committing schema changes")?;
 
         let saved = self.saved_job(namespace, table, "sync").await?;
         let job = match Self::resumable(&saved, schema.version).filter(|j| j.since == Some(since)) {
             Some(job) => job,
             None => {
-                let job = self
-                    .dap
-                    .run_job(namespace, table, &Query::incremental(since))
-                    .await?;
-                let tx = self
-                    .db
-                    .transaction()
-                    .await
-                    .doing(&name, "starting a transaction")?;
+                let job = self.dap.run_job(namespace, table, &Query::incremental(since)).await?;
+                let tx = self.db.transaction().await.doing(&name, "starting a transaction")?;
                 save_job(&tx, namespace, table, "sync", &job, schema.version).await?;
                 tx.commit().await.doing(&name, "committing the new job")?;
                 job
@@ -506,19 +377,10 @@ impl Replicator {
         };
         let target = ddl::qualified(namespace, table);
         let (done, _) = self.done_objects(namespace, table, &job.id).await?;
-        let mut objects: Vec<_> = job
-            .objects
-            .iter()
-            .filter(|o| !done.contains(&o.id))
-            .cloned()
-            .collect();
+        let mut objects: Vec<_> = job.objects.iter().filter(|o| !done.contains(&o.id)).cloned().collect();
         objects.sort();
         if objects.is_empty() {
-            let tx = self
-                .db
-                .transaction()
-                .await
-                .doing(&name, "starting a transaction")?;
+            let tx = self.db.transaction().await.doing(&name, "starting a transaction")?;
             advance(&tx, namespace, table, &job, schema.version, &model).await?;
             tx.commit().await.doing(&name, "committing the sync")?;
             return Ok(outcome);
@@ -532,25 +394,14 @@ impl Replicator {
             }
             let mut attempt = 1;
             let counts = loop {
-                let tx = self
-                    .db
-                    .transaction()
-                    .await
-                    .doing(&name, "starting a transaction")?;
+                let tx = self.db.transaction().await.doing(&name, "starting a transaction")?;
                 match upsert_object(&tx, &self.dap, &model, object, &target, true).await {
                     Ok(counts) => {
                         if i == last {
                             advance(&tx, namespace, table, &job, schema.version, &model).await?;
                         } else {
-                            mark_done(
-                                &tx,
-                                namespace,
-                                table,
-                                &job.id,
-                                &object.id,
-                                counts.inserted + counts.updated,
-                            )
-                            .await?;
+                            mark_done(&tx, namespace, table, &job.id, &object.id, counts.inserted + counts.updated)
+                                .await?;
                         }
                         tx.commit().await.doing(&name, "committing an object")?;
                         break counts;
@@ -569,12 +420,7 @@ impl Replicator {
 /// each attempt's transaction is rolled back before the next.
 const OBJECT_ATTEMPTS: u32 = 3;
 
-async fn retry_or_fail(
-    table: &str,
-    object: &str,
-    error: ReplicaError,
-    attempt: &mut u32,
-) -> Result<(), ReplicaError> {
+async fn retry_or_fail(table: &str, object: &str, error: ReplicaError, attempt: &mut u32) -> Result<(), ReplicaError> {
     if !error.is_transient() || *attempt >= OBJECT_ATTEMPTS {
         return Err(error);
     }
@@ -604,24 +450,14 @@ async fn save_job(
     Ok(())
 }
 
-async fn forget_job(
-    tx: &tokio_postgres::Transaction<'_>,
-    namespace: &str,
-    table: &str,
-) -> Result<(), ReplicaError> {
+async fn forget_job(tx: &tokio_postgres::Transaction<'_>, namespace: &str, table: &str) -> Result<(), ReplicaError> {
     let name = format!("{namespace}.{table}");
-    tx.execute(
-        r#"DELETE FROM "cd2_aws"."job" WHERE "namespace" = $1 AND "table" = $2"#,
-        &[&namespace, &table],
-    )
-    .await
-    .doing(&name, "clearing the saved job")?;
-    tx.execute(
-        r#"DELETE FROM "cd2_aws"."object_done" WHERE "namespace" = $1 AND "table" = $2"#,
-        &[&namespace, &table],
-    )
-    .await
-    .doing(&name, "clearing load progress")?;
+    tx.execute(r#"DELETE FROM "cd2_aws"."job" WHERE "namespace" = $1 AND "table" = $2"#, &[&namespace, &table])
+        .await
+        .doing(&name, "clearing the saved job")?;
+    tx.execute(r#"DELETE FROM "cd2_aws"."object_done" WHERE "namespace" = $1 AND "table" = $2"#, &[&namespace, &table])
+        .await
+        .doing(&name, "clearing load progress")?;
     Ok(())
 }
 
@@ -672,31 +508,12 @@ async fn upsert_object(
     incremental: bool,
 ) -> Result<Counts, ReplicaError> {
     let name = format!("{}.{}", model.namespace, model.name);
-    let mut columns = vec![
-        r#""action" text"#.to_owned(),
-        r#""cd2_ord" bigserial"#.to_owned(),
-    ];
-    columns.extend(
-        model
-            .columns
-            .iter()
-            .map(|c| format!("{} {}", quote_ident(&c.name), c.sql_type.ddl())),
-    );
-    tx.batch_execute(&format!(
-        r#"CREATE TEMPORARY TABLE "cd2_incoming" ({}) ON COMMIT DROP"#,
-        columns.join(", ")
-    ))
-    .await
-    .doing(&name, "creating the incoming table")?;
-    let (_, layout) = load::copy_object(
-        tx,
-        dap,
-        model,
-        object,
-        incremental,
-        r#"pg_temp."cd2_incoming""#,
-    )
-    .await?;
+    let mut columns = vec![r#""action" text"#.to_owned(), r#""cd2_ord" bigserial"#.to_owned()];
+    columns.extend(model.columns.iter().map(|c| format!("{} {}", quote_ident(&c.name), c.sql_type.ddl())));
+    tx.batch_execute(&format!(r#"CREATE TEMPORARY TABLE "cd2_incoming" ({}) ON COMMIT DROP"#, columns.join(", ")))
+        .await
+        .doing(&name, "creating the incoming table")?;
+    let (_, layout) = load::copy_object(tx, dap, model, object, incremental, r#"pg_temp."cd2_incoming""#).await?;
     let Some(layout) = layout else {
         return Ok(Counts::default());
     };
@@ -714,11 +531,7 @@ async fn upsert_object(
     } else {
         format!("ON CONFLICT ({pk}) DO UPDATE SET {}", updates.join(", "))
     };
-    let filter = if incremental {
-        r#"WHERE "action" = 'U'"#
-    } else {
-        ""
-    };
+    let filter = if incremental { r#"WHERE "action" = 'U'"# } else { "" };
     let upsert = format!(
         r#"WITH changed AS (
              INSERT INTO {target} ({list})
@@ -727,23 +540,13 @@ async fn upsert_object(
              RETURNING (xmax = 0) AS inserted)
            SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM changed"#
     );
-    let row = tx
-        .query_one(&upsert, &[])
-        .await
-        .doing(&name, "applying upserts")?;
-    let mut counts = Counts {
-        inserted: row.get::<_, i64>(0) as u64,
-        updated: row.get::<_, i64>(1) as u64,
-        deleted: 0,
-    };
+    let row = tx.query_one(&upsert, &[]).await.doing(&name, "applying upserts")?;
+    let mut counts = Counts { inserted: row.get::<_, i64>(0) as u64, updated: row.get::<_, i64>(1) as u64, deleted: 0 };
     if incremental {
         let delete = format!(
             r#"DELETE FROM {target} t USING pg_temp."cd2_incoming" i WHERE i."action" = 'D' AND t.{pk} = i.{pk}"#
         );
-        counts.deleted = tx
-            .execute(&delete, &[])
-            .await
-            .doing(&name, "applying deletes")?;
+        counts.deleted = tx.execute(&delete, &[]).await.doing(&name, "applying deletes")?;
     }
     Ok(counts)
 }

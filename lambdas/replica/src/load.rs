@@ -37,33 +37,24 @@ pub async fn copy_object(
         })
     };
     let mut line = Vec::with_capacity(4096);
-    if reader
-        .read_until(b'\n', &mut line)
-        .await
-        .map_err(read_error)?
-        == 0
-    {
+    if reader.read_until(b'\n', &mut line).await.map_err(read_error)? == 0 {
         // An empty object: no header, no rows.
         return Ok((Loaded::default(), None));
     }
     let header = String::from_utf8_lossy(&line).into_owned();
-    let layout =
-        Layout::from_header(&header, model, with_action).map_err(|message| ReplicaError::Data {
-            table: table.clone(),
-            object: object.id.clone(),
-            line: 1,
-            message,
-        })?;
+    let layout = Layout::from_header(&header, model, with_action).map_err(|message| ReplicaError::Data {
+        table: table.clone(),
+        object: object.id.clone(),
+        line: 1,
+        message,
+    })?;
     let mut columns: Vec<String> = Vec::new();
     if layout.has_action {
         columns.push(quote_ident("action"));
     }
     columns.extend(layout.columns.iter().map(|c| quote_ident(c)));
     let sql = format!("COPY {target} ({}) FROM STDIN", columns.join(", "));
-    let sink = tx
-        .copy_in::<_, Bytes>(&sql)
-        .await
-        .doing(&table, "starting COPY")?;
+    let sink = tx.copy_in::<_, Bytes>(&sql).await.doing(&table, "starting COPY")?;
     futures_util::pin_mut!(sink);
 
     // Decoding and converting run in their own task, a few chunks ahead of the COPY, so
@@ -79,9 +70,7 @@ pub async fn copy_object(
         })
     };
     while let Some(chunk) = received.recv().await {
-        sink.send(chunk?)
-            .await
-            .map_err(|e| copy_error(&table, &object.id, e))?;
+        sink.send(chunk?).await.map_err(|e| copy_error(&table, &object.id, e))?;
     }
     producer.await.map_err(|e| ReplicaError::Data {
         table: table.clone(),
@@ -89,10 +78,7 @@ pub async fn copy_object(
         line: 0,
         message: format!("the converting task failed: {e}"),
     })?;
-    let rows = sink
-        .finish()
-        .await
-        .map_err(|e| copy_error(&table, &object.id, e))?;
+    let rows = sink.finish().await.map_err(|e| copy_error(&table, &object.id, e))?;
     Ok((Loaded { rows }, Some(layout)))
 }
 
@@ -115,12 +101,7 @@ async fn convert(
     let mut number: u64 = 1;
     loop {
         line.clear();
-        if reader
-            .read_until(b'\n', &mut line)
-            .await
-            .map_err(read_error)?
-            == 0
-        {
+        if reader.read_until(b'\n', &mut line).await.map_err(read_error)? == 0 {
             break;
         }
         number += 1;
@@ -129,19 +110,14 @@ async fn convert(
             // The official reader stops at the first empty line too.
             break;
         }
-        layout
-            .transform(content, &mut out)
-            .map_err(|e| ReplicaError::Data {
-                table: table.into(),
-                object: object.into(),
-                line: number,
-                message: format!("the line {e}"),
-            })?;
+        layout.transform(content, &mut out).map_err(|e| ReplicaError::Data {
+            table: table.into(),
+            object: object.into(),
+            line: number,
+            message: format!("the line {e}"),
+        })?;
         if out.len() >= SEND_AT {
-            let chunk = Bytes::from(std::mem::replace(
-                &mut out,
-                Vec::with_capacity(SEND_AT + 4096),
-            ));
+            let chunk = Bytes::from(std::mem::replace(&mut out, Vec::with_capacity(SEND_AT + 4096)));
             if chunks.send(Ok(chunk)).await.is_err() {
                 // The COPY side stopped; it reports why.
                 return Ok(());
@@ -164,10 +140,5 @@ fn copy_error(table: &str, object: &str, e: tokio_postgres::Error) -> ReplicaErr
         .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
         .and_then(|n| n.parse::<u64>().ok())
         .map_or(0, |n| n + 1);
-    ReplicaError::Data {
-        table: table.into(),
-        object: object.into(),
-        line,
-        message,
-    }
+    ReplicaError::Data { table: table.into(), object: object.into(), line, message }
 }

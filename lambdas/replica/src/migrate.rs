@@ -36,20 +36,11 @@ pub async fn columns(
         .await?;
     Ok(rows
         .iter()
-        .map(|r| DbColumn {
-            name: r.get(0),
-            type_name: r.get(1),
-            not_null: r.get(2),
-            comment: r.get(3),
-        })
+        .map(|r| DbColumn { name: r.get(0), type_name: r.get(1), not_null: r.get(2), comment: r.get(3) })
         .collect())
 }
 
-pub async fn table_exists(
-    db: &impl GenericClient,
-    schema: &str,
-    table: &str,
-) -> Result<bool, tokio_postgres::Error> {
+pub async fn table_exists(db: &impl GenericClient, schema: &str, table: &str) -> Result<bool, tokio_postgres::Error> {
     let row = db
         .query_one(
             "SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -88,17 +79,11 @@ async fn enum_labels(
 /// Creates the table's enum types, or adds the labels they lack (the official `dropdb`
 /// leaves types behind, and its `initdb` then fails on them). Labels DAP no longer lists
 /// are kept: rows may still hold them. Returns what changed, for the run report.
-pub async fn ensure_enums(
-    db: &impl GenericClient,
-    model: &TableModel,
-) -> Result<Vec<String>, ReplicaError> {
+pub async fn ensure_enums(db: &impl GenericClient, model: &TableModel) -> Result<Vec<String>, ReplicaError> {
     let table = format!("{}.{}", model.namespace, model.name);
     let mut notes = Vec::new();
     for (schema, name, labels) in model.enums() {
-        match enum_labels(db, schema, name)
-            .await
-            .doing(&table, "reading enum types")?
-        {
+        match enum_labels(db, schema, name).await.doing(&table, "reading enum types")? {
             None => {
                 db.batch_execute(&ddl::create_enum(schema, name, labels))
                     .await
@@ -128,13 +113,9 @@ pub async fn migrate(
 ) -> Result<Vec<String>, ReplicaError> {
     let table = format!("{}.{}", model.namespace, model.name);
     let qualified = ddl::qualified(schema, &model.name);
-    tx.batch_execute(ddl::DDL_LOCK)
-        .await
-        .doing(&table, "waiting for other schema changes")?;
+    tx.batch_execute(ddl::DDL_LOCK).await.doing(&table, "waiting for other schema changes")?;
     let mut notes = ensure_enums(tx, model).await?;
-    let existing = columns(tx, schema, &model.name)
-        .await
-        .doing(&table, "reading the table's columns")?;
+    let existing = columns(tx, schema, &model.name).await.doing(&table, "reading the table's columns")?;
     let mut statements: Vec<String> = Vec::new();
     let mut retypes: Vec<String> = Vec::new();
     for column in &model.columns {
@@ -146,11 +127,7 @@ pub async fn migrate(
                     quote_ident(&column.name),
                     column.sql_type.ddl()
                 ));
-                notes.push(format!(
-                    "added column `{}` {}",
-                    column.name,
-                    column.sql_type.ddl()
-                ));
+                notes.push(format!("added column `{}` {}", column.name, column.sql_type.ddl()));
                 if let Some(c) = &column.comment {
                     statements.push(comment(&qualified, column, c));
                 }
@@ -162,12 +139,7 @@ pub async fn migrate(
                         name = quote_ident(&column.name),
                         t = column.sql_type.ddl()
                     ));
-                    notes.push(format!(
-                        "column `{}`: type {} -> {}",
-                        column.name,
-                        db.type_name,
-                        column.sql_type.ddl()
-                    ));
+                    notes.push(format!("column `{}`: type {} -> {}", column.name, db.type_name, column.sql_type.ddl()));
                 }
                 if db.not_null && !column.not_null && column.name != model.primary_key {
                     statements.push(format!(
@@ -179,10 +151,8 @@ pub async fn migrate(
                 if db.comment != column.comment {
                     match &column.comment {
                         Some(c) => statements.push(comment(&qualified, column, c)),
-                        None => statements.push(format!(
-                            "COMMENT ON COLUMN {qualified}.{} IS NULL",
-                            quote_ident(&column.name)
-                        )),
+                        None => statements
+                            .push(format!("COMMENT ON COLUMN {qualified}.{} IS NULL", quote_ident(&column.name))),
                     }
                 }
             }
@@ -191,32 +161,24 @@ pub async fn migrate(
     for db in existing.iter().filter(|c| model.column(&c.name).is_none()) {
         // The official client drops the column and its data; we keep both.
         if db.not_null {
-            statements.push(format!(
-                "ALTER TABLE {qualified} ALTER COLUMN {} DROP NOT NULL",
-                quote_ident(&db.name)
-            ));
+            statements.push(format!("ALTER TABLE {qualified} ALTER COLUMN {} DROP NOT NULL", quote_ident(&db.name)));
         }
-        notes.push(format!("column `{}` is no longer in the DAP schema; kept with its data (drop it by hand when no view needs it)", db.name));
+        notes.push(format!(
+            "column `{}` is no longer in the DAP schema; kept with its data (drop it by hand when no view needs it)",
+            db.name
+        ));
     }
     for s in &statements {
-        tx.batch_execute(s)
-            .await
-            .doing(&table, "changing the table to the new schema")?;
+        tx.batch_execute(s).await.doing(&table, "changing the table to the new schema")?;
     }
     if !retypes.is_empty() {
         // Views and materialized views block a type change: save them, drop them, change,
         // and recreate them with their grants, comments and indexes, all in this transaction.
-        let saved = views::save_and_drop(tx, schema, &model.name)
-            .await
-            .doing(&table, "saving dependent views")?;
+        let saved = views::save_and_drop(tx, schema, &model.name).await.doing(&table, "saving dependent views")?;
         for s in &retypes {
-            tx.batch_execute(s)
-                .await
-                .doing(&table, "changing a column type")?;
+            tx.batch_execute(s).await.doing(&table, "changing a column type")?;
         }
-        views::restore(tx, &saved)
-            .await
-            .doing(&table, "recreating dependent views")?;
+        views::restore(tx, &saved).await.doing(&table, "recreating dependent views")?;
         if !saved.is_empty() {
             notes.push(format!("recreated {} dependent view(s)", saved.len()));
         }
@@ -225,11 +187,7 @@ pub async fn migrate(
 }
 
 fn comment(qualified: &str, column: &Column, text: &str) -> String {
-    format!(
-        "COMMENT ON COLUMN {qualified}.{} IS {}",
-        quote_ident(&column.name),
-        quote_literal(text)
-    )
+    format!("COMMENT ON COLUMN {qualified}.{} IS {}", quote_ident(&column.name), quote_literal(text))
 }
 
 /// Compares the catalog's `format_type` with the model's type; `format_type` quotes
@@ -241,11 +199,7 @@ fn same_type(catalog: &str, t: &SqlType) -> bool {
     }
     match t {
         SqlType::Enum { name, .. } => {
-            let bare = catalog
-                .rsplit('.')
-                .next()
-                .unwrap_or(catalog)
-                .trim_matches('"');
+            let bare = catalog.rsplit('.').next().unwrap_or(catalog).trim_matches('"');
             bare == name
         }
         _ => false,

@@ -128,53 +128,28 @@ pub fn quote_literal(text: &str) -> String {
 
 impl TableModel {
     pub fn from_schema(namespace: &str, table: &str, schema: &Value) -> Result<Self, SchemaError> {
-        let fail = |problem: String| SchemaError {
-            table: format!("{namespace}.{table}"),
-            problem,
-        };
+        let fail = |problem: String| SchemaError { table: format!("{namespace}.{table}"), problem };
         if !NAMESPACES.contains(&namespace) {
-            return Err(fail(format!(
-                "namespace `{namespace}` is not one of {}",
-                NAMESPACES.join(", ")
-            )));
+            return Err(fail(format!("namespace `{namespace}` is not one of {}", NAMESPACES.join(", "))));
         }
-        let definitions = schema
-            .get("definitions")
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default();
-        let resolver = Resolver {
-            definitions: &definitions,
-        };
+        let definitions = schema.get("definitions").and_then(Value::as_object).cloned().unwrap_or_default();
+        let resolver = Resolver { definitions: &definitions };
         let part = |name: &str| -> Result<(Map<String, Value>, Vec<String>), SchemaError> {
             let node = match schema["properties"].get(name) {
                 Some(n) => resolver.resolve(n).map_err(&fail)?,
                 None => return Ok((Map::new(), vec![])),
             };
-            let props = node
-                .get("properties")
-                .and_then(Value::as_object)
-                .cloned()
-                .unwrap_or_default();
+            let props = node.get("properties").and_then(Value::as_object).cloned().unwrap_or_default();
             let required = node
                 .get("required")
                 .and_then(Value::as_array)
-                .map(|r| {
-                    r.iter()
-                        .filter_map(Value::as_str)
-                        .map(str::to_owned)
-                        .collect()
-                })
+                .map(|r| r.iter().filter_map(Value::as_str).map(str::to_owned).collect())
                 .unwrap_or_default();
             Ok((props, required))
         };
         let (keys, key_required) = part("key")?;
         let (values, value_required) = part("value")?;
-        let primary_key = keys
-            .keys()
-            .next()
-            .cloned()
-            .ok_or_else(|| fail("`key` has no properties".into()))?;
+        let primary_key = keys.keys().next().cloned().ok_or_else(|| fail("`key` has no properties".into()))?;
         let mut columns = Vec::new();
         for (props, required) in [(&keys, &key_required), (&values, &value_required)] {
             for (name, node) in props {
@@ -182,36 +157,17 @@ impl TableModel {
                     return Err(fail(format!("column `{name}` is both a key and a value")));
                 }
                 let node = resolver.resolve(node).map_err(&fail)?;
-                let sql_type = resolver
-                    .sql_type(namespace, table, name, node)
-                    .map_err(&fail)?;
-                let comment = node
-                    .get("description")
-                    .or_else(|| node.get("title"))
-                    .and_then(Value::as_str)
-                    .map(str::to_owned);
-                columns.push(Column {
-                    name: name.clone(),
-                    sql_type,
-                    not_null: required.contains(name),
-                    comment,
-                });
+                let sql_type = resolver.sql_type(namespace, table, name, node).map_err(&fail)?;
+                let comment =
+                    node.get("description").or_else(|| node.get("title")).and_then(Value::as_str).map(str::to_owned);
+                columns.push(Column { name: name.clone(), sql_type, not_null: required.contains(name), comment });
             }
         }
         let mut description = schema.clone();
-        if let Some(p) = description
-            .get_mut("properties")
-            .and_then(Value::as_object_mut)
-        {
+        if let Some(p) = description.get_mut("properties").and_then(Value::as_object_mut) {
             p.shift_remove("meta");
         }
-        Ok(Self {
-            namespace: namespace.into(),
-            name: table.into(),
-            columns,
-            primary_key,
-            description,
-        })
+        Ok(Self { namespace: namespace.into(), name: table.into(), columns, primary_key, description })
     }
 
     pub fn column(&self, name: &str) -> Option<&Column> {
@@ -221,11 +177,7 @@ impl TableModel {
     /// The enum types the table needs, in column order.
     pub fn enums(&self) -> impl Iterator<Item = (&str, &str, &[String])> {
         self.columns.iter().filter_map(|c| match &c.sql_type {
-            SqlType::Enum {
-                schema,
-                name,
-                labels,
-            } => Some((schema.as_str(), name.as_str(), &labels[..])),
+            SqlType::Enum { schema, name, labels } => Some((schema.as_str(), name.as_str(), &labels[..])),
             _ => None,
         })
     }
@@ -247,24 +199,13 @@ impl Resolver<'_> {
             let Some(r) = node.get("$ref").and_then(Value::as_str) else {
                 return Ok(node);
             };
-            let name = r
-                .strip_prefix("#/definitions/")
-                .ok_or_else(|| format!("unsupported $ref `{r}`"))?;
-            node = self
-                .definitions
-                .get(name)
-                .ok_or_else(|| format!("$ref `{r}` names no definition"))?;
+            let name = r.strip_prefix("#/definitions/").ok_or_else(|| format!("unsupported $ref `{r}`"))?;
+            node = self.definitions.get(name).ok_or_else(|| format!("$ref `{r}` names no definition"))?;
         }
         Err("$ref chain too long".into())
     }
 
-    fn sql_type(
-        &self,
-        namespace: &str,
-        table: &str,
-        column: &str,
-        node: &Value,
-    ) -> Result<SqlType, String> {
+    fn sql_type(&self, namespace: &str, table: &str, column: &str, node: &Value) -> Result<SqlType, String> {
         if node.get("oneOf").is_some() || node.get("anyOf").is_some() {
             return Ok(SqlType::Jsonb);
         }
@@ -286,19 +227,11 @@ impl Resolver<'_> {
                 if let Some(c) = node.get("const").and_then(Value::as_str) {
                     SqlType::Char(c.chars().count())
                 } else if let Some(labels) = node.get("enum").and_then(Value::as_array) {
-                    let labels: Vec<String> = labels
-                        .iter()
-                        .filter_map(Value::as_str)
-                        .map(str::to_owned)
-                        .collect();
+                    let labels: Vec<String> = labels.iter().filter_map(Value::as_str).map(str::to_owned).collect();
                     if labels.is_empty() {
                         return Err(format!("column `{column}` is an enum without labels"));
                     }
-                    SqlType::Enum {
-                        schema: namespace.into(),
-                        name: format!("{table}__{column}"),
-                        labels,
-                    }
+                    SqlType::Enum { schema: namespace.into(), name: format!("{table}__{column}"), labels }
                 } else {
                     match format {
                         Some("date-time") => SqlType::Timestamp,
@@ -343,9 +276,7 @@ fn integer_for_range(node: &Value) -> SqlType {
         let v: Vec<i64> = e.iter().filter_map(Value::as_i64).collect();
         v.iter().min().zip(v.iter().max()).map(|(a, b)| (*a, *b))
     } else {
-        node.get("minimum")
-            .and_then(Value::as_i64)
-            .zip(node.get("maximum").and_then(Value::as_i64))
+        node.get("minimum").and_then(Value::as_i64).zip(node.get("maximum").and_then(Value::as_i64))
     };
     match bounds {
         Some((lo, hi)) if lo >= i16::MIN.into() && hi <= i16::MAX.into() => SqlType::SmallInt,
@@ -404,11 +335,8 @@ mod tests {
             "either": {"oneOf": [{"type": "string"}, {"type": "integer"}]}
         }));
         let m = TableModel::from_schema("canvas", "accounts", &s).unwrap();
-        let ddl: Vec<(String, String, bool)> = m
-            .columns
-            .iter()
-            .map(|c| (c.name.clone(), c.sql_type.ddl(), c.not_null))
-            .collect();
+        let ddl: Vec<(String, String, bool)> =
+            m.columns.iter().map(|c| (c.name.clone(), c.sql_type.ddl(), c.not_null)).collect();
         let expect = [
             ("id", "bigint", true),
             ("name", "varchar(255)", true),
@@ -428,28 +356,18 @@ mod tests {
             ("free", "jsonb", false),
             ("either", "jsonb", false),
         ];
-        let expect: Vec<(String, String, bool)> = expect
-            .iter()
-            .map(|(a, b, c)| ((*a).into(), (*b).into(), *c))
-            .collect();
+        let expect: Vec<(String, String, bool)> =
+            expect.iter().map(|(a, b, c)| ((*a).into(), (*b).into(), *c)).collect();
         assert_eq!(ddl, expect);
         assert_eq!(m.primary_key, "id");
         assert!(m.description["properties"].get("meta").is_none());
-        assert_eq!(
-            m.column("id").unwrap().comment.as_deref(),
-            Some("Primary key")
-        );
+        assert_eq!(m.column("id").unwrap().comment.as_deref(), Some("Primary key"));
     }
 
     #[test]
     fn unknown_namespaces_and_keyless_tables_are_refused() {
         let s = schema(json!({"name": {"type": "string"}}));
-        assert!(
-            TableModel::from_schema("other", "t", &s)
-                .unwrap_err()
-                .to_string()
-                .contains("namespace `other`")
-        );
+        assert!(TableModel::from_schema("other", "t", &s).unwrap_err().to_string().contains("namespace `other`"));
         let keyless = json!({"properties": {"value": {"properties": {"a": {"type": "string"}}}}});
         assert!(
             TableModel::from_schema("canvas", "t", &keyless)

@@ -37,11 +37,7 @@ pub enum LineError {
 
 impl Layout {
     /// Reads a header; `with_action` keeps `meta.action` (incremental results).
-    pub fn from_header(
-        header: &str,
-        model: &TableModel,
-        with_action: bool,
-    ) -> Result<Self, String> {
+    pub fn from_header(header: &str, model: &TableModel, with_action: bool) -> Result<Self, String> {
         let mut roles = Vec::new();
         let mut columns = Vec::new();
         let mut has_action = false;
@@ -51,41 +47,27 @@ impl Layout {
                 Role::Action
             } else if label.starts_with("meta.") {
                 Role::Skip
-            } else if let Some(name) = label
-                .strip_prefix("key.")
-                .or_else(|| label.strip_prefix("value."))
-            {
-                let column = model.column(name).ok_or_else(|| {
-                    format!("header field `{label}` is not a column of the table's current schema")
-                })?;
+            } else if let Some(name) = label.strip_prefix("key.").or_else(|| label.strip_prefix("value.")) {
+                let column = model
+                    .column(name)
+                    .ok_or_else(|| format!("header field `{label}` is not a column of the table's current schema"))?;
                 if columns.iter().any(|c| c == name) {
                     return Err(format!("header field `{label}` appears twice"));
                 }
                 columns.push(name.to_owned());
-                Role::Column {
-                    array: column.sql_type.is_array(),
-                }
+                Role::Column { array: column.sql_type.is_array() }
             } else {
-                return Err(format!(
-                    "header field `{label}` is neither meta.*, key.* nor value.*"
-                ));
+                return Err(format!("header field `{label}` is neither meta.*, key.* nor value.*"));
             };
             roles.push(role);
         }
         if !columns.contains(&model.primary_key) {
-            return Err(format!(
-                "the header has no field for the key column `{}`",
-                model.primary_key
-            ));
+            return Err(format!("the header has no field for the key column `{}`", model.primary_key));
         }
         if with_action && !has_action {
             return Err("the header of an incremental result has no meta.action".into());
         }
-        Ok(Self {
-            roles,
-            columns,
-            has_action,
-        })
+        Ok(Self { roles, columns, has_action })
     }
 
     /// Appends the COPY text of `line` (without its newline) to `out`: the action first
@@ -94,10 +76,7 @@ impl Layout {
     pub fn transform(&self, line: &[u8], out: &mut Vec<u8>) -> Result<u8, LineError> {
         let found = line.split(|b| *b == b'\t').count();
         if found != self.roles.len() {
-            return Err(LineError::FieldCount {
-                found,
-                expected: self.roles.len(),
-            });
+            return Err(LineError::FieldCount { found, expected: self.roles.len() });
         }
         let start = out.len();
         let mut action = 0;
@@ -115,9 +94,7 @@ impl Layout {
                         b"U" => b'U',
                         b"D" => b'D',
                         other => {
-                            return Err(LineError::Action(
-                                String::from_utf8_lossy(other).into_owned(),
-                            ));
+                            return Err(LineError::Action(String::from_utf8_lossy(other).into_owned()));
                         }
                     };
                     out[start] = action;
@@ -128,10 +105,8 @@ impl Layout {
                     }
                     first = false;
                     if *array && field != b"\\N" {
-                        json_array_to_copy(field, out).map_err(|message| LineError::Value {
-                            column: self.columns[column].clone(),
-                            message,
-                        })?;
+                        json_array_to_copy(field, out)
+                            .map_err(|message| LineError::Value { column: self.columns[column].clone(), message })?;
                     } else {
                         out.extend_from_slice(field);
                     }
@@ -190,10 +165,7 @@ fn simple_array(text: &str, literal: &mut String) -> Option<()> {
                 literal.push_str("NULL");
             } else if item == "true"
                 || item == "false"
-                || (!item.is_empty()
-                    && item
-                        .bytes()
-                        .all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b)))
+                || (!item.is_empty() && item.bytes().all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b)))
             {
                 literal.push_str(item);
             } else {
@@ -236,9 +208,7 @@ fn json_array_to_copy(field: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
                 }
                 literal.push('"');
             }
-            serde_json::Value::Bool(_) | serde_json::Value::Number(_) => {
-                literal.push_str(&item.to_string())
-            }
+            serde_json::Value::Bool(_) | serde_json::Value::Number(_) => literal.push_str(&item.to_string()),
             other => return Err(format!("array element `{other}` is not a scalar")),
         }
     }
@@ -270,16 +240,11 @@ mod tests {
 
     #[test]
     fn snapshot_lines_drop_meta_and_convert_arrays() {
-        let layout =
-            Layout::from_header("meta.ts\tkey.id\tvalue.tags\tvalue.name", &model(), false)
-                .unwrap();
+        let layout = Layout::from_header("meta.ts\tkey.id\tvalue.tags\tvalue.name", &model(), false).unwrap();
         assert_eq!(layout.columns, ["id", "tags", "name"]);
         let mut out = Vec::new();
         // The array holds "a", `b\c"` and null; the text field holds a tab.
-        let line = format!(
-            "2024-01-01T00:00:00Z\t7\t{}\tx\\ty",
-            r#"["a","b\\\\c\\"",null]"#
-        );
+        let line = format!("2024-01-01T00:00:00Z\t7\t{}\tx\\ty", r#"["a","b\\\\c\\"",null]"#);
         assert_eq!(layout.transform(line.as_bytes(), &mut out), Ok(0));
         let expected = format!("7\t{}\tx\\ty\n", r#"{"a","b\\\\c\\"",NULL}"#);
         assert_eq!(String::from_utf8(out).unwrap(), expected);
@@ -288,10 +253,7 @@ mod tests {
     #[test]
     fn arrays_take_the_fast_path_or_the_parser_alike() {
         for (json, literal) in [
-            (
-                r#"["a", "b c",null, 1, -2.5e3, true]"#,
-                r#"{"a","b c",NULL,1,-2.5e3,true}"#,
-            ),
+            (r#"["a", "b c",null, 1, -2.5e3, true]"#, r#"{"a","b c",NULL,1,-2.5e3,true}"#),
             ("[]", "{}"),
             (r#"["x,y"]"#, r#"{"x,y"}"#),
         ] {
@@ -300,59 +262,26 @@ mod tests {
             assert_eq!(String::from_utf8(out).unwrap(), literal, "{json}");
         }
         let mut out = Vec::new();
-        assert!(
-            json_array_to_copy(b"[oops]", &mut out)
-                .unwrap_err()
-                .contains("not a JSON array")
-        );
-        assert!(
-            json_array_to_copy(br#"[{"a":1}]"#, &mut out)
-                .unwrap_err()
-                .contains("not a scalar")
-        );
+        assert!(json_array_to_copy(b"[oops]", &mut out).unwrap_err().contains("not a JSON array"));
+        assert!(json_array_to_copy(br#"[{"a":1}]"#, &mut out).unwrap_err().contains("not a scalar"));
     }
 
     #[test]
     fn incremental_lines_lead_with_the_action() {
-        let layout = Layout::from_header(
-            "meta.ts\tmeta.action\tkey.id\tvalue.name\tvalue.tags",
-            &model(),
-            true,
-        )
-        .unwrap();
+        let layout =
+            Layout::from_header("meta.ts\tmeta.action\tkey.id\tvalue.name\tvalue.tags", &model(), true).unwrap();
         let mut out = Vec::new();
         assert_eq!(layout.transform(b"ts\tD\t3\t\\N\t\\N", &mut out), Ok(b'D'));
         assert_eq!(out, b"D\t3\t\\N\t\\N\n");
-        assert_eq!(
-            layout.transform(b"ts\tX\t3\t\\N\t\\N", &mut out),
-            Err(LineError::Action("X".into()))
-        );
-        assert_eq!(
-            layout.transform(b"ts\tU\t3", &mut out),
-            Err(LineError::FieldCount {
-                found: 3,
-                expected: 5
-            })
-        );
+        assert_eq!(layout.transform(b"ts\tX\t3\t\\N\t\\N", &mut out), Err(LineError::Action("X".into())));
+        assert_eq!(layout.transform(b"ts\tU\t3", &mut out), Err(LineError::FieldCount { found: 3, expected: 5 }));
     }
 
     #[test]
     fn headers_must_match_the_schema() {
         let m = model();
-        assert!(
-            Layout::from_header("meta.ts\tkey.id\tvalue.nope", &m, false)
-                .unwrap_err()
-                .contains("`value.nope`")
-        );
-        assert!(
-            Layout::from_header("meta.ts\tvalue.name", &m, false)
-                .unwrap_err()
-                .contains("key column `id`")
-        );
-        assert!(
-            Layout::from_header("meta.ts\tkey.id", &m, true)
-                .unwrap_err()
-                .contains("meta.action")
-        );
+        assert!(Layout::from_header("meta.ts\tkey.id\tvalue.nope", &m, false).unwrap_err().contains("`value.nope`"));
+        assert!(Layout::from_header("meta.ts\tvalue.name", &m, false).unwrap_err().contains("key column `id`"));
+        assert!(Layout::from_header("meta.ts\tkey.id", &m, true).unwrap_err().contains("meta.action"));
     }
 }

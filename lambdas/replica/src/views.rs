@@ -28,11 +28,7 @@ impl SavedView {
     }
 
     fn kind(&self) -> &'static str {
-        if self.materialized {
-            "MATERIALIZED VIEW"
-        } else {
-            "VIEW"
-        }
+        if self.materialized { "MATERIALIZED VIEW" } else { "VIEW" }
     }
 }
 
@@ -63,10 +59,7 @@ pub async fn save_and_drop(
     table: &str,
 ) -> Result<Vec<SavedView>, tokio_postgres::Error> {
     let qualified = format!("{}.{}", quote_ident(schema), quote_ident(table));
-    let oid: u32 = db
-        .query_one("SELECT $1::text::regclass::oid", &[&qualified])
-        .await?
-        .get(0);
+    let oid: u32 = db.query_one("SELECT $1::text::regclass::oid", &[&qualified]).await?.get(0);
     let mut saved = Vec::new();
     for row in db.query(DEPENDENTS, &[&oid]).await? {
         let view_oid: u32 = row.get(0);
@@ -98,7 +91,10 @@ pub async fn save_and_drop(
             })
             .collect::<Vec<_>>();
         let indexes = db
-            .query("SELECT pg_get_indexdef(indexrelid) FROM pg_index WHERE indrelid = $1 ORDER BY indexrelid", &[&view_oid])
+            .query(
+                "SELECT pg_get_indexdef(indexrelid) FROM pg_index WHERE indrelid = $1 ORDER BY indexrelid",
+                &[&view_oid],
+            )
             .await?
             .iter()
             .map(|r| r.get(0))
@@ -127,45 +123,25 @@ pub async fn save_and_drop(
     }
     // Deepest first, so nothing is dropped while another view still needs it.
     for view in saved.iter().rev() {
-        db.batch_execute(&format!("DROP {} {}", view.kind(), view.qualified()))
-            .await?;
+        db.batch_execute(&format!("DROP {} {}", view.kind(), view.qualified())).await?;
     }
     Ok(saved)
 }
 
-pub async fn restore(
-    db: &impl GenericClient,
-    saved: &[SavedView],
-) -> Result<(), tokio_postgres::Error> {
+pub async fn restore(db: &impl GenericClient, saved: &[SavedView]) -> Result<(), tokio_postgres::Error> {
     for view in saved {
         let target = view.qualified();
-        let with = if view.options.is_empty() {
-            String::new()
-        } else {
-            format!(" WITH ({})", view.options.join(", "))
-        };
+        let with = if view.options.is_empty() { String::new() } else { format!(" WITH ({})", view.options.join(", ")) };
         let definition = view.definition.trim_end().trim_end_matches(';');
         let mut sql = vec![
             format!("CREATE {} {target}{with} AS {definition}", view.kind()),
-            format!(
-                "ALTER {} {target} OWNER TO {}",
-                view.kind(),
-                quote_ident(&view.owner)
-            ),
+            format!("ALTER {} {target} OWNER TO {}", view.kind(), quote_ident(&view.owner)),
         ];
         if let Some(c) = &view.comment {
-            sql.push(format!(
-                "COMMENT ON {} {target} IS {}",
-                view.kind(),
-                quote_literal(c)
-            ));
+            sql.push(format!("COMMENT ON {} {target} IS {}", view.kind(), quote_literal(c)));
         }
         for (column, c) in &view.column_comments {
-            sql.push(format!(
-                "COMMENT ON COLUMN {target}.{} IS {}",
-                quote_ident(column),
-                quote_literal(c)
-            ));
+            sql.push(format!("COMMENT ON COLUMN {target}.{} IS {}", quote_ident(column), quote_literal(c)));
         }
         sql.extend(view.grants.iter().cloned());
         sql.extend(view.indexes.iter().cloned());

@@ -19,45 +19,23 @@ async fn seeded() -> Fixture {
 }
 
 async fn nothing_published(f: &Fixture) {
-    assert!(
-        f.rows("SELECT 1 FROM pg_tables WHERE schemaname = 'canvas' AND tablename = 'accounts'")
-            .await
-            .is_empty()
-    );
-    assert!(
-        f.rows("SELECT 1 FROM instructure_dap.table_sync")
-            .await
-            .is_empty()
-    );
+    assert!(f.rows("SELECT 1 FROM pg_tables WHERE schemaname = 'canvas' AND tablename = 'accounts'").await.is_empty());
+    assert!(f.rows("SELECT 1 FROM instructure_dap.table_sync").await.is_empty());
 }
 
 #[tokio::test]
 async fn rate_limits_are_waited_out_with_retry_after() {
     let f = seeded().await;
-    f.emulator.inject(
-        Endpoint::CreateJob,
-        FaultKind::TooManyRequests { retry_after: 1 },
-        2,
-    );
+    f.emulator.inject(Endpoint::CreateJob, FaultKind::TooManyRequests { retry_after: 1 }, 2);
     let out = f.replicate("accounts").await.unwrap();
     assert_eq!((out.status, out.counts.inserted), (Status::Success, 5));
-    assert_eq!(
-        count(
-            &f.emulator.requests(),
-            "POST /dap/query/canvas/table/accounts/data"
-        ),
-        3
-    );
+    assert_eq!(count(&f.emulator.requests(), "POST /dap/query/canvas/table/accounts/data"), 3);
 }
 
 #[tokio::test]
 async fn a_rate_limit_longer_than_allowed_is_a_clear_transient_error() {
     let f = seeded().await;
-    f.emulator.inject(
-        Endpoint::CreateJob,
-        FaultKind::TooManyRequests { retry_after: 3600 },
-        1,
-    );
+    f.emulator.inject(Endpoint::CreateJob, FaultKind::TooManyRequests { retry_after: 3600 }, 1);
     let err = f.replicate("accounts").await.unwrap_err();
     assert!(err.is_transient());
     assert!(err.to_string().contains("429 Too Many Requests"), "{err}");
@@ -67,30 +45,14 @@ async fn a_rate_limit_longer_than_allowed_is_a_clear_transient_error() {
 #[tokio::test]
 async fn server_errors_are_retried_then_reported_with_the_dap_error() {
     let f = seeded().await;
-    f.emulator.inject(
-        Endpoint::Schema,
-        FaultKind::Status(503, "ServiceUnavailable".into()),
-        2,
-    );
-    assert_eq!(
-        f.replicate("accounts").await.unwrap().status,
-        Status::Success
-    );
+    f.emulator.inject(Endpoint::Schema, FaultKind::Status(503, "ServiceUnavailable".into()), 2);
+    assert_eq!(f.replicate("accounts").await.unwrap().status, Status::Success);
 
     let g = seeded().await;
-    g.emulator.inject(
-        Endpoint::Schema,
-        FaultKind::Status(500, "ProcessingError".into()),
-        10,
-    );
+    g.emulator.inject(Endpoint::Schema, FaultKind::Status(500, "ProcessingError".into()), 10);
     let err = g.replicate("accounts").await.unwrap_err();
     let text = err.to_string();
-    assert!(
-        text.contains("HTTP 500")
-            && text.contains("ProcessingError")
-            && text.contains("DAP error uuid"),
-        "{text}"
-    );
+    assert!(text.contains("HTTP 500") && text.contains("ProcessingError") && text.contains("DAP error uuid"), "{text}");
     assert!(err.is_transient());
     nothing_published(&g).await;
 }
@@ -98,15 +60,9 @@ async fn server_errors_are_retried_then_reported_with_the_dap_error() {
 #[tokio::test]
 async fn a_failed_job_names_its_error_type_and_uuid() {
     let f = seeded().await;
-    f.emulator.inject(
-        Endpoint::CreateJob,
-        FaultKind::FailJob("ProcessingError".into()),
-        1,
-    );
+    f.emulator.inject(Endpoint::CreateJob, FaultKind::FailJob("ProcessingError".into()), 1);
     let err = f.replicate("accounts").await.unwrap_err();
-    let ReplicaError::Dap(DapError::JobFailed { error, .. }) = &err else {
-        panic!("{err:?}")
-    };
+    let ReplicaError::Dap(DapError::JobFailed { error, .. }) = &err else { panic!("{err:?}") };
     assert_eq!(error.kind, "ProcessingError");
     assert_eq!(error.uuid.len(), 36);
     assert!(err.is_transient());
@@ -118,8 +74,7 @@ async fn a_failed_job_names_its_error_type_and_uuid() {
 #[tokio::test]
 async fn an_expired_url_is_resolved_again() {
     let f = seeded().await;
-    f.emulator
-        .inject(Endpoint::Download, FaultKind::ExpiredUrl, 1);
+    f.emulator.inject(Endpoint::Download, FaultKind::ExpiredUrl, 1);
     let out = f.replicate("accounts").await.unwrap();
     assert_eq!(out.counts.inserted, 5);
     let requests = f.emulator.requests();
@@ -130,15 +85,12 @@ async fn an_expired_url_is_resolved_again() {
 #[tokio::test]
 async fn a_malformed_row_names_object_and_line_and_loads_nothing_of_it() {
     let f = seeded().await;
-    f.emulator
-        .inject(Endpoint::CreateJob, FaultKind::MalformedRow, 1);
+    f.emulator.inject(Endpoint::CreateJob, FaultKind::MalformedRow, 1);
     let err = f.replicate("accounts").await.unwrap_err();
     let text = err.to_string();
     assert!(matches!(err, ReplicaError::Data { line: 2, .. }), "{err:?}");
     assert!(
-        text.contains("part-00000")
-            && text.contains("line 2")
-            && text.contains("fields where the header has"),
+        text.contains("part-00000") && text.contains("line 2") && text.contains("fields where the header has"),
         "{text}"
     );
     assert!(!err.is_transient(), "bad data does not go away by retrying");
@@ -149,10 +101,7 @@ async fn a_malformed_row_names_object_and_line_and_loads_nothing_of_it() {
 async fn bad_credentials_say_what_to_check_and_never_show_the_secret() {
     let f = seeded().await;
     let mut config = support::client_config(&f.emulator);
-    config.credentials = Credentials {
-        client_id: "us-east-1#nobody".into(),
-        client_secret: "hunter2-secret".into(),
-    };
+    config.credentials = Credentials { client_id: "us-east-1#nobody".into(), client_secret: "hunter2-secret".into() };
     let dap = DapClient::new(config.clone()).unwrap();
     let err = dap.schema("canvas", "accounts").await.unwrap_err();
     let text = err.to_string();
@@ -169,23 +118,13 @@ async fn bad_credentials_say_what_to_check_and_never_show_the_secret() {
 async fn an_unknown_table_is_named() {
     let f = seeded().await;
     let err = f.replicate("nope").await.unwrap_err().to_string();
-    assert!(
-        err.contains("DAP found nothing to get the schema of canvas.nope"),
-        "{err}"
-    );
+    assert!(err.contains("DAP found nothing to get the schema of canvas.nope"), "{err}");
 }
 
 #[tokio::test]
 async fn a_table_left_by_an_interrupted_official_init_is_reported() {
     let f = seeded().await;
-    f.db.batch_execute(
-        "CREATE SCHEMA canvas; CREATE TABLE canvas.accounts (id bigint PRIMARY KEY)",
-    )
-    .await
-    .unwrap();
+    f.db.batch_execute("CREATE SCHEMA canvas; CREATE TABLE canvas.accounts (id bigint PRIMARY KEY)").await.unwrap();
     let err = f.replicate("accounts").await.unwrap_err().to_string();
-    assert!(
-        err.contains("not registered in instructure_dap.table_sync"),
-        "{err}"
-    );
+    assert!(err.contains("not registered in instructure_dap.table_sync"), "{err}");
 }

@@ -38,41 +38,23 @@ async fn a_process_killed_mid_init_is_finished_exactly_by_a_rerun() {
         if done >= 5 {
             break;
         }
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the child finished before it could be killed"
-        );
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the child loaded nothing within a minute"
-        );
+        assert!(child.try_wait().unwrap().is_none(), "the child finished before it could be killed");
+        assert!(started.elapsed() < Duration::from_secs(60), "the child loaded nothing within a minute");
     }
     child.kill().unwrap();
     child.wait().unwrap();
 
-    let published = f
-        .rows("SELECT 1 FROM pg_tables WHERE schemaname = 'canvas' AND tablename = 'accounts'")
-        .await;
-    assert!(
-        published.is_empty(),
-        "a killed init must not leave a visible table"
-    );
+    let published = f.rows("SELECT 1 FROM pg_tables WHERE schemaname = 'canvas' AND tablename = 'accounts'").await;
+    assert!(published.is_empty(), "a killed init must not leave a visible table");
 
-    f.emulator
-        .update_settings(|s| s.download_delay = Duration::ZERO);
+    f.emulator.update_settings(|s| s.download_delay = Duration::ZERO);
     let rerun = f.replicate("accounts").await.unwrap();
     assert_eq!(rerun.status, Status::Success);
     assert_eq!(rerun.counts.inserted, ROWS as u64);
-    let counted = f
-        .texts("SELECT count(*)::text || '/' || count(DISTINCT id)::text FROM canvas.accounts")
-        .await;
+    let counted = f.texts("SELECT count(*)::text || '/' || count(DISTINCT id)::text FROM canvas.accounts").await;
     assert_eq!(counted, [Some(format!("{ROWS}/{ROWS}"))]);
-    let jobs = f
-        .emulator
-        .requests()
-        .iter()
-        .filter(|r| r.starts_with("POST /dap/query/canvas/table/accounts/data"))
-        .count();
+    let jobs =
+        f.emulator.requests().iter().filter(|r| r.starts_with("POST /dap/query/canvas/table/accounts/data")).count();
     assert_eq!(jobs, 1, "the rerun resumed the dead process's job");
 }
 
@@ -83,19 +65,10 @@ async fn child_init() {
     let base = std::env::var("CD2_CHILD_DAP").expect("CD2_CHILD_DAP");
     let db = std::env::var("CD2_CHILD_DB").expect("CD2_CHILD_DB");
     let s = Settings::default();
-    let mut config = dap::ClientConfig::new(
-        &base,
-        dap::Credentials {
-            client_id: s.client_id,
-            client_secret: s.client_secret,
-        },
-    );
+    let mut config =
+        dap::ClientConfig::new(&base, dap::Credentials { client_id: s.client_id, client_secret: s.client_secret });
     config.poll_interval = Duration::from_millis(5);
     let dap = dap::DapClient::new(config).unwrap();
-    let mut r = Replicator::connect(&replica::parse_connection_string(&db).unwrap(), dap)
-        .await
-        .unwrap();
-    r.init("canvas", "accounts", Budget::unlimited())
-        .await
-        .unwrap();
+    let mut r = Replicator::connect(&replica::parse_connection_string(&db).unwrap(), dap).await.unwrap();
+    r.init("canvas", "accounts", Budget::unlimited()).await.unwrap();
 }

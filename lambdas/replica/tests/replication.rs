@@ -9,122 +9,53 @@ use support::{Fixture, account, accounts_schema};
 #[tokio::test]
 async fn init_then_sync_applies_inserts_updates_and_deletes() {
     let f = Fixture::new().await;
-    f.accounts(
-        (1..=5)
-            .map(|i| account(i, &format!("account {i}")))
-            .collect(),
-    );
+    f.accounts((1..=5).map(|i| account(i, &format!("account {i}"))).collect());
 
     let first = f.replicate("accounts").await.unwrap();
     assert_eq!(first.status, Status::Success);
-    assert_eq!(
-        first.counts,
-        Counts {
-            inserted: 5,
-            updated: 0,
-            deleted: 0
-        }
-    );
-    assert_eq!(
-        f.texts("SELECT name FROM canvas.accounts ORDER BY id")
-            .await
-            .len(),
-        5
-    );
+    assert_eq!(first.counts, Counts { inserted: 5, updated: 0, deleted: 0 });
+    assert_eq!(f.texts("SELECT name FROM canvas.accounts ORDER BY id").await.len(), 5);
     let meta = f
         .rows(r#"SELECT source_namespace, source_table, "timestamp"::text, schema_version, target_schema, target_table, schema_description_format, schema_description FROM instructure_dap.table_sync"#)
         .await;
     assert_eq!(meta.len(), 1);
     let m = &meta[0];
-    assert_eq!(
-        (m.get::<_, String>(0), m.get::<_, String>(1)),
-        ("canvas".into(), "accounts".into())
-    );
-    assert_eq!(
-        m.get::<_, String>(2),
-        "2024-05-01 10:00:01",
-        "the job's `at`, naive UTC"
-    );
+    assert_eq!((m.get::<_, String>(0), m.get::<_, String>(1)), ("canvas".into(), "accounts".into()));
+    assert_eq!(m.get::<_, String>(2), "2024-05-01 10:00:01", "the job's `at`, naive UTC");
     assert_eq!(m.get::<_, i64>(3), 1);
     assert_eq!(
-        (
-            m.get::<_, String>(4),
-            m.get::<_, String>(5),
-            m.get::<_, String>(6)
-        ),
+        (m.get::<_, String>(4), m.get::<_, String>(5), m.get::<_, String>(6)),
         ("canvas".into(), "accounts".into(), "json".into())
     );
     let description: serde_json::Value = serde_json::from_str(&m.get::<_, String>(7)).unwrap();
-    assert!(
-        description["properties"].get("meta").is_none()
-            && description["properties"].get("key").is_some()
-    );
-    assert_eq!(
-        f.texts("SELECT version::text FROM instructure_dap.database_version")
-            .await,
-        [Some("1".into())]
-    );
+    assert!(description["properties"].get("meta").is_none() && description["properties"].get("key").is_some());
+    assert_eq!(f.texts("SELECT version::text FROM instructure_dap.database_version").await, [Some("1".into())]);
 
     // Nothing changed: an empty sync still succeeds and moves the timestamp.
     let idle = f.replicate("accounts").await.unwrap();
-    assert_eq!(
-        (idle.status, idle.counts),
-        (Status::Success, Counts::default())
-    );
+    assert_eq!((idle.status, idle.counts), (Status::Success, Counts::default()));
 
     f.emulator.commit(
         "canvas",
         "accounts",
-        vec![
-            account(2, "renamed two"),
-            account(7, "seven"),
-            account(8, "eight"),
-        ],
+        vec![account(2, "renamed two"), account(7, "seven"), account(8, "eight")],
         vec![json!({"id": 3}), json!({"id": 99})],
     );
     let sync = f.replicate("accounts").await.unwrap();
     assert_eq!(sync.status, Status::Success);
-    assert_eq!(
-        sync.counts,
-        Counts {
-            inserted: 2,
-            updated: 1,
-            deleted: 1
-        }
-    );
-    let names = f
-        .texts("SELECT id || ':' || name FROM canvas.accounts ORDER BY id")
-        .await;
+    assert_eq!(sync.counts, Counts { inserted: 2, updated: 1, deleted: 1 });
+    let names = f.texts("SELECT id || ':' || name FROM canvas.accounts ORDER BY id").await;
     let names: Vec<String> = names.into_iter().flatten().collect();
+    assert_eq!(names, ["1:account 1", "2:renamed two", "4:account 4", "5:account 5", "7:seven", "8:eight"]);
     assert_eq!(
-        names,
-        [
-            "1:account 1",
-            "2:renamed two",
-            "4:account 4",
-            "5:account 5",
-            "7:seven",
-            "8:eight"
-        ]
-    );
-    assert_eq!(
-        f.texts(r#"SELECT "timestamp"::text FROM instructure_dap.table_sync"#)
-            .await,
+        f.texts(r#"SELECT "timestamp"::text FROM instructure_dap.table_sync"#).await,
         [Some("2024-05-01 10:00:02".into())],
         "advanced to the job's `until`"
     );
-    assert!(
-        f.rows(r#"SELECT 1 FROM cd2_aws.job"#).await.is_empty(),
-        "no job left behind"
-    );
+    assert!(f.rows(r#"SELECT 1 FROM cd2_aws.job"#).await.is_empty(), "no job left behind");
     // The incremental query asked for changes since the stored timestamp.
     let requests = f.emulator.requests();
-    assert!(
-        requests
-            .iter()
-            .any(|r| r.contains(r#""since":"2024-05-01T10:00:01Z""#)),
-        "{requests:#?}"
-    );
+    assert!(requests.iter().any(|r| r.contains(r#""since":"2024-05-01T10:00:01Z""#)), "{requests:#?}");
 }
 
 #[tokio::test]
@@ -180,24 +111,15 @@ async fn every_column_type_survives_hard_values() {
     assert_eq!(row.get::<_, i32>(12), 2_147_483_647);
     assert!(!row.get::<_, bool>(13));
     assert_eq!(row.get::<_, String>(14), "XY");
-    assert_eq!(
-        row.get::<_, String>(15),
-        "Account",
-        "a one-label enum works (the official client fails on it)"
-    );
+    assert_eq!(row.get::<_, String>(15), "Account", "a one-label enum works (the official client fails on it)");
     assert_eq!(row.get::<_, String>(16), "192.0.2.1");
-    assert_eq!(
-        row.get::<_, String>(17),
-        "123e4567-e89b-12d3-a456-426614174000"
-    );
+    assert_eq!(row.get::<_, String>(17), "123e4567-e89b-12d3-a456-426614174000");
     assert_eq!(row.get::<_, Vec<i64>>(18), [1, -2, i64::MAX]);
     assert_eq!(row.get::<_, serde_json::Value>(19), json!({"free": "form"}));
 
     let nulls = f.rows("SELECT uuid IS NULL, settings IS NULL, sis_ids IS NULL, score IS NULL, name FROM canvas.accounts WHERE id = 2").await;
     let n = &nulls[0];
-    assert!(
-        n.get::<_, bool>(0) && n.get::<_, bool>(1) && n.get::<_, bool>(2) && n.get::<_, bool>(3)
-    );
+    assert!(n.get::<_, bool>(0) && n.get::<_, bool>(1) && n.get::<_, bool>(2) && n.get::<_, bool>(3));
     assert_eq!(n.get::<_, String>(4), "");
 
     let types = f
@@ -234,17 +156,10 @@ async fn every_column_type_survives_hard_values() {
         ]
     );
     assert_eq!(
-        f.texts(
-            "SELECT conname::text FROM pg_constraint WHERE conrelid = 'canvas.accounts'::regclass"
-        )
-        .await,
+        f.texts("SELECT conname::text FROM pg_constraint WHERE conrelid = 'canvas.accounts'::regclass").await,
         [Some("pk_accounts".into())]
     );
-    assert_eq!(
-        f.texts("SELECT col_description('canvas.accounts'::regclass, 1)")
-            .await,
-        [Some("Primary key".into())]
-    );
+    assert_eq!(f.texts("SELECT col_description('canvas.accounts'::regclass, 1)").await, [Some("Primary key".into())]);
 }
 
 #[tokio::test]
@@ -254,73 +169,31 @@ async fn init_resumes_from_the_database_and_publishes_the_table_only_when_whole(
     let mut r = f.replicator().await;
 
     // A budget already spent: the job is started and saved, nothing is loaded.
-    let first = r
-        .init("canvas", "accounts", support::budget_zero())
-        .await
-        .unwrap();
+    let first = r.init("canvas", "accounts", support::budget_zero()).await.unwrap();
     assert_eq!(first.status, Status::InProgress);
     assert!(first.cursor.is_some());
-    assert!(
-        f.rows("SELECT 1 FROM pg_tables WHERE schemaname = 'canvas' AND tablename = 'accounts'")
-            .await
-            .is_empty()
-    );
-    assert!(
-        f.rows("SELECT 1 FROM instructure_dap.table_sync")
-            .await
-            .is_empty()
-    );
+    assert!(f.rows("SELECT 1 FROM pg_tables WHERE schemaname = 'canvas' AND tablename = 'accounts'").await.is_empty());
+    assert!(f.rows("SELECT 1 FROM instructure_dap.table_sync").await.is_empty());
 
     // Load one object, then the second arrives cut off on every attempt: the call fails.
-    f.emulator.inject_after(
-        emulator::Endpoint::Download,
-        emulator::FaultKind::TruncatedGzip,
-        1,
-        3,
-    );
-    let second = f
-        .replicator()
-        .await
-        .init("canvas", "accounts", Budget::unlimited())
-        .await;
-    let err = second
-        .expect_err("a truncated download must fail the call")
-        .to_string();
+    f.emulator.inject_after(emulator::Endpoint::Download, emulator::FaultKind::TruncatedGzip, 1, 3);
+    let second = f.replicator().await.init("canvas", "accounts", Budget::unlimited()).await;
+    let err = second.expect_err("a truncated download must fail the call").to_string();
     assert!(err.contains("unexpected end of file"), "{err}");
-    let staged = f
-        .texts("SELECT count(*)::text FROM cd2_aws_staging_canvas.accounts")
-        .await;
-    assert_eq!(
-        staged,
-        [Some("2".into())],
-        "the first object stays loaded; the failed one left no rows"
-    );
-    assert!(
-        f.rows("SELECT 1 FROM pg_tables WHERE schemaname = 'canvas' AND tablename = 'accounts'")
-            .await
-            .is_empty()
-    );
+    let staged = f.texts("SELECT count(*)::text FROM cd2_aws_staging_canvas.accounts").await;
+    assert_eq!(staged, [Some("2".into())], "the first object stays loaded; the failed one left no rows");
+    assert!(f.rows("SELECT 1 FROM pg_tables WHERE schemaname = 'canvas' AND tablename = 'accounts'").await.is_empty());
 
     // A new process resumes the same job and finishes exactly.
-    let third = f
-        .replicator()
-        .await
-        .replicate("canvas", "accounts", Budget::unlimited())
-        .await
-        .unwrap();
+    let third = f.replicator().await.replicate("canvas", "accounts", Budget::unlimited()).await.unwrap();
     assert_eq!(third.status, Status::Success);
     assert_eq!(third.counts.inserted, 7);
     assert_eq!(
-        f.texts("SELECT count(DISTINCT id)::text || '/' || count(*)::text FROM canvas.accounts")
-            .await,
+        f.texts("SELECT count(DISTINCT id)::text || '/' || count(*)::text FROM canvas.accounts").await,
         [Some("7/7".into())]
     );
-    let jobs = f
-        .emulator
-        .requests()
-        .iter()
-        .filter(|r| r.starts_with("POST /dap/query/canvas/table/accounts/data"))
-        .count();
+    let jobs =
+        f.emulator.requests().iter().filter(|r| r.starts_with("POST /dap/query/canvas/table/accounts/data")).count();
     assert_eq!(jobs, 1, "the saved job was resumed, not started again");
     assert!(f.rows("SELECT 1 FROM cd2_aws.object_done").await.is_empty());
 }
@@ -330,36 +203,18 @@ async fn sync_resumes_and_advances_metadata_with_the_last_object() {
     let f = Fixture::new().await;
     f.accounts(vec![account(1, "one")]);
     f.replicate("accounts").await.unwrap();
-    f.emulator.commit(
-        "canvas",
-        "accounts",
-        (10..15).map(|i| account(i, "new")).collect(),
-        vec![],
-    );
+    f.emulator.commit("canvas", "accounts", (10..15).map(|i| account(i, "new")).collect(), vec![]);
 
     let mut r = f.replicator().await;
-    let partial = r
-        .sync("canvas", "accounts", support::budget_zero())
-        .await
-        .unwrap();
+    let partial = r.sync("canvas", "accounts", support::budget_zero()).await.unwrap();
     assert_eq!(partial.status, Status::InProgress);
-    let before = f
-        .texts(r#"SELECT "timestamp"::text FROM instructure_dap.table_sync"#)
-        .await;
-    assert_eq!(
-        before,
-        [Some("2024-05-01 10:00:01".into())],
-        "not advanced before the data"
-    );
-    let done = r
-        .sync("canvas", "accounts", Budget::unlimited())
-        .await
-        .unwrap();
+    let before = f.texts(r#"SELECT "timestamp"::text FROM instructure_dap.table_sync"#).await;
+    assert_eq!(before, [Some("2024-05-01 10:00:01".into())], "not advanced before the data");
+    let done = r.sync("canvas", "accounts", Budget::unlimited()).await.unwrap();
     assert_eq!(done.status, Status::Success);
     assert_eq!(done.counts.inserted, 5);
     assert_eq!(
-        f.texts(r#"SELECT "timestamp"::text FROM instructure_dap.table_sync"#)
-            .await,
+        f.texts(r#"SELECT "timestamp"::text FROM instructure_dap.table_sync"#).await,
         [Some("2024-05-01 10:00:02".into())]
     );
 }
@@ -386,8 +241,7 @@ async fn schema_changes_keep_data_and_users_views() {
     .await
     .unwrap();
 
-    f.emulator
-        .put_schema("canvas", "accounts", accounts_schema(2));
+    f.emulator.put_schema("canvas", "accounts", accounts_schema(2));
     let mut b = account(3, "three");
     b["small"] = json!(100_000);
     b["workflow_state"] = json!("pending");
@@ -397,69 +251,45 @@ async fn schema_changes_keep_data_and_users_views() {
     assert_eq!(out.status, Status::Success, "{out:?}");
     let notes = out.notes.join("\n");
     assert!(notes.contains("added column `new_col`"), "{notes}");
-    assert!(
-        notes.contains("column `uuid` is no longer in the DAP schema; kept"),
-        "{notes}"
-    );
+    assert!(notes.contains("column `uuid` is no longer in the DAP schema; kept"), "{notes}");
     assert!(notes.contains("type smallint -> integer"), "{notes}");
     assert!(notes.contains("added label `pending`"), "{notes}");
     assert!(notes.contains("recreated 3 dependent view(s)"), "{notes}");
 
+    assert_eq!(f.texts("SELECT small::text FROM canvas.accounts WHERE id = 3").await, [Some("100000".into())]);
     assert_eq!(
-        f.texts("SELECT small::text FROM canvas.accounts WHERE id = 3")
-            .await,
-        [Some("100000".into())]
-    );
-    assert_eq!(
-        f.texts("SELECT uuid FROM canvas.accounts WHERE id = 1")
-            .await,
+        f.texts("SELECT uuid FROM canvas.accounts WHERE id = 1").await,
         [Some("u-1".into())],
         "removed column keeps its data"
     );
-    assert_eq!(
-        f.texts("SELECT new_col FROM canvas.accounts WHERE id = 3")
-            .await,
-        [Some("fresh".into())]
-    );
-    assert_eq!(
-        f.texts("SELECT count(*)::text FROM public.big_small").await,
-        [Some("2".into())]
-    );
+    assert_eq!(f.texts("SELECT new_col FROM canvas.accounts WHERE id = 3").await, [Some("fresh".into())]);
+    assert_eq!(f.texts("SELECT count(*)::text FROM public.big_small").await, [Some("2".into())]);
     assert_eq!(
         f.texts("SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'public.account_names'::regclass AND attname = 'small'").await,
         [Some("integer".into())],
         "the view follows the new type"
     );
     assert_eq!(
-        f.texts("SELECT obj_description('public.account_names'::regclass, 'pg_class')")
-            .await,
+        f.texts("SELECT obj_description('public.account_names'::regclass, 'pg_class')").await,
         [Some("names".into())]
     );
+    assert_eq!(f.texts("SELECT col_description('public.account_names'::regclass, 2)").await, [Some("the name".into())]);
     assert_eq!(
-        f.texts("SELECT col_description('public.account_names'::regclass, 2)")
+        f.texts("SELECT array_to_string(reloptions, ',') FROM pg_class WHERE oid = 'public.account_names'::regclass")
             .await,
-        [Some("the name".into())]
+        [Some("security_barrier=true".into())]
     );
-    assert_eq!(f.texts("SELECT array_to_string(reloptions, ',') FROM pg_class WHERE oid = 'public.account_names'::regclass").await, [Some("security_barrier=true".into())]);
     assert_eq!(
         f.texts("SELECT has_table_privilege('cd2_reader', 'public.account_names', 'SELECT')::text || has_table_privilege('cd2_reader', 'public.smalls', 'SELECT')::text").await,
         [Some("truetrue".into())]
     );
     assert_eq!(
-        f.texts("SELECT indexname::text FROM pg_indexes WHERE tablename = 'smalls'")
-            .await,
+        f.texts("SELECT indexname::text FROM pg_indexes WHERE tablename = 'smalls'").await,
         [Some("smalls_id".into())]
     );
     // Recreated with the data of the moment (before this sync's rows), as a REFRESH would.
-    assert_eq!(
-        f.texts("SELECT count(*)::text FROM public.smalls").await,
-        [Some("2".into())]
-    );
-    assert_eq!(
-        f.texts("SELECT schema_version::text FROM instructure_dap.table_sync")
-            .await,
-        [Some("2".into())]
-    );
+    assert_eq!(f.texts("SELECT count(*)::text FROM public.smalls").await, [Some("2".into())]);
+    assert_eq!(f.texts("SELECT schema_version::text FROM instructure_dap.table_sync").await, [Some("2".into())]);
 }
 
 #[tokio::test]
@@ -475,38 +305,18 @@ async fn web_logs_may_repeat_keys() {
     f.emulator.commit(
         "canvas_logs",
         "web_logs",
-        vec![
-            json!({"id": "a", "url": "/1"}),
-            json!({"id": "b", "url": "/2"}),
-        ],
+        vec![json!({"id": "a", "url": "/1"}), json!({"id": "b", "url": "/2"})],
         vec![],
     );
     f.emulator.commit(
         "canvas_logs",
         "web_logs",
-        vec![
-            json!({"id": "a", "url": "/3"}),
-            json!({"id": "c", "url": "/4"}),
-            json!({"id": "c", "url": "/5"}),
-        ],
+        vec![json!({"id": "a", "url": "/3"}), json!({"id": "c", "url": "/4"}), json!({"id": "c", "url": "/5"})],
         vec![],
     );
-    let out = f
-        .replicator()
-        .await
-        .replicate("canvas_logs", "web_logs", Budget::unlimited())
-        .await
-        .unwrap();
+    let out = f.replicator().await.replicate("canvas_logs", "web_logs", Budget::unlimited()).await.unwrap();
     assert_eq!(out.status, Status::Success);
-    let rows: Vec<String> = f
-        .texts("SELECT id || url FROM canvas_logs.web_logs ORDER BY id")
-        .await
-        .into_iter()
-        .flatten()
-        .collect();
-    assert_eq!(
-        rows,
-        ["a/3", "b/2", "c/5"],
-        "the latest event of each key wins"
-    );
+    let rows: Vec<String> =
+        f.texts("SELECT id || url FROM canvas_logs.web_logs ORDER BY id").await.into_iter().flatten().collect();
+    assert_eq!(rows, ["a/3", "b/2", "c/5"], "the latest event of each key wins");
 }

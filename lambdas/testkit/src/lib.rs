@@ -23,10 +23,7 @@ pub struct PgServer {
 }
 
 fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
+    Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"))
 }
 
 /// Where `initdb` and `pg_ctl` live: `$PG_BIN`, the newest `/usr/lib/postgresql/*/bin`, or PATH.
@@ -45,22 +42,18 @@ pub fn bin_dir() -> Result<PathBuf, String> {
     if let Some((_, dir)) = versions.pop() {
         return Ok(dir);
     }
-    let found = Command::new("sh")
-        .args(["-c", "command -v initdb"])
-        .output()
-        .map_err(|e| e.to_string())?;
+    let found = Command::new("sh").args(["-c", "command -v initdb"]).output().map_err(|e| e.to_string())?;
     let path = String::from_utf8_lossy(&found.stdout).trim().to_owned();
     match Path::new(&path).parent() {
         Some(dir) if !path.is_empty() => Ok(dir.to_path_buf()),
-        _ => Err("PostgreSQL server binaries not found: install them (apt-get install postgresql) or set PG_BIN".into()),
+        _ => {
+            Err("PostgreSQL server binaries not found: install them (apt-get install postgresql) or set PG_BIN".into())
+        }
     }
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
 }
 
 impl PgServer {
@@ -73,17 +66,9 @@ impl PgServer {
         std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
         if as_postgres {
             // initdb refuses to run as root; the server runs as the postgres user.
-            run(Command::new("chown")
-                .args(["-R", "postgres:postgres"])
-                .arg(dir))?;
+            run(Command::new("chown").args(["-R", "postgres:postgres"]).arg(dir))?;
         }
-        let server = Self {
-            dir: dir.to_path_buf(),
-            port: free_port(),
-            user: "cd2".into(),
-            bin,
-            as_postgres,
-        };
+        let server = Self { dir: dir.to_path_buf(), port: free_port(), user: "cd2".into(), bin, as_postgres };
         let data = dir.join("data");
         server.pg(
             "initdb",
@@ -138,28 +123,14 @@ impl PgServer {
     }
 
     pub fn stop(&self) -> Result<(), String> {
-        self.pg(
-            "pg_ctl",
-            &[
-                "-D",
-                &self.dir.join("data").to_string_lossy(),
-                "-m",
-                "immediate",
-                "-w",
-                "stop",
-            ],
-        )
+        self.pg("pg_ctl", &["-D", &self.dir.join("data").to_string_lossy(), "-m", "immediate", "-w", "stop"])
     }
 
     /// Stops the server when process `pid` exits (test binaries never run destructors of statics).
     pub fn stop_when_gone(&self, pid: u32) {
         let stop = format!(
             "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {runuser}{pg_ctl} -D {data} -m immediate stop >/dev/null 2>&1",
-            runuser = if self.as_postgres {
-                "runuser -u postgres -- "
-            } else {
-                ""
-            },
+            runuser = if self.as_postgres { "runuser -u postgres -- " } else { "" },
             pg_ctl = self.bin.join("pg_ctl").display(),
             data = self.dir.join("data").display(),
         );
@@ -177,11 +148,7 @@ fn run(cmd: &mut Command) -> Result<(), String> {
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!(
-            "{cmd:?} failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ))
+        Err(format!("{cmd:?} failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
     }
 }
 
@@ -193,8 +160,7 @@ pub fn server_url() -> String {
             return url;
         }
         let dir = std::env::temp_dir().join(format!("cd2-test-pg-{}", std::process::id()));
-        let server = PgServer::start(&dir)
-            .unwrap_or_else(|e| panic!("starting PostgreSQL for the tests: {e}"));
+        let server = PgServer::start(&dir).unwrap_or_else(|e| panic!("starting PostgreSQL for the tests: {e}"));
         server.stop_when_gone(std::process::id());
         server.url()
     })
@@ -210,15 +176,8 @@ pub fn fresh_database() -> String {
         let (h, p) = rest.split_once(':').expect("url has a port");
         (h.to_owned(), p.trim_end_matches('/').to_owned())
     };
-    let user = url
-        .trim_start_matches("postgresql://")
-        .split('@')
-        .next()
-        .unwrap_or("cd2")
-        .to_owned();
-    let psql = bin_dir()
-        .map(|d| d.join("psql"))
-        .unwrap_or_else(|_| PathBuf::from("psql"));
+    let user = url.trim_start_matches("postgresql://").split('@').next().unwrap_or("cd2").to_owned();
+    let psql = bin_dir().map(|d| d.join("psql")).unwrap_or_else(|_| PathBuf::from("psql"));
     let status = Command::new(psql)
         .args([
             "-h",
@@ -234,10 +193,6 @@ pub fn fresh_database() -> String {
         ])
         .output()
         .expect("running psql");
-    assert!(
-        status.status.success(),
-        "creating a test database: {}",
-        String::from_utf8_lossy(&status.stderr)
-    );
+    assert!(status.status.success(), "creating a test database: {}", String::from_utf8_lossy(&status.stderr));
     format!("{url}/{name}")
 }

@@ -131,13 +131,8 @@ pub struct LambdaConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{source_name}: {message}")]
-    Parse {
-        source_name: String,
-        message: String,
-    },
-    #[error(
-        "override `{0}` is not `key=value` (for example `map_concurrency=4` or `database.max_capacity=8`)"
-    )]
+    Parse { source_name: String, message: String },
+    #[error("override `{0}` is not `key=value` (for example `map_concurrency=4` or `database.max_capacity=8`)")]
     OverrideSyntax(String),
     #[error("override `{key}`: `{prefix}` is not a table of settings")]
     OverridePath { key: String, prefix: String },
@@ -159,21 +154,15 @@ impl fmt::Display for Invalid {
 }
 
 /// The retention values CloudWatch Logs accepts.
-pub const LOG_RETENTION_DAYS: [u32; 22] = [
-    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
-    3288, 3653,
-];
+pub const LOG_RETENTION_DAYS: [u32; 22] =
+    [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653];
 
 /// Lambda's hard limit; a call must finish its batch and commit before it.
 const LAMBDA_MAX_SECONDS: u32 = 900;
 
 impl Config {
     /// Parses `text` (named `source_name` in errors), applies `overrides`, and validates.
-    pub fn from_toml(
-        text: &str,
-        source_name: &str,
-        overrides: &[String],
-    ) -> Result<Self, ConfigError> {
+    pub fn from_toml(text: &str, source_name: &str, overrides: &[String]) -> Result<Self, ConfigError> {
         let parse_error = |e: toml::de::Error| ConfigError::Parse {
             source_name: source_name.into(),
             message: e.to_string().trim_end().to_owned(),
@@ -182,16 +171,14 @@ impl Config {
         for o in overrides {
             apply_override(&mut table, o)?;
         }
-        let config: Config = table
-            .try_into()
-            .map_err(|e: toml::de::Error| ConfigError::Parse {
-                source_name: if overrides.is_empty() {
-                    source_name.into()
-                } else {
-                    format!("{source_name} with overrides")
-                },
-                message: e.to_string().trim_end().to_owned(),
-            })?;
+        let config: Config = table.try_into().map_err(|e: toml::de::Error| ConfigError::Parse {
+            source_name: if overrides.is_empty() {
+                source_name.into()
+            } else {
+                format!("{source_name} with overrides")
+            },
+            message: e.to_string().trim_end().to_owned(),
+        })?;
         config.validate()?;
         Ok(config)
     }
@@ -200,20 +187,12 @@ impl Config {
         let mut bad = Vec::new();
         let mut check = |ok: bool, key: &str, message: String| {
             if !ok {
-                bad.push(Invalid {
-                    key: key.into(),
-                    message,
-                });
+                bad.push(Invalid { key: key.into(), message });
             }
         };
         let name_ok = self.stack_name.len() <= 128
-            && self
-                .stack_name
-                .starts_with(|c: char| c.is_ascii_alphabetic())
-            && self
-                .stack_name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-');
+            && self.stack_name.starts_with(|c: char| c.is_ascii_alphabetic())
+            && self.stack_name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
         check(
             name_ok,
             "stack_name",
@@ -225,30 +204,16 @@ impl Config {
         let region_ok = {
             let parts: Vec<&str> = self.region.split('-').collect();
             parts.len() >= 3
-                && parts.iter().all(|p| {
-                    !p.is_empty()
-                        && p.chars()
-                            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-                })
                 && parts
-                    .last()
-                    .is_some_and(|p| p.chars().all(|c| c.is_ascii_digit()))
+                    .iter()
+                    .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()))
+                && parts.last().is_some_and(|p| p.chars().all(|c| c.is_ascii_digit()))
         };
-        check(
-            region_ok,
-            "region",
-            format!(
-                "`{}` is not an AWS region name like `us-east-1`",
-                self.region
-            ),
-        );
+        check(region_ok, "region", format!("`{}` is not an AWS region name like `us-east-1`", self.region));
         check(
             is_schedule(&self.schedule),
             "schedule",
-            format!(
-                "`{}` must be `rate(N minutes|hours|days)` or `cron(...)` with six fields",
-                self.schedule
-            ),
+            format!("`{}` must be `rate(N minutes|hours|days)` or `cron(...)` with six fields", self.schedule),
         );
         check(
             !self.namespaces.is_empty(),
@@ -256,9 +221,9 @@ impl Config {
             "name at least one of canvas, canvas_logs, catalog, new_quizzes".into(),
         );
         for t in &self.skip_tables {
-            let ok = t.split_once('.').is_some_and(|(ns, table)| {
-                self.namespaces.iter().any(|n| n.as_str() == ns) && !table.is_empty()
-            });
+            let ok = t
+                .split_once('.')
+                .is_some_and(|(ns, table)| self.namespaces.iter().any(|n| n.as_str() == ns) && !table.is_empty());
             check(
                 ok,
                 "skip_tables",
@@ -276,18 +241,12 @@ impl Config {
         check(
             LOG_RETENTION_DAYS.contains(&self.log_retention_days),
             "log_retention_days",
-            format!(
-                "{} is not one of {LOG_RETENTION_DAYS:?}",
-                self.log_retention_days
-            ),
+            format!("{} is not one of {LOG_RETENTION_DAYS:?}", self.log_retention_days),
         );
         check(
             self.alert_email.is_empty() || is_email(&self.alert_email),
             "alert_email",
-            format!(
-                "`{}` is not an email address (leave it empty for no subscription)",
-                self.alert_email
-            ),
+            format!("`{}` is not an email address (leave it empty for no subscription)", self.alert_email),
         );
         check(
             (1..=8760).contains(&self.run_timeout_hours),
@@ -302,18 +261,11 @@ impl Config {
         check(
             is_secret_name(&self.dap.secret_name),
             "dap.secret_name",
-            format!(
-                "`{}` must be 1-512 of letters, digits and /_+=.@-",
-                self.dap.secret_name
-            ),
+            format!("`{}` must be 1-512 of letters, digits and /_+=.@-", self.dap.secret_name),
         );
 
         let db = &self.database;
-        let major: Option<u32> = db
-            .engine_version
-            .split('.')
-            .next()
-            .and_then(|m| m.parse().ok());
+        let major: Option<u32> = db.engine_version.split('.').next().and_then(|m| m.parse().ok());
         check(
             major.is_some_and(|m| m >= 15) && db.engine_version.split('.').count() == 2,
             "database.engine_version",
@@ -354,10 +306,7 @@ impl Config {
         check(
             db.min_capacity <= db.max_capacity,
             "database.min_capacity",
-            format!(
-                "{} is above database.max_capacity {}",
-                db.min_capacity, db.max_capacity
-            ),
+            format!("{} is above database.max_capacity {}", db.min_capacity, db.max_capacity),
         );
         check(
             (300..=86_400).contains(&db.auto_pause_seconds),
@@ -382,14 +331,12 @@ impl Config {
                 check(
                     cidr_ok,
                     "network.cidr",
-                    "with mode = \"create\", set an IPv4 block from /16 to /24, e.g. 10.42.0.0/16"
-                        .into(),
+                    "with mode = \"create\", set an IPv4 block from /16 to /24, e.g. 10.42.0.0/16".into(),
                 );
                 check(
                     matches!(net.nat_gateways, Some(1 | 2)),
                     "network.nat_gateways",
-                    "with mode = \"create\", set 1 (cheaper) or 2 (one per availability zone)"
-                        .into(),
+                    "with mode = \"create\", set 1 (cheaper) or 2 (one per availability zone)".into(),
                 );
                 check(
                     net.vpc_id.is_none() && net.private_subnet_ids.is_empty(),
@@ -418,10 +365,7 @@ impl Config {
         check(
             (128..=10_240).contains(&self.lambda.replicate_memory_mb),
             "lambda.replicate_memory_mb",
-            format!(
-                "{} is out of range 128..=10240",
-                self.lambda.replicate_memory_mb
-            ),
+            format!("{} is out of range 128..=10240", self.lambda.replicate_memory_mb),
         );
         check(
             (60..=LAMBDA_MAX_SECONDS - 60).contains(&self.lambda.time_budget_seconds),
@@ -432,11 +376,7 @@ impl Config {
                 LAMBDA_MAX_SECONDS - 60
             ),
         );
-        if bad.is_empty() {
-            Ok(())
-        } else {
-            Err(ConfigError::Invalid(bad))
-        }
+        if bad.is_empty() { Ok(()) } else { Err(ConfigError::Invalid(bad)) }
     }
 
     pub fn network_props(&self) -> NetworkProps {
@@ -472,9 +412,7 @@ impl Config {
 /// An empty value (`key=`) removes the key, so an optional setting can be unset; a key
 /// that holds a string in the file keeps taking strings.
 fn apply_override(table: &mut toml::Table, item: &str) -> Result<(), ConfigError> {
-    let (key, raw) = item
-        .split_once('=')
-        .ok_or_else(|| ConfigError::OverrideSyntax(item.into()))?;
+    let (key, raw) = item.split_once('=').ok_or_else(|| ConfigError::OverrideSyntax(item.into()))?;
     let key = key.trim();
     if key.is_empty() {
         return Err(ConfigError::OverrideSyntax(item.into()));
@@ -488,20 +426,11 @@ fn apply_override(table: &mut toml::Table, item: &str) -> Result<(), ConfigError
     let mut current = table;
     let mut prefix = String::new();
     for part in parts {
-        prefix = if prefix.is_empty() {
-            part.to_owned()
-        } else {
-            format!("{prefix}.{part}")
-        };
-        let entry = current
-            .entry(part)
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        prefix = if prefix.is_empty() { part.to_owned() } else { format!("{prefix}.{part}") };
+        let entry = current.entry(part).or_insert_with(|| toml::Value::Table(toml::Table::new()));
         current = entry
             .as_table_mut()
-            .ok_or_else(|| ConfigError::OverridePath {
-                key: key.into(),
-                prefix: prefix.clone(),
-            })?;
+            .ok_or_else(|| ConfigError::OverridePath { key: key.into(), prefix: prefix.clone() })?;
     }
     if raw.trim().is_empty() {
         current.remove(last);
@@ -509,9 +438,7 @@ fn apply_override(table: &mut toml::Table, item: &str) -> Result<(), ConfigError
     }
     // `engine_version=17.7` means the string, not a float, when the file holds a string.
     let value = match (current.get(last), value) {
-        (Some(toml::Value::String(_)), v) if !v.is_str() => {
-            toml::Value::String(raw.trim().to_owned())
-        }
+        (Some(toml::Value::String(_)), v) if !v.is_str() => toml::Value::String(raw.trim().to_owned()),
         (_, v) => v,
     };
     current.insert(last.to_owned(), value);
@@ -527,16 +454,10 @@ fn is_schedule(s: &str) -> bool {
         let Ok(n) = n.parse::<u32>() else {
             return false;
         };
-        let units: &[&str] = if n == 1 {
-            &["minute", "hour", "day"]
-        } else {
-            &["minutes", "hours", "days"]
-        };
+        let units: &[&str] = if n == 1 { &["minute", "hour", "day"] } else { &["minutes", "hours", "days"] };
         return n > 0 && units.contains(&unit);
     }
-    s.strip_prefix("cron(")
-        .and_then(|r| r.strip_suffix(')'))
-        .is_some_and(|inner| inner.split_whitespace().count() == 6)
+    s.strip_prefix("cron(").and_then(|r| r.strip_suffix(')')).is_some_and(|inner| inner.split_whitespace().count() == 6)
 }
 
 fn is_email(s: &str) -> bool {
@@ -550,20 +471,16 @@ fn is_email(s: &str) -> bool {
 }
 
 fn is_secret_name(s: &str) -> bool {
-    (1..=512).contains(&s.len())
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "/_+=.@-".contains(c))
+    (1..=512).contains(&s.len()) && s.chars().all(|c| c.is_ascii_alphanumeric() || "/_+=.@-".contains(c))
 }
 
 fn is_pg_identifier(s: &str) -> bool {
     (1..=63).contains(&s.len())
         && s.starts_with(|c: char| c.is_ascii_lowercase())
-        && s.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
 fn is_aws_id(s: &str, prefix: &str) -> bool {
-    s.strip_prefix(prefix).is_some_and(|hex| {
-        (8..=17).contains(&hex.len()) && hex.chars().all(|c| c.is_ascii_hexdigit())
-    })
+    s.strip_prefix(prefix)
+        .is_some_and(|hex| (8..=17).contains(&hex.len()) && hex.chars().all(|c| c.is_ascii_hexdigit()))
 }

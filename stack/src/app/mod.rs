@@ -49,9 +49,11 @@ pub fn build(config: &Config) -> Result<Synthesized, AppError> {
 
     let alert_email = t.parameter(
         "AlertEmail",
-        Parameter::string("Email address that receives failure alerts; empty for none (confirm the subscription email)")
-            .with_default(config.alert_email.clone())
-            .with_pattern(r"^$|^[^@\s]+@[^@\s]+\.[^@\s]+$", "an email address, or empty"),
+        Parameter::string(
+            "Email address that receives failure alerts; empty for none (confirm the subscription email)",
+        )
+        .with_default(config.alert_email.clone())
+        .with_pattern(r"^$|^[^@\s]+@[^@\s]+\.[^@\s]+$", "an email address, or empty"),
     );
     let assets_bucket = t.parameter(
         "AssetsBucket",
@@ -63,39 +65,19 @@ pub fn build(config: &Config) -> Result<Synthesized, AppError> {
         .map(|f| {
             t.parameter(
                 &format!("{}CodeKey", pascal_case(f)),
-                Parameter::string(format!(
-                    "S3 key of the {f} zip (content-addressed, set by cargo xtask deploy)"
-                ))
-                .with_pattern(r"^[A-Za-z0-9!_.*'()/-]+\.zip$", "an S3 key ending in .zip"),
+                Parameter::string(format!("S3 key of the {f} zip (content-addressed, set by cargo xtask deploy)"))
+                    .with_pattern(r"^[A-Za-z0-9!_.*'()/-]+\.zip$", "an S3 key ending in .zip"),
             )
         })
         .collect();
-    let has_email = t.condition(
-        "HasAlertEmail",
-        !Expr::equals(alert_email.as_ref(), Expr::str("")),
-    );
+    let has_email = t.condition("HasAlertEmail", !Expr::equals(alert_email.as_ref(), Expr::str("")));
 
     let key = EncryptionKey::new(&mut t, "DataKey", &format!("{}/data", config.stack_name));
     let net = Network::new(&mut t, "Network", &config.network_props());
-    let db = Database::new(
-        &mut t,
-        "Database",
-        &config.database_props(),
-        &net,
-        &key.arn(),
-    );
-    let functions_sg = net.security_group(
-        &mut t,
-        "FunctionsSecurityGroup",
-        "cd2-aws Lambdas: HTTPS out, PostgreSQL to the database",
-    );
-    network::allow_tcp(
-        &mut t,
-        &functions_sg,
-        &db.security_group,
-        POSTGRES_PORT,
-        "Lambdas to Aurora PostgreSQL",
-    );
+    let db = Database::new(&mut t, "Database", &config.database_props(), &net, &key.arn());
+    let functions_sg =
+        net.security_group(&mut t, "FunctionsSecurityGroup", "cd2-aws Lambdas: HTTPS out, PostgreSQL to the database");
+    network::allow_tcp(&mut t, &functions_sg, &db.security_group, POSTGRES_PORT, "Lambdas to Aurora PostgreSQL");
     network::allow_https_out(&mut t, &functions_sg);
     let alerts = Alerts::new(&mut t, "Alerts", &key.arn(), &alert_email, &has_email);
 
@@ -105,10 +87,7 @@ pub fn build(config: &Config) -> Result<Synthesized, AppError> {
         key_arn: key.arn(),
         log_retention_days: config.log_retention_days,
     };
-    let asset = |i: usize| Asset {
-        bucket: assets_bucket.as_ref(),
-        key: code_keys[i].as_ref(),
-    };
+    let asset = |i: usize| Asset { bucket: assets_bucket.as_ref(), key: code_keys[i].as_ref() };
     // Set by set_key.sh outside the stack, so that destroy can keep it; `-??????` is the
     // random suffix Secrets Manager appends to every secret ARN.
     let dap_secret = SecretRef {
@@ -125,15 +104,10 @@ pub fn build(config: &Config) -> Result<Synthesized, AppError> {
             .env("RUST_LOG", "info")
     };
 
-    let mut list_tables = dap_env(RustFunction::new(
-        "ListTables",
-        "Lists the DAP tables to replicate",
-        asset(0),
-        256,
-        60,
-    ))
-    .env("NAMESPACES", namespaces.join(","))
-    .env("SKIP_TABLES", config.skip_tables.join(","));
+    let mut list_tables =
+        dap_env(RustFunction::new("ListTables", "Lists the DAP tables to replicate", asset(0), 256, 60))
+            .env("NAMESPACES", namespaces.join(","))
+            .env("SKIP_TABLES", config.skip_tables.join(","));
     dap_secret.grant_read(&mut list_tables);
 
     let replicate = |id: &str, description: &str, i: usize| {
@@ -148,33 +122,16 @@ pub fn build(config: &Config) -> Result<Synthesized, AppError> {
         .env("DB_PORT", db.cluster.endpoint_port())
         .env("DB_NAME", db.name.as_str())
         .env("DB_SECRET_ARN", db.app_secret.arn.clone())
-        .env(
-            "TIME_BUDGET_SECONDS",
-            config.lambda.time_budget_seconds.to_string(),
-        );
+        .env("TIME_BUDGET_SECONDS", config.lambda.time_budget_seconds.to_string());
         dap_secret.grant_read(&mut f);
         db.app_secret.grant_read(&mut f);
         f
     };
-    let sync_table = replicate(
-        "SyncTable",
-        "Applies DAP incremental changes to one table",
-        1,
-    );
-    let init_table = replicate(
-        "InitTable",
-        "Loads a DAP snapshot into one new table, resumably",
-        2,
-    );
-    let summarize = RustFunction::new(
-        "Summarize",
-        "Renders the run summary and failure alert",
-        asset(3),
-        256,
-        60,
-    )
-    .env("STACK_NAME", config.stack_name.as_str())
-    .env("RUST_LOG", "info");
+    let sync_table = replicate("SyncTable", "Applies DAP incremental changes to one table", 1);
+    let init_table = replicate("InitTable", "Loads a DAP snapshot into one new table, resumably", 2);
+    let summarize = RustFunction::new("Summarize", "Renders the run summary and failure alert", asset(3), 256, 60)
+        .env("STACK_NAME", config.stack_name.as_str())
+        .env("RUST_LOG", "info");
 
     let list_tables = list_tables.build(&mut t, &defaults);
     let sync_table = sync_table.build(&mut t, &defaults);
@@ -196,73 +153,28 @@ pub fn build(config: &Config) -> Result<Synthesized, AppError> {
         (pipeline::INIT_TABLE_ARN, &init_table),
         (pipeline::SUMMARIZE_ARN, &summarize),
     ] {
-        workflow
-            .substitutions
-            .insert(placeholder.into(), function.arn());
+        workflow.substitutions.insert(placeholder.into(), function.arn());
         grants::grant_invoke(&function.arn(), &mut workflow);
     }
-    workflow
-        .substitutions
-        .insert(pipeline::ALERTS_TOPIC_ARN.into(), alerts.topic.arn());
-    grants::grant_publish(
-        &alerts.topic.arn(),
-        &key.arn(),
-        &mut workflow as &mut dyn Grantee,
-    );
+    workflow.substitutions.insert(pipeline::ALERTS_TOPIC_ARN.into(), alerts.topic.arn());
+    grants::grant_publish(&alerts.topic.arn(), &key.arn(), &mut workflow as &mut dyn Grantee);
     let state_machine = workflow.definition_json()?;
     let workflow = workflow.build(&mut t, &key.arn(), config.log_retention_days)?;
     let machine_arn = workflow.state_machine.arn();
 
     alerts.watch_state_machine(&mut t, "Replication", &machine_arn);
-    schedule_state_machine(
-        &mut t,
-        "Schedule",
-        &config.schedule,
-        config.schedule_enabled,
-        &machine_arn,
-    );
+    schedule_state_machine(&mut t, "Schedule", &config.schedule, config.schedule_enabled, &machine_arn);
 
-    t.output(
-        "StateMachineArn",
-        "Starts a replication run by hand: aws stepfunctions start-execution",
-        machine_arn,
-    );
-    t.output(
-        "AlertsTopicArn",
-        "Failure alerts are published here",
-        alerts.topic.arn(),
-    );
-    t.output(
-        "DatabaseEndpoint",
-        "Writer endpoint of the replica (private)",
-        db.cluster.endpoint_address(),
-    );
-    t.output(
-        "DatabaseName",
-        "Database holding the replicated schemas",
-        Expr::str(db.name.as_str()),
-    );
-    t.output(
-        "AdminSecretArn",
-        "Admin credential, generated and rotated by RDS",
-        db.admin_secret.arn.clone(),
-    );
-    t.output(
-        "AppSecretArn",
-        "Credential of the application user the Lambdas connect as",
-        db.app_secret.arn.clone(),
-    );
-    t.output(
-        "DataKeyArn",
-        "KMS key encrypting the database, secrets, logs and alerts",
-        key.arn(),
-    );
+    t.output("StateMachineArn", "Starts a replication run by hand: aws stepfunctions start-execution", machine_arn);
+    t.output("AlertsTopicArn", "Failure alerts are published here", alerts.topic.arn());
+    t.output("DatabaseEndpoint", "Writer endpoint of the replica (private)", db.cluster.endpoint_address());
+    t.output("DatabaseName", "Database holding the replicated schemas", Expr::str(db.name.as_str()));
+    t.output("AdminSecretArn", "Admin credential, generated and rotated by RDS", db.admin_secret.arn.clone());
+    t.output("AppSecretArn", "Credential of the application user the Lambdas connect as", db.app_secret.arn.clone());
+    t.output("DataKeyArn", "KMS key encrypting the database, secrets, logs and alerts", key.arn());
 
     t.validate()?;
-    Ok(Synthesized {
-        template: t,
-        state_machine,
-    })
+    Ok(Synthesized { template: t, state_machine })
 }
 
 /// `list_tables` -> `ListTables`.
@@ -271,9 +183,7 @@ pub fn pascal_case(snake: &str) -> String {
         .split('_')
         .map(|w| {
             let mut c = w.chars();
-            c.next()
-                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
-                .unwrap_or_default()
+            c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
         })
         .collect()
 }

@@ -23,8 +23,8 @@
 //! a cursor when their time budget is spent, and the workflow calls them again with it.
 
 use crate::asl::{
-    Catcher, Choice, ChoiceRule, Condition, Fail, Graph, Io, MapState, Pass, ResultPath, Retrier,
-    StateMachine, Succeed, Task, Transition,
+    Catcher, Choice, ChoiceRule, Condition, Fail, Graph, Io, MapState, Pass, ResultPath, Retrier, StateMachine,
+    Succeed, Task, Transition,
 };
 use crate::constructs::workflow::Workflow;
 use serde_json::{Value, json};
@@ -59,27 +59,17 @@ pub struct PipelineProps {
 fn lambda_retries() -> Vec<Retrier> {
     vec![
         Retrier::new(&LAMBDA_ERRORS, 2, 6, 2.0),
-        Retrier {
-            max_delay_seconds: Some(600),
-            ..Retrier::new(&[TRANSIENT_ERROR], 30, 4, 2.0)
-        },
+        Retrier { max_delay_seconds: Some(600), ..Retrier::new(&[TRANSIENT_ERROR], 30, 4, 2.0) },
     ]
 }
 
 /// A `lambda:invoke` task passing the state as payload and keeping only the function's answer.
-fn invoke(
-    arn_placeholder: &str,
-    timeout_seconds: u32,
-    catch: Vec<Catcher>,
-    next: Transition,
-) -> Task {
+fn invoke(arn_placeholder: &str, timeout_seconds: u32, catch: Vec<Catcher>, next: Transition) -> Task {
     Task {
         comment: None,
         resource: "arn:aws:states:::lambda:invoke".into(),
         io: Io {
-            parameters: Some(
-                json!({ "FunctionName": Workflow::placeholder(arn_placeholder), "Payload.$": "$" }),
-            ),
+            parameters: Some(json!({ "FunctionName": Workflow::placeholder(arn_placeholder), "Payload.$": "$" })),
             output_path: Some("$.Payload".into()),
             ..Io::default()
         },
@@ -122,10 +112,7 @@ fn key_value(key: &str, value: Value) -> (String, Value) {
 }
 
 fn status_is(status: &str, next: &str) -> ChoiceRule {
-    ChoiceRule {
-        condition: Condition::StringEquals("$.status".into(), status.into()),
-        next: next.into(),
-    }
+    ChoiceRule { condition: Condition::StringEquals("$.status".into(), status.into()), next: next.into() }
 }
 
 /// The per-table loop run inside the Map.
@@ -137,7 +124,9 @@ fn table_graph(props: &PipelineProps) -> Graph {
         .state(
             "AfterSync",
             Choice {
-                comment: Some("init_needed: the table is not in the replica yet; in_progress: call again with the cursor".into()),
+                comment: Some(
+                    "init_needed: the table is not in the replica yet; in_progress: call again with the cursor".into(),
+                ),
                 choices: vec![status_is("init_needed", "InitTable"), status_is("in_progress", "SyncTable")],
                 default: Some("TableDone".into()),
             },
@@ -172,11 +161,7 @@ fn table_graph(props: &PipelineProps) -> Graph {
 
 /// The whole run: list, replicate each table, summarize, alert on failure.
 pub fn definition(props: &PipelineProps) -> StateMachine {
-    let done_or_report = if props.notify_on_success {
-        "PublishReport"
-    } else {
-        "Done"
-    };
+    let done_or_report = if props.notify_on_success { "PublishReport" } else { "Done" };
     let mut graph = Graph::new("ListTables")
         .state(
             "ListTables",
@@ -191,10 +176,7 @@ pub fn definition(props: &PipelineProps) -> StateMachine {
             "ListTablesFailed",
             Pass {
                 comment: Some("No table list: summarize with the error and no results".into()),
-                io: Io {
-                    parameters: Some(json!({ "results": [], "list_error.$": "$.list_error" })),
-                    ..Io::default()
-                },
+                io: Io { parameters: Some(json!({ "results": [], "list_error.$": "$.list_error" })), ..Io::default() },
                 transition: Transition::next("Summarize"),
             },
         )
@@ -255,15 +237,13 @@ pub fn definition(props: &PipelineProps) -> StateMachine {
             Fail {
                 comment: None,
                 error: "ReplicationFailed".into(),
-                cause: "One or more tables failed; the alert email and the Summarize step's output say which and why".into(),
+                cause: "One or more tables failed; the alert email and the Summarize step's output say which and why"
+                    .into(),
             },
         )
         .state("Done", Succeed::default());
     if props.notify_on_success {
-        graph = graph.state(
-            "PublishReport",
-            publish(json!("$.subject"), json!("$.message"), "Done"),
-        );
+        graph = graph.state("PublishReport", publish(json!("$.subject"), json!("$.message"), "Done"));
     }
     StateMachine {
         comment: "Canvas Data 2 replica: list the DAP tables, init or sync each, summarize, alert on failure".into(),

@@ -14,20 +14,11 @@ const MAX_NAME_LEN: usize = 80;
 pub fn check(machine: &StateMachine) -> Result<(), AslError> {
     let mut problems = Vec::new();
     let mut seen = HashSet::new();
-    check_graph(
-        &machine.graph,
-        "the state machine",
-        &mut seen,
-        &mut problems,
-    );
+    check_graph(&machine.graph, "the state machine", &mut seen, &mut problems);
     if machine.timeout_seconds == Some(0) {
         problems.push("TimeoutSeconds must be positive".into());
     }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(AslError(problems))
-    }
+    if problems.is_empty() { Ok(()) } else { Err(AslError(problems)) }
 }
 
 /// The names a state may go to next, with the field that names them.
@@ -74,25 +65,19 @@ fn ends(state: &State) -> bool {
 
 fn check_graph(graph: &Graph, scope: &str, seen: &mut HashSet<String>, problems: &mut Vec<String>) {
     if !graph.states.contains_key(&graph.start_at) {
-        problems.push(format!(
-            "{scope}: StartAt `{}` is not a state",
-            graph.start_at
-        ));
+        problems.push(format!("{scope}: StartAt `{}` is not a state", graph.start_at));
     }
     for (name, state) in &graph.states {
         if !seen.insert(name.clone()) {
-            problems.push(format!("state `{name}` is defined more than once; names must be unique in the whole machine"));
+            problems
+                .push(format!("state `{name}` is defined more than once; names must be unique in the whole machine"));
         }
         if name.is_empty() || name.chars().count() > MAX_NAME_LEN {
-            problems.push(format!(
-                "state `{name}`: names must be 1 to {MAX_NAME_LEN} characters"
-            ));
+            problems.push(format!("state `{name}`: names must be 1 to {MAX_NAME_LEN} characters"));
         }
         for (field, target) in successors(state) {
             if !graph.states.contains_key(target) {
-                problems.push(format!(
-                    "state `{name}`: {field} `{target}` is not a state of {scope}"
-                ));
+                problems.push(format!("state `{name}`: {field} `{target}` is not a state of {scope}"));
             }
         }
         check_state(name, state, seen, problems);
@@ -111,16 +96,11 @@ fn check_graph(graph: &Graph, scope: &str, seen: &mut HashSet<String>, problems:
     }
     for name in graph.states.keys() {
         if !reached.contains(name.as_str()) {
-            problems.push(format!(
-                "state `{name}` cannot be reached from StartAt `{}` in {scope}",
-                graph.start_at
-            ));
+            problems.push(format!("state `{name}` cannot be reached from StartAt `{}` in {scope}", graph.start_at));
         }
     }
     if !graph.states.values().any(ends) {
-        problems.push(format!(
-            "{scope} has no terminal state (End, Succeed or Fail), so it can never finish"
-        ));
+        problems.push(format!("{scope} has no terminal state (End, Succeed or Fail), so it can never finish"));
     }
 }
 
@@ -131,26 +111,18 @@ fn check_state(name: &str, state: &State, seen: &mut HashSet<String>, problems: 
         State::Parallel(p) => (&p.retry[..], &p.catch[..]),
         _ => (&[][..], &[][..]),
     };
-    let lists = retry
-        .iter()
-        .map(|r| ("Retry", &r.error_equals))
-        .chain(catch.iter().map(|c| ("Catch", &c.error_equals)));
+    let lists =
+        retry.iter().map(|r| ("Retry", &r.error_equals)).chain(catch.iter().map(|c| ("Catch", &c.error_equals)));
     let mut all_seen_in = BTreeSet::new();
     for (field, errors) in lists {
         if errors.is_empty() {
-            problems.push(format!(
-                "state `{name}`: a {field} entry has an empty ErrorEquals"
-            ));
+            problems.push(format!("state `{name}`: a {field} entry has an empty ErrorEquals"));
         }
         if errors.iter().any(|e| e == "States.ALL") && errors.len() > 1 {
-            problems.push(format!(
-                "state `{name}`: States.ALL must stand alone in its {field} ErrorEquals"
-            ));
+            problems.push(format!("state `{name}`: States.ALL must stand alone in its {field} ErrorEquals"));
         }
         if all_seen_in.contains(field) {
-            problems.push(format!(
-                "state `{name}`: a {field} entry follows the States.ALL one and is never used"
-            ));
+            problems.push(format!("state `{name}`: a {field} entry follows the States.ALL one and is never used"));
         }
         if errors.iter().any(|e| e == "States.ALL") {
             all_seen_in.insert(field);
@@ -175,32 +147,20 @@ fn check_state(name: &str, state: &State, seen: &mut HashSet<String>, problems: 
         }
         State::Map(m) => {
             if !m.items_path.starts_with('$') {
-                problems.push(format!(
-                    "state `{name}`: ItemsPath `{}` is not a JSONPath",
-                    m.items_path
-                ));
+                problems.push(format!("state `{name}`: ItemsPath `{}` is not a JSONPath", m.items_path));
             }
-            check_graph(
-                &m.processor,
-                &format!("the ItemProcessor of `{name}`"),
-                seen,
-                problems,
-            );
+            check_graph(&m.processor, &format!("the ItemProcessor of `{name}`"), seen, problems);
         }
         State::Parallel(p) => {
             if p.branches.is_empty() {
-                problems.push(format!(
-                    "state `{name}`: a Parallel state needs at least one branch"
-                ));
+                problems.push(format!("state `{name}`: a Parallel state needs at least one branch"));
             }
             for (i, b) in p.branches.iter().enumerate() {
                 check_graph(b, &format!("branch {i} of `{name}`"), seen, problems);
             }
         }
         State::Choice(c) if c.choices.is_empty() => {
-            problems.push(format!(
-                "state `{name}`: a Choice state needs at least one rule"
-            ));
+            problems.push(format!("state `{name}`: a Choice state needs at least one rule"));
         }
         _ => {}
     }
@@ -212,26 +172,16 @@ mod tests {
     use crate::asl::*;
 
     fn pass(next: &str) -> Pass {
-        Pass {
-            comment: None,
-            io: Io::default(),
-            transition: Transition::next(next),
-        }
+        Pass { comment: None, io: Io::default(), transition: Transition::next(next) }
     }
 
     fn machine(graph: Graph) -> StateMachine {
-        StateMachine {
-            comment: "t".into(),
-            timeout_seconds: None,
-            graph,
-        }
+        StateMachine { comment: "t".into(), timeout_seconds: None, graph }
     }
 
     #[test]
     fn a_well_formed_machine_passes() {
-        let g = Graph::new("A")
-            .state("A", pass("B"))
-            .state("B", Succeed::default());
+        let g = Graph::new("A").state("A", pass("B")).state("B", Succeed::default());
         check(&machine(g)).unwrap();
     }
 
@@ -239,10 +189,7 @@ mod tests {
     fn dangling_next_is_named() {
         let g = Graph::new("A").state("A", pass("Nowhere"));
         let err = check(&machine(g)).unwrap_err().to_string();
-        assert!(
-            err.contains("state `A`: Next `Nowhere` is not a state"),
-            "{err}"
-        );
+        assert!(err.contains("state `A`: Next `Nowhere` is not a state"), "{err}");
         assert!(err.contains("no terminal state"), "{err}");
     }
 
@@ -260,10 +207,7 @@ mod tests {
             catch: vec![],
             transition: Transition::End,
         };
-        let g = Graph::new("M")
-            .state("M", map)
-            .state("A", Succeed::default())
-            .state("Lost", pass("M"));
+        let g = Graph::new("M").state("M", map).state("A", Succeed::default()).state("Lost", pass("M"));
         let err = check(&machine(g)).unwrap_err().to_string();
         assert!(err.contains("state `A` is defined more than once"), "{err}");
         assert!(err.contains("state `Lost` cannot be reached"), "{err}");
@@ -276,16 +220,11 @@ mod tests {
             resource: "arn:aws:states:::lambda:invoke".into(),
             io: Io::default(),
             timeout_seconds: None,
-            retry: vec![
-                Retrier::new(&["States.ALL", "X"], 1, 2, 2.0),
-                Retrier::new(&["Y"], 1, 2, 2.0),
-            ],
+            retry: vec![Retrier::new(&["States.ALL", "X"], 1, 2, 2.0), Retrier::new(&["Y"], 1, 2, 2.0)],
             catch: vec![],
             transition: Transition::End,
         };
-        let err = check(&machine(Graph::new("T").state("T", task)))
-            .unwrap_err()
-            .to_string();
+        let err = check(&machine(Graph::new("T").state("T", task))).unwrap_err().to_string();
         assert!(err.contains("must stand alone"), "{err}");
         assert!(err.contains("follows the States.ALL"), "{err}");
     }

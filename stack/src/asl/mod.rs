@@ -40,10 +40,7 @@ pub struct Graph {
 
 impl Graph {
     pub fn new(start_at: &str) -> Self {
-        Self {
-            start_at: start_at.into(),
-            states: IndexMap::new(),
-        }
+        Self { start_at: start_at.into(), states: IndexMap::new() }
     }
 
     pub fn state(mut self, name: &str, state: impl Into<State>) -> Self {
@@ -53,11 +50,7 @@ impl Graph {
 
     fn write(&self, out: &mut Map<String, Value>) {
         out.insert("StartAt".into(), json!(self.start_at));
-        let states: Map<String, Value> = self
-            .states
-            .iter()
-            .map(|(name, s)| (name.clone(), s.to_json()))
-            .collect();
+        let states: Map<String, Value> = self.states.iter().map(|(name, s)| (name.clone(), s.to_json())).collect();
         out.insert("States".into(), Value::Object(states));
     }
 
@@ -115,12 +108,7 @@ pub struct Retrier {
 }
 
 impl Retrier {
-    pub fn new(
-        errors: &[&str],
-        interval_seconds: u32,
-        max_attempts: u32,
-        backoff_rate: f64,
-    ) -> Self {
+    pub fn new(errors: &[&str], interval_seconds: u32, max_attempts: u32, backoff_rate: f64) -> Self {
         Self {
             error_equals: errors.iter().map(|e| (*e).to_owned()).collect(),
             interval_seconds,
@@ -339,16 +327,10 @@ state_from!(
 
 fn write_errors(out: &mut Map<String, Value>, retry: &[Retrier], catch: &[Catcher]) {
     if !retry.is_empty() {
-        out.insert(
-            "Retry".into(),
-            Value::Array(retry.iter().map(Retrier::to_json).collect()),
-        );
+        out.insert("Retry".into(), Value::Array(retry.iter().map(Retrier::to_json).collect()));
     }
     if !catch.is_empty() {
-        out.insert(
-            "Catch".into(),
-            Value::Array(catch.iter().map(Catcher::to_json).collect()),
-        );
+        out.insert("Catch".into(), Value::Array(catch.iter().map(Catcher::to_json).collect()));
     }
 }
 
@@ -432,10 +414,7 @@ impl State {
                 p.transition.write(&mut out);
             }
             State::Parallel(p) => {
-                out.insert(
-                    "Branches".into(),
-                    Value::Array(p.branches.iter().map(Graph::to_json).collect()),
-                );
+                out.insert("Branches".into(), Value::Array(p.branches.iter().map(Graph::to_json).collect()));
                 p.io.write(&mut out, "Parameters");
                 write_errors(&mut out, &p.retry, &p.catch);
                 p.transition.write(&mut out);

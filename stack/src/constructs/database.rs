@@ -6,8 +6,7 @@ use super::network::Network;
 use crate::intrinsics::Expr;
 use crate::resources::ec2::SecurityGroup;
 use crate::resources::rds::{
-    DbCluster, DbClusterParameterGroup, DbInstance, DbSubnetGroup, MasterUserSecret,
-    ServerlessV2Scaling,
+    DbCluster, DbClusterParameterGroup, DbInstance, DbSubnetGroup, MasterUserSecret, ServerlessV2Scaling,
 };
 use crate::resources::secretsmanager::{GenerateSecretString, Secret, SecretTargetAttachment};
 use crate::template::{Attributes, Handle, Template};
@@ -40,13 +39,7 @@ pub struct Database {
 pub const POSTGRES_PORT: u16 = 5432;
 
 impl Database {
-    pub fn new(
-        t: &mut Template,
-        id: &str,
-        props: &DatabaseProps,
-        network: &Network,
-        key_arn: &Expr,
-    ) -> Self {
+    pub fn new(t: &mut Template, id: &str, props: &DatabaseProps, network: &Network, key_arn: &Expr) -> Self {
         let security_group = network.security_group(
             t,
             &format!("{id}SecurityGroup"),
@@ -65,10 +58,7 @@ impl Database {
         // Refuse unencrypted connections.
         parameters.insert("rds.force_ssl".to_owned(), Expr::str("1"));
         // Long enough that no replication statement is cut off, short enough to notice leaks.
-        parameters.insert(
-            "idle_in_transaction_session_timeout".to_owned(),
-            Expr::str("3600000"),
-        );
+        parameters.insert("idle_in_transaction_session_timeout".to_owned(), Expr::str("3600000"));
         parameters.insert("log_min_duration_statement".to_owned(), Expr::str("60000"));
         let parameter_group = t.add(
             &format!("{id}ClusterParameters"),
@@ -94,9 +84,7 @@ impl Database {
                 database_name: props.database_name.clone(),
                 master_username: props.admin_username.clone(),
                 manage_master_user_password: true,
-                master_user_secret: MasterUserSecret {
-                    kms_key_id: key_arn.clone(),
-                },
+                master_user_secret: MasterUserSecret { kms_key_id: key_arn.clone() },
                 port: POSTGRES_PORT,
                 storage_encrypted: true,
                 kms_key_id: key_arn.clone(),
@@ -113,8 +101,7 @@ impl Database {
                 serverless_v2_scaling_configuration: ServerlessV2Scaling {
                     min_capacity: props.min_capacity,
                     max_capacity: props.max_capacity,
-                    seconds_until_auto_pause: (props.min_capacity == 0.0)
-                        .then_some(props.auto_pause_seconds),
+                    seconds_until_auto_pause: (props.min_capacity == 0.0).then_some(props.auto_pause_seconds),
                 },
                 tags: vec![],
             },
@@ -166,14 +153,8 @@ impl Database {
             },
         );
         Self {
-            admin_secret: SecretRef {
-                arn: cluster.master_user_secret_arn(),
-                key_arn: Some(key_arn.clone()),
-            },
-            app_secret: SecretRef {
-                arn: app_secret.arn(),
-                key_arn: Some(key_arn.clone()),
-            },
+            admin_secret: SecretRef { arn: cluster.master_user_secret_arn(), key_arn: Some(key_arn.clone()) },
+            app_secret: SecretRef { arn: app_secret.arn(), key_arn: Some(key_arn.clone()) },
             cluster,
             security_group,
             name: props.database_name.clone(),

@@ -4,9 +4,7 @@
 use super::grants::Grantee;
 use crate::intrinsics::Expr;
 use crate::resources::iam::{InlinePolicy, PolicyDocument, Principal, Role, Statement};
-use crate::resources::lambda::{
-    Code, Environment, Function, LoggingConfig, TracingConfig, VpcConfig,
-};
+use crate::resources::lambda::{Code, Environment, Function, LoggingConfig, TracingConfig, VpcConfig};
 use crate::resources::logs::LogGroup;
 use crate::template::{Attributes, Handle, Template};
 use indexmap::IndexMap;
@@ -62,17 +60,10 @@ impl FunctionRef {
 
 /// The managed policy that lets Lambda attach to a VPC; its ENI actions have no
 /// resource-level form, so no inline policy could be narrower.
-const VPC_ACCESS_POLICY: &str =
-    "arn:${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole";
+const VPC_ACCESS_POLICY: &str = "arn:${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole";
 
 impl RustFunction {
-    pub fn new(
-        id: &str,
-        description: &str,
-        asset: Asset,
-        memory_mb: u32,
-        timeout_seconds: u32,
-    ) -> Self {
+    pub fn new(id: &str, description: &str, asset: Asset, memory_mb: u32, timeout_seconds: u32) -> Self {
         Self {
             id: id.into(),
             description: description.into(),
@@ -144,16 +135,11 @@ impl RustFunction {
                 runtime: "provided.al2023",
                 handler: "bootstrap",
                 architectures: vec!["arm64"],
-                code: Code {
-                    s3_bucket: self.asset.bucket,
-                    s3_key: self.asset.key,
-                },
+                code: Code { s3_bucket: self.asset.bucket, s3_key: self.asset.key },
                 role: role.arn(),
                 memory_size: self.memory_mb,
                 timeout: self.timeout_seconds,
-                environment: Environment {
-                    variables: self.environment,
-                },
+                environment: Environment { variables: self.environment },
                 kms_key_arn: defaults.key_arn.clone(),
                 vpc_config: VpcConfig {
                     security_group_ids: vec![defaults.security_group_id.clone()],
@@ -166,18 +152,12 @@ impl RustFunction {
                     system_log_level: "WARN",
                 },
                 reserved_concurrent_executions: self.reserved_concurrency,
-                tracing_config: TracingConfig {
-                    mode: "PassThrough",
-                },
+                tracing_config: TracingConfig { mode: "PassThrough" },
                 tags: vec![],
             },
             attributes,
         );
-        FunctionRef {
-            function,
-            role,
-            log_group,
-        }
+        FunctionRef { function, role, log_group }
     }
 }
 

@@ -20,20 +20,15 @@ pub struct SecretRef {
 impl SecretRef {
     pub fn grant_read(&self, grantee: &mut dyn Grantee) {
         grantee.add_to_policy(Statement::allow(
-            &[
-                "secretsmanager:GetSecretValue",
-                "secretsmanager:DescribeSecret",
-            ],
+            &["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
             vec![self.arn.clone()],
         ));
         if let Some(key) = &self.key_arn {
-            grantee.add_to_policy(
-                Statement::allow(&["kms:Decrypt"], vec![key.clone()]).with_condition(
-                    "StringEquals",
-                    "kms:ViaService",
-                    Expr::sub("secretsmanager.${AWS::Region}.amazonaws.com"),
-                ),
-            );
+            grantee.add_to_policy(Statement::allow(&["kms:Decrypt"], vec![key.clone()]).with_condition(
+                "StringEquals",
+                "kms:ViaService",
+                Expr::sub("secretsmanager.${AWS::Region}.amazonaws.com"),
+            ));
         }
     }
 }
@@ -42,18 +37,12 @@ impl SecretRef {
 pub fn grant_invoke(function_arn: &Expr, grantee: &mut dyn Grantee) {
     grantee.add_to_policy(Statement::allow(
         &["lambda:InvokeFunction"],
-        vec![
-            function_arn.clone(),
-            Expr::join("", [function_arn.clone(), Expr::str(":*")]),
-        ],
+        vec![function_arn.clone(), Expr::join("", [function_arn.clone(), Expr::str(":*")])],
     ));
 }
 
 /// Adds `sns:Publish` on an encrypted topic, with the key use publishing needs.
 pub fn grant_publish(topic_arn: &Expr, key_arn: &Expr, grantee: &mut dyn Grantee) {
     grantee.add_to_policy(Statement::allow(&["sns:Publish"], vec![topic_arn.clone()]));
-    grantee.add_to_policy(Statement::allow(
-        &["kms:Decrypt", "kms:GenerateDataKey*"],
-        vec![key_arn.clone()],
-    ));
+    grantee.add_to_policy(Statement::allow(&["kms:Decrypt", "kms:GenerateDataKey*"], vec![key_arn.clone()]));
 }

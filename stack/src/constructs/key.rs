@@ -19,47 +19,28 @@ impl EncryptionKey {
             // Without this the key cannot be managed through IAM at all.
             Statement::allow(&["kms:*"], everything())
                 .with_sid("AccountAdministers")
-                .for_principal(Principal::Aws(vec![Expr::sub(
-                    "arn:${AWS::Partition}:iam::${AWS::AccountId}:root",
-                )])),
+                .for_principal(Principal::Aws(vec![Expr::sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:root")])),
             Statement::allow(
-                &[
-                    "kms:Encrypt*",
-                    "kms:Decrypt*",
-                    "kms:ReEncrypt*",
-                    "kms:GenerateDataKey*",
-                    "kms:Describe*",
-                ],
+                &["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
                 everything(),
             )
             .with_sid("LogGroupsOfThisAccount")
-            .for_principal(Principal::Service(vec![Expr::sub(
-                "logs.${AWS::Region}.amazonaws.com",
-            )]))
+            .for_principal(Principal::Service(vec![Expr::sub("logs.${AWS::Region}.amazonaws.com")]))
             .with_condition(
                 "ArnLike",
                 "kms:EncryptionContext:aws:logs:arn",
-                Expr::sub(
-                    "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:*",
-                ),
+                Expr::sub("arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:*"),
             ),
             // CloudWatch alarms publish to the encrypted alerts topic.
             Statement::allow(&["kms:Decrypt", "kms:GenerateDataKey*"], everything())
                 .with_sid("AlarmsPublishToTopic")
-                .for_principal(Principal::Service(vec![Expr::str(
-                    "cloudwatch.amazonaws.com",
-                )]))
-                .with_condition(
-                    "StringEquals",
-                    "aws:SourceAccount",
-                    Pseudo::AccountId.expr(),
-                ),
+                .for_principal(Principal::Service(vec![Expr::str("cloudwatch.amazonaws.com")]))
+                .with_condition("StringEquals", "aws:SourceAccount", Pseudo::AccountId.expr()),
         ]);
         let key = t.add(
             id,
             Key {
-                description: "cd2-aws: encrypts the replica database, secrets, logs and alerts"
-                    .into(),
+                description: "cd2-aws: encrypts the replica database, secrets, logs and alerts".into(),
                 enable_key_rotation: true,
                 pending_window_in_days: 30,
                 key_policy: policy,
@@ -68,10 +49,7 @@ impl EncryptionKey {
         );
         t.add(
             &format!("{id}Alias"),
-            Alias {
-                alias_name: Expr::sub(format!("alias/{alias}")),
-                target_key_id: key.as_ref(),
-            },
+            Alias { alias_name: Expr::sub(format!("alias/{alias}")), target_key_id: key.as_ref() },
         );
         Self { key }
     }

@@ -4,9 +4,8 @@
 use crate::intrinsics::Expr;
 use crate::resources::Tag;
 use crate::resources::ec2::{
-    Eip, InternetGateway, NatGateway, Route, RouteTable, SecurityGroup, SecurityGroupEgress,
-    SecurityGroupIngress, SecurityGroupRule, Subnet, SubnetRouteTableAssociation, Vpc, VpcEndpoint,
-    VpcGatewayAttachment,
+    Eip, InternetGateway, NatGateway, Route, RouteTable, SecurityGroup, SecurityGroupEgress, SecurityGroupIngress,
+    SecurityGroupRule, Subnet, SubnetRouteTableAssociation, Vpc, VpcEndpoint, VpcGatewayAttachment,
 };
 use crate::template::{Attributes, Handle, Template};
 
@@ -17,10 +16,7 @@ pub enum NetworkProps {
     /// (1 saves about $33 a month over 2; the NAT's AZ is then a single point of egress).
     Create { cidr: String, nat_gateways: u8 },
     /// Existing private subnets (two AZs at least) that already reach the internet.
-    Existing {
-        vpc_id: String,
-        private_subnet_ids: Vec<String>,
-    },
+    Existing { vpc_id: String, private_subnet_ids: Vec<String> },
 }
 
 /// What the rest of the stack needs from the network.
@@ -35,10 +31,7 @@ const AZS: u32 = 2;
 impl Network {
     pub fn new(t: &mut Template, id: &str, props: &NetworkProps) -> Self {
         match props {
-            NetworkProps::Existing {
-                vpc_id,
-                private_subnet_ids,
-            } => Self {
+            NetworkProps::Existing { vpc_id, private_subnet_ids } => Self {
                 vpc_id: Expr::str(vpc_id),
                 private_subnet_ids: private_subnet_ids.iter().map(Expr::str).collect(),
             },
@@ -50,35 +43,19 @@ impl Network {
         let name = |suffix: &str| Tag::name(Expr::sub(format!("${{AWS::StackName}}-{suffix}")));
         let vpc = t.add(
             id,
-            Vpc {
-                cidr_block: cidr.into(),
-                enable_dns_hostnames: true,
-                enable_dns_support: true,
-                tags: name("vpc"),
-            },
+            Vpc { cidr_block: cidr.into(), enable_dns_hostnames: true, enable_dns_support: true, tags: name("vpc") },
         );
         // Four /24-sized blocks (for a /16) in order: public a, public b, private a, private b.
         let block = |i: u32| Expr::select(i, Expr::cidr(vpc.cidr_block(), 2 * AZS, 8));
         let az = |i: u32| Expr::select(i, Expr::azs());
 
-        let igw = t.add(
-            &format!("{id}InternetGateway"),
-            InternetGateway { tags: name("igw") },
-        );
+        let igw = t.add(&format!("{id}InternetGateway"), InternetGateway { tags: name("igw") });
         let attachment = t.add(
             &format!("{id}GatewayAttachment"),
-            VpcGatewayAttachment {
-                vpc_id: vpc.vpc_id(),
-                internet_gateway_id: igw.as_ref(),
-            },
+            VpcGatewayAttachment { vpc_id: vpc.vpc_id(), internet_gateway_id: igw.as_ref() },
         );
-        let public_rt = t.add(
-            &format!("{id}PublicRouteTable"),
-            RouteTable {
-                vpc_id: vpc.vpc_id(),
-                tags: name("public"),
-            },
-        );
+        let public_rt =
+            t.add(&format!("{id}PublicRouteTable"), RouteTable { vpc_id: vpc.vpc_id(), tags: name("public") });
         t.add_with(
             &format!("{id}PublicDefaultRoute"),
             Route {
@@ -103,15 +80,8 @@ impl Network {
                         availability_zone: az(i),
                         map_public_ip_on_launch: false,
                         tags: {
-                            let mut tags = name(&format!(
-                                "{}-{}",
-                                kind.to_lowercase(),
-                                letter.to_ascii_lowercase()
-                            ));
-                            tags.push(Tag::new(
-                                "aws-cdk:subnet-type",
-                                if public { "Public" } else { "Private" },
-                            ));
+                            let mut tags = name(&format!("{}-{}", kind.to_lowercase(), letter.to_ascii_lowercase()));
+                            tags.push(Tag::new("aws-cdk:subnet-type", if public { "Public" } else { "Private" }));
                             tags
                         },
                     },
@@ -120,10 +90,7 @@ impl Network {
             let p = subnet(t, "Public", i, true);
             t.add(
                 &format!("{id}PublicSubnet{letter}RouteTableAssociation"),
-                SubnetRouteTableAssociation {
-                    route_table_id: public_rt.as_ref(),
-                    subnet_id: p.as_ref(),
-                },
+                SubnetRouteTableAssociation { route_table_id: public_rt.as_ref(), subnet_id: p.as_ref() },
             );
             public.push(p);
             private.push(subnet(t, "Private", AZS + i, false));
@@ -135,10 +102,7 @@ impl Network {
                 let tag = name(&format!("nat-{}", letter.to_ascii_lowercase()));
                 let eip = t.add_with(
                     &format!("{id}NatEip{letter}"),
-                    Eip {
-                        domain: "vpc",
-                        tags: tag.clone(),
-                    },
+                    Eip { domain: "vpc", tags: tag.clone() },
                     Attributes::default().depends_on(&attachment),
                 );
                 t.add(
@@ -158,10 +122,7 @@ impl Network {
             let nat = &nats[i.min(nats.len() - 1)];
             let rt = t.add(
                 &format!("{id}PrivateRouteTable{letter}"),
-                RouteTable {
-                    vpc_id: vpc.vpc_id(),
-                    tags: name(&format!("private-{}", letter.to_ascii_lowercase())),
-                },
+                RouteTable { vpc_id: vpc.vpc_id(), tags: name(&format!("private-{}", letter.to_ascii_lowercase())) },
             );
             t.add(
                 &format!("{id}PrivateDefaultRoute{letter}"),
@@ -174,10 +135,7 @@ impl Network {
             );
             t.add(
                 &format!("{id}PrivateSubnet{letter}RouteTableAssociation"),
-                SubnetRouteTableAssociation {
-                    route_table_id: rt.as_ref(),
-                    subnet_id: subnet.as_ref(),
-                },
+                SubnetRouteTableAssociation { route_table_id: rt.as_ref(), subnet_id: subnet.as_ref() },
             );
             private_tables.push(rt);
         }
@@ -192,20 +150,12 @@ impl Network {
                 route_table_ids: private_tables.iter().map(Handle::as_ref).collect(),
             },
         );
-        Self {
-            vpc_id: vpc.vpc_id(),
-            private_subnet_ids: private.iter().map(Handle::as_ref).collect(),
-        }
+        Self { vpc_id: vpc.vpc_id(), private_subnet_ids: private.iter().map(Handle::as_ref).collect() }
     }
 
     /// A security group that allows nothing until rules are added (AWS's default allows
     /// all egress; the placeholder rule below is how CDK closes it too).
-    pub fn security_group(
-        &self,
-        t: &mut Template,
-        id: &str,
-        description: &str,
-    ) -> Handle<SecurityGroup> {
+    pub fn security_group(&self, t: &mut Template, id: &str, description: &str) -> Handle<SecurityGroup> {
         t.add(
             id,
             SecurityGroup {
@@ -221,10 +171,7 @@ impl Network {
                     destination_security_group_id: None,
                     description: "Disallow all traffic".into(),
                 }],
-                tags: Tag::name(Expr::sub(format!(
-                    "${{AWS::StackName}}-{}",
-                    id.to_lowercase()
-                ))),
+                tags: Tag::name(Expr::sub(format!("${{AWS::StackName}}-{}", id.to_lowercase()))),
             },
         )
     }
@@ -251,17 +198,11 @@ pub fn allow_tcp(
     };
     t.add(
         &format!("{}To{}Egress{port}", from.id(), to.id()),
-        SecurityGroupEgress {
-            group_id: from.group_id(),
-            rule: rule(None, Some(to.group_id())),
-        },
+        SecurityGroupEgress { group_id: from.group_id(), rule: rule(None, Some(to.group_id())) },
     );
     t.add(
         &format!("{}From{}Ingress{port}", to.id(), from.id()),
-        SecurityGroupIngress {
-            group_id: to.group_id(),
-            rule: rule(Some(from.group_id()), None),
-        },
+        SecurityGroupIngress { group_id: to.group_id(), rule: rule(Some(from.group_id()), None) },
     );
 }
 

@@ -5,13 +5,7 @@ use crate::resources::events::{Rule, Target};
 use crate::resources::iam::{InlinePolicy, PolicyDocument, Principal, Role, Statement};
 use crate::template::Template;
 
-pub fn schedule_state_machine(
-    t: &mut Template,
-    id: &str,
-    expression: &str,
-    enabled: bool,
-    state_machine_arn: &Expr,
-) {
+pub fn schedule_state_machine(t: &mut Template, id: &str, expression: &str, enabled: bool, state_machine_arn: &Expr) {
     let role = t.add(
         &format!("{id}Role"),
         Role {

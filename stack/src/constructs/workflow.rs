@@ -7,8 +7,7 @@ use crate::intrinsics::Expr;
 use crate::resources::iam::{InlinePolicy, PolicyDocument, Principal, Role, Statement};
 use crate::resources::logs::LogGroup;
 use crate::resources::stepfunctions::{
-    CloudWatchLogsLogGroup, LogDestination, LoggingConfiguration, StateMachine,
-    TracingConfiguration,
+    CloudWatchLogsLogGroup, LogDestination, LoggingConfiguration, StateMachine, TracingConfiguration,
 };
 use crate::template::{Attributes, Handle, Template, sub_variables};
 use indexmap::IndexMap;
@@ -57,12 +56,7 @@ fn collect_strings<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
 
 impl Workflow {
     pub fn new(id: &str, definition: asl::StateMachine) -> Self {
-        Self {
-            id: id.into(),
-            definition,
-            substitutions: IndexMap::new(),
-            statements: Vec::new(),
-        }
+        Self { id: id.into(), definition, substitutions: IndexMap::new(), statements: Vec::new() }
     }
 
     /// Adds a `${name}` placeholder's value and returns the placeholder to put in the definition.
@@ -79,18 +73,12 @@ impl Workflow {
         let used: Vec<&str> = strings.iter().flat_map(|s| sub_variables(s)).collect();
         for name in &used {
             if !self.substitutions.contains_key(*name) {
-                return Err(WorkflowError::MissingSubstitution {
-                    id: self.id.clone(),
-                    name: (*name).into(),
-                });
+                return Err(WorkflowError::MissingSubstitution { id: self.id.clone(), name: (*name).into() });
             }
         }
         for name in self.substitutions.keys() {
             if !used.contains(&name.as_str()) {
-                return Err(WorkflowError::UnusedSubstitution {
-                    id: self.id.clone(),
-                    name: name.clone(),
-                });
+                return Err(WorkflowError::UnusedSubstitution { id: self.id.clone(), name: name.clone() });
             }
         }
         Ok(json)
@@ -109,9 +97,7 @@ impl Workflow {
             LogGroup {
                 // Step Functions' console finds logs under this prefix; the name must start with it
                 // for the resource policy size limit workaround to apply.
-                log_group_name: Some(Expr::sub(format!(
-                    "/aws/vendedlogs/states/${{AWS::StackName}}-{id}"
-                ))),
+                log_group_name: Some(Expr::sub(format!("/aws/vendedlogs/states/${{AWS::StackName}}-{id}"))),
                 retention_in_days: log_retention_days,
                 kms_key_id: key_arn.clone(),
                 tags: vec![],
@@ -177,9 +163,7 @@ impl Workflow {
                     level: "ERROR",
                     include_execution_data: false,
                     destinations: vec![LogDestination {
-                        cloud_watch_logs_log_group: CloudWatchLogsLogGroup {
-                            log_group_arn: log_group.arn(),
-                        },
+                        cloud_watch_logs_log_group: CloudWatchLogsLogGroup { log_group_arn: log_group.arn() },
                     }],
                 },
                 tracing_configuration: TracingConfiguration { enabled: true },
@@ -187,9 +171,6 @@ impl Workflow {
                 tags: vec![],
             },
         );
-        Ok(WorkflowRef {
-            state_machine,
-            role,
-        })
+        Ok(WorkflowRef { state_machine, role })
     }
 }

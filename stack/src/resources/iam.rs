@@ -16,10 +16,7 @@ pub struct PolicyDocument {
 
 impl PolicyDocument {
     pub fn new(statements: Vec<Statement>) -> Self {
-        Self {
-            version: "2012-10-17",
-            statements,
-        }
+        Self { version: "2012-10-17", statements }
     }
 }
 
@@ -72,10 +69,7 @@ impl Statement {
     }
 
     pub fn with_condition(mut self, operator: &str, key: &str, value: Expr) -> Self {
-        self.condition
-            .entry(operator.into())
-            .or_default()
-            .insert(key.into(), value);
+        self.condition.entry(operator.into()).or_default().insert(key.into(), value);
         self
     }
 }

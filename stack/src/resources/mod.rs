@@ -37,10 +37,7 @@ pub struct Tag {
 
 impl Tag {
     pub fn new(key: &str, value: impl Into<Expr>) -> Self {
-        Self {
-            key: key.into(),
-            value: value.into(),
-        }
+        Self { key: key.into(), value: value.into() }
     }
 
     /// The `Name` tag the consoles show.

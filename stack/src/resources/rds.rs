@@ -117,10 +117,7 @@ pub struct DbInstance {
     pub publicly_accessible: bool,
     pub auto_minor_version_upgrade: bool,
     pub enable_performance_insights: bool,
-    #[serde(
-        rename = "PerformanceInsightsKMSKeyId",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "PerformanceInsightsKMSKeyId", skip_serializing_if = "Option::is_none")]
     pub performance_insights_kms_key_id: Option<Expr>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub monitoring_interval: Option<u32>,

@@ -22,17 +22,7 @@ pub fn run(rows: u64) -> Result<()> {
         eprintln!("building optimized binaries for the benchmark ...");
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
-            .args([
-                "run",
-                "--release",
-                "--quiet",
-                "--package",
-                "xtask",
-                "--",
-                "bench",
-                "replication",
-                "--rows",
-            ])
+            .args(["run", "--release", "--quiet", "--package", "xtask", "--", "bench", "replication", "--rows"])
             .arg(rows.to_string())
             .current_dir(project::root())
             .status()
@@ -43,13 +33,10 @@ pub fn run(rows: u64) -> Result<()> {
         return Ok(());
     }
     let emulator_bin = build_emulator()?;
-    let server = testkit::PgServer::start(&project::target_dir("bench-postgres"))
-        .map_err(anyhow::Error::msg)?;
+    let server = testkit::PgServer::start(&project::target_dir("bench-postgres")).map_err(anyhow::Error::msg)?;
     // A quarter of the table too, to show that memory does not grow with it.
-    let result: Result<Vec<Value>> = [rows / 4, rows]
-        .iter()
-        .map(|&n| measure(n, &emulator_bin, &server.url()))
-        .collect();
+    let result: Result<Vec<Value>> =
+        [rows / 4, rows].iter().map(|&n| measure(n, &emulator_bin, &server.url())).collect();
     let _ = server.stop();
     let results = result?;
     println!(
@@ -59,13 +46,7 @@ pub fn run(rows: u64) -> Result<()> {
     );
     println!(
         "{:>10} {:>14} {:>14} {:>9} {:>14} {:>12} {:>12}",
-        "rows",
-        "init rows/s",
-        "COPY rows/s",
-        "init/COPY",
-        "sync rows/s",
-        "peak RSS MB",
-        "sync RSS MB"
+        "rows", "init rows/s", "COPY rows/s", "init/COPY", "sync rows/s", "peak RSS MB", "sync RSS MB"
     );
     let cpu: Vec<String> = results
         .iter()
@@ -83,36 +64,21 @@ pub fn run(rows: u64) -> Result<()> {
             r["rows"].as_u64().unwrap_or(0),
             r["init_rows_per_s"].as_f64().unwrap_or(0.0),
             r["copy_rows_per_s"].as_f64().unwrap_or(0.0),
-            100.0 * r["init_rows_per_s"].as_f64().unwrap_or(0.0)
-                / r["copy_rows_per_s"].as_f64().unwrap_or(1.0),
+            100.0 * r["init_rows_per_s"].as_f64().unwrap_or(0.0) / r["copy_rows_per_s"].as_f64().unwrap_or(1.0),
             r["sync_rows_per_s"].as_f64().unwrap_or(0.0),
             r["init_peak_rss_kb"].as_f64().unwrap_or(0.0) / 1024.0,
             r["sync_peak_rss_kb"].as_f64().unwrap_or(0.0) / 1024.0,
         );
     }
-    println!(
-        "CPU seconds of the replicating process during init (of wall seconds): {}",
-        cpu.join(", ")
-    );
+    println!("CPU seconds of the replicating process during init (of wall seconds): {}", cpu.join(", "));
     Ok(())
 }
 
 fn pg_version() -> String {
     testkit::bin_dir()
         .ok()
-        .and_then(|d| {
-            Command::new(d.join("postgres"))
-                .arg("--version")
-                .output()
-                .ok()
-        })
-        .map(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .split_whitespace()
-                .nth(2)
-                .unwrap_or("?")
-                .to_owned()
-        })
+        .and_then(|d| Command::new(d.join("postgres")).arg("--version").output().ok())
+        .map(|o| String::from_utf8_lossy(&o.stdout).split_whitespace().nth(2).unwrap_or("?").to_owned())
         .unwrap_or_else(|| "?".into())
 }
 
@@ -142,12 +108,7 @@ fn measure(rows: u64, emulator_bin: &Path, server: &str) -> Result<Value> {
     eprintln!("{rows} rows: starting the emulator ...");
     let mut emulator = Guard(
         Command::new(emulator_bin)
-            .args([
-                "--bench-rows",
-                &rows.to_string(),
-                "--rows-per-object",
-                &rows.div_ceil(OBJECTS).max(1).to_string(),
-            ])
+            .args(["--bench-rows", &rows.to_string(), "--rows-per-object", &rows.div_ceil(OBJECTS).max(1).to_string()])
             .stdout(Stdio::piped())
             .spawn()
             .context("starting the emulator")?,
@@ -155,9 +116,7 @@ fn measure(rows: u64, emulator_bin: &Path, server: &str) -> Result<Value> {
     let mut first = String::new();
     BufReader::new(emulator.0.stdout.as_mut().expect("piped")).read_line(&mut first)?;
     let base_url = first.trim().to_owned();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let db = runtime.block_on(create_database(server, &format!("bench_{rows}")))?;
     let ceiling_db = runtime.block_on(create_database(server, &format!("bench_copy_{rows}")))?;
 
@@ -168,13 +127,9 @@ fn measure(rows: u64, emulator_bin: &Path, server: &str) -> Result<Value> {
         .output()
         .context("running the replicating child")?;
     if !out.status.success() {
-        bail!(
-            "the replicating child failed:\n{}",
-            String::from_utf8_lossy(&out.stdout)
-        );
+        bail!("the replicating child failed:\n{}", String::from_utf8_lossy(&out.stdout));
     }
-    let mut result: Value =
-        serde_json::from_slice(&out.stdout).context("reading the child's figures")?;
+    let mut result: Value = serde_json::from_slice(&out.stdout).context("reading the child's figures")?;
 
     eprintln!("{rows} rows: plain COPY of the same rows ...");
     let copy_seconds = runtime.block_on(ceiling(&ceiling_db, rows))?;
@@ -192,12 +147,8 @@ async fn connect(url: &str) -> Result<tokio_postgres::Client> {
 
 async fn create_database(server: &str, name: &str) -> Result<String> {
     let admin = connect(&format!("{server}/postgres")).await?;
-    admin
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
-        .await?;
-    admin
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .await?;
+    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name}")).await?;
+    admin.batch_execute(&format!("CREATE DATABASE {name}")).await?;
     Ok(format!("{server}/{name}"))
 }
 
@@ -208,8 +159,7 @@ async fn ceiling(db: &str, rows: u64) -> Result<f64> {
     let path = project::target_dir("bench-copy.txt");
     {
         let header = format!("meta.ts\t{}", bench::FIELDS.join("\t"));
-        let layout = replica::tsv::Layout::from_header(&header, &model, false)
-            .map_err(anyhow::Error::msg)?;
+        let layout = replica::tsv::Layout::from_header(&header, &model, false).map_err(anyhow::Error::msg)?;
         let mut file = std::io::BufWriter::new(std::fs::File::create(&path)?);
         let (mut line, mut out) = (String::new(), Vec::new());
         for i in 0..rows {
@@ -217,9 +167,7 @@ async fn ceiling(db: &str, rows: u64) -> Result<f64> {
             line.push_str("2024-05-01T10:00:00Z\t");
             bench::write_row(i, 0, &mut line);
             out.clear();
-            layout
-                .transform(line.as_bytes(), &mut out)
-                .map_err(|e| anyhow::anyhow!("row {i}: {e}"))?;
+            layout.transform(line.as_bytes(), &mut out).map_err(|e| anyhow::anyhow!("row {i}: {e}"))?;
             file.write_all(&out)?;
         }
         file.flush()?;
@@ -231,16 +179,8 @@ async fn ceiling(db: &str, rows: u64) -> Result<f64> {
     }
     ddl_sql.push_str(&ddl::create_table(&model, bench::NAMESPACE));
     client.batch_execute(&ddl_sql).await?;
-    let columns: Vec<String> = model
-        .columns
-        .iter()
-        .map(|c| replica::model::quote_ident(&c.name))
-        .collect();
-    let sql = format!(
-        "COPY {} ({}) FROM STDIN",
-        ddl::qualified(bench::NAMESPACE, bench::TABLE),
-        columns.join(", ")
-    );
+    let columns: Vec<String> = model.columns.iter().map(|c| replica::model::quote_ident(&c.name)).collect();
+    let sql = format!("COPY {} ({}) FROM STDIN", ddl::qualified(bench::NAMESPACE, bench::TABLE), columns.join(", "));
     let start = Instant::now();
     let sink = client.copy_in::<_, bytes::Bytes>(&sql).await?;
     stream_file(sink, &path).await?;
@@ -269,17 +209,9 @@ async fn stream_file(sink: tokio_postgres::CopyInSink<bytes::Bytes>, path: &Path
 fn cpu_seconds() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     // Fields after the command name, which is in parentheses and may hold spaces.
-    let after = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest)
-        .unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or_default();
     let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
     (ticks(11) + ticks(12)) / 100.0
 }
@@ -287,11 +219,7 @@ fn cpu_seconds() -> f64 {
 fn peak_rss_kb() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .map(str::to_owned)
-        })
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(str::to_owned))
         .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
         .unwrap_or(0)
 }
@@ -299,58 +227,34 @@ fn peak_rss_kb() -> u64 {
 /// The replicating side: init, then a sync after the emulator changes 10% of the rows.
 /// Prints its figures as JSON.
 pub fn child(dap_url: &str, db: &str) -> Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         let s = emulator::Settings::default();
-        let mut config = ClientConfig::new(
-            dap_url,
-            Credentials {
-                client_id: s.client_id,
-                client_secret: s.client_secret,
-            },
-        );
+        let mut config =
+            ClientConfig::new(dap_url, Credentials { client_id: s.client_id, client_secret: s.client_secret });
         config.poll_interval = Duration::from_millis(100);
         let dap = DapClient::new(config)?;
-        let mut replicator =
-            Replicator::connect(&replica::parse_connection_string(db)?, dap.clone()).await?;
+        let mut replicator = Replicator::connect(&replica::parse_connection_string(db)?, dap.clone()).await?;
         // DAP prepares a job before any byte moves; that is the server's time, not ours.
         // An identical query then gets the completed job back at once.
-        dap.run_job(bench::NAMESPACE, bench::TABLE, &dap::Query::snapshot())
-            .await?;
+        dap.run_job(bench::NAMESPACE, bench::TABLE, &dap::Query::snapshot()).await?;
         let start = Instant::now();
         let cpu = cpu_seconds();
-        let init = replicator
-            .init(bench::NAMESPACE, bench::TABLE, Budget::unlimited())
-            .await?;
+        let init = replicator.init(bench::NAMESPACE, bench::TABLE, Budget::unlimited()).await?;
         let init_seconds = start.elapsed().as_secs_f64();
         let init_rss = peak_rss_kb();
         let init_cpu = cpu_seconds() - cpu;
 
-        let touched = post_on_loopback(&format!(
-            "{dap_url}/_emulator/touch/{}/{}",
-            bench::NAMESPACE,
-            bench::TABLE
-        ))
-        .await?;
+        let touched =
+            post_on_loopback(&format!("{dap_url}/_emulator/touch/{}/{}", bench::NAMESPACE, bench::TABLE)).await?;
         if !touched {
             bail!("the emulator did not change the generated table");
         }
-        let since = replicator
-            .last_timestamp(bench::NAMESPACE, bench::TABLE)
-            .await?
-            .context("the table is registered")?;
-        dap.run_job(
-            bench::NAMESPACE,
-            bench::TABLE,
-            &dap::Query::incremental(since),
-        )
-        .await?;
+        let since =
+            replicator.last_timestamp(bench::NAMESPACE, bench::TABLE).await?.context("the table is registered")?;
+        dap.run_job(bench::NAMESPACE, bench::TABLE, &dap::Query::incremental(since)).await?;
         let start = Instant::now();
-        let sync = replicator
-            .sync(bench::NAMESPACE, bench::TABLE, Budget::unlimited())
-            .await?;
+        let sync = replicator.sync(bench::NAMESPACE, bench::TABLE, Budget::unlimited()).await?;
         let sync_seconds = start.elapsed().as_secs_f64();
         let synced = sync.counts.inserted + sync.counts.updated + sync.counts.deleted;
         println!(
@@ -377,9 +281,7 @@ async fn post_on_loopback(url: &str) -> Result<bool> {
     let rest = url.strip_prefix("http://").context("an http:// URL")?;
     let (host, path) = rest.split_once('/').context("a path")?;
     let mut stream = tokio::net::TcpStream::connect(host).await?;
-    let request = format!(
-        "POST /{path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    );
+    let request = format!("POST /{path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await?;
     let mut answer = String::new();
     stream.read_to_string(&mut answer).await?;

@@ -5,10 +5,7 @@ use anyhow::Result;
 use std::time::{Duration, Instant};
 
 pub fn run(iterations: u32) -> Result<()> {
-    let flags = EnvFlags {
-        env: "dev".into(),
-        overrides: vec![],
-    };
+    let flags = EnvFlags { env: "dev".into(), overrides: vec![] };
     let iterations = iterations.max(1);
     let mut times = Vec::with_capacity(iterations as usize);
     let mut bytes = 0;

@@ -18,13 +18,8 @@ pub struct Fixture {
 
 pub fn client_config(emulator: &Emulator) -> ClientConfig {
     let s = emulator.settings();
-    let mut config = ClientConfig::new(
-        &emulator.base_url(),
-        Credentials {
-            client_id: s.client_id,
-            client_secret: s.client_secret,
-        },
-    );
+    let mut config =
+        ClientConfig::new(&emulator.base_url(), Credentials { client_id: s.client_id, client_secret: s.client_secret });
     config.poll_interval = Duration::from_millis(5);
     config.backoff = Duration::from_millis(5);
     config.job_limit = Limit::per_minute(10_000);
@@ -34,50 +29,29 @@ pub fn client_config(emulator: &Emulator) -> ClientConfig {
 
 impl Fixture {
     pub async fn new() -> Self {
-        Self::with_settings(Settings {
-            rows_per_object: 2,
-            ..Settings::default()
-        })
-        .await
+        Self::with_settings(Settings { rows_per_object: 2, ..Settings::default() }).await
     }
 
     pub async fn with_settings(settings: Settings) -> Self {
         let emulator = Emulator::start(settings).await.expect("emulator starts");
         let dap = DapClient::new(client_config(&emulator)).expect("client");
-        let db_url = tokio::task::spawn_blocking(testkit::fresh_database)
-            .await
-            .expect("database");
-        let (db, conn) = tokio_postgres::connect(&db_url, NoTls)
-            .await
-            .expect("connect");
+        let db_url = tokio::task::spawn_blocking(testkit::fresh_database).await.expect("database");
+        let (db, conn) = tokio_postgres::connect(&db_url, NoTls).await.expect("connect");
         tokio::spawn(conn);
-        Self {
-            emulator,
-            dap,
-            db_url,
-            db,
-        }
+        Self { emulator, dap, db_url, db }
     }
 
     pub async fn replicator(&self) -> Replicator {
         let config = replica::parse_connection_string(&self.db_url).unwrap();
-        Replicator::connect(&config, self.dap.clone())
-            .await
-            .expect("replicator connects")
+        Replicator::connect(&config, self.dap.clone()).await.expect("replicator connects")
     }
 
     pub async fn replicate(&self, table: &str) -> Result<Outcome, ReplicaError> {
-        self.replicator()
-            .await
-            .replicate("canvas", table, Budget::unlimited())
-            .await
+        self.replicator().await.replicate("canvas", table, Budget::unlimited()).await
     }
 
     pub async fn rows(&self, sql: &str) -> Vec<Row> {
-        self.db
-            .query(sql, &[])
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {}", replica::error::describe(&e)))
+        self.db.query(sql, &[]).await.unwrap_or_else(|e| panic!("{sql}: {}", replica::error::describe(&e)))
     }
 
     /// One column of a query, as text.
@@ -86,8 +60,7 @@ impl Fixture {
     }
 
     pub fn accounts(&self, rows: Vec<Value>) {
-        self.emulator
-            .put_schema("canvas", "accounts", accounts_schema(1));
+        self.emulator.put_schema("canvas", "accounts", accounts_schema(1));
         self.emulator.commit("canvas", "accounts", rows, vec![]);
     }
 }
@@ -120,14 +93,8 @@ pub fn accounts_schema(version: u32) -> Value {
     if version >= 2 {
         let v = value.as_object_mut().unwrap();
         v.shift_remove("uuid");
-        v.insert(
-            "new_col".into(),
-            json!({"type": "string", "description": "Added in v2"}),
-        );
-        v.insert(
-            "small".into(),
-            json!({"type": "integer", "format": "int32"}),
-        );
+        v.insert("new_col".into(), json!({"type": "string", "description": "Added in v2"}));
+        v.insert("small".into(), json!({"type": "integer", "format": "int32"}));
         v.insert(
             "workflow_state".into(),
             json!({"type": "string", "enum": ["active", "deleted", "suspended", "pending"]}),
