@@ -38,7 +38,7 @@ pub struct Config {
     /// Longest a whole run may take before Step Functions stops it.
     pub run_timeout_hours: u32,
     pub dap: DapConfig,
-    pub database: DatabaseConfig,
+    pub database: DatabaseProps,
     pub network: NetworkConfig,
     pub lambda: LambdaConfig,
 }
@@ -74,21 +74,6 @@ pub struct DapConfig {
     pub api_url: String,
     /// Name of the Secrets Manager secret `set_key.sh` writes the client id and secret to.
     pub secret_name: String,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DatabaseConfig {
-    pub engine_version: String,
-    pub name: String,
-    pub admin_username: String,
-    pub app_username: String,
-    pub min_capacity: f64,
-    pub max_capacity: f64,
-    /// Idle seconds before a cluster with `min_capacity = 0` pauses.
-    pub auto_pause_seconds: u32,
-    pub backup_retention_days: u32,
-    pub deletion_protection: bool,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -275,7 +260,7 @@ impl Config {
             ),
         );
         for (key, value) in [
-            ("database.name", &db.name),
+            ("database.name", &db.database_name),
             ("database.admin_username", &db.admin_username),
             ("database.app_username", &db.app_username),
         ] {
@@ -389,21 +374,6 @@ impl Config {
                 vpc_id: self.network.vpc_id.clone().unwrap_or_default(),
                 private_subnet_ids: self.network.private_subnet_ids.clone(),
             },
-        }
-    }
-
-    pub fn database_props(&self) -> DatabaseProps {
-        let db = &self.database;
-        DatabaseProps {
-            engine_version: db.engine_version.clone(),
-            database_name: db.name.clone(),
-            admin_username: db.admin_username.clone(),
-            app_username: db.app_username.clone(),
-            min_capacity: db.min_capacity,
-            max_capacity: db.max_capacity,
-            auto_pause_seconds: db.auto_pause_seconds,
-            backup_retention_days: db.backup_retention_days,
-            deletion_protection: db.deletion_protection,
         }
     }
 }

@@ -74,7 +74,7 @@ pub fn build(config: &Config) -> Result<Synthesized, AppError> {
 
     let key = EncryptionKey::new(&mut t, "DataKey", &format!("{}/data", config.stack_name));
     let net = Network::new(&mut t, "Network", &config.network_props());
-    let db = Database::new(&mut t, "Database", &config.database_props(), &net, &key.arn());
+    let db = Database::new(&mut t, "Database", &config.database, &net, &key.arn());
     let functions_sg =
         net.security_group(&mut t, "FunctionsSecurityGroup", "cd2-aws Lambdas: HTTPS out, PostgreSQL to the database");
     network::allow_tcp(&mut t, &functions_sg, &db.security_group, POSTGRES_PORT, "Lambdas to Aurora PostgreSQL");

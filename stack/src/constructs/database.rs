@@ -12,10 +12,13 @@ use crate::resources::secretsmanager::{GenerateSecretString, Secret, SecretTarge
 use crate::template::{Attributes, Handle, Template};
 use indexmap::IndexMap;
 
-#[derive(Clone, Debug)]
+/// Also the `[database]` table of an environment file.
+#[derive(Clone, Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DatabaseProps {
     /// e.g. `17.7`; the major version picks the parameter group family.
     pub engine_version: String,
+    #[serde(rename = "name")]
     pub database_name: String,
     pub admin_username: String,
     pub app_username: String,
