@@ -14,14 +14,19 @@ pub fn run(no_validators: bool) -> Result<()> {
     let server = testkit::PgServer::start(&project::target_dir("test-postgres"))
         .map_err(anyhow::Error::msg)
         .context("starting PostgreSQL for the tests")?;
-    let result = run_with(&server.url(), no_validators);
+    let result = run_with(&server, no_validators);
     let stopped = server.stop().map_err(anyhow::Error::msg).context("stopping the test PostgreSQL");
     result.and(stopped)
 }
 
-fn run_with(database: &str, no_validators: bool) -> Result<()> {
+fn run_with(server: &testkit::PgServer, no_validators: bool) -> Result<()> {
+    let database = &server.url();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
+    let mut command = Command::new(cargo);
+    if let Some(ca) = server.ca_cert() {
+        command.env(testkit::DATABASE_CA_VAR, ca);
+    }
+    let status = command
         .args(["test", "--workspace", "--all-targets"])
         .env(testkit::DATABASE_URL_VAR, database)
         .current_dir(project::root())

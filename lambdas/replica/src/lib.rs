@@ -11,6 +11,7 @@
 //!   another process, in another Lambda) resumes from what the database records.
 //! - Memory stays bounded: objects stream from HTTP through gunzip into `COPY`.
 
+pub mod connect;
 pub mod ddl;
 pub mod error;
 mod load;
@@ -19,6 +20,7 @@ pub mod model;
 pub mod tsv;
 pub mod views;
 
+pub use connect::{ConnectOptions, TlsMode, parse_connection_string};
 pub use error::ReplicaError;
 pub use model::TableModel;
 
@@ -29,7 +31,7 @@ use model::quote_ident;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 /// Where a table stands after a call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,33 +95,6 @@ impl Budget {
     }
 }
 
-/// The official client's connection string (`postgresql://user:pass@host:port/db?ssl=mode`),
-/// with its `ssl=` option translated to libpq's `sslmode=`.
-pub fn parse_connection_string(s: &str) -> Result<tokio_postgres::Config, ReplicaError> {
-    let bad = |why: String| {
-        ReplicaError::Connect(format!(
-            "the connection string is not valid: {why}; expected postgresql://user:password@host:port/database"
-        ))
-    };
-    if !s.starts_with("postgresql://") && !s.starts_with("postgres://") {
-        return Err(bad("it must start with postgresql://".into()));
-    }
-    let translated = match s.split_once('?') {
-        Some((base, query)) => {
-            let params: Vec<String> = query
-                .split('&')
-                .map(|p| match p.strip_prefix("ssl=") {
-                    Some(mode) => format!("sslmode={mode}"),
-                    None => p.to_owned(),
-                })
-                .collect();
-            format!("{base}?{}", params.join("&"))
-        }
-        None => s.to_owned(),
-    };
-    translated.parse::<tokio_postgres::Config>().map_err(|e| bad(e.to_string()))
-}
-
 /// One database connection, replicating one table at a time.
 #[derive(Debug)]
 pub struct Replicator {
@@ -139,20 +114,8 @@ struct JobRow {
 }
 
 impl Replicator {
-    pub async fn connect(config: &tokio_postgres::Config, dap: DapClient) -> Result<Self, ReplicaError> {
-        let (db, connection) = config.connect(NoTls).await.map_err(|e| {
-            let host = config.get_hosts().first().map(|h| format!("{h:?}")).unwrap_or_default();
-            ReplicaError::Connect(format!(
-                "{} (host {host}, database {})",
-                error::describe(&e),
-                config.get_dbname().unwrap_or("?")
-            ))
-        })?;
-        let task = tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::error!(error = %error::describe(&e), "database connection closed");
-            }
-        });
+    pub async fn connect(options: &ConnectOptions, dap: DapClient) -> Result<Self, ReplicaError> {
+        let (db, task) = connect::connect(options).await?;
         db.batch_execute(&ddl::metadata()).await.doing("instructure_dap", "creating the metadata tables")?;
         Ok(Self { db, dap, _connection: task })
     }

@@ -31,8 +31,6 @@ pub enum LineError {
     Action(String),
     #[error("column `{column}`: {message}")]
     Value { column: String, message: String },
-    #[error("is not UTF-8")]
-    Utf8,
 }
 
 impl Layout {

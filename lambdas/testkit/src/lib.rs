@@ -11,6 +11,8 @@ use std::sync::OnceLock;
 
 /// Set to `postgresql://user@127.0.0.1:port` to use a running server.
 pub const DATABASE_URL_VAR: &str = "CD2_TEST_DATABASE_URL";
+/// Set to the PEM file of the CA that signed that server's certificate.
+pub const DATABASE_CA_VAR: &str = "CD2_TEST_DATABASE_CA";
 
 /// A server this process started (stopped by `stop`, or by the watchdog).
 #[derive(Debug)]
@@ -84,11 +86,18 @@ impl PgServer {
                 "--no-sync",
             ],
         )?;
-        let options = format!(
+        let mut options = format!(
             "-h 127.0.0.1 -p {} -k {} -c fsync=off -c full_page_writes=off -c synchronous_commit=off -c max_connections=200",
             server.port,
             dir.display()
         );
+        if server.make_certificates()? {
+            options.push_str(&format!(
+                " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+                dir.join("server.crt").display(),
+                dir.join("server.key").display()
+            ));
+        }
         server.pg(
             "pg_ctl",
             &[
@@ -103,6 +112,56 @@ impl PgServer {
             ],
         )?;
         Ok(server)
+    }
+
+    /// The CA that signed the server's certificate (for `localhost` and `127.0.0.1`), when
+    /// openssl was there to make one.
+    pub fn ca_cert(&self) -> Option<PathBuf> {
+        Some(self.dir.join("ca.crt")).filter(|p| p.exists())
+    }
+
+    /// A test CA and a server certificate it signs; false without openssl (TLS is then off).
+    fn make_certificates(&self) -> Result<bool, String> {
+        if Command::new("openssl").arg("version").output().is_err() {
+            return Ok(false);
+        }
+        let d = |f: &str| self.dir.join(f).to_string_lossy().into_owned();
+        std::fs::write(
+            self.dir.join("server.ext"),
+            "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+        )
+        .map_err(|e| e.to_string())?;
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+        run(Command::new("openssl").args(["req", "-x509"]).args(ec).args([
+            "-keyout",
+            &d("ca.key"),
+            "-out",
+            &d("ca.crt"),
+            "-subj",
+            "/CN=cd2-test-ca",
+            "-days",
+            "2",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ]))?;
+        run(Command::new("openssl").arg("req").args(ec).args([
+            "-keyout",
+            &d("server.key"),
+            "-out",
+            &d("server.csr"),
+            "-subj",
+            "/CN=localhost",
+        ]))?;
+        run(Command::new("openssl")
+            .args(["x509", "-req", "-in", &d("server.csr"), "-CA", &d("ca.crt"), "-CAkey", &d("ca.key")])
+            .args(["-CAcreateserial", "-out", &d("server.crt"), "-days", "2", "-extfile", &d("server.ext")]))?;
+        if self.as_postgres {
+            run(Command::new("chown").args(["postgres:postgres", &d("server.key"), &d("server.crt")]))?;
+        }
+        run(Command::new("chmod").args(["600", &d("server.key")]))?;
+        Ok(true)
     }
 
     fn pg(&self, tool: &str, args: &[&str]) -> Result<(), String> {
@@ -152,19 +211,28 @@ fn run(cmd: &mut Command) -> Result<(), String> {
     }
 }
 
-/// The server URL for tests: [`DATABASE_URL_VAR`], or a server this process starts once.
-pub fn server_url() -> String {
-    static URL: OnceLock<String> = OnceLock::new();
-    URL.get_or_init(|| {
+/// The test server: its URL and its CA certificate, if it has TLS.
+fn server() -> &'static (String, Option<PathBuf>) {
+    static SERVER: OnceLock<(String, Option<PathBuf>)> = OnceLock::new();
+    SERVER.get_or_init(|| {
         if let Ok(url) = std::env::var(DATABASE_URL_VAR) {
-            return url;
+            return (url, std::env::var_os(DATABASE_CA_VAR).map(PathBuf::from));
         }
         let dir = std::env::temp_dir().join(format!("cd2-test-pg-{}", std::process::id()));
         let server = PgServer::start(&dir).unwrap_or_else(|e| panic!("starting PostgreSQL for the tests: {e}"));
         server.stop_when_gone(std::process::id());
-        server.url()
+        (server.url(), server.ca_cert())
     })
-    .clone()
+}
+
+/// The server URL for tests: [`DATABASE_URL_VAR`], or a server this process starts once.
+pub fn server_url() -> String {
+    server().0.clone()
+}
+
+/// The CA of the test server's TLS certificate; `None` when it runs without TLS.
+pub fn server_ca() -> Option<PathBuf> {
+    server().1.clone()
 }
 
 /// A fresh, empty database on the test server; returns its connection string.

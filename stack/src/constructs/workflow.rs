@@ -59,7 +59,7 @@ impl Workflow {
         Self { id: id.into(), definition, substitutions: IndexMap::new(), statements: Vec::new() }
     }
 
-    /// Adds a `${name}` placeholder's value and returns the placeholder to put in the definition.
+    /// The `${name}` placeholder to put in the definition; its value goes in `substitutions`.
     pub fn placeholder(name: &str) -> String {
         format!("${{{name}}}")
     }
