@@ -28,14 +28,14 @@ fn requirements() -> PathBuf {
 }
 
 impl Validators {
-    /// The pinned validators, installing them when missing or when the pins changed.
+    /// The pinned Python tools, installing them when missing or when the pins changed.
     pub fn ensure() -> Result<Self> {
         let venv = project::target_dir("validators").join("venv");
         let stamp = venv.join("installed-requirements.txt");
         let wanted = fs::read_to_string(requirements()).context("reading xtask/python-tools.txt")?;
         let bin = venv.join("bin");
         if fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str()) {
-            eprintln!("installing validators into {} (once; about a minute) ...", venv.display());
+            eprintln!("installing the Python tools into {} (once; about a minute) ...", venv.display());
             let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
             run_checked(
                 Command::new(&python).arg("-m").arg("venv").arg("--clear").arg(&venv),

@@ -96,12 +96,21 @@ impl Budget {
 }
 
 /// One database connection, replicating one table at a time.
-#[derive(Debug)]
 pub struct Replicator {
     db: Client,
     dap: DapClient,
+    progress: Option<ProgressFn>,
     _connection: tokio::task::JoinHandle<()>,
 }
+
+impl std::fmt::Debug for Replicator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Replicator").field("dap", &self.dap).finish_non_exhaustive()
+    }
+}
+
+/// Called after each object: (table, objects done, objects in the job, rows of this object).
+pub type ProgressFn = std::sync::Arc<dyn Fn(&str, usize, usize, u64) + Send + Sync>;
 
 /// Jobs whose objects expire sooner than this are not resumed: a new job is cheaper than
 /// a load that fails halfway.
@@ -117,7 +126,18 @@ impl Replicator {
     pub async fn connect(options: &ConnectOptions, dap: DapClient) -> Result<Self, ReplicaError> {
         let (db, task) = connect::connect(options).await?;
         db.batch_execute(&ddl::metadata()).await.doing("instructure_dap", "creating the metadata tables")?;
-        Ok(Self { db, dap, _connection: task })
+        Ok(Self { db, dap, progress: None, _connection: task })
+    }
+
+    /// Reports each loaded object to `f` (for progress displays).
+    pub fn on_progress(&mut self, f: ProgressFn) {
+        self.progress = Some(f);
+    }
+
+    fn report(&self, table: &str, done: usize, total: usize, rows: u64) {
+        if let Some(f) = &self.progress {
+            f(table, done, total, rows);
+        }
     }
 
     /// Sync when the table is in the replica; otherwise init it.
@@ -259,7 +279,7 @@ impl Replicator {
         let (done, _) = self.done_objects(namespace, table, &job.id).await?;
         let mut objects: Vec<_> = job.objects.iter().filter(|o| !done.contains(&o.id)).cloned().collect();
         objects.sort();
-        for object in &objects {
+        for (n, object) in objects.iter().enumerate() {
             if budget.spent() {
                 outcome.status = Status::InProgress;
                 outcome.cursor = Some(job.id.clone());
@@ -278,6 +298,7 @@ impl Replicator {
                         mark_done(&tx, namespace, table, &job.id, &object.id, rows).await?;
                         tx.commit().await.doing(&name, "committing an object")?;
                         tracing::info!(table = %name, object = %object.id, rows, "object loaded");
+                        self.report(&name, job.objects.len() - objects.len() + n + 1, job.objects.len(), rows);
                         break;
                     }
                     Err(e) => retry_or_fail(&name, &object.id, e, &mut attempt).await?,
@@ -373,6 +394,8 @@ impl Replicator {
                 }
             };
             tracing::info!(table = %name, object = %object.id, ?counts, "object applied");
+            let rows = counts.inserted + counts.updated + counts.deleted;
+            self.report(&name, job.objects.len() - objects.len() + i + 1, job.objects.len(), rows);
             outcome.counts.add(counts);
         }
         Ok(outcome)
