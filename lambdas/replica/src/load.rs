@@ -1,6 +1,7 @@
 //! One DAP object into one `COPY`: HTTP body -> gunzip -> lines -> COPY text, in bounded
 //! memory (a line and a 256 KiB send buffer), inside the caller's transaction.
 
+use crate::Counts;
 use crate::error::{DbContext, ReplicaError};
 use crate::model::{TableModel, quote_ident};
 use crate::tsv::Layout;
@@ -141,4 +142,58 @@ fn copy_error(table: &str, object: &str, e: tokio_postgres::Error) -> ReplicaErr
         .and_then(|n| n.parse::<u64>().ok())
         .map_or(0, |n| n + 1);
     ReplicaError::Data { table: table.into(), object: object.into(), line, message }
+}
+
+/// One object through a temporary table: upserts (`U`, or every row for a snapshot of a
+/// table that repeats keys), then deletes (`D`). The last row of a repeated key wins.
+pub async fn upsert_object(
+    tx: &tokio_postgres::Transaction<'_>,
+    dap: &DapClient,
+    model: &TableModel,
+    object: &dap::ObjectId,
+    target: &str,
+    incremental: bool,
+) -> Result<Counts, ReplicaError> {
+    let name = format!("{}.{}", model.namespace, model.name);
+    let mut columns = vec![r#""action" text"#.to_owned(), r#""cd2_ord" bigserial"#.to_owned()];
+    columns.extend(model.columns.iter().map(|c| format!("{} {}", quote_ident(&c.name), c.sql_type.ddl())));
+    tx.batch_execute(&format!(r#"CREATE TEMPORARY TABLE "cd2_incoming" ({}) ON COMMIT DROP"#, columns.join(", ")))
+        .await
+        .doing(&name, "creating the incoming table")?;
+    let (_, layout) = copy_object(tx, dap, model, object, incremental, r#"pg_temp."cd2_incoming""#).await?;
+    let Some(layout) = layout else {
+        return Ok(Counts::default());
+    };
+    let pk = quote_ident(&model.primary_key);
+    let cols: Vec<String> = layout.columns.iter().map(|c| quote_ident(c)).collect();
+    let list = cols.join(", ");
+    let updates: Vec<String> = layout
+        .columns
+        .iter()
+        .filter(|c| **c != model.primary_key)
+        .map(|c| format!("{0} = EXCLUDED.{0}", quote_ident(c)))
+        .collect();
+    let on_conflict = if updates.is_empty() {
+        format!("ON CONFLICT ({pk}) DO NOTHING")
+    } else {
+        format!("ON CONFLICT ({pk}) DO UPDATE SET {}", updates.join(", "))
+    };
+    let filter = if incremental { r#"WHERE "action" = 'U'"# } else { "" };
+    let upsert = format!(
+        r#"WITH changed AS (
+             INSERT INTO {target} ({list})
+             SELECT DISTINCT ON ({pk}) {list} FROM pg_temp."cd2_incoming" {filter} ORDER BY {pk}, "cd2_ord" DESC
+             {on_conflict}
+             RETURNING (xmax = 0) AS inserted)
+           SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM changed"#
+    );
+    let row = tx.query_one(&upsert, &[]).await.doing(&name, "applying upserts")?;
+    let mut counts = Counts { inserted: row.get::<_, i64>(0) as u64, updated: row.get::<_, i64>(1) as u64, deleted: 0 };
+    if incremental {
+        let delete = format!(
+            r#"DELETE FROM {target} t USING pg_temp."cd2_incoming" i WHERE i."action" = 'D' AND t.{pk} = i.{pk}"#
+        );
+        counts.deleted = tx.execute(&delete, &[]).await.doing(&name, "applying deletes")?;
+    }
+    Ok(counts)
 }

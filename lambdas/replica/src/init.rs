@@ -1,0 +1,112 @@
+//! Init: a snapshot into a staging table, one object per transaction, published whole.
+
+use crate::error::{DbContext, ReplicaError};
+use crate::load::{self, upsert_object};
+use crate::model::quote_ident;
+use crate::progress::{forget_job, mark_done, retry_or_fail, save_job};
+use crate::{Budget, Outcome, Replicator, Status, TableModel, ddl, migrate};
+use dap::Query;
+
+impl Replicator {
+    /// Loads a table that is not in the replica yet; see the crate docs.
+    pub async fn init(&mut self, namespace: &str, table: &str, budget: Budget) -> Result<Outcome, ReplicaError> {
+        self.locked(namespace, table, async |r: &mut Self| r.init_locked(namespace, table, budget).await).await
+    }
+
+    async fn init_locked(&mut self, namespace: &str, table: &str, budget: Budget) -> Result<Outcome, ReplicaError> {
+        let name = format!("{namespace}.{table}");
+        if self.registered(namespace, table).await?.is_some() {
+            return Err(ReplicaError::AlreadyInitialized { table: name });
+        }
+        if migrate::table_exists(&self.db, namespace, table).await.doing(&name, "looking for the table")? {
+            return Err(ReplicaError::Unregistered { table: name });
+        }
+        let schema = self.dap.schema(namespace, table).await?;
+        let model = TableModel::from_schema(namespace, table, &schema.schema)?;
+        let staging = ddl::staging_schema(namespace);
+        let mut outcome = Outcome::new(Status::Success);
+        let tx = self.db.transaction().await.doing(&name, "starting a transaction")?;
+        tx.batch_execute(ddl::DDL_LOCK).await.doing(&name, "waiting for other schema changes")?;
+        outcome.notes = migrate::ensure_enums(&tx, &model).await?;
+        tx.commit().await.doing(&name, "committing enum types")?;
+
+        let saved = self.saved_job(namespace, table, "init").await?;
+        let staged =
+            migrate::table_exists(&self.db, &staging, table).await.doing(&name, "looking for the staging table")?;
+        let job = match Self::resumable(&saved, schema.version).filter(|_| staged) {
+            Some(job) => {
+                tracing::info!(table = %name, job = %job.id, "resuming init");
+                job
+            }
+            None => {
+                let job = self.dap.run_job(namespace, table, &Query::snapshot()).await?;
+                let tx = self.db.transaction().await.doing(&name, "starting a transaction")?;
+                let sql = format!(
+                    "{lock}\nDROP TABLE IF EXISTS {staged};\n{create}",
+                    lock = ddl::DDL_LOCK,
+                    staged = ddl::qualified(&staging, table),
+                    create = ddl::create_table(&model, &staging)
+                );
+                tx.batch_execute(&sql).await.doing(&name, "creating the staging table")?;
+                save_job(&tx, namespace, table, "init", &job, schema.version).await?;
+                tx.commit().await.doing(&name, "committing the new job")?;
+                job
+            }
+        };
+
+        let target = ddl::qualified(&staging, table);
+        let (done, _) = self.done_objects(namespace, table, &job.id).await?;
+        let mut objects: Vec<_> = job.objects.iter().filter(|o| !done.contains(&o.id)).cloned().collect();
+        objects.sort();
+        for (n, object) in objects.iter().enumerate() {
+            if budget.spent() {
+                outcome.status = Status::InProgress;
+                outcome.cursor = Some(job.id.clone());
+                return Ok(outcome);
+            }
+            let mut attempt = 1;
+            loop {
+                let tx = self.db.transaction().await.doing(&name, "starting a transaction")?;
+                let loaded = if model.repeats_keys() {
+                    upsert_object(&tx, &self.dap, &model, object, &target, false).await.map(|c| c.inserted)
+                } else {
+                    load::copy_object(&tx, &self.dap, &model, object, false, &target).await.map(|l| l.0.rows)
+                };
+                match loaded {
+                    Ok(rows) => {
+                        mark_done(&tx, namespace, table, &job.id, &object.id, rows).await?;
+                        tx.commit().await.doing(&name, "committing an object")?;
+                        tracing::info!(table = %name, object = %object.id, rows, "object loaded");
+                        self.report(&name, job.objects.len() - objects.len() + n + 1, job.objects.len(), rows);
+                        break;
+                    }
+                    Err(e) => retry_or_fail(&name, &object.id, e, &mut attempt).await?,
+                }
+            }
+        }
+
+        // Everything is staged: publish the table and its metadata at once.
+        let (_, total) = self.done_objects(namespace, table, &job.id).await?;
+        let tx = self.db.transaction().await.doing(&name, "starting a transaction")?;
+        tx.batch_execute(&format!(
+            "{lock}\nCREATE SCHEMA IF NOT EXISTS {ns};\nALTER TABLE {target} SET SCHEMA {ns};",
+            lock = ddl::DDL_LOCK,
+            ns = quote_ident(namespace)
+        ))
+        .await
+        .doing(&name, "moving the loaded table into its schema")?;
+        tx.execute(
+            r#"INSERT INTO "instructure_dap"."table_sync"
+               ("source_namespace", "source_table", "timestamp", "schema_version", "target_schema", "target_table",
+                "schema_description_format", "schema_description")
+               VALUES ($1, $2, $3, $4, $1, $2, 'json', $5)"#,
+            &[&namespace, &table, &job.until.naive_utc(), &schema.version, &model.description.to_string()],
+        )
+        .await
+        .doing(&name, "registering the table in instructure_dap.table_sync")?;
+        forget_job(&tx, namespace, table).await?;
+        tx.commit().await.doing(&name, "committing the initialized table")?;
+        outcome.counts.inserted = total;
+        Ok(outcome)
+    }
+}

@@ -1,0 +1,79 @@
+//! Sync: an incremental query applied object by object, `table_sync` advanced with the last.
+
+use crate::error::{DbContext, ReplicaError};
+use crate::load::upsert_object;
+use crate::progress::{advance, mark_done, retry_or_fail, save_job};
+use crate::{Budget, Outcome, Replicator, Status, TableModel, ddl, migrate};
+use dap::Query;
+
+impl Replicator {
+    /// Applies the changes since the last load; `init_needed` for a table not in the replica.
+    pub async fn sync(&mut self, namespace: &str, table: &str, budget: Budget) -> Result<Outcome, ReplicaError> {
+        self.locked(namespace, table, async |r: &mut Self| r.sync_locked(namespace, table, budget).await).await
+    }
+
+    async fn sync_locked(&mut self, namespace: &str, table: &str, budget: Budget) -> Result<Outcome, ReplicaError> {
+        let name = format!("{namespace}.{table}");
+        let Some(since) = self.registered(namespace, table).await? else {
+            return Ok(Outcome::new(Status::InitNeeded));
+        };
+        let schema = self.dap.schema(namespace, table).await?;
+        let model = TableModel::from_schema(namespace, table, &schema.schema)?;
+        let mut outcome = Outcome::new(Status::Success);
+        let tx = self.db.transaction().await.doing(&name, "starting a transaction")?;
+        outcome.notes = migrate::migrate(&tx, &model, namespace).await?;
+        tx.commit().await.doing(&name, "committing schema changes")?;
+
+        let saved = self.saved_job(namespace, table, "sync").await?;
+        let job = match Self::resumable(&saved, schema.version).filter(|j| j.since == Some(since)) {
+            Some(job) => job,
+            None => {
+                let job = self.dap.run_job(namespace, table, &Query::incremental(since)).await?;
+                let tx = self.db.transaction().await.doing(&name, "starting a transaction")?;
+                save_job(&tx, namespace, table, "sync", &job, schema.version).await?;
+                tx.commit().await.doing(&name, "committing the new job")?;
+                job
+            }
+        };
+        let target = ddl::qualified(namespace, table);
+        let (done, _) = self.done_objects(namespace, table, &job.id).await?;
+        let mut objects: Vec<_> = job.objects.iter().filter(|o| !done.contains(&o.id)).cloned().collect();
+        objects.sort();
+        if objects.is_empty() {
+            let tx = self.db.transaction().await.doing(&name, "starting a transaction")?;
+            advance(&tx, namespace, table, &job, schema.version, &model).await?;
+            tx.commit().await.doing(&name, "committing the sync")?;
+            return Ok(outcome);
+        }
+        let last = objects.len() - 1;
+        for (i, object) in objects.iter().enumerate() {
+            if budget.spent() {
+                outcome.status = Status::InProgress;
+                outcome.cursor = Some(job.id.clone());
+                return Ok(outcome);
+            }
+            let mut attempt = 1;
+            let counts = loop {
+                let tx = self.db.transaction().await.doing(&name, "starting a transaction")?;
+                match upsert_object(&tx, &self.dap, &model, object, &target, true).await {
+                    Ok(counts) => {
+                        if i == last {
+                            advance(&tx, namespace, table, &job, schema.version, &model).await?;
+                        } else {
+                            mark_done(&tx, namespace, table, &job.id, &object.id, counts.inserted + counts.updated)
+                                .await?;
+                        }
+                        tx.commit().await.doing(&name, "committing an object")?;
+                        break counts;
+                    }
+                    Err(e) => retry_or_fail(&name, &object.id, e, &mut attempt).await?,
+                }
+            };
+            tracing::info!(table = %name, object = %object.id, ?counts, "object applied");
+            let rows = counts.inserted + counts.updated + counts.deleted;
+            self.report(&name, job.objects.len() - objects.len() + i + 1, job.objects.len(), rows);
+            outcome.counts.add(counts);
+        }
+        Ok(outcome)
+    }
+}
