@@ -86,6 +86,10 @@ struct Inner {
 
 const USER_AGENT: &str = concat!("cd2-aws/", env!("CARGO_PKG_VERSION"));
 
+fn describe_query(namespace: &str, table: &str, incremental: bool) -> String {
+    format!("{} of {namespace}.{table}", if incremental { "incremental query" } else { "snapshot" })
+}
+
 /// Namespaces and table names go into URL paths; DAP's are lower-case identifiers.
 fn check_name(kind: &str, name: &str) -> Result<(), DapError> {
     let ok = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
@@ -153,17 +157,42 @@ impl DapClient {
 
     /// Starts (or finds, for an identical query) a job and waits for it to complete.
     pub async fn run_job(&self, namespace: &str, table: &str, query: &Query) -> Result<CompletedJob, DapError> {
-        check_name("namespace", namespace)?;
-        check_name("table", table)?;
-        let what =
-            format!("{} of {namespace}.{table}", if query.since.is_some() { "incremental query" } else { "snapshot" });
-        let path = format!("/dap/query/{namespace}/table/{table}/data");
-        let body = serde_json::to_value(query).expect("queries serialize");
-        let job: Job = self.call(Method::POST, &path, Some(body), &what, Some(&self.inner.jobs)).await?;
-        self.wait(job, &what).await
+        let job = self.start_job(namespace, table, query).await?;
+        let what = describe_query(namespace, table, query.since.is_some());
+        Ok(self.wait(job, &what, None).await?.expect("no deadline, so the wait ends complete"))
     }
 
-    async fn wait(&self, mut job: Job, what: &str) -> Result<CompletedJob, DapError> {
+    /// Starts (or finds, for an identical query) a job; see [`resume_job`](Self::resume_job).
+    pub async fn start_job(&self, namespace: &str, table: &str, query: &Query) -> Result<Job, DapError> {
+        check_name("namespace", namespace)?;
+        check_name("table", table)?;
+        let what = describe_query(namespace, table, query.since.is_some());
+        let path = format!("/dap/query/{namespace}/table/{table}/data");
+        let body = serde_json::to_value(query).expect("queries serialize");
+        self.call(Method::POST, &path, Some(body), &what, Some(&self.inner.jobs)).await
+    }
+
+    /// Polls job `id` until it completes, or until `deadline`, when it answers `None`
+    /// (the job goes on at DAP; resume it later, from any process).
+    pub async fn resume_job(
+        &self,
+        namespace: &str,
+        table: &str,
+        id: &str,
+        incremental: bool,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<Option<CompletedJob>, DapError> {
+        let what = describe_query(namespace, table, incremental);
+        let job = self.job(id, &what).await?;
+        self.wait(job, &what, deadline).await
+    }
+
+    async fn wait(
+        &self,
+        mut job: Job,
+        what: &str,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<Option<CompletedJob>, DapError> {
         let started = tokio::time::Instant::now();
         let mut polls = 0;
         loop {
@@ -183,6 +212,10 @@ impl DapClient {
             }
             // Quick first polls for small jobs, then the official client's interval.
             let pause = (self.inner.config.poll_interval / 8) * 2u32.pow(polls.min(3));
+            if deadline.is_some_and(|d| std::time::Instant::now() + pause > d) {
+                tracing::info!(job = %job.id, "job still running at the deadline");
+                return Ok(None);
+            }
             polls += 1;
             tokio::time::sleep(pause).await;
             job = self.job(&job.id, what).await?;
@@ -196,14 +229,14 @@ impl DapClient {
             detail: format!("complete job {} has neither `at` nor `until`", job.id),
         })?;
         tracing::info!(job = %job.id, objects = objects.len(), "job complete");
-        Ok(CompletedJob {
+        Ok(Some(CompletedJob {
             id: job.id,
             objects,
             schema_version: job.schema_version,
             until,
             since: job.since,
             expires_at: job.expires_at,
-        })
+        }))
     }
 
     async fn job(&self, id: &str, what: &str) -> Result<Job, DapError> {

@@ -3,9 +3,8 @@
 use crate::error::{DbContext, ReplicaError};
 use crate::load::{self, upsert_object};
 use crate::model::quote_ident;
-use crate::progress::{forget_job, mark_done, retry_or_fail, save_job};
+use crate::progress::{Obtained, SavedJob, forget_job, mark_done, retry_or_fail, save_job};
 use crate::{Budget, Outcome, Replicator, Status, TableModel, ddl, migrate};
-use dap::Query;
 
 impl Replicator {
     /// Loads a table that is not in the replica yet; see the crate docs.
@@ -30,16 +29,19 @@ impl Replicator {
         outcome.notes = migrate::ensure_enums(&tx, &model).await?;
         tx.commit().await.doing(&name, "committing enum types")?;
 
-        let saved = self.saved_job(namespace, table, "init").await?;
         let staged =
             migrate::table_exists(&self.db, &staging, table).await.doing(&name, "looking for the staging table")?;
-        let job = match Self::resumable(&saved, schema.version).filter(|_| staged) {
-            Some(job) => {
+        let job = match self.obtain_job(namespace, table, "init", None, schema.version, budget, staged).await? {
+            Obtained::Resumed(job) => {
                 tracing::info!(table = %name, job = %job.id, "resuming init");
                 job
             }
-            None => {
-                let job = self.dap.run_job(namespace, table, &Query::snapshot()).await?;
+            Obtained::Pending(id) => {
+                outcome.status = Status::InProgress;
+                outcome.cursor = Some(id);
+                return Ok(outcome);
+            }
+            Obtained::New(job) => {
                 let tx = self.db.transaction().await.doing(&name, "starting a transaction")?;
                 let sql = format!(
                     "{lock}\nDROP TABLE IF EXISTS {staged};\n{create}",
@@ -48,7 +50,7 @@ impl Replicator {
                     create = ddl::create_table(&model, &staging)
                 );
                 tx.batch_execute(&sql).await.doing(&name, "creating the staging table")?;
-                save_job(&tx, namespace, table, "init", &job, schema.version).await?;
+                save_job(&tx, namespace, table, "init", &SavedJob::Complete(job.clone()), schema.version).await?;
                 tx.commit().await.doing(&name, "committing the new job")?;
                 job
             }

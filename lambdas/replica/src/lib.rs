@@ -91,6 +91,10 @@ impl Budget {
         Self { deadline: Some(Instant::now() + d) }
     }
 
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
     fn spent(&self) -> bool {
         self.deadline.is_some_and(|d| Instant::now() >= d)
     }

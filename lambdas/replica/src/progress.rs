@@ -2,11 +2,11 @@
 //! objects already loaded, each written in the transaction of the data it describes, so
 //! any later call (in any process) knows exactly where to resume.
 
-use crate::Replicator;
 use crate::error::{DbContext, ReplicaError};
 use crate::model::TableModel;
-use chrono::Utc;
-use dap::CompletedJob;
+use crate::{Budget, Replicator};
+use chrono::{DateTime, Utc};
+use dap::{CompletedJob, Query};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::time::Duration;
@@ -15,10 +15,33 @@ use std::time::Duration;
 /// a load that fails halfway.
 const JOB_MARGIN: chrono::Duration = chrono::Duration::hours(2);
 
-#[derive(Debug, Serialize, Deserialize)]
+/// The job a table is loading from, as saved in `cd2_aws.job`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub(crate) enum SavedJob {
+    /// DAP was still preparing it when a call's budget ran out.
+    Pending {
+        id: String,
+        since: Option<DateTime<Utc>>,
+    },
+    Complete(CompletedJob),
+}
+
+#[derive(Debug)]
 pub(crate) struct JobRow {
-    pub(crate) job: CompletedJob,
+    pub(crate) job: SavedJob,
     pub(crate) schema_version: i64,
+}
+
+/// Where the job for a call stands.
+#[derive(Debug)]
+pub(crate) enum Obtained {
+    /// A complete job saved by an earlier call: resume its objects.
+    Resumed(CompletedJob),
+    /// A job that just completed: prepare for it and save it.
+    New(CompletedJob),
+    /// DAP is still preparing the job at the end of the budget; it is saved.
+    Pending(String),
 }
 
 impl Replicator {
@@ -38,6 +61,7 @@ impl Replicator {
             .doing(&format!("{namespace}.{table}"), "reading the saved job")?;
         Ok(row.and_then(|r| {
             let job: serde_json::Value = r.get(0);
+            // A row this version cannot read is treated as no row: a new job is started.
             Some(JobRow { job: serde_json::from_value(job).ok()?, schema_version: r.get(1) })
         }))
     }
@@ -60,13 +84,58 @@ impl Replicator {
         Ok((rows.iter().map(|r| r.get(0)).collect(), total))
     }
 
-    /// A job worth resuming: same schema version, objects not about to expire.
-    pub(crate) fn resumable(saved: &Option<JobRow>, version: i64) -> Option<CompletedJob> {
-        saved
-            .as_ref()
-            .filter(|s| s.schema_version == version)
-            .filter(|s| s.job.expires_at.is_none_or(|e| e > Utc::now() + JOB_MARGIN))
-            .map(|s| s.job.clone())
+    /// The job to load from: a saved complete one when `usable` and not about to expire, a
+    /// saved pending one polled within the budget, or a new one (saved as pending first, so
+    /// that a call whose budget ends while DAP prepares it does not start another).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn obtain_job(
+        &mut self,
+        namespace: &str,
+        table: &str,
+        kind: &str,
+        since: Option<DateTime<Utc>>,
+        version: i64,
+        budget: Budget,
+        usable: bool,
+    ) -> Result<Obtained, ReplicaError> {
+        let name = format!("{namespace}.{table}");
+        let saved =
+            self.saved_job(namespace, table, kind).await?.filter(|s| s.schema_version == version).map(|s| s.job);
+        let pending = match saved {
+            Some(SavedJob::Complete(job))
+                if usable && job.since == since && job.expires_at.is_none_or(|e| e > Utc::now() + JOB_MARGIN) =>
+            {
+                return Ok(Obtained::Resumed(job));
+            }
+            Some(SavedJob::Pending { id, since: s }) if s == since => Some(id),
+            _ => None,
+        };
+        let id = match &pending {
+            Some(id) => id.clone(),
+            None => {
+                let query = match since {
+                    Some(s) => Query::incremental(s),
+                    None => Query::snapshot(),
+                };
+                let job = self.dap.start_job(namespace, table, &query).await?;
+                let row = SavedJob::Pending { id: job.id.clone(), since };
+                let tx = self.db.transaction().await.doing(&name, "starting a transaction")?;
+                save_job(&tx, namespace, table, kind, &row, version).await?;
+                tx.commit().await.doing(&name, "saving the new job")?;
+                job.id
+            }
+        };
+        match self.dap.resume_job(namespace, table, &id, since.is_some(), budget.deadline()).await {
+            Ok(Some(job)) => Ok(Obtained::New(job)),
+            Ok(None) => Ok(Obtained::Pending(id)),
+            Err(e) => {
+                // A failed or vanished job is no use to the next call either.
+                let tx = self.db.transaction().await.doing(&name, "starting a transaction")?;
+                forget_job(&tx, namespace, table).await?;
+                tx.commit().await.doing(&name, "forgetting the job")?;
+                Err(e.into())
+            }
+        }
     }
 }
 
@@ -94,7 +163,7 @@ pub(crate) async fn save_job(
     namespace: &str,
     table: &str,
     kind: &str,
-    job: &CompletedJob,
+    job: &SavedJob,
     schema_version: i64,
 ) -> Result<(), ReplicaError> {
     let name = format!("{namespace}.{table}");

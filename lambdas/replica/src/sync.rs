@@ -2,9 +2,8 @@
 
 use crate::error::{DbContext, ReplicaError};
 use crate::load::upsert_object;
-use crate::progress::{advance, mark_done, retry_or_fail, save_job};
+use crate::progress::{Obtained, SavedJob, advance, mark_done, retry_or_fail, save_job};
 use crate::{Budget, Outcome, Replicator, Status, TableModel, ddl, migrate};
-use dap::Query;
 
 impl Replicator {
     /// Applies the changes since the last load; `init_needed` for a table not in the replica.
@@ -24,13 +23,16 @@ impl Replicator {
         outcome.notes = migrate::migrate(&tx, &model, namespace).await?;
         tx.commit().await.doing(&name, "committing schema changes")?;
 
-        let saved = self.saved_job(namespace, table, "sync").await?;
-        let job = match Self::resumable(&saved, schema.version).filter(|j| j.since == Some(since)) {
-            Some(job) => job,
-            None => {
-                let job = self.dap.run_job(namespace, table, &Query::incremental(since)).await?;
+        let job = match self.obtain_job(namespace, table, "sync", Some(since), schema.version, budget, true).await? {
+            Obtained::Resumed(job) => job,
+            Obtained::Pending(id) => {
+                outcome.status = Status::InProgress;
+                outcome.cursor = Some(id);
+                return Ok(outcome);
+            }
+            Obtained::New(job) => {
                 let tx = self.db.transaction().await.doing(&name, "starting a transaction")?;
-                save_job(&tx, namespace, table, "sync", &job, schema.version).await?;
+                save_job(&tx, namespace, table, "sync", &SavedJob::Complete(job.clone()), schema.version).await?;
                 tx.commit().await.doing(&name, "committing the new job")?;
                 job
             }

@@ -320,3 +320,30 @@ async fn web_logs_may_repeat_keys() {
         f.texts("SELECT id || url FROM canvas_logs.web_logs ORDER BY id").await.into_iter().flatten().collect();
     assert_eq!(rows, ["a/3", "b/2", "c/5"], "the latest event of each key wins");
 }
+
+#[tokio::test]
+async fn a_job_dap_is_still_preparing_at_the_end_of_the_budget_is_resumed_not_restarted() {
+    let f = Fixture::with_settings(emulator::Settings {
+        polls_before_complete: 1_000_000,
+        ..emulator::Settings::default()
+    })
+    .await;
+    f.accounts((1..=3).map(|i| account(i, "x")).collect());
+    let first = f
+        .replicator()
+        .await
+        .init("canvas", "accounts", Budget::of(std::time::Duration::from_millis(50)))
+        .await
+        .unwrap();
+    assert_eq!(first.status, Status::InProgress);
+    let state = f.texts(r#"SELECT job->>'state' FROM cd2_aws.job"#).await;
+    assert_eq!(state, [Some("pending".into())]);
+    assert_eq!(first.cursor, f.texts(r#"SELECT job->>'id' FROM cd2_aws.job"#).await[0]);
+
+    f.emulator.update_settings(|s| s.polls_before_complete = 0);
+    let second = f.replicate("accounts").await.unwrap();
+    assert_eq!((second.status, second.counts.inserted), (Status::Success, 3));
+    let jobs =
+        f.emulator.requests().iter().filter(|r| r.starts_with("POST /dap/query/canvas/table/accounts/data")).count();
+    assert_eq!(jobs, 1, "the pending job was polled again, not started anew");
+}
