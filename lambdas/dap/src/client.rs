@@ -346,6 +346,7 @@ impl DapClient {
     ) -> Result<T, DapError> {
         let url = format!("{}{path}", self.inner.config.base_url);
         let mut attempt = 0;
+        let mut relogged = false;
         loop {
             attempt += 1;
             if let Some(l) = limiter {
@@ -367,9 +368,14 @@ impl DapClient {
                 Ok(Outcome::Retry(wait)) => tokio::time::sleep(wait).await,
                 Ok(Outcome::Done(bytes)) => return parse(&bytes, what),
                 Err(e @ DapError::Authentication(_)) => {
-                    // A token the server no longer takes: drop it so the next call logs in.
+                    // A token the server no longer takes (revoked, or a clock off): log in
+                    // again once; only a refused fresh token means bad credentials.
                     *self.inner.token.lock().await = None;
-                    return Err(e);
+                    if relogged {
+                        return Err(e);
+                    }
+                    relogged = true;
+                    tracing::warn!(%what, "DAP refused the access token; logging in again");
                 }
                 Err(e) => return Err(e),
             }

@@ -235,6 +235,11 @@ impl Emulator {
         lock(&self.state).faults.push(Fault { on, kind, skip, times });
     }
 
+    /// Forgets every access token issued, as a revocation would.
+    pub fn revoke_tokens(&self) {
+        lock(&self.state).tokens.clear();
+    }
+
     /// The requests served so far, as `METHOD /path`.
     pub fn requests(&self) -> Vec<String> {
         lock(&self.state).log.clone()

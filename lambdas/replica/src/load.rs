@@ -13,6 +13,10 @@ use tokio_postgres::Transaction;
 
 const SEND_AT: usize = 256 * 1024;
 
+/// The incoming table's own columns, named so that no DAP column can clash with them.
+const ACTION: &str = "cd2_aws$action";
+const ORDER: &str = "cd2_aws$ord";
+
 /// What one object held.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Loaded {
@@ -51,7 +55,7 @@ pub async fn copy_object(
     })?;
     let mut columns: Vec<String> = Vec::new();
     if layout.has_action {
-        columns.push(quote_ident("action"));
+        columns.push(quote_ident(ACTION));
     }
     columns.extend(layout.columns.iter().map(|c| quote_ident(c)));
     let sql = format!("COPY {target} ({}) FROM STDIN", columns.join(", "));
@@ -155,7 +159,8 @@ pub async fn upsert_object(
     incremental: bool,
 ) -> Result<Counts, ReplicaError> {
     let name = format!("{}.{}", model.namespace, model.name);
-    let mut columns = vec![r#""action" text"#.to_owned(), r#""cd2_ord" bigserial"#.to_owned()];
+    let (action, order) = (quote_ident(ACTION), quote_ident(ORDER));
+    let mut columns = vec![format!("{action} text"), format!("{order} bigserial")];
     columns.extend(model.columns.iter().map(|c| format!("{} {}", quote_ident(&c.name), c.sql_type.ddl())));
     tx.batch_execute(&format!(r#"CREATE TEMPORARY TABLE "cd2_incoming" ({}) ON COMMIT DROP"#, columns.join(", ")))
         .await
@@ -178,11 +183,13 @@ pub async fn upsert_object(
     } else {
         format!("ON CONFLICT ({pk}) DO UPDATE SET {}", updates.join(", "))
     };
-    let filter = if incremental { r#"WHERE "action" = 'U'"# } else { "" };
+    // The last row of each key decides, whether it is an upsert or a delete.
+    let latest = format!(r#"SELECT DISTINCT ON ({pk}) * FROM pg_temp."cd2_incoming" ORDER BY {pk}, {order} DESC"#);
+    let upserts = if incremental { format!("{action} = 'U'") } else { "true".to_owned() };
     let upsert = format!(
         r#"WITH changed AS (
              INSERT INTO {target} ({list})
-             SELECT DISTINCT ON ({pk}) {list} FROM pg_temp."cd2_incoming" {filter} ORDER BY {pk}, "cd2_ord" DESC
+             SELECT {list} FROM ({latest}) latest WHERE {upserts}
              {on_conflict}
              RETURNING (xmax = 0) AS inserted)
            SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM changed"#
@@ -191,7 +198,7 @@ pub async fn upsert_object(
     let mut counts = Counts { inserted: row.get::<_, i64>(0) as u64, updated: row.get::<_, i64>(1) as u64, deleted: 0 };
     if incremental {
         let delete = format!(
-            r#"DELETE FROM {target} t USING pg_temp."cd2_incoming" i WHERE i."action" = 'D' AND t.{pk} = i.{pk}"#
+            r#"DELETE FROM {target} t USING ({latest}) latest WHERE latest.{action} = 'D' AND t.{pk} = latest.{pk}"#
         );
         counts.deleted = tx.execute(&delete, &[]).await.doing(&name, "applying deletes")?;
     }

@@ -6,14 +6,14 @@ use crate::error::{DbContext, ReplicaError};
 use crate::model::TableModel;
 use crate::{Budget, Replicator};
 use chrono::{DateTime, Utc};
-use dap::{CompletedJob, Query};
+use dap::{CompletedJob, DapError, Query};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::time::Duration;
 
-/// Jobs whose objects expire sooner than this are not resumed: a new job is cheaper than
-/// a load that fails halfway.
-const JOB_MARGIN: chrono::Duration = chrono::Duration::hours(2);
+/// Jobs whose objects expire sooner than this are not resumed while objects remain: each
+/// object's URL is resolved just before its download, so a few minutes are enough.
+const JOB_MARGIN: chrono::Duration = chrono::Duration::minutes(10);
 
 /// The job a table is loading from, as saved in `cd2_aws.job`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -102,10 +102,14 @@ impl Replicator {
         let saved =
             self.saved_job(namespace, table, kind).await?.filter(|s| s.schema_version == version).map(|s| s.job);
         let pending = match saved {
-            Some(SavedJob::Complete(job))
-                if usable && job.since == since && job.expires_at.is_none_or(|e| e > Utc::now() + JOB_MARGIN) =>
-            {
-                return Ok(Obtained::Resumed(job));
+            Some(SavedJob::Complete(job)) if usable && job.since == since => {
+                // With every object loaded, only publishing is left, which needs no download.
+                let (done, _) = self.done_objects(namespace, table, &job.id).await?;
+                let all_loaded = job.objects.iter().all(|o| done.contains(&o.id));
+                if all_loaded || job.expires_at.is_none_or(|e| e > Utc::now() + JOB_MARGIN) {
+                    return Ok(Obtained::Resumed(job));
+                }
+                None
             }
             Some(SavedJob::Pending { id, since: s }) if s == since => Some(id),
             _ => None,
@@ -128,13 +132,15 @@ impl Replicator {
         match self.dap.resume_job(namespace, table, &id, since.is_some(), budget.deadline()).await {
             Ok(Some(job)) => Ok(Obtained::New(job)),
             Ok(None) => Ok(Obtained::Pending(id)),
-            Err(e) => {
+            Err(e) if matches!(e, DapError::JobFailed { .. } | DapError::NotFound { .. }) || !e.is_transient() => {
                 // A failed or vanished job is no use to the next call either.
                 let tx = self.db.transaction().await.doing(&name, "starting a transaction")?;
                 forget_job(&tx, namespace, table).await?;
                 tx.commit().await.doing(&name, "forgetting the job")?;
                 Err(e.into())
             }
+            // A passing fault: the job may still be fine; the next call polls it again.
+            Err(e) => Err(e.into()),
         }
     }
 }

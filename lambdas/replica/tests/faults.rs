@@ -128,3 +128,31 @@ async fn a_table_left_by_an_interrupted_official_init_is_reported() {
     let err = f.replicate("accounts").await.unwrap_err().to_string();
     assert!(err.contains("not registered in instructure_dap.table_sync"), "{err}");
 }
+
+#[tokio::test]
+async fn a_revoked_token_is_replaced_by_logging_in_again() {
+    let f = seeded().await;
+    assert_eq!(f.replicate("accounts").await.unwrap().counts.inserted, 5);
+    f.emulator.revoke_tokens();
+    f.emulator.commit("canvas", "accounts", vec![account(6, "six")], vec![]);
+    assert_eq!(f.replicate("accounts").await.unwrap().counts.inserted, 1, "the same client goes on");
+    assert_eq!(count(&f.emulator.requests(), "POST /ids/auth/login"), 2);
+}
+
+#[tokio::test]
+async fn the_last_event_of_a_key_decides_between_upsert_and_delete() {
+    let f = Fixture::new().await;
+    let schema = serde_json::json!({"type": "object", "$schema": "http://json-schema.org/draft-07/schema#", "properties": {
+        "key": {"type": "object", "properties": {"id": {"type": "string"}}, "required": ["id"]},
+        "value": {"type": "object", "properties": {"url": {"type": "string"}}}
+    }});
+    f.emulator.put_schema("canvas_logs", "web_logs", schema);
+    f.emulator.commit("canvas_logs", "web_logs", vec![serde_json::json!({"id": "a", "url": "/1"})], vec![]);
+    f.replicator().await.replicate("canvas_logs", "web_logs", replica::Budget::unlimited()).await.unwrap();
+    // Delete then re-insert `a` within one incremental result (web_logs repeats keys).
+    f.emulator.commit("canvas_logs", "web_logs", vec![], vec![serde_json::json!({"id": "a"})]);
+    f.emulator.commit("canvas_logs", "web_logs", vec![serde_json::json!({"id": "a", "url": "/2"})], vec![]);
+    f.emulator.update_settings(|s| s.rows_per_object = 100);
+    f.replicator().await.replicate("canvas_logs", "web_logs", replica::Budget::unlimited()).await.unwrap();
+    assert_eq!(f.texts("SELECT url FROM canvas_logs.web_logs WHERE id = 'a'").await, [Some("/2".into())]);
+}
