@@ -1,6 +1,7 @@
 //! Users' views and materialized views over a replicated table, saved and dropped before an
 //! `ALTER` they would block and recreated after it, in the same transaction, with their
-//! owner, options, grants, comments and (for materialized views) indexes.
+//! owner, options, grants (table and column), comments, indexes (materialized views),
+//! INSTEAD OF triggers and rules.
 //!
 //! This replaces the hand-installed "pg-deps-management" SQL other tools need: nothing is
 //! installed in the database.
@@ -19,6 +20,7 @@ pub struct SavedView {
     comment: Option<String>,
     column_comments: Vec<(String, String)>,
     grants: Vec<String>,
+    /// Indexes, triggers and rules: statements that recreate them as they were.
     indexes: Vec<String>,
 }
 
@@ -90,14 +92,43 @@ pub async fn save_and_drop(
                 (grantee, privilege, grantable)
             })
             .collect::<Vec<_>>();
-        let indexes = db
-            .query(
-                "SELECT pg_get_indexdef(indexrelid) FROM pg_index WHERE indrelid = $1 ORDER BY indexrelid",
+        let mut indexes: Vec<String> = db
+            .query("SELECT pg_get_indexdef(indexrelid) FROM pg_index WHERE indrelid = $1 ORDER BY indexrelid", &[&view_oid])
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        // INSTEAD OF triggers and rules (writable views) go with the view; keep them too.
+        indexes.extend(
+            db.query(
+                "SELECT pg_get_triggerdef(oid) FROM pg_trigger WHERE tgrelid = $1 AND NOT tgisinternal ORDER BY tgname",
                 &[&view_oid],
             )
             .await?
             .iter()
-            .map(|r| r.get(0))
+            .map(|r| r.get::<_, String>(0)),
+        );
+        indexes.extend(
+            db.query(
+                "SELECT pg_get_ruledef(oid) FROM pg_rewrite WHERE ev_class = $1 AND rulename <> '_RETURN' ORDER BY rulename",
+                &[&view_oid],
+            )
+            .await?
+            .iter()
+            .map(|r| r.get::<_, String>(0)),
+        );
+        let column_grants: Vec<(String, String, String, bool)> = db
+            .query(
+                "SELECT a.attname::text,
+                        CASE WHEN g.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(g.grantee)) END,
+                        g.privilege_type, g.is_grantable
+                 FROM pg_attribute a, aclexplode(a.attacl) g
+                 WHERE a.attrelid = $1 AND a.attnum > 0 AND a.attacl IS NOT NULL",
+                &[&view_oid],
+            )
+            .await?
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
             .collect();
         let mut view = SavedView {
             materialized: row.get(3),
@@ -118,6 +149,10 @@ pub async fn save_and_drop(
                 let option = if grantable { " WITH GRANT OPTION" } else { "" };
                 format!("GRANT {privilege} ON {target} TO {grantee}{option}")
             })
+            .chain(column_grants.into_iter().map(|(column, grantee, privilege, grantable)| {
+                let option = if grantable { " WITH GRANT OPTION" } else { "" };
+                format!("GRANT {privilege} ({}) ON {target} TO {grantee}{option}", quote_ident(&column))
+            }))
             .collect();
         saved.push(view);
     }

@@ -236,7 +236,12 @@ async fn schema_changes_keep_data_and_users_views() {
          CREATE VIEW public.big_small AS SELECT * FROM public.account_names WHERE small > 5;
          CREATE MATERIALIZED VIEW public.smalls AS SELECT id, small, uuid FROM canvas.accounts;
          CREATE UNIQUE INDEX smalls_id ON public.smalls (id);
-         GRANT SELECT ON public.smalls TO cd2_reader;",
+         GRANT SELECT ON public.smalls TO cd2_reader;
+         GRANT UPDATE (name) ON public.account_names TO cd2_reader;
+         CREATE FUNCTION public.no_writes() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$;
+         CREATE TRIGGER account_names_no_insert INSTEAD OF INSERT ON public.account_names
+             FOR EACH ROW EXECUTE FUNCTION public.no_writes();
+         CREATE RULE big_small_no_delete AS ON DELETE TO public.big_small DO INSTEAD NOTHING;",
     )
     .await
     .unwrap();
@@ -286,6 +291,19 @@ async fn schema_changes_keep_data_and_users_views() {
     assert_eq!(
         f.texts("SELECT indexname::text FROM pg_indexes WHERE tablename = 'smalls'").await,
         [Some("smalls_id".into())]
+    );
+    assert_eq!(
+        f.texts("SELECT has_column_privilege('cd2_reader', 'public.account_names', 'name', 'UPDATE')::text").await,
+        [Some("true".into())],
+        "column grants survive"
+    );
+    assert_eq!(
+        f.texts("SELECT tgname::text FROM pg_trigger WHERE tgrelid = 'public.account_names'::regclass").await,
+        [Some("account_names_no_insert".into())]
+    );
+    assert_eq!(
+        f.texts("SELECT rulename::text FROM pg_rules WHERE tablename = 'big_small'").await,
+        [Some("big_small_no_delete".into())]
     );
     // Recreated with the data of the moment (before this sync's rows), as a REFRESH would.
     assert_eq!(f.texts("SELECT count(*)::text FROM public.smalls").await, [Some("2".into())]);
