@@ -3,14 +3,15 @@
 //!
 //! `ssl=` (the official client's option) or `sslmode=` take libpq's modes: `disable`;
 //! `prefer` (the default) and `require` encrypt without checking the certificate, as libpq
-//! does; `verify-ca` and `verify-full` check it against the public roots and the PEM file
-//! in `sslrootcert=` (for Aurora, the RDS CA bundle), and the host name.
+//! does; `verify-ca` checks it against the public roots and the PEM file in `sslrootcert=`
+//! (for Aurora, the RDS CA bundle), and `verify-full` checks the host name as well.
 
 use crate::error::{ReplicaError, describe};
+use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use rustls_pki_types::pem::PemObject;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -24,9 +25,11 @@ pub enum TlsMode {
     Prefer,
     /// TLS always, without checking the certificate.
     Require,
-    /// TLS always, certificate and host name checked.
+    /// TLS always, certificate checked, and the host name too with `check_host`
+    /// (`verify-full`; `verify-ca` checks only the chain).
     Verify {
         root_cert: Option<PathBuf>,
+        check_host: bool,
     },
 }
 
@@ -62,7 +65,8 @@ pub fn parse_connection_string(s: &str) -> Result<ConnectOptions, ReplicaError> 
         None | Some("prefer") | Some("allow") => TlsMode::Prefer,
         Some("disable") => TlsMode::Disable,
         Some("require") => TlsMode::Require,
-        Some("verify-ca" | "verify-full") => TlsMode::Verify { root_cert },
+        Some("verify-ca") => TlsMode::Verify { root_cert, check_host: false },
+        Some("verify-full") => TlsMode::Verify { root_cert, check_host: true },
         Some(other) => {
             return Err(bad(format!(
                 "ssl mode `{other}` is not one of disable, prefer, require, verify-ca, verify-full"
@@ -88,7 +92,7 @@ fn tls_config(tls: &TlsMode) -> Result<ClientConfig, ReplicaError> {
         .with_safe_default_protocol_versions()
         .map_err(|e| ReplicaError::Connect(format!("setting up TLS: {e}")))?;
     let config = match tls {
-        TlsMode::Verify { root_cert } => {
+        TlsMode::Verify { root_cert, check_host } => {
             let mut roots = RootCertStore::empty();
             roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
             if let Some(path) = root_cert {
@@ -104,7 +108,14 @@ fn tls_config(tls: &TlsMode) -> Result<ClientConfig, ReplicaError> {
                         .map_err(|e| ReplicaError::Connect(format!("sslrootcert {}: {e}", path.display())))?;
                 }
             }
-            builder.with_root_certificates(roots).with_no_client_auth()
+            if *check_host {
+                builder.with_root_certificates(roots).with_no_client_auth()
+            } else {
+                let chain = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
+                    .build()
+                    .map_err(|e| ReplicaError::Connect(format!("setting up TLS: {e}")))?;
+                builder.dangerous().with_custom_certificate_verifier(Arc::new(AnyName(chain))).with_no_client_auth()
+            }
         }
         _ => builder
             .dangerous()
@@ -173,6 +184,50 @@ impl ServerCertVerifier for Unverified {
     }
 }
 
+/// libpq's `verify-ca`: the chain must lead to a trusted root; the name is not checked.
+#[derive(Debug)]
+struct AnyName(Arc<WebPkiServerVerifier>);
+
+impl ServerCertVerifier for AnyName {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        match self.0.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,8 +240,10 @@ mod tests {
         let o =
             parse_connection_string("postgresql://u@h/d?sslmode=verify-full&sslrootcert=/ca.pem&application_name=x")
                 .unwrap();
-        assert_eq!(o.tls, TlsMode::Verify { root_cert: Some("/ca.pem".into()) });
+        assert_eq!(o.tls, TlsMode::Verify { root_cert: Some("/ca.pem".into()), check_host: true });
         assert_eq!(o.config.get_application_name(), Some("x"));
+        let o = parse_connection_string("postgresql://u@h/d?ssl=verify-ca").unwrap();
+        assert_eq!(o.tls, TlsMode::Verify { root_cert: None, check_host: false });
         assert_eq!(parse_connection_string("postgresql://u@h/d").unwrap().tls, TlsMode::Prefer);
         let err = parse_connection_string("postgresql://u@h/d?ssl=maybe").unwrap_err().to_string();
         assert!(err.contains("ssl mode `maybe`"), "{err}");

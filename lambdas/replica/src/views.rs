@@ -93,7 +93,10 @@ pub async fn save_and_drop(
             })
             .collect::<Vec<_>>();
         let mut indexes: Vec<String> = db
-            .query("SELECT pg_get_indexdef(indexrelid) FROM pg_index WHERE indrelid = $1 ORDER BY indexrelid", &[&view_oid])
+            .query(
+                "SELECT pg_get_indexdef(indexrelid) FROM pg_index WHERE indrelid = $1 ORDER BY indexrelid",
+                &[&view_oid],
+            )
             .await?
             .iter()
             .map(|r| r.get(0))

@@ -26,6 +26,16 @@ async fn each_ssl_mode_does_what_libpq_does() {
     assert!(uses_tls(&verified).await.unwrap(), "the test CA vouches for the server");
     let err = uses_tls(&format!("{db}?ssl=verify-full")).await.unwrap_err();
     assert!(err.contains("certificate"), "without the CA the certificate is refused: {err}");
+    // Reached under a name the certificate does not carry: verify-ca passes, verify-full refuses.
+    let port = db.rsplit(':').next().unwrap().split('/').next().unwrap();
+    let database = db.rsplit('/').next().unwrap();
+    let aliased = format!(
+        "postgresql://cd2@db.example.invalid:{port}/{database}?hostaddr=127.0.0.1&sslrootcert={}",
+        ca.display()
+    );
+    assert!(uses_tls(&format!("{aliased}&sslmode=verify-ca")).await.unwrap());
+    let err = uses_tls(&format!("{aliased}&sslmode=verify-full")).await.unwrap_err();
+    assert!(err.contains("not valid for name") || err.contains("NotValidForName"), "{err}");
     let err = uses_tls(&format!("{db}?ssl=verify-full&sslrootcert=/nonexistent.pem")).await.unwrap_err();
     assert!(err.contains("reading sslrootcert /nonexistent.pem"), "{err}");
 }
