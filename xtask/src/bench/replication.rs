@@ -17,6 +17,31 @@ use tokio_postgres::NoTls;
 /// Objects per generated table: DAP splits large tables into several.
 const OBJECTS: u64 = 8;
 
+/// Runs per size; the table shows each figure's median, and the largest RSS seen.
+const RUNS: usize = 3;
+
+fn median_of(runs: usize, mut measure: impl FnMut() -> Result<Value>) -> Result<Value> {
+    let results: Vec<Value> = (0..runs).map(|_| measure()).collect::<Result<_>>()?;
+    let mut out = results[0].clone();
+    for key in ["init_rows_per_s", "copy_rows_per_s", "sync_rows_per_s", "init_seconds", "init_cpu_seconds"] {
+        let mut v: Vec<f64> = results.iter().map(|r| r[key].as_f64().unwrap_or(0.0)).collect();
+        v.sort_by(f64::total_cmp);
+        out[key] = json!(v[v.len() / 2]);
+    }
+    for key in ["init_peak_rss_kb", "sync_peak_rss_kb"] {
+        out[key] = json!(results.iter().map(|r| r[key].as_u64().unwrap_or(0)).max());
+    }
+    let ratios: Vec<String> = results
+        .iter()
+        .map(|r| {
+            let ratio = r["init_rows_per_s"].as_f64().unwrap_or(0.0) / r["copy_rows_per_s"].as_f64().unwrap_or(1.0);
+            format!("{:.0}%", 100.0 * ratio)
+        })
+        .collect();
+    out["ratios"] = json!(ratios.join(" "));
+    Ok(out)
+}
+
 pub fn run(rows: u64) -> Result<()> {
     if cfg!(debug_assertions) {
         eprintln!("building optimized binaries for the benchmark ...");
@@ -36,11 +61,11 @@ pub fn run(rows: u64) -> Result<()> {
     let server = testkit::PgServer::start(&project::target_dir("bench-postgres")).map_err(anyhow::Error::msg)?;
     // A quarter of the table too, to show that memory does not grow with it.
     let result: Result<Vec<Value>> =
-        [rows / 4, rows].iter().map(|&n| measure(n, &emulator_bin, &server.url())).collect();
+        [rows / 4, rows].iter().map(|&n| median_of(RUNS, || measure(n, &emulator_bin, &server.url()))).collect();
     let _ = server.stop();
     let results = result?;
     println!(
-        "\nreplication of canvas.{} (16 columns), optimized build, PostgreSQL {} on loopback:",
+        "\nreplication of canvas.{} (16 columns), optimized build, PostgreSQL {} on loopback, median of {RUNS} runs:",
         bench::TABLE,
         pg_version()
     );
@@ -71,6 +96,9 @@ pub fn run(rows: u64) -> Result<()> {
         );
     }
     println!("CPU seconds of the replicating process during init (of wall seconds): {}", cpu.join(", "));
+    let ratios: Vec<String> =
+        results.iter().map(|r| format!("{}: {}", r["rows"], r["ratios"].as_str().unwrap_or_default())).collect();
+    println!("init/COPY of each run ({RUNS} per size; the table shows medians): {}", ratios.join(", "));
     Ok(())
 }
 
