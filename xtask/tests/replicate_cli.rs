@@ -67,10 +67,13 @@ async fn replicates_every_table_then_syncs_and_summarizes() {
     );
 }
 
+/// Arguments, environment overrides, and what the one error line must say.
+type BadInput = (&'static [&'static str], &'static [(&'static str, &'static str)], &'static str);
+
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_input_gets_one_line_and_a_failing_exit_code() {
     let s = setup().await;
-    let cases: [(&[&str], &[(&str, &str)], &str); 5] = [
+    let cases: [BadInput; 5] = [
         (&["--namespace", "canvas", "--table", "all"], &[("DAP_CLIENT_SECRET", "wrong")], "check the credentials"),
         (&["--namespace", "canvass", "--table", "all"], &[], "unknown namespace `canvass`: use one of canvas"),
         (
