@@ -10,8 +10,8 @@ use replica::{Budget, Counts, Replicator};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use tokio_postgres::NoTls;
 
+use crate::db::{connect, create_database};
 use crate::project;
 
 /// What the catalog says of a replicated table: columns, types, nullability, comments,
@@ -74,17 +74,6 @@ impl Official {
     }
 }
 
-async fn connect(url: &str) -> Result<tokio_postgres::Client> {
-    let (client, conn) = tokio_postgres::connect(url, NoTls).await.with_context(|| format!("connecting to {url}"))?;
-    tokio::spawn(conn);
-    Ok(client)
-}
-
-async fn create_database(server: &str, name: &str) -> Result<String> {
-    connect(&format!("{server}/postgres")).await?.batch_execute(&format!("CREATE DATABASE {name}")).await?;
-    Ok(format!("{server}/{name}"))
-}
-
 async fn describe(db: &str, table: &str) -> Result<String> {
     let row = connect(db).await?.query_one(DESCRIBE, &[&table]).await.with_context(|| format!("describing {table}"))?;
     Ok(row.get::<_, Option<String>>(0).unwrap_or_default())
@@ -104,13 +93,7 @@ pub fn run(server: &str, dap_bin: &Path) -> Result<usize> {
 async fn interop(server: &str, dap_bin: &Path) -> Result<usize> {
     let settings = Settings { rows_per_object: 10, polls_before_complete: 1, ..Settings::default() };
     let emulator = Emulator::start(settings.clone()).await?;
-    let fixture: Value =
-        serde_json::from_str(&std::fs::read_to_string(project::root().join("lambdas/emulator/fixtures/demo.json"))?)?;
-    for t in fixture["tables"].as_array().into_iter().flatten() {
-        let (ns, table) = (t["namespace"].as_str().unwrap_or_default(), t["table"].as_str().unwrap_or_default());
-        emulator.put_schema(ns, table, t["schema"].clone());
-        emulator.commit(ns, table, t["rows"].as_array().cloned().unwrap_or_default(), vec![]);
-    }
+    emulator.load_fixture(Path::new(emulator::DEMO_FIXTURE)).map_err(anyhow::Error::msg)?;
     let official = Official {
         bin: dap_bin.to_path_buf(),
         base_url: emulator.base_url(),

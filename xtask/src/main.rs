@@ -3,6 +3,7 @@
 //! One module per command; each exposes one `run` function taking its parsed flags.
 
 mod bench;
+mod db;
 mod interop;
 mod project;
 mod replicate;

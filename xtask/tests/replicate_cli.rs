@@ -11,16 +11,7 @@ struct Setup {
 
 async fn setup() -> Setup {
     let emulator = Emulator::start(Settings { rows_per_object: 10, ..Settings::default() }).await.unwrap();
-    let fixture: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../lambdas/emulator/fixtures/demo.json"))
-            .unwrap(),
-    )
-    .unwrap();
-    for t in fixture["tables"].as_array().unwrap() {
-        let (ns, table) = (t["namespace"].as_str().unwrap(), t["table"].as_str().unwrap());
-        emulator.put_schema(ns, table, t["schema"].clone());
-        emulator.commit(ns, table, t["rows"].as_array().unwrap().clone(), vec![]);
-    }
+    emulator.load_fixture(std::path::Path::new(emulator::DEMO_FIXTURE)).unwrap();
     let db = tokio::task::spawn_blocking(testkit::fresh_database).await.unwrap();
     Setup { emulator, db }
 }

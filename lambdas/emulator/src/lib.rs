@@ -11,6 +11,9 @@ mod data;
 
 pub use data::{Generated, columns, tsv_field};
 
+/// The demo data: a few canvas tables, for the README's demo and the end-to-end tests.
+pub const DEMO_FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/demo.json");
+
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
@@ -145,6 +148,15 @@ impl Drop for Emulator {
 
 type Shared = Arc<Mutex<Inner>>;
 
+impl Inner {
+    /// A commit's time: the current data time, which then moves one second on.
+    fn tick(&mut self) -> DateTime<Utc> {
+        let ts = self.clock.expect("clock is set");
+        self.clock = Some(ts + ChronoDuration::seconds(1));
+        ts
+    }
+}
+
 fn lock(state: &Shared) -> MutexGuard<'_, Inner> {
     state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
@@ -203,8 +215,7 @@ impl Emulator {
     /// (key properties only) in one transaction, at the current data time.
     pub fn commit(&self, namespace: &str, table: &str, upserts: Vec<Value>, deletes: Vec<Value>) {
         let mut s = lock(&self.state);
-        let ts = s.clock.expect("clock is set");
-        s.clock = Some(ts + ChronoDuration::seconds(1));
+        let ts = s.tick();
         let t = s.tables.get_mut(&(namespace.to_owned(), table.to_owned())).expect("put_schema first");
         let to_map = |v: Value| -> IndexMap<String, Value> {
             v.as_object().expect("records are objects").iter().map(|(k, v)| (k.clone(), v.clone())).collect()
@@ -215,6 +226,22 @@ impl Emulator {
         for d in deletes {
             t.delete(ts, to_map(d));
         }
+    }
+
+    /// Loads a fixture file, `{"tables": [{"namespace", "table", "schema", "rows": [...]}]}`:
+    /// each table's schema, and its rows committed at once.
+    pub fn load_fixture(&self, path: &std::path::Path) -> Result<(), String> {
+        let fail = |e: String| format!("fixture {}: {e}", path.display());
+        let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+        let fixture: Value = serde_json::from_str(&text).map_err(|e| fail(e.to_string()))?;
+        for t in fixture["tables"].as_array().into_iter().flatten() {
+            let (Some(ns), Some(table)) = (t["namespace"].as_str(), t["table"].as_str()) else {
+                return Err(fail("every table needs `namespace` and `table`".into()));
+            };
+            self.put_schema(ns, table, t["schema"].clone());
+            self.commit(ns, table, t["rows"].as_array().cloned().unwrap_or_default(), vec![]);
+        }
+        Ok(())
     }
 
     /// Adds (or replaces) a generated table with `rows` rows; see [`Generated`].
@@ -503,8 +530,7 @@ async fn get_job(State(state): State<Shared>, Path(id): Path<String>, headers: H
 /// Test control: the next revision of a generated table.
 async fn touch(State(state): State<Shared>, Path((ns, table)): Path<(String, String)>) -> Response {
     let mut s = lock(&state);
-    let ts = s.clock.expect("clock is set");
-    s.clock = Some(ts + ChronoDuration::seconds(1));
+    s.tick();
     match s.tables.get_mut(&(ns, table)).and_then(|t| t.generated.as_mut()) {
         Some(g) => {
             g.revision += 1;

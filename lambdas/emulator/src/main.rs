@@ -57,25 +57,11 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if let Some(path) = &args.fixture {
-        let loaded = std::fs::read_to_string(path)
-            .map_err(|e| e.to_string())
-            .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).map_err(|e| e.to_string()));
-        let fixture = match loaded {
-            Ok(f) => f,
-            Err(e) => {
-                eprintln!("fixture {path}: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
-        for t in fixture["tables"].as_array().into_iter().flatten() {
-            let (Some(ns), Some(table)) = (t["namespace"].as_str(), t["table"].as_str()) else {
-                eprintln!("fixture {path}: every table needs `namespace` and `table`");
-                return ExitCode::FAILURE;
-            };
-            emulator.put_schema(ns, table, t["schema"].clone());
-            emulator.commit(ns, table, t["rows"].as_array().cloned().unwrap_or_default(), vec![]);
-        }
+    if let Some(path) = &args.fixture
+        && let Err(e) = emulator.load_fixture(std::path::Path::new(path))
+    {
+        eprintln!("{e}");
+        return ExitCode::FAILURE;
     }
     if let Some(rows) = args.bench_rows {
         emulator.put_generated(

@@ -114,12 +114,15 @@ fn tls_config(tls: &TlsMode) -> Result<ClientConfig, ReplicaError> {
                 let chain = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
                     .build()
                     .map_err(|e| ReplicaError::Connect(format!("setting up TLS: {e}")))?;
-                builder.dangerous().with_custom_certificate_verifier(Arc::new(AnyName(chain))).with_no_client_auth()
+                builder
+                    .dangerous()
+                    .with_custom_certificate_verifier(Arc::new(Lenient::chain_only(chain)))
+                    .with_no_client_auth()
             }
         }
         _ => builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(Unverified(provider().signature_verification_algorithms)))
+            .with_custom_certificate_verifier(Arc::new(Lenient::any_certificate()))
             .with_no_client_auth(),
     };
     Ok(config)
@@ -144,51 +147,26 @@ pub async fn connect(options: &ConnectOptions) -> Result<(Client, tokio::task::J
     Ok((client, task))
 }
 
-/// libpq's `require`: encryption without a certificate check. The signature checks keep
-/// the handshake itself sound.
+/// The checks libpq's weaker modes make: `require` checks no certificate (`chain: None`),
+/// `verify-ca` checks the chain but not the name. The handshake signatures are always
+/// checked, which keeps the session itself sound.
 #[derive(Debug)]
-struct Unverified(WebPkiSupportedAlgorithms);
+struct Lenient {
+    chain: Option<Arc<WebPkiServerVerifier>>,
+    algorithms: WebPkiSupportedAlgorithms,
+}
 
-impl ServerCertVerifier for Unverified {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
+impl Lenient {
+    fn any_certificate() -> Self {
+        Self { chain: None, algorithms: provider().signature_verification_algorithms }
     }
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_schemes()
+    fn chain_only(chain: Arc<WebPkiServerVerifier>) -> Self {
+        Self { chain: Some(chain), algorithms: provider().signature_verification_algorithms }
     }
 }
 
-/// libpq's `verify-ca`: the chain must lead to a trusted root; the name is not checked.
-#[derive(Debug)]
-struct AnyName(Arc<WebPkiServerVerifier>);
-
-impl ServerCertVerifier for AnyName {
+impl ServerCertVerifier for Lenient {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -197,7 +175,8 @@ impl ServerCertVerifier for AnyName {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match self.0.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
+        let Some(chain) = &self.chain else { return Ok(ServerCertVerified::assertion()) };
+        match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
             )) => Ok(ServerCertVerified::assertion()),
@@ -211,7 +190,7 @@ impl ServerCertVerifier for AnyName {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
     }
 
     fn verify_tls13_signature(
@@ -220,11 +199,11 @@ impl ServerCertVerifier for AnyName {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
+        self.algorithms.supported_schemes()
     }
 }
 

@@ -3,7 +3,7 @@
 use crate::error::{DbContext, ReplicaError};
 use crate::load::{self, upsert_object};
 use crate::model::quote_ident;
-use crate::progress::{Obtained, SavedJob, forget_job, mark_done, retry_or_fail, save_job};
+use crate::progress::{JobWanted, Obtained, forget_job, mark_done, retry_or_fail};
 use crate::{Budget, Outcome, Replicator, Status, TableModel, ddl, migrate};
 
 impl Replicator {
@@ -14,7 +14,7 @@ impl Replicator {
 
     async fn init_locked(&mut self, namespace: &str, table: &str, budget: Budget) -> Result<Outcome, ReplicaError> {
         let name = format!("{namespace}.{table}");
-        if self.registered(namespace, table).await?.is_some() {
+        if self.last_timestamp(namespace, table).await?.is_some() {
             return Err(ReplicaError::AlreadyInitialized { table: name });
         }
         if migrate::table_exists(&self.db, namespace, table).await.doing(&name, "looking for the table")? {
@@ -31,29 +31,21 @@ impl Replicator {
 
         let staged =
             migrate::table_exists(&self.db, &staging, table).await.doing(&name, "looking for the staging table")?;
-        let job = match self.obtain_job(namespace, table, "init", None, schema.version, budget, staged).await? {
-            Obtained::Resumed(job) => {
-                tracing::info!(table = %name, job = %job.id, "resuming init");
-                job
-            }
-            Obtained::Pending(id) => {
-                outcome.status = Status::InProgress;
-                outcome.cursor = Some(id);
-                return Ok(outcome);
-            }
-            Obtained::New(job) => {
-                let tx = self.db.transaction().await.doing(&name, "starting a transaction")?;
-                let sql = format!(
-                    "{lock}\nDROP TABLE IF EXISTS {staged};\n{create}",
-                    lock = ddl::DDL_LOCK,
-                    staged = ddl::qualified(&staging, table),
-                    create = ddl::create_table(&model, &staging)
-                );
-                tx.batch_execute(&sql).await.doing(&name, "creating the staging table")?;
-                save_job(&tx, namespace, table, "init", &SavedJob::Complete(job.clone()), schema.version).await?;
-                tx.commit().await.doing(&name, "committing the new job")?;
-                job
-            }
+        let wanted = JobWanted {
+            kind: "init",
+            since: None,
+            schema_version: schema.version,
+            resumable: staged,
+            prepare: format!(
+                "{lock}\nDROP TABLE IF EXISTS {staged};\n{create}",
+                lock = ddl::DDL_LOCK,
+                staged = ddl::qualified(&staging, table),
+                create = ddl::create_table(&model, &staging)
+            ),
+        };
+        let job = match self.obtain_job(namespace, table, &wanted, budget).await? {
+            Obtained::Ready(job) => job,
+            Obtained::Pending(id) => return Ok(outcome.in_progress(&id)),
         };
 
         let target = ddl::qualified(&staging, table);
@@ -62,9 +54,7 @@ impl Replicator {
         objects.sort();
         for (n, object) in objects.iter().enumerate() {
             if budget.spent() {
-                outcome.status = Status::InProgress;
-                outcome.cursor = Some(job.id.clone());
-                return Ok(outcome);
+                return Ok(outcome.in_progress(&job.id));
             }
             let mut attempt = 1;
             loop {

@@ -74,6 +74,13 @@ impl Outcome {
     fn new(status: Status) -> Self {
         Self { status, counts: Counts::default(), cursor: None, notes: Vec::new() }
     }
+
+    /// The budget ran out while loading from job `cursor`.
+    fn in_progress(mut self, cursor: &str) -> Self {
+        self.status = Status::InProgress;
+        self.cursor = Some(cursor.to_owned());
+        self
+    }
 }
 
 /// When to stop starting new objects.
@@ -167,10 +174,6 @@ impl Replicator {
 
     /// The `table_sync` timestamp of a replicated table: where its next sync starts.
     pub async fn last_timestamp(&self, namespace: &str, table: &str) -> Result<Option<DateTime<Utc>>, ReplicaError> {
-        self.registered(namespace, table).await
-    }
-
-    async fn registered(&self, namespace: &str, table: &str) -> Result<Option<DateTime<Utc>>, ReplicaError> {
         let row = self
             .db
             .query_opt(

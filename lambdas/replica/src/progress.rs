@@ -36,12 +36,24 @@ pub(crate) struct JobRow {
 /// Where the job for a call stands.
 #[derive(Debug)]
 pub(crate) enum Obtained {
-    /// A complete job saved by an earlier call: resume its objects.
-    Resumed(CompletedJob),
-    /// A job that just completed: prepare for it and save it.
-    New(CompletedJob),
+    /// A complete job, saved: load its objects not yet done.
+    Ready(CompletedJob),
     /// DAP is still preparing the job at the end of the budget; it is saved.
     Pending(String),
+}
+
+/// What job a call needs.
+#[derive(Debug)]
+pub(crate) struct JobWanted {
+    /// `init` or `sync`.
+    pub(crate) kind: &'static str,
+    /// `None` for a snapshot.
+    pub(crate) since: Option<DateTime<Utc>>,
+    pub(crate) schema_version: i64,
+    /// Whether a saved complete job can be resumed (init: its staging table exists).
+    pub(crate) resumable: bool,
+    /// SQL run in the transaction that saves a newly completed job (init: a fresh staging table).
+    pub(crate) prepare: String,
 }
 
 impl Replicator {
@@ -84,30 +96,28 @@ impl Replicator {
         Ok((rows.iter().map(|r| r.get(0)).collect(), total))
     }
 
-    /// The job to load from: a saved complete one when `usable` and not about to expire, a
-    /// saved pending one polled within the budget, or a new one (saved as pending first, so
-    /// that a call whose budget ends while DAP prepares it does not start another).
-    #[allow(clippy::too_many_arguments)]
+    /// The job to load from: a saved complete one when resumable and not about to expire,
+    /// a saved pending one polled within the budget, or a new one (saved as pending first,
+    /// so that a call whose budget ends while DAP prepares it does not start another).
     pub(crate) async fn obtain_job(
         &mut self,
         namespace: &str,
         table: &str,
-        kind: &str,
-        since: Option<DateTime<Utc>>,
-        version: i64,
+        wanted: &JobWanted,
         budget: Budget,
-        usable: bool,
     ) -> Result<Obtained, ReplicaError> {
         let name = format!("{namespace}.{table}");
+        let (kind, since, version) = (wanted.kind, wanted.since, wanted.schema_version);
         let saved =
             self.saved_job(namespace, table, kind).await?.filter(|s| s.schema_version == version).map(|s| s.job);
         let pending = match saved {
-            Some(SavedJob::Complete(job)) if usable && job.since == since => {
+            Some(SavedJob::Complete(job)) if wanted.resumable && job.since == since => {
                 // With every object loaded, only publishing is left, which needs no download.
                 let (done, _) = self.done_objects(namespace, table, &job.id).await?;
                 let all_loaded = job.objects.iter().all(|o| done.contains(&o.id));
                 if all_loaded || job.expires_at.is_none_or(|e| e > Utc::now() + JOB_MARGIN) {
-                    return Ok(Obtained::Resumed(job));
+                    tracing::info!(table = %name, job = %job.id, "resuming the saved job");
+                    return Ok(Obtained::Ready(job));
                 }
                 None
             }
@@ -130,7 +140,15 @@ impl Replicator {
             }
         };
         match self.dap.resume_job(namespace, table, &id, since.is_some(), budget.deadline()).await {
-            Ok(Some(job)) => Ok(Obtained::New(job)),
+            Ok(Some(job)) => {
+                let tx = self.db.transaction().await.doing(&name, "starting a transaction")?;
+                if !wanted.prepare.is_empty() {
+                    tx.batch_execute(&wanted.prepare).await.doing(&name, "preparing for the new job")?;
+                }
+                save_job(&tx, namespace, table, kind, &SavedJob::Complete(job.clone()), version).await?;
+                tx.commit().await.doing(&name, "committing the new job")?;
+                Ok(Obtained::Ready(job))
+            }
             Ok(None) => Ok(Obtained::Pending(id)),
             Err(e) if matches!(e, DapError::JobFailed { .. } | DapError::NotFound { .. }) || !e.is_transient() => {
                 // A failed or vanished job is no use to the next call either.

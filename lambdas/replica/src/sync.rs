@@ -2,7 +2,7 @@
 
 use crate::error::{DbContext, ReplicaError};
 use crate::load::upsert_object;
-use crate::progress::{Obtained, SavedJob, advance, mark_done, retry_or_fail, save_job};
+use crate::progress::{JobWanted, Obtained, advance, mark_done, retry_or_fail};
 use crate::{Budget, Outcome, Replicator, Status, TableModel, ddl, migrate};
 
 impl Replicator {
@@ -13,7 +13,7 @@ impl Replicator {
 
     async fn sync_locked(&mut self, namespace: &str, table: &str, budget: Budget) -> Result<Outcome, ReplicaError> {
         let name = format!("{namespace}.{table}");
-        let Some(since) = self.registered(namespace, table).await? else {
+        let Some(since) = self.last_timestamp(namespace, table).await? else {
             return Ok(Outcome::new(Status::InitNeeded));
         };
         let schema = self.dap.schema(namespace, table).await?;
@@ -23,19 +23,16 @@ impl Replicator {
         outcome.notes = migrate::migrate(&tx, &model, namespace).await?;
         tx.commit().await.doing(&name, "committing schema changes")?;
 
-        let job = match self.obtain_job(namespace, table, "sync", Some(since), schema.version, budget, true).await? {
-            Obtained::Resumed(job) => job,
-            Obtained::Pending(id) => {
-                outcome.status = Status::InProgress;
-                outcome.cursor = Some(id);
-                return Ok(outcome);
-            }
-            Obtained::New(job) => {
-                let tx = self.db.transaction().await.doing(&name, "starting a transaction")?;
-                save_job(&tx, namespace, table, "sync", &SavedJob::Complete(job.clone()), schema.version).await?;
-                tx.commit().await.doing(&name, "committing the new job")?;
-                job
-            }
+        let wanted = JobWanted {
+            kind: "sync",
+            since: Some(since),
+            schema_version: schema.version,
+            resumable: true,
+            prepare: String::new(),
+        };
+        let job = match self.obtain_job(namespace, table, &wanted, budget).await? {
+            Obtained::Ready(job) => job,
+            Obtained::Pending(id) => return Ok(outcome.in_progress(&id)),
         };
         let target = ddl::qualified(namespace, table);
         let (done, _) = self.done_objects(namespace, table, &job.id).await?;
@@ -50,9 +47,7 @@ impl Replicator {
         let last = objects.len() - 1;
         for (i, object) in objects.iter().enumerate() {
             if budget.spent() {
-                outcome.status = Status::InProgress;
-                outcome.cursor = Some(job.id.clone());
-                return Ok(outcome);
+                return Ok(outcome.in_progress(&job.id));
             }
             let mut attempt = 1;
             let counts = loop {

@@ -21,7 +21,7 @@ pub struct SavedView {
     column_comments: Vec<(String, String)>,
     grants: Vec<String>,
     /// Indexes, triggers and rules: statements that recreate them as they were.
-    indexes: Vec<String>,
+    attached: Vec<String>,
 }
 
 impl SavedView {
@@ -54,6 +54,14 @@ SELECT c.oid, n.nspname::text, c.relname::text, c.relkind = 'm', pg_get_viewdef(
 FROM deps JOIN pg_class c ON c.oid = deps.oid JOIN pg_namespace n ON n.oid = c.relnamespace
 GROUP BY c.oid, n.nspname, c.relname, c.relkind, c.relowner, c.reloptions
 ORDER BY depth, n.nspname, c.relname";
+
+/// What goes with a view and must be recreated with it: indexes (materialized views),
+/// INSTEAD OF triggers and rules (writable views), each as the statement that makes it.
+const ATTACHED: [&str; 3] = [
+    "SELECT pg_get_indexdef(indexrelid) FROM pg_index WHERE indrelid = $1 ORDER BY indexrelid",
+    "SELECT pg_get_triggerdef(oid) FROM pg_trigger WHERE tgrelid = $1 AND NOT tgisinternal ORDER BY tgname",
+    "SELECT pg_get_ruledef(oid) FROM pg_rewrite WHERE ev_class = $1 AND rulename <> '_RETURN' ORDER BY rulename",
+];
 
 pub async fn save_and_drop(
     db: &impl GenericClient,
@@ -92,34 +100,10 @@ pub async fn save_and_drop(
                 (grantee, privilege, grantable)
             })
             .collect::<Vec<_>>();
-        let mut indexes: Vec<String> = db
-            .query(
-                "SELECT pg_get_indexdef(indexrelid) FROM pg_index WHERE indrelid = $1 ORDER BY indexrelid",
-                &[&view_oid],
-            )
-            .await?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-        // INSTEAD OF triggers and rules (writable views) go with the view; keep them too.
-        indexes.extend(
-            db.query(
-                "SELECT pg_get_triggerdef(oid) FROM pg_trigger WHERE tgrelid = $1 AND NOT tgisinternal ORDER BY tgname",
-                &[&view_oid],
-            )
-            .await?
-            .iter()
-            .map(|r| r.get::<_, String>(0)),
-        );
-        indexes.extend(
-            db.query(
-                "SELECT pg_get_ruledef(oid) FROM pg_rewrite WHERE ev_class = $1 AND rulename <> '_RETURN' ORDER BY rulename",
-                &[&view_oid],
-            )
-            .await?
-            .iter()
-            .map(|r| r.get::<_, String>(0)),
-        );
+        let mut attached = Vec::new();
+        for sql in ATTACHED {
+            attached.extend(db.query(sql, &[&view_oid]).await?.iter().map(|r| r.get::<_, String>(0)));
+        }
         let column_grants: Vec<(String, String, String, bool)> = db
             .query(
                 "SELECT a.attname::text,
@@ -143,7 +127,7 @@ pub async fn save_and_drop(
             comment: row.get(7),
             column_comments,
             grants: Vec::new(),
-            indexes,
+            attached,
         };
         let target = view.qualified();
         view.grants = grants
@@ -182,7 +166,7 @@ pub async fn restore(db: &impl GenericClient, saved: &[SavedView]) -> Result<(),
             sql.push(format!("COMMENT ON COLUMN {target}.{} IS {}", quote_ident(column), quote_literal(c)));
         }
         sql.extend(view.grants.iter().cloned());
-        sql.extend(view.indexes.iter().cloned());
+        sql.extend(view.attached.iter().cloned());
         for s in sql {
             db.batch_execute(&s).await?;
         }

@@ -2,6 +2,7 @@
 //! `--release`. The replicating side runs in a child process of its own so that its peak
 //! RSS is its own.
 
+use crate::db::{connect, create_database};
 use crate::project;
 use anyhow::{Context, Result, bail};
 use dap::{ClientConfig, Credentials, DapClient};
@@ -12,7 +13,6 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use tokio_postgres::NoTls;
 
 /// Objects per generated table: DAP splits large tables into several.
 const OBJECTS: u64 = 8;
@@ -165,19 +165,6 @@ fn measure(rows: u64, emulator_bin: &Path, server: &str) -> Result<Value> {
     result["rows"] = json!(rows);
     drop(emulator);
     Ok(result)
-}
-
-async fn connect(url: &str) -> Result<tokio_postgres::Client> {
-    let (client, conn) = tokio_postgres::connect(url, NoTls).await?;
-    tokio::spawn(conn);
-    Ok(client)
-}
-
-async fn create_database(server: &str, name: &str) -> Result<String> {
-    let admin = connect(&format!("{server}/postgres")).await?;
-    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name}")).await?;
-    admin.batch_execute(&format!("CREATE DATABASE {name}")).await?;
-    Ok(format!("{server}/{name}"))
 }
 
 /// The ceiling: the same rows, already in COPY text in a file, into the same table with
