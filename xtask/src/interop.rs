@@ -75,12 +75,19 @@ impl Official {
 }
 
 async fn describe(db: &str, table: &str) -> Result<String> {
-    let row = connect(db).await?.query_one(DESCRIBE, &[&table]).await.with_context(|| format!("describing {table}"))?;
-    Ok(row.get::<_, Option<String>>(0).unwrap_or_default())
+    let described: Option<String> = sqlx::query_scalar(DESCRIBE)
+        .bind(table)
+        .fetch_one(&mut connect(db).await?)
+        .await
+        .with_context(|| format!("describing {table}"))?;
+    Ok(described.unwrap_or_default())
 }
 
 async fn scalar(db: &str, sql: &str) -> Result<String> {
-    Ok(connect(db).await?.query_one(sql, &[]).await.with_context(|| sql.to_owned())?.get(0))
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .fetch_one(&mut connect(db).await?)
+        .await
+        .with_context(|| sql.to_owned())
 }
 
 /// Runs the interchange checks; `server` is the test PostgreSQL, `dap_bin` the official

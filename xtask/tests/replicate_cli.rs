@@ -12,7 +12,7 @@ struct Setup {
 async fn setup() -> Setup {
     let emulator = Emulator::start(Settings { rows_per_object: 10, ..Settings::default() }).await.unwrap();
     emulator.load_fixture(std::path::Path::new(emulator::DEMO_FIXTURE)).unwrap();
-    let db = tokio::task::spawn_blocking(testkit::fresh_database).await.unwrap();
+    let db = testkit::fresh_database().await;
     Setup { emulator, db }
 }
 

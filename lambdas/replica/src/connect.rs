@@ -1,209 +1,326 @@
-//! Database connections: the official client's connection string, with TLS as libpq
-//! means it.
+//! Database connections on sqlx: the official client's connection string, or options built
+//! in code (for an IAM auth token as the password, or the RDS CA bundle as PEM bytes), with
+//! TLS as libpq means it and a connect timeout that outlasts a paused Aurora's resume.
 //!
-//! `ssl=` (the official client's option) or `sslmode=` take libpq's modes: `disable`;
-//! `prefer` (the default) and `require` encrypt without checking the certificate, as libpq
-//! does; `verify-ca` checks it against the public roots and the PEM file in `sslrootcert=`
-//! (for Aurora, the RDS CA bundle), and `verify-full` checks the host name as well.
+//! `ssl=` (the official client's option) or `sslmode=` take libpq's six modes:
+//! - `disable`: no TLS.
+//! - `allow`: plain first; TLS (unchecked) if the server refuses a plain connection.
+//! - `prefer` (the default): TLS when the server offers it, certificate unchecked.
+//! - `require`: TLS always, certificate unchecked; with a root certificate given, checked as
+//!   `verify-ca` checks it (libpq does the same).
+//! - `verify-ca`: the certificate must chain to a trusted root; the host name is not checked.
+//! - `verify-full`: the chain and the host name.
+//!
+//! Trusted roots are `sslrootcert` and, unlike libpq, also the Mozilla roots that sqlx
+//! bundles (webpki-roots); a private CA (such as RDS's) is trusted only when given.
 
-use crate::error::{ReplicaError, describe};
-use rustls::client::WebPkiServerVerifier;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
-use rustls_pki_types::pem::PemObject;
+use crate::error::ReplicaError;
+use sqlx::ConnectOptions as _;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgSslMode};
 use std::path::PathBuf;
-use std::sync::Arc;
-use tokio_postgres::config::SslMode;
-use tokio_postgres::{Client, NoTls};
+use std::time::{Duration, Instant};
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// How long a connection attempt may take: long enough for Aurora Serverless v2 to resume
+/// from 0 ACU (about 15 s), which it answers with `57P03 cannot_connect_now` meanwhile.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// libpq's `sslmode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum TlsMode {
     Disable,
-    /// TLS when the server offers it, without checking the certificate.
+    Allow,
+    #[default]
     Prefer,
-    /// TLS always, without checking the certificate.
     Require,
-    /// TLS always, certificate checked, and the host name too with `check_host`
-    /// (`verify-full`; `verify-ca` checks only the chain).
-    Verify {
-        root_cert: Option<PathBuf>,
-        check_host: bool,
-    },
+    VerifyCa,
+    VerifyFull,
 }
 
-/// A parsed connection string.
-#[derive(Clone, Debug)]
+impl std::str::FromStr for TlsMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "disable" => TlsMode::Disable,
+            "allow" => TlsMode::Allow,
+            "prefer" => TlsMode::Prefer,
+            "require" => TlsMode::Require,
+            "verify-ca" => TlsMode::VerifyCa,
+            "verify-full" => TlsMode::VerifyFull,
+            other => {
+                return Err(format!(
+                    "ssl mode `{other}` is not one of disable, allow, prefer, require, verify-ca, verify-full"
+                ));
+            }
+        })
+    }
+}
+
+/// The CA certificates to trust, from a file or as PEM bytes (a bundle shipped with a Lambda).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RootCert {
+    Path(PathBuf),
+    Pem(Vec<u8>),
+}
+
+/// Where and how to connect. Built by [`parse_connection_string`] or in code:
+///
+/// ```
+/// # use replica::{ConnectOptions, TlsMode};
+/// let options = ConnectOptions::new("db.example.internal", "canvas", "cd2_app")
+///     .password("an IAM auth token")
+///     .tls(TlsMode::VerifyFull)
+///     .root_cert_pem(b"-----BEGIN CERTIFICATE-----...".to_vec());
+/// assert!(!format!("{options:?}").contains("IAM auth token"));
+/// ```
+#[derive(Clone, PartialEq, Eq)]
 pub struct ConnectOptions {
-    pub config: tokio_postgres::Config,
+    pub host: String,
+    pub port: u16,
+    pub database: String,
+    pub user: String,
+    /// A password or an IAM database auth token; `Debug` never shows it.
+    pub password: Option<String>,
     pub tls: TlsMode,
+    pub root_cert: Option<RootCert>,
+    pub application_name: String,
+    pub connect_timeout: Duration,
 }
 
-/// `postgresql://user:password@host:port/database[?ssl=mode][&sslrootcert=file]`.
+impl std::fmt::Debug for ConnectOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectOptions")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("database", &self.database)
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("tls", &self.tls)
+            .field("root_cert", &self.root_cert.as_ref().map(|r| matches!(r, RootCert::Path(_))))
+            .field("connect_timeout", &self.connect_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ConnectOptions {
+    pub fn new(host: &str, database: &str, user: &str) -> Self {
+        Self {
+            host: host.to_owned(),
+            port: 5432,
+            database: database.to_owned(),
+            user: user.to_owned(),
+            password: None,
+            tls: TlsMode::default(),
+            root_cert: None,
+            application_name: "cd2-aws".to_owned(),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+        }
+    }
+
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+
+    /// A password, or an IAM auth token (which holds `&` and `=`: give it here, not in a URL).
+    pub fn password(mut self, password: &str) -> Self {
+        self.password = Some(password.to_owned());
+        self
+    }
+
+    pub fn tls(mut self, mode: TlsMode) -> Self {
+        self.tls = mode;
+        self
+    }
+
+    pub fn root_cert_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.root_cert = Some(RootCert::Path(path.into()));
+        self
+    }
+
+    pub fn root_cert_pem(mut self, pem: Vec<u8>) -> Self {
+        self.root_cert = Some(RootCert::Pem(pem));
+        self
+    }
+
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// `host:port/database`, for messages.
+    pub fn target(&self) -> String {
+        format!("{}:{}/{}", self.host, self.port, self.database)
+    }
+
+    /// The mode sqlx is asked for: libpq's `require` with a root certificate is `verify-ca`.
+    fn effective_tls(&self) -> TlsMode {
+        match (self.tls, &self.root_cert) {
+            (TlsMode::Require, Some(_)) => TlsMode::VerifyCa,
+            (mode, _) => mode,
+        }
+    }
+
+    /// sqlx's options for one attempt in `mode`; the root certificate is read here so that a
+    /// missing or empty file is named, instead of silently trusting only the bundled roots.
+    fn sqlx_options(&self, mode: TlsMode) -> Result<PgConnectOptions, ReplicaError> {
+        let mut options = PgConnectOptions::new_without_pgpass()
+            .host(&self.host)
+            .port(self.port)
+            .database(&self.database)
+            .username(&self.user)
+            .application_name(&self.application_name)
+            // Comments and enum labels in DDL are quoted literals: backslashes must stay literal.
+            .options([("standard_conforming_strings", "on")])
+            .ssl_mode(match mode {
+                TlsMode::Disable | TlsMode::Allow => PgSslMode::Disable,
+                TlsMode::Prefer => PgSslMode::Prefer,
+                TlsMode::Require => PgSslMode::Require,
+                TlsMode::VerifyCa => PgSslMode::VerifyCa,
+                TlsMode::VerifyFull => PgSslMode::VerifyFull,
+            });
+        if let Some(password) = &self.password {
+            options = options.password(password);
+        }
+        if matches!(mode, TlsMode::VerifyCa | TlsMode::VerifyFull)
+            && let Some(root) = &self.root_cert
+        {
+            let (pem, source) = match root {
+                RootCert::Path(path) => (
+                    std::fs::read(path).map_err(|e| {
+                        ReplicaError::BadConnectionString(format!("reading sslrootcert {}: {e}", path.display()))
+                    })?,
+                    format!("sslrootcert {}", path.display()),
+                ),
+                RootCert::Pem(pem) => (pem.clone(), "the root certificate given".to_owned()),
+            };
+            if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+                return Err(ReplicaError::BadConnectionString(format!("{source} holds no PEM certificate")));
+            }
+            options = options.ssl_root_cert_from_pem(pem);
+        }
+        Ok(options)
+    }
+}
+
+/// `postgresql://user:password@host:port/database[?sslmode=mode][&sslrootcert=file]`, as the
+/// official client and libpq take it (`ssl=` is the official client's name for `sslmode=`).
 pub fn parse_connection_string(s: &str) -> Result<ConnectOptions, ReplicaError> {
-    let bad = |why: String| {
-        ReplicaError::Connect(format!(
-            "the connection string is not valid: {why}; expected postgresql://user:password@host:port/database[?ssl=require]"
-        ))
-    };
-    if !s.starts_with("postgresql://") && !s.starts_with("postgres://") {
+    let bad = |why: String| ReplicaError::BadConnectionString(why);
+    let Some(rest) = s.strip_prefix("postgresql://").or_else(|| s.strip_prefix("postgres://")) else {
         return Err(bad("it must start with postgresql://".into()));
-    }
-    let (base, query) = s.split_once('?').unwrap_or((s, ""));
-    let mut mode = None;
-    let mut root_cert = None;
-    let mut rest = Vec::new();
+    };
+    let (base, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let (authority, database) = base.split_once('/').unwrap_or((base, ""));
+    let (userinfo, hostport) = match authority.rsplit_once('@') {
+        Some((u, h)) => (Some(u), h),
+        None => (None, authority),
+    };
+    let (user, password) = match userinfo {
+        Some(u) => match u.split_once(':') {
+            Some((user, password)) => (decode(user)?, Some(decode(password)?)),
+            None => (decode(u)?, None),
+        },
+        None => (String::new(), None),
+    };
+    let (host, port) = match hostport.strip_prefix('[') {
+        // An IPv6 address: [::1]:5432.
+        Some(v6) => match v6.split_once(']') {
+            Some((h, "")) => (h, None),
+            Some((h, p)) => (h, Some(p.strip_prefix(':').unwrap_or(p))),
+            None => return Err(bad(format!("host `{hostport}` lacks its closing `]`"))),
+        },
+        None => match hostport.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (hostport, None),
+        },
+    };
+    let port = match port {
+        Some(p) => p.parse::<u16>().map_err(|_| bad(format!("port `{p}` is not a number")))?,
+        None => 5432,
+    };
+    let mut options =
+        ConnectOptions::new(if host.is_empty() { "localhost" } else { host }, &decode(database)?, &user).port(port);
+    options.password = password;
     for param in query.split('&').filter(|p| !p.is_empty()) {
-        match param.split_once('=') {
-            Some(("ssl" | "sslmode", m)) => mode = Some(m.to_owned()),
-            Some(("sslrootcert", path)) => root_cert = Some(PathBuf::from(path)),
-            _ => rest.push(param),
-        }
-    }
-    let tls = match mode.as_deref() {
-        None | Some("prefer") | Some("allow") => TlsMode::Prefer,
-        Some("disable") => TlsMode::Disable,
-        Some("require") => TlsMode::Require,
-        Some("verify-ca") => TlsMode::Verify { root_cert, check_host: false },
-        Some("verify-full") => TlsMode::Verify { root_cert, check_host: true },
-        Some(other) => {
-            return Err(bad(format!(
-                "ssl mode `{other}` is not one of disable, prefer, require, verify-ca, verify-full"
-            )));
-        }
-    };
-    let url = if rest.is_empty() { base.to_owned() } else { format!("{base}?{}", rest.join("&")) };
-    let mut config = url.parse::<tokio_postgres::Config>().map_err(|e| bad(e.to_string()))?;
-    config.ssl_mode(match tls {
-        TlsMode::Disable => SslMode::Disable,
-        TlsMode::Prefer => SslMode::Prefer,
-        TlsMode::Require | TlsMode::Verify { .. } => SslMode::Require,
-    });
-    Ok(ConnectOptions { config, tls })
-}
-
-fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
-fn tls_config(tls: &TlsMode) -> Result<ClientConfig, ReplicaError> {
-    let builder = ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| ReplicaError::Connect(format!("setting up TLS: {e}")))?;
-    let config = match tls {
-        TlsMode::Verify { root_cert, check_host } => {
-            let mut roots = RootCertStore::empty();
-            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-            if let Some(path) = root_cert {
-                let certs = CertificateDer::pem_file_iter(path)
-                    .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-                    .map_err(|e| ReplicaError::Connect(format!("reading sslrootcert {}: {e}", path.display())))?;
-                if certs.is_empty() {
-                    return Err(ReplicaError::Connect(format!("sslrootcert {} holds no certificate", path.display())));
-                }
-                for cert in certs {
-                    roots
-                        .add(cert)
-                        .map_err(|e| ReplicaError::Connect(format!("sslrootcert {}: {e}", path.display())))?;
-                }
+        let (key, value) = param.split_once('=').unwrap_or((param, ""));
+        let value = decode(value)?;
+        match key {
+            "ssl" | "sslmode" => options.tls = value.parse().map_err(bad)?,
+            "sslrootcert" => options.root_cert = Some(RootCert::Path(value.into())),
+            "application_name" => options.application_name = value,
+            "user" => options.user = value,
+            "password" => options.password = Some(value),
+            "dbname" => options.database = value,
+            "host" => options.host = value,
+            "port" => options.port = value.parse().map_err(|_| bad(format!("port `{value}` is not a number")))?,
+            "connect_timeout" => {
+                let seconds: u64 =
+                    value.parse().map_err(|_| bad(format!("connect_timeout `{value}` is not whole seconds")))?;
+                options.connect_timeout = Duration::from_secs(seconds);
             }
-            if *check_host {
-                builder.with_root_certificates(roots).with_no_client_auth()
-            } else {
-                let chain = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
-                    .build()
-                    .map_err(|e| ReplicaError::Connect(format!("setting up TLS: {e}")))?;
-                builder
-                    .dangerous()
-                    .with_custom_certificate_verifier(Arc::new(Lenient::chain_only(chain)))
-                    .with_no_client_auth()
+            other => return Err(bad(format!("parameter `{other}` is not supported"))),
+        }
+    }
+    if options.user.is_empty() {
+        return Err(bad("it names no user".into()));
+    }
+    if options.database.is_empty() {
+        return Err(bad("it names no database".into()));
+    }
+    Ok(options)
+}
+
+/// Percent-decoding of a URL part.
+fn decode(part: &str) -> Result<String, ReplicaError> {
+    let bytes = part.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = part.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok());
+            let Some(b) = hex else {
+                return Err(ReplicaError::BadConnectionString(format!("`{part}` has a bad %-escape")));
+            };
+            out.push(b);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| ReplicaError::BadConnectionString(format!("`{part}` is not UTF-8")))
+}
+
+/// Connects within the options' timeout. While the server answers `cannot_connect_now`
+/// (Aurora resuming), tries again; `allow` falls back to TLS when refused in plain text.
+pub async fn connect(options: &ConnectOptions) -> Result<PgConnection, ReplicaError> {
+    let started = Instant::now();
+    let deadline = started + options.connect_timeout;
+    let mode = options.effective_tls();
+    let attempt = async {
+        loop {
+            let result = match mode {
+                TlsMode::Allow => match options.sqlx_options(TlsMode::Disable)?.connect().await {
+                    // A server that takes only TLS refuses the plain start-up with an error.
+                    Err(sqlx::Error::Database(_)) => options.sqlx_options(TlsMode::Require)?.connect().await,
+                    other => other,
+                },
+                mode => options.sqlx_options(mode)?.connect().await,
+            };
+            match result {
+                Ok(conn) => return Ok(conn),
+                Err(e) if crate::error::sqlstate(&e).as_deref() == Some("57P03") && Instant::now() < deadline => {
+                    tracing::info!(target = %options.target(), "the database is starting up; waiting");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(e) => return Err(ReplicaError::Connect { target: options.target(), cause: e }),
             }
         }
-        _ => builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(Lenient::any_certificate()))
-            .with_no_client_auth(),
     };
-    Ok(config)
-}
-
-/// Connects and drives the connection in a task; returns the client and that task.
-pub async fn connect(options: &ConnectOptions) -> Result<(Client, tokio::task::JoinHandle<()>), ReplicaError> {
-    let failed = |e: tokio_postgres::Error| {
-        let host = options.config.get_hosts().first().map(|h| format!("{h:?}")).unwrap_or_default();
-        let db = options.config.get_dbname().unwrap_or("?");
-        ReplicaError::Connect(format!("{} (host {host}, database {db})", describe(&e)))
-    };
-    let report = |e: tokio_postgres::Error| tracing::error!(error = %describe(&e), "database connection closed");
-    if options.tls == TlsMode::Disable {
-        let (client, connection) = options.config.connect(NoTls).await.map_err(failed)?;
-        let task = tokio::spawn(async move { connection.await.unwrap_or_else(report) });
-        return Ok((client, task));
-    }
-    let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config(&options.tls)?);
-    let (client, connection) = options.config.connect(tls).await.map_err(failed)?;
-    let task = tokio::spawn(async move { connection.await.unwrap_or_else(report) });
-    Ok((client, task))
-}
-
-/// The checks libpq's weaker modes make: `require` checks no certificate (`chain: None`),
-/// `verify-ca` checks the chain but not the name. The handshake signatures are always
-/// checked, which keeps the session itself sound.
-#[derive(Debug)]
-struct Lenient {
-    chain: Option<Arc<WebPkiServerVerifier>>,
-    algorithms: WebPkiSupportedAlgorithms,
-}
-
-impl Lenient {
-    fn any_certificate() -> Self {
-        Self { chain: None, algorithms: provider().signature_verification_algorithms }
-    }
-
-    fn chain_only(chain: Arc<WebPkiServerVerifier>) -> Self {
-        Self { chain: Some(chain), algorithms: provider().signature_verification_algorithms }
-    }
-}
-
-impl ServerCertVerifier for Lenient {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let Some(chain) = &self.chain else { return Ok(ServerCertVerified::assertion()) };
-        match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
-            Err(rustls::Error::InvalidCertificate(
-                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            )) => Ok(ServerCertVerified::assertion()),
-            other => other,
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
+    match tokio::time::timeout_at(deadline.into(), attempt).await {
+        Ok(result) => result,
+        Err(_) => Err(ReplicaError::ConnectTimeout { target: options.target(), waited: started.elapsed() }),
     }
 }
 
@@ -212,20 +329,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ssl_options_follow_libpq() {
-        let o = parse_connection_string("postgresql://u:p@h:5432/d?ssl=require").unwrap();
+    fn connection_strings_follow_libpq() {
+        let o = parse_connection_string("postgresql://u:p%40ss@h:5433/d?ssl=require").unwrap();
+        assert_eq!((o.host.as_str(), o.port, o.database.as_str(), o.user.as_str()), ("h", 5433, "d", "u"));
+        assert_eq!(o.password.as_deref(), Some("p@ss"));
         assert_eq!(o.tls, TlsMode::Require);
-        assert_eq!(o.config.get_dbname(), Some("d"));
+        assert_eq!(o.effective_tls(), TlsMode::Require);
         let o =
             parse_connection_string("postgresql://u@h/d?sslmode=verify-full&sslrootcert=/ca.pem&application_name=x")
                 .unwrap();
-        assert_eq!(o.tls, TlsMode::Verify { root_cert: Some("/ca.pem".into()), check_host: true });
-        assert_eq!(o.config.get_application_name(), Some("x"));
-        let o = parse_connection_string("postgresql://u@h/d?ssl=verify-ca").unwrap();
-        assert_eq!(o.tls, TlsMode::Verify { root_cert: None, check_host: false });
+        assert_eq!((o.tls, o.port), (TlsMode::VerifyFull, 5432));
+        assert_eq!(o.root_cert, Some(RootCert::Path("/ca.pem".into())));
+        assert_eq!(o.application_name, "x");
+        let o = parse_connection_string("postgresql://u@h/d?ssl=require&sslrootcert=/ca.pem").unwrap();
+        assert_eq!(o.effective_tls(), TlsMode::VerifyCa, "require with a root certificate verifies the chain");
         assert_eq!(parse_connection_string("postgresql://u@h/d").unwrap().tls, TlsMode::Prefer);
+        assert_eq!(parse_connection_string("postgres://u@h/d?ssl=allow").unwrap().tls, TlsMode::Allow);
         let err = parse_connection_string("postgresql://u@h/d?ssl=maybe").unwrap_err().to_string();
         assert!(err.contains("ssl mode `maybe`"), "{err}");
         assert!(parse_connection_string("mysql://u@h/d").unwrap_err().to_string().contains("postgresql://"));
+        assert!(parse_connection_string("postgresql://h/d").unwrap_err().to_string().contains("no user"));
+        assert!(parse_connection_string("postgresql://u@h:x/d").unwrap_err().to_string().contains("port `x`"));
+        let o = parse_connection_string("postgresql://u:secret@[::1]:6000/d").unwrap();
+        assert_eq!((o.host.as_str(), o.port), ("::1", 6000));
+        assert!(!format!("{o:?}").contains("secret"));
     }
 }

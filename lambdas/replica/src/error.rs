@@ -1,7 +1,9 @@
 //! Replication errors: each names the table (and the object and line, for bad data) and
-//! says what to do.
+//! says what to do. Database errors keep sqlx's error, so that the SQLSTATE and whether the
+//! connection was lost reach whoever decides to retry ([`is_transient_db`]).
 
 use dap::DapError;
+use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReplicaError {
@@ -9,8 +11,8 @@ pub enum ReplicaError {
     Dap(#[from] DapError),
     #[error(transparent)]
     Schema(#[from] crate::model::SchemaError),
-    #[error("{table}: database error while {doing}: {message}")]
-    Db { table: String, doing: String, message: String },
+    #[error("{table}: database error while {doing}: {}", describe(cause))]
+    Db { table: String, doing: String, cause: sqlx::Error },
     #[error("{table}: object {object}, line {line}: {message}; nothing of this object was loaded")]
     Data { table: String, object: String, line: u64, message: String },
     #[error("{table}: another replication of this table is running; try again when it has finished")]
@@ -21,8 +23,20 @@ pub enum ReplicaError {
         "{table} exists in the database but is not registered in instructure_dap.table_sync (left by an interrupted `dap initdb`?); drop it to initialize it again"
     )]
     Unregistered { table: String },
-    #[error("could not connect to the database: {0}")]
-    Connect(String),
+    #[error(
+        "the connection string is not valid: {0}; expected postgresql://user:password@host:port/database[?sslmode=verify-full&sslrootcert=/path/to/ca.pem]"
+    )]
+    BadConnectionString(String),
+    #[error("could not connect to the database at {target}: {}", describe(cause))]
+    Connect { target: String, cause: sqlx::Error },
+    #[error(
+        "could not connect to the database at {target} within {waited:.0?} (a paused Aurora Serverless database takes about 15 s to resume); try again"
+    )]
+    ConnectTimeout { target: String, waited: Duration },
+    /// The call's time budget ran out in the middle of an object; its transaction was rolled
+    /// back. Init and sync answer `in_progress` instead of returning this.
+    #[error("{table}: the time budget ran out while loading object {object}; it is loaded again by the next call")]
+    OutOfTime { table: String, object: String },
 }
 
 impl ReplicaError {
@@ -30,9 +44,28 @@ impl ReplicaError {
     pub fn is_transient(&self) -> bool {
         match self {
             ReplicaError::Dap(e) => e.is_transient(),
-            ReplicaError::Busy { .. } => true,
+            ReplicaError::Busy { .. } | ReplicaError::ConnectTimeout { .. } | ReplicaError::OutOfTime { .. } => true,
+            ReplicaError::Db { cause, .. } | ReplicaError::Connect { cause, .. } => is_transient_db(cause),
             _ => false,
         }
+    }
+
+    /// The database error behind this one, if any.
+    pub fn db_error(&self) -> Option<&sqlx::Error> {
+        match self {
+            ReplicaError::Db { cause, .. } | ReplicaError::Connect { cause, .. } => Some(cause),
+            _ => None,
+        }
+    }
+
+    /// The SQLSTATE the server sent, e.g. `55P03`.
+    pub fn sqlstate(&self) -> Option<String> {
+        self.db_error().and_then(sqlstate)
+    }
+
+    /// The connection is gone: nothing more can be done on it.
+    pub fn connection_lost(&self) -> bool {
+        self.db_error().is_some_and(connection_lost)
     }
 
     /// A short name for alerts and Step Functions error matching.
@@ -45,37 +78,76 @@ impl ReplicaError {
             ReplicaError::Busy { .. } => "TableBusy",
             ReplicaError::AlreadyInitialized { .. } => "AlreadyInitialized",
             ReplicaError::Unregistered { .. } => "UnregisteredTable",
-            ReplicaError::Connect(_) => "ConnectError",
+            ReplicaError::BadConnectionString(_) => "ConfigurationError",
+            ReplicaError::Connect { .. } | ReplicaError::ConnectTimeout { .. } => "ConnectError",
+            ReplicaError::OutOfTime { .. } => "OutOfTime",
         }
     }
 }
 
-/// The server's message, detail and hint, rather than tokio-postgres's terse "db error".
-pub fn describe(e: &tokio_postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => {
-            let mut s = db.message().to_owned();
-            if let Some(d) = db.detail() {
+/// The SQLSTATE of a database error.
+pub fn sqlstate(e: &sqlx::Error) -> Option<String> {
+    e.as_database_error().and_then(|d| d.code()).map(|c| c.into_owned())
+}
+
+/// SQLSTATEs worth a retry after a pause: serialization failure and deadlock, a lock not
+/// granted in time, the server shutting down, crashed or starting (Aurora resuming from
+/// 0 ACU answers 57P03), too many connections, connection exceptions, and a statement
+/// cancelled by the `statement_timeout` the caller's deadline set.
+fn transient_sqlstate(code: &str) -> bool {
+    matches!(code, "40001" | "40P01" | "55P03" | "57P01" | "57P02" | "57P03" | "53300" | "57014")
+        || code.starts_with("08")
+}
+
+/// The one place that decides whether a database error deserves a retry.
+pub fn is_transient_db(e: &sqlx::Error) -> bool {
+    connection_lost(e) || sqlstate(e).is_some_and(|c| transient_sqlstate(&c)) || matches!(e, sqlx::Error::PoolTimedOut)
+}
+
+/// A reset, closed or broken connection, or the server ending the session.
+pub fn connection_lost(e: &sqlx::Error) -> bool {
+    use std::io::ErrorKind::*;
+    match e {
+        sqlx::Error::Io(io) => {
+            matches!(io.kind(), ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof | NotConnected)
+        }
+        sqlx::Error::Database(_) => {
+            sqlstate(e).is_some_and(|c| matches!(c.as_str(), "57P01" | "57P02" | "57P03") || c.starts_with("08"))
+        }
+        _ => false,
+    }
+}
+
+/// The server's message, detail, context and hint, or sqlx's error with its causes.
+pub fn describe(e: &sqlx::Error) -> String {
+    if let Some(db) = e.as_database_error() {
+        let mut s = db.message().to_owned();
+        if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+            if let Some(d) = pg.detail() {
                 s.push_str(&format!(" ({d})"));
             }
-            if let Some(w) = db.where_() {
+            if let Some(w) = pg.r#where() {
                 s.push_str(&format!(" [{w}]"));
             }
-            if let Some(h) = db.hint() {
+            if let Some(h) = pg.hint() {
                 s.push_str(&format!("; hint: {h}"));
             }
-            s
         }
-        None => {
-            let mut s = e.to_string();
-            let mut source = std::error::Error::source(e);
-            while let Some(cause) = source {
-                s.push_str(&format!(": {cause}"));
-                source = cause.source();
-            }
-            s
+        if let Some(code) = db.code() {
+            s.push_str(&format!(" (SQLSTATE {code})"));
         }
+        return s;
     }
+    let mut s = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !s.contains(&text) {
+            s.push_str(&format!(": {text}"));
+        }
+        source = cause.source();
+    }
+    s
 }
 
 /// Adds the table and what was being done to a database error.
@@ -83,8 +155,28 @@ pub trait DbContext<T> {
     fn doing(self, table: &str, doing: &str) -> Result<T, ReplicaError>;
 }
 
-impl<T> DbContext<T> for Result<T, tokio_postgres::Error> {
+impl<T> DbContext<T> for Result<T, sqlx::Error> {
     fn doing(self, table: &str, doing: &str) -> Result<T, ReplicaError> {
-        self.map_err(|e| ReplicaError::Db { table: table.into(), doing: doing.into(), message: describe(&e) })
+        self.map_err(|cause| ReplicaError::Db { table: table.into(), doing: doing.into(), cause })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lost_connections_are_transient_and_bad_sql_is_not() {
+        let reset = sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+        assert!(connection_lost(&reset) && is_transient_db(&reset));
+        let closed = sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::UnexpectedEof));
+        assert!(is_transient_db(&closed));
+        assert!(!is_transient_db(&sqlx::Error::RowNotFound));
+        for code in ["40001", "40P01", "55P03", "57P01", "57P02", "57P03", "53300", "08006", "08001"] {
+            assert!(transient_sqlstate(code), "{code}");
+        }
+        for code in ["42P01", "23505", "22P02", "42501", "XX000"] {
+            assert!(!transient_sqlstate(code), "{code}");
+        }
     }
 }

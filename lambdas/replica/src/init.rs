@@ -3,13 +3,13 @@
 use crate::error::{DbContext, ReplicaError};
 use crate::load::{self, upsert_object};
 use crate::model::quote_ident;
-use crate::progress::{JobWanted, Obtained, forget_job, mark_done, retry_or_fail};
+use crate::progress::{JobWanted, Obtained, forget_job, mark_done, retry_or_fail, rollback};
 use crate::{Budget, Outcome, Replicator, Status, TableModel, ddl, migrate};
 
 impl Replicator {
     /// Loads a table that is not in the replica yet; see the crate docs.
     pub async fn init(&mut self, namespace: &str, table: &str, budget: Budget) -> Result<Outcome, ReplicaError> {
-        self.locked(namespace, table, async |r: &mut Self| r.init_locked(namespace, table, budget).await).await
+        self.locked(namespace, table, budget, async |r: &mut Self| r.init_locked(namespace, table, budget).await).await
     }
 
     async fn init_locked(&mut self, namespace: &str, table: &str, budget: Budget) -> Result<Outcome, ReplicaError> {
@@ -17,20 +17,20 @@ impl Replicator {
         if self.last_timestamp(namespace, table).await?.is_some() {
             return Err(ReplicaError::AlreadyInitialized { table: name });
         }
-        if migrate::table_exists(&self.db, namespace, table).await.doing(&name, "looking for the table")? {
+        if migrate::table_exists(&mut self.db, namespace, table).await.doing(&name, "looking for the table")? {
             return Err(ReplicaError::Unregistered { table: name });
         }
         let schema = self.dap.schema(namespace, table).await?;
         let model = TableModel::from_schema(namespace, table, &schema.schema)?;
         let staging = ddl::staging_schema(namespace);
         let mut outcome = Outcome::new(Status::Success);
-        let tx = self.db.transaction().await.doing(&name, "starting a transaction")?;
-        tx.batch_execute(ddl::DDL_LOCK).await.doing(&name, "waiting for other schema changes")?;
-        outcome.notes = migrate::ensure_enums(&tx, &model).await?;
+        let mut tx = self.begin(&name, budget).await?;
+        crate::batch(ddl::DDL_LOCK).execute(&mut *tx).await.doing(&name, "waiting for other schema changes")?;
+        outcome.notes = migrate::ensure_enums(&mut tx, &model).await?;
         tx.commit().await.doing(&name, "committing enum types")?;
 
         let staged =
-            migrate::table_exists(&self.db, &staging, table).await.doing(&name, "looking for the staging table")?;
+            migrate::table_exists(&mut self.db, &staging, table).await.doing(&name, "looking for the staging table")?;
         let wanted = JobWanted {
             kind: "init",
             since: None,
@@ -58,45 +58,58 @@ impl Replicator {
             }
             let mut attempt = 1;
             loop {
-                let tx = self.db.transaction().await.doing(&name, "starting a transaction")?;
+                let dap = self.dap.clone();
+                let mut tx = self.begin(&name, budget).await?;
                 let loaded = if model.repeats_keys() {
-                    upsert_object(&tx, &self.dap, &model, object, &target, false).await.map(|c| c.inserted)
+                    upsert_object(&mut tx, &dap, &model, object, &target, false, budget).await.map(|c| c.inserted)
                 } else {
-                    load::copy_object(&tx, &self.dap, &model, object, false, &target).await.map(|l| l.0.rows)
+                    load::copy_object(&mut tx, &dap, &model, object, false, &target, budget).await.map(|l| l.0.rows)
                 };
                 match loaded {
                     Ok(rows) => {
-                        mark_done(&tx, namespace, table, &job.id, &object.id, rows).await?;
+                        mark_done(&mut tx, namespace, table, &job.id, &object.id, rows).await?;
                         tx.commit().await.doing(&name, "committing an object")?;
                         tracing::info!(table = %name, object = %object.id, rows, "object loaded");
                         self.report(&name, job.objects.len() - objects.len() + n + 1, job.objects.len(), rows);
                         break;
                     }
-                    Err(e) => retry_or_fail(&name, &object.id, e, &mut attempt).await?,
+                    Err(e) => {
+                        rollback(tx, &e).await;
+                        if matches!(e, ReplicaError::OutOfTime { .. }) {
+                            return Ok(outcome.in_progress(&job.id));
+                        }
+                        retry_or_fail(&name, &object.id, e, &mut attempt).await?
+                    }
                 }
             }
         }
 
         // Everything is staged: publish the table and its metadata at once.
         let (_, total) = self.done_objects(namespace, table, &job.id).await?;
-        let tx = self.db.transaction().await.doing(&name, "starting a transaction")?;
-        tx.batch_execute(&format!(
+        let mut tx = self.begin(&name, budget).await?;
+        crate::batch(&format!(
             "{lock}\nCREATE SCHEMA IF NOT EXISTS {ns};\nALTER TABLE {target} SET SCHEMA {ns};",
             lock = ddl::DDL_LOCK,
             ns = quote_ident(namespace)
         ))
+        .execute(&mut *tx)
         .await
         .doing(&name, "moving the loaded table into its schema")?;
-        tx.execute(
+        sqlx::query(
             r#"INSERT INTO "instructure_dap"."table_sync"
                ("source_namespace", "source_table", "timestamp", "schema_version", "target_schema", "target_table",
                 "schema_description_format", "schema_description")
                VALUES ($1, $2, $3, $4, $1, $2, 'json', $5)"#,
-            &[&namespace, &table, &job.until.naive_utc(), &schema.version, &model.description.to_string()],
         )
+        .bind(namespace)
+        .bind(table)
+        .bind(job.until.naive_utc())
+        .bind(schema.version)
+        .bind(model.description.to_string())
+        .execute(&mut *tx)
         .await
         .doing(&name, "registering the table in instructure_dap.table_sync")?;
-        forget_job(&tx, namespace, table).await?;
+        forget_job(&mut tx, namespace, table).await?;
         tx.commit().await.doing(&name, "committing the initialized table")?;
         outcome.counts.inserted = total;
         Ok(outcome)

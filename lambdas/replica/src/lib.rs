@@ -23,7 +23,7 @@ mod sync;
 pub mod tsv;
 pub mod views;
 
-pub use connect::{ConnectOptions, TlsMode, parse_connection_string};
+pub use connect::{ConnectOptions, RootCert, TlsMode, parse_connection_string};
 pub use error::ReplicaError;
 pub use model::TableModel;
 
@@ -31,8 +31,15 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use dap::DapClient;
 use error::DbContext;
 use serde::{Deserialize, Serialize};
+use sqlx::postgres::{PgConnection, Postgres};
+use sqlx::{Connection as _, Transaction};
 use std::time::{Duration, Instant};
-use tokio_postgres::Client;
+
+/// SQL text built here, with every identifier quoted and every literal quoted (DDL takes no
+/// parameters); run unprepared, one or more statements.
+pub(crate) fn batch(sql: &str) -> sqlx::RawSql {
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+}
 
 /// Where a table stands after a call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,19 +90,31 @@ impl Outcome {
     }
 }
 
-/// When to stop starting new objects.
+/// A call's time: objects are not started once it is spent, an object in flight is
+/// abandoned (rolled back) when it runs out between COPY chunks, and every statement gets a
+/// `statement_timeout` and a shorter `lock_timeout` from what is left, so that nothing,
+/// not even an `ALTER TABLE` queued behind an analyst's long query, outlasts it by more
+/// than [`Budget::MIN_STATEMENT`].
 #[derive(Clone, Copy, Debug)]
 pub struct Budget {
     deadline: Option<Instant>,
 }
 
 impl Budget {
+    /// The least time a statement gets, so that a call whose budget is spent can still
+    /// record where it stopped.
+    pub const MIN_STATEMENT: Duration = Duration::from_secs(1);
+
     pub fn unlimited() -> Self {
         Self { deadline: None }
     }
 
     pub fn of(d: Duration) -> Self {
         Self { deadline: Some(Instant::now() + d) }
+    }
+
+    pub fn until(deadline: Instant) -> Self {
+        Self { deadline: Some(deadline) }
     }
 
     pub fn deadline(&self) -> Option<Instant> {
@@ -105,19 +124,42 @@ impl Budget {
     fn spent(&self) -> bool {
         self.deadline.is_some_and(|d| Instant::now() >= d)
     }
+
+    /// `statement_timeout` and `lock_timeout` in milliseconds (`0`: none), from what is left.
+    /// Locks give up first, with the transient `55P03 lock_not_available`.
+    fn timeouts(&self) -> (String, String) {
+        match self.deadline {
+            None => ("0".into(), "0".into()),
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now()).max(Self::MIN_STATEMENT);
+                (left.as_millis().to_string(), (left * 3 / 4).as_millis().to_string())
+            }
+        }
+    }
+
+    /// Runs `f` (no database I/O: an HTTP read, a channel) until the deadline.
+    async fn within<F: std::future::Future>(&self, f: F) -> Option<F::Output> {
+        match self.deadline {
+            None => Some(f.await),
+            Some(d) => tokio::time::timeout_at(d.into(), f).await.ok(),
+        }
+    }
 }
 
-/// One database connection, replicating one table at a time.
+/// One database connection, replicating one table at a time; connects again when the
+/// connection was lost (Aurora drops connections when it pauses).
 pub struct Replicator {
-    db: Client,
+    db: PgConnection,
+    options: ConnectOptions,
+    /// The last call lost the connection: the next one connects again first.
+    lost: bool,
     dap: DapClient,
     progress: Option<ProgressFn>,
-    _connection: tokio::task::JoinHandle<()>,
 }
 
 impl std::fmt::Debug for Replicator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Replicator").field("dap", &self.dap).finish_non_exhaustive()
+        f.debug_struct("Replicator").field("options", &self.options).field("dap", &self.dap).finish_non_exhaustive()
     }
 }
 
@@ -126,9 +168,17 @@ pub type ProgressFn = std::sync::Arc<dyn Fn(&str, usize, usize, u64) + Send + Sy
 
 impl Replicator {
     pub async fn connect(options: &ConnectOptions, dap: DapClient) -> Result<Self, ReplicaError> {
-        let (db, task) = connect::connect(options).await?;
-        db.batch_execute(&ddl::metadata()).await.doing("instructure_dap", "creating the metadata tables")?;
-        Ok(Self { db, dap, progress: None, _connection: task })
+        let db = Self::open(options).await?;
+        Ok(Self { db, options: options.clone(), lost: false, dap, progress: None })
+    }
+
+    async fn open(options: &ConnectOptions) -> Result<PgConnection, ReplicaError> {
+        let mut db = connect::connect(options).await?;
+        crate::batch(&ddl::metadata())
+            .execute(&mut db)
+            .await
+            .doing("instructure_dap", "creating the metadata tables")?;
+        Ok(db)
     }
 
     /// Reports each loaded object to `f` (for progress displays).
@@ -151,37 +201,78 @@ impl Replicator {
         Ok(outcome)
     }
 
+    /// A transaction whose statements end by the budget's deadline.
+    async fn begin(&mut self, table: &str, budget: Budget) -> Result<Transaction<'_, Postgres>, ReplicaError> {
+        let mut tx = self.db.begin().await.doing(table, "starting a transaction")?;
+        let (statement, lock) = budget.timeouts();
+        sqlx::query("SELECT set_config('statement_timeout', $1, true), set_config('lock_timeout', $2, true)")
+            .bind(statement)
+            .bind(lock)
+            .execute(&mut *tx)
+            .await
+            .doing(table, "setting the statement and lock timeouts")?;
+        Ok(tx)
+    }
+
     /// Runs `f` holding the table's advisory lock, so two runs never load one table at once.
-    async fn locked<F, T>(&mut self, namespace: &str, table: &str, f: F) -> Result<T, ReplicaError>
+    /// Connects again first if the last call lost the connection (the lock went with it).
+    async fn locked<F, T>(&mut self, namespace: &str, table: &str, budget: Budget, f: F) -> Result<T, ReplicaError>
     where
         F: AsyncFnOnce(&mut Self) -> Result<T, ReplicaError>,
     {
         let name = format!("{namespace}.{table}");
-        let key = format!("cd2_aws:{name}");
-        let got: bool = self
-            .db
-            .query_one("SELECT pg_try_advisory_lock(hashtextextended($1, 0))", &[&key])
-            .await
-            .doing(&name, "taking the table lock")?
-            .get(0);
-        if !got {
-            return Err(ReplicaError::Busy { table: name });
+        if self.lost {
+            tracing::info!(table = %name, "connecting to the database again");
+            self.db = Self::open(&self.options).await?;
+            self.lost = false;
         }
-        let result = f(self).await;
-        let _ = self.db.execute("SELECT pg_advisory_unlock(hashtextextended($1, 0))", &[&key]).await;
+        let (statement, lock) = budget.timeouts();
+        let result = async {
+            sqlx::query("SELECT set_config('statement_timeout', $1, false), set_config('lock_timeout', $2, false)")
+                .bind(statement)
+                .bind(lock)
+                .execute(&mut self.db)
+                .await
+                .doing(&name, "setting the statement and lock timeouts")?;
+            let key = format!("cd2_aws:{name}");
+            let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
+                .bind(&key)
+                .fetch_one(&mut self.db)
+                .await
+                .doing(&name, "taking the table lock")?;
+            if !got {
+                return Err(ReplicaError::Busy { table: name.clone() });
+            }
+            let result = f(self).await;
+            if !result.as_ref().is_err_and(ReplicaError::connection_lost) {
+                let _ = sqlx::query("SELECT pg_advisory_unlock(hashtextextended($1, 0))")
+                    .bind(&key)
+                    .execute(&mut self.db)
+                    .await;
+            }
+            result
+        }
+        .await;
+        if result.as_ref().is_err_and(ReplicaError::connection_lost) {
+            self.lost = true;
+        }
         result
     }
 
     /// The `table_sync` timestamp of a replicated table: where its next sync starts.
-    pub async fn last_timestamp(&self, namespace: &str, table: &str) -> Result<Option<DateTime<Utc>>, ReplicaError> {
-        let row = self
-            .db
-            .query_opt(
-                r#"SELECT "timestamp" FROM "instructure_dap"."table_sync" WHERE "source_namespace" = $1 AND "source_table" = $2 ORDER BY "id" LIMIT 1"#,
-                &[&namespace, &table],
-            )
-            .await
-            .doing(&format!("{namespace}.{table}"), "reading instructure_dap.table_sync")?;
-        Ok(row.map(|r| r.get::<_, NaiveDateTime>(0).and_utc()))
+    pub async fn last_timestamp(
+        &mut self,
+        namespace: &str,
+        table: &str,
+    ) -> Result<Option<DateTime<Utc>>, ReplicaError> {
+        let at: Option<NaiveDateTime> = sqlx::query_scalar(
+            r#"SELECT "timestamp" FROM "instructure_dap"."table_sync" WHERE "source_namespace" = $1 AND "source_table" = $2 ORDER BY "id" LIMIT 1"#,
+        )
+        .bind(namespace)
+        .bind(table)
+        .fetch_optional(&mut self.db)
+        .await
+        .doing(&format!("{namespace}.{table}"), "reading instructure_dap.table_sync")?;
+        Ok(at.map(|t| t.and_utc()))
     }
 }

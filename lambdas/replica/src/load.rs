@@ -1,17 +1,21 @@
 //! One DAP object into one `COPY`: HTTP body -> gunzip -> lines -> COPY text, in bounded
-//! memory (a line and a 256 KiB send buffer), inside the caller's transaction.
+//! memory (a line of at most [`MAX_LINE`] and a few 256 KiB chunks), inside the caller's
+//! transaction, within the caller's time budget.
 
-use crate::Counts;
 use crate::error::{DbContext, ReplicaError};
 use crate::model::{TableModel, quote_ident};
 use crate::tsv::Layout;
+use crate::{Budget, Counts};
 use bytes::Bytes;
 use dap::{DapClient, ObjectId};
-use futures_util::SinkExt;
+use sqlx::postgres::PgConnection;
 use tokio::io::AsyncBufReadExt;
-use tokio_postgres::Transaction;
 
+/// COPY data goes to the server in sends of this size (sqlx flushes each one).
 const SEND_AT: usize = 256 * 1024;
+
+/// The longest line read: past it, an object is refused rather than held in memory.
+pub const MAX_LINE: usize = 64 * 1024 * 1024;
 
 /// The incoming table's own columns, named so that no DAP column can clash with them.
 const ACTION: &str = "cd2_aws$action";
@@ -23,26 +27,80 @@ pub struct Loaded {
     pub rows: u64,
 }
 
-/// Streams `object` into `COPY <target> (<columns>) FROM STDIN`. `target(layout)` names
-/// the table and any leading columns (the action, for incremental results).
+/// Reads one line, newline included, into `line` (cleared first); 0 at the end. A line
+/// longer than `max` is an error, so a stream without newlines cannot grow memory.
+async fn read_line(reader: &mut dap::ObjectReader, line: &mut Vec<u8>, max: usize) -> std::io::Result<usize> {
+    line.clear();
+    loop {
+        let buf = reader.fill_buf().await?;
+        if buf.is_empty() {
+            return Ok(line.len());
+        }
+        let (used, done) = match memchr::memchr(b'\n', buf) {
+            Some(i) => (i + 1, true),
+            None => (buf.len(), false),
+        };
+        if line.len() + used > max {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("a line is longer than {} MiB", max / (1024 * 1024)),
+            ));
+        }
+        line.extend_from_slice(&buf[..used]);
+        reader.consume(used);
+        if done {
+            return Ok(line.len());
+        }
+    }
+}
+
+/// What went wrong reading an object: too long a line is bad data; anything else is the
+/// download failing (retried with a fresh URL).
+fn read_error(table: &str, object: &str, line: u64, e: std::io::Error) -> ReplicaError {
+    if e.kind() == std::io::ErrorKind::InvalidData {
+        ReplicaError::Data { table: table.into(), object: object.into(), line, message: e.to_string() }
+    } else {
+        ReplicaError::Dap(dap::DapError::Download {
+            object: object.into(),
+            detail: format!("reading the gzip stream: {e}"),
+        })
+    }
+}
+
+/// Aborts the converting task when the load ends early (an error, or the budget spent).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Streams `object` into `COPY <target> (<columns>) FROM STDIN`, the action first when
+/// `with_action` (incremental results). When the budget runs out before the object is in,
+/// the COPY is aborted and the caller gets [`ReplicaError::OutOfTime`].
 pub async fn copy_object(
-    tx: &Transaction<'_>,
+    db: &mut PgConnection,
     dap: &DapClient,
     model: &TableModel,
     object: &ObjectId,
     with_action: bool,
     target: &str,
+    budget: Budget,
 ) -> Result<(Loaded, Option<Layout>), ReplicaError> {
     let table = format!("{}.{}", model.namespace, model.name);
-    let mut reader = dap.open_object(object).await?;
-    let read_error = |e: std::io::Error| {
-        ReplicaError::Dap(dap::DapError::Download {
-            object: object.id.clone(),
-            detail: format!("reading the gzip stream: {e}"),
-        })
-    };
+    let out_of_time = || ReplicaError::OutOfTime { table: table.clone(), object: object.id.clone() };
     let mut line = Vec::with_capacity(4096);
-    if reader.read_until(b'\n', &mut line).await.map_err(read_error)? == 0 {
+    let opened = budget
+        .within(async {
+            let mut reader = dap.open_object(object).await?;
+            let n =
+                read_line(&mut reader, &mut line, MAX_LINE).await.map_err(|e| read_error(&table, &object.id, 1, e))?;
+            Ok::<_, ReplicaError>((reader, n))
+        })
+        .await;
+    let (mut reader, n) = opened.ok_or_else(out_of_time)??;
+    if n == 0 {
         // An empty object: no header, no rows.
         return Ok((Loaded::default(), None));
     }
@@ -59,31 +117,45 @@ pub async fn copy_object(
     }
     columns.extend(layout.columns.iter().map(|c| quote_ident(c)));
     let sql = format!("COPY {target} ({}) FROM STDIN", columns.join(", "));
-    let sink = tx.copy_in::<_, Bytes>(&sql).await.doing(&table, "starting COPY")?;
-    futures_util::pin_mut!(sink);
 
     // Decoding and converting run in their own task, a few chunks ahead of the COPY, so
     // this process and the database work at the same time; the channel bounds memory.
     let (chunks, mut received) = tokio::sync::mpsc::channel::<Result<Bytes, ReplicaError>>(4);
     let producer = {
         let (layout, table, object) = (layout.clone(), table.clone(), object.id.clone());
-        tokio::spawn(async move {
+        AbortOnDrop(tokio::spawn(async move {
             let result = convert(&mut reader, &layout, &table, &object, &chunks).await;
             if let Err(e) = result {
                 let _ = chunks.send(Err(e)).await;
             }
-        })
+        }))
     };
-    while let Some(chunk) = received.recv().await {
-        sink.send(chunk?).await.map_err(|e| copy_error(&table, &object.id, e))?;
+    let mut copy = db.copy_in_raw(&sql).await.doing(&table, "starting COPY")?;
+    loop {
+        // Waiting for the next chunk is where a slow or big object spends its time.
+        let next = match budget.within(received.recv()).await {
+            Some(next) => next,
+            None => {
+                tracing::info!(table = %table, object = %object.id, "the time budget ran out mid-object; aborting it");
+                copy.abort("cd2-aws: the call's time budget ran out").await.doing(&table, "aborting COPY")?;
+                return Err(out_of_time());
+            }
+        };
+        match next {
+            Some(Ok(chunk)) => {
+                if let Err(e) = copy.send(chunk).await {
+                    return Err(copy_error(&table, &object.id, e));
+                }
+            }
+            Some(Err(e)) => {
+                copy.abort("cd2-aws: the object could not be read").await.doing(&table, "aborting COPY")?;
+                return Err(e);
+            }
+            None => break,
+        }
     }
-    producer.await.map_err(|e| ReplicaError::Data {
-        table: table.clone(),
-        object: object.id.clone(),
-        line: 0,
-        message: format!("the converting task failed: {e}"),
-    })?;
-    let rows = sink.finish().await.map_err(|e| copy_error(&table, &object.id, e))?;
+    drop(producer);
+    let rows = copy.finish().await.map_err(|e| copy_error(&table, &object.id, e))?;
     Ok((Loaded { rows }, Some(layout)))
 }
 
@@ -95,25 +167,27 @@ async fn convert(
     object: &str,
     chunks: &tokio::sync::mpsc::Sender<Result<Bytes, ReplicaError>>,
 ) -> Result<(), ReplicaError> {
-    let read_error = |e: std::io::Error| {
-        ReplicaError::Dap(dap::DapError::Download {
-            object: object.into(),
-            detail: format!("reading the gzip stream: {e}"),
-        })
-    };
     let mut line = Vec::with_capacity(4096);
     let mut out: Vec<u8> = Vec::with_capacity(SEND_AT + 4096);
     let mut number: u64 = 1;
     loop {
-        line.clear();
-        if reader.read_until(b'\n', &mut line).await.map_err(read_error)? == 0 {
+        number += 1;
+        if read_line(reader, &mut line, MAX_LINE).await.map_err(|e| read_error(table, object, number, e))? == 0 {
             break;
         }
-        number += 1;
         let content = line.strip_suffix(b"\n").unwrap_or(&line);
         if content.is_empty() {
-            // The official reader stops at the first empty line too.
-            break;
+            // The official reader stops at an empty line; one with data after it is not an end.
+            let more = reader.fill_buf().await.map_err(|e| read_error(table, object, number, e))?;
+            if more.is_empty() {
+                break;
+            }
+            return Err(ReplicaError::Data {
+                table: table.into(),
+                object: object.into(),
+                line: number,
+                message: "the line is empty, and more lines follow it".into(),
+            });
         }
         layout.transform(content, &mut out).map_err(|e| ReplicaError::Data {
             table: table.into(),
@@ -136,7 +210,11 @@ async fn convert(
 }
 
 /// A COPY the server refused: bad values, with the line PostgreSQL names.
-fn copy_error(table: &str, object: &str, e: tokio_postgres::Error) -> ReplicaError {
+fn copy_error(table: &str, object: &str, e: sqlx::Error) -> ReplicaError {
+    if crate::error::is_transient_db(&e) {
+        // A lost connection or a cancelled statement is no fault of the data.
+        return ReplicaError::Db { table: table.into(), doing: format!("loading object {object}"), cause: e };
+    }
     let message = crate::error::describe(&e);
     // "COPY x, line N, column c: ..." counts lines without the header.
     let line = message
@@ -151,21 +229,23 @@ fn copy_error(table: &str, object: &str, e: tokio_postgres::Error) -> ReplicaErr
 /// One object through a temporary table: upserts (`U`, or every row for a snapshot of a
 /// table that repeats keys), then deletes (`D`). The last row of a repeated key wins.
 pub async fn upsert_object(
-    tx: &tokio_postgres::Transaction<'_>,
+    db: &mut PgConnection,
     dap: &DapClient,
     model: &TableModel,
     object: &dap::ObjectId,
     target: &str,
     incremental: bool,
+    budget: Budget,
 ) -> Result<Counts, ReplicaError> {
     let name = format!("{}.{}", model.namespace, model.name);
     let (action, order) = (quote_ident(ACTION), quote_ident(ORDER));
     let mut columns = vec![format!("{action} text"), format!("{order} bigserial")];
     columns.extend(model.columns.iter().map(|c| format!("{} {}", quote_ident(&c.name), c.sql_type.ddl())));
-    tx.batch_execute(&format!(r#"CREATE TEMPORARY TABLE "cd2_incoming" ({}) ON COMMIT DROP"#, columns.join(", ")))
+    crate::batch(&format!(r#"CREATE TEMPORARY TABLE "cd2_incoming" ({}) ON COMMIT DROP"#, columns.join(", ")))
+        .execute(&mut *db)
         .await
         .doing(&name, "creating the incoming table")?;
-    let (_, layout) = copy_object(tx, dap, model, object, incremental, r#"pg_temp."cd2_incoming""#).await?;
+    let (_, layout) = copy_object(db, dap, model, object, incremental, r#"pg_temp."cd2_incoming""#, budget).await?;
     let Some(layout) = layout else {
         return Ok(Counts::default());
     };
@@ -194,13 +274,19 @@ pub async fn upsert_object(
              RETURNING (xmax = 0) AS inserted)
            SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM changed"#
     );
-    let row = tx.query_one(&upsert, &[]).await.doing(&name, "applying upserts")?;
-    let mut counts = Counts { inserted: row.get::<_, i64>(0) as u64, updated: row.get::<_, i64>(1) as u64, deleted: 0 };
+    // Statements built per table run unprepared: a cached plan would outlive a type change.
+    let (inserted, updated): (i64, i64) = sqlx::query_as(sqlx::AssertSqlSafe(upsert))
+        .persistent(false)
+        .fetch_one(&mut *db)
+        .await
+        .doing(&name, "applying upserts")?;
+    let mut counts = Counts { inserted: inserted as u64, updated: updated as u64, deleted: 0 };
     if incremental {
         let delete = format!(
             r#"DELETE FROM {target} t USING ({latest}) latest WHERE latest.{action} = 'D' AND t.{pk} = latest.{pk}"#
         );
-        counts.deleted = tx.execute(&delete, &[]).await.doing(&name, "applying deletes")?;
+        counts.deleted =
+            crate::batch(&delete).execute(&mut *db).await.doing(&name, "applying deletes")?.rows_affected();
     }
     Ok(counts)
 }

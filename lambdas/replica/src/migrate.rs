@@ -8,7 +8,7 @@ use crate::ddl;
 use crate::error::{DbContext, ReplicaError};
 use crate::model::{Column, SqlType, TableModel, quote_ident, quote_literal};
 use crate::views;
-use tokio_postgres::GenericClient;
+use sqlx::postgres::PgConnection;
 
 /// A column as the catalog has it.
 #[derive(Debug, Clone)]
@@ -19,79 +19,65 @@ pub struct DbColumn {
     pub comment: Option<String>,
 }
 
-pub async fn columns(
-    db: &impl GenericClient,
-    schema: &str,
-    table: &str,
-) -> Result<Vec<DbColumn>, tokio_postgres::Error> {
-    let rows = db
-        .query(
-            "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), a.attnotnull, col_description(a.attrelid, a.attnum)
-             FROM pg_attribute a
-             JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-             WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped
-             ORDER BY a.attnum",
-            &[&schema, &table],
-        )
-        .await?;
+pub async fn columns(db: &mut PgConnection, schema: &str, table: &str) -> Result<Vec<DbColumn>, sqlx::Error> {
+    let rows: Vec<(String, String, bool, Option<String>)> = sqlx::query_as(
+        "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), a.attnotnull, col_description(a.attrelid, a.attnum)
+         FROM pg_attribute a
+         JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped
+         ORDER BY a.attnum",
+    )
+    .bind(schema)
+    .bind(table)
+    .fetch_all(db)
+    .await?;
     Ok(rows
-        .iter()
-        .map(|r| DbColumn { name: r.get(0), type_name: r.get(1), not_null: r.get(2), comment: r.get(3) })
+        .into_iter()
+        .map(|(name, type_name, not_null, comment)| DbColumn { name, type_name, not_null, comment })
         .collect())
 }
 
-pub async fn table_exists(db: &impl GenericClient, schema: &str, table: &str) -> Result<bool, tokio_postgres::Error> {
-    let row = db
-        .query_one(
-            "SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-             WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p'))",
-            &[&schema, &table],
-        )
-        .await?;
-    Ok(row.get(0))
+pub async fn table_exists(db: &mut PgConnection, schema: &str, table: &str) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p'))",
+    )
+    .bind(schema)
+    .bind(table)
+    .fetch_one(db)
+    .await
 }
 
-async fn enum_labels(
-    db: &impl GenericClient,
-    schema: &str,
-    name: &str,
-) -> Result<Option<Vec<String>>, tokio_postgres::Error> {
-    let exists = db
-        .query_opt(
-            "SELECT t.oid FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE n.nspname = $1 AND t.typname = $2",
-            &[&schema, &name],
-        )
-        .await?;
-    if exists.is_none() {
-        return Ok(None);
-    }
-    let rows = db
-        .query(
-            "SELECT e.enumlabel::text FROM pg_enum e JOIN pg_type t ON t.oid = e.enumtypid
-             JOIN pg_namespace n ON n.oid = t.typnamespace
-             WHERE n.nspname = $1 AND t.typname = $2 ORDER BY e.enumsortorder",
-            &[&schema, &name],
-        )
-        .await?;
-    Ok(Some(rows.iter().map(|r| r.get(0)).collect()))
+async fn enum_labels(db: &mut PgConnection, schema: &str, name: &str) -> Result<Option<Vec<String>>, sqlx::Error> {
+    // The type's labels in order, or no row at all when there is no such type.
+    sqlx::query_scalar(
+        "SELECT array(SELECT e.enumlabel::text FROM pg_enum e WHERE e.enumtypid = t.oid ORDER BY e.enumsortorder)
+         FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE n.nspname = $1 AND t.typname = $2",
+    )
+    .bind(schema)
+    .bind(name)
+    .fetch_optional(db)
+    .await
 }
 
 /// Creates the table's enum types, or adds the labels they lack (the official `dropdb`
 /// leaves types behind, and its `initdb` then fails on them). Labels DAP no longer lists
 /// are kept: rows may still hold them. Returns what changed, for the run report.
-pub async fn ensure_enums(db: &impl GenericClient, model: &TableModel) -> Result<Vec<String>, ReplicaError> {
+pub async fn ensure_enums(db: &mut PgConnection, model: &TableModel) -> Result<Vec<String>, ReplicaError> {
     let table = format!("{}.{}", model.namespace, model.name);
     let mut notes = Vec::new();
     for (schema, name, labels) in model.enums() {
-        match enum_labels(db, schema, name).await.doing(&table, "reading enum types")? {
+        match enum_labels(&mut *db, schema, name).await.doing(&table, "reading enum types")? {
             None => {
-                db.batch_execute(&ddl::create_enum(schema, name, labels))
+                crate::batch(&ddl::create_enum(schema, name, labels))
+                    .execute(&mut *db)
                     .await
                     .doing(&table, "creating an enum type")?;
             }
             Some(existing) => {
                 for label in labels.iter().filter(|l| !existing.contains(l)) {
-                    db.batch_execute(&ddl::add_enum_label(schema, name, label))
+                    crate::batch(&ddl::add_enum_label(schema, name, label))
+                        .execute(&mut *db)
                         .await
                         .doing(&table, "adding an enum label")?;
                     notes.push(format!("enum {schema}.{name}: added label `{label}`"));
@@ -106,16 +92,12 @@ pub async fn ensure_enums(db: &impl GenericClient, model: &TableModel) -> Result
 }
 
 /// Brings `schema.table` in step with `model`. Runs in the caller's transaction.
-pub async fn migrate(
-    tx: &tokio_postgres::Transaction<'_>,
-    model: &TableModel,
-    schema: &str,
-) -> Result<Vec<String>, ReplicaError> {
+pub async fn migrate(tx: &mut PgConnection, model: &TableModel, schema: &str) -> Result<Vec<String>, ReplicaError> {
     let table = format!("{}.{}", model.namespace, model.name);
     let qualified = ddl::qualified(schema, &model.name);
-    tx.batch_execute(ddl::DDL_LOCK).await.doing(&table, "waiting for other schema changes")?;
-    let mut notes = ensure_enums(tx, model).await?;
-    let existing = columns(tx, schema, &model.name).await.doing(&table, "reading the table's columns")?;
+    crate::batch(ddl::DDL_LOCK).execute(&mut *tx).await.doing(&table, "waiting for other schema changes")?;
+    let mut notes = ensure_enums(&mut *tx, model).await?;
+    let existing = columns(&mut *tx, schema, &model.name).await.doing(&table, "reading the table's columns")?;
     let mut statements: Vec<String> = Vec::new();
     let mut retypes: Vec<String> = Vec::new();
     for column in &model.columns {
@@ -169,16 +151,17 @@ pub async fn migrate(
         ));
     }
     for s in &statements {
-        tx.batch_execute(s).await.doing(&table, "changing the table to the new schema")?;
+        crate::batch(s).execute(&mut *tx).await.doing(&table, "changing the table to the new schema")?;
     }
     if !retypes.is_empty() {
         // Views and materialized views block a type change: save them, drop them, change,
         // and recreate them with their grants, comments and indexes, all in this transaction.
-        let saved = views::save_and_drop(tx, schema, &model.name).await.doing(&table, "saving dependent views")?;
+        let saved =
+            views::save_and_drop(&mut *tx, schema, &model.name).await.doing(&table, "saving dependent views")?;
         for s in &retypes {
-            tx.batch_execute(s).await.doing(&table, "changing a column type")?;
+            crate::batch(s).execute(&mut *tx).await.doing(&table, "changing a column type")?;
         }
-        views::restore(tx, &saved).await.doing(&table, "recreating dependent views")?;
+        views::restore(&mut *tx, &saved).await.doing(&table, "recreating dependent views")?;
         if !saved.is_empty() {
             notes.push(format!("recreated {} dependent view(s)", saved.len()));
         }

@@ -8,6 +8,8 @@ use crate::{Budget, Replicator};
 use chrono::{DateTime, Utc};
 use dap::{CompletedJob, DapError, Query};
 use serde::{Deserialize, Serialize};
+use sqlx::Transaction;
+use sqlx::postgres::{PgConnection, Postgres};
 use std::collections::HashSet;
 use std::time::Duration;
 
@@ -58,42 +60,42 @@ pub(crate) struct JobWanted {
 
 impl Replicator {
     pub(crate) async fn saved_job(
-        &self,
+        &mut self,
         namespace: &str,
         table: &str,
         kind: &str,
     ) -> Result<Option<JobRow>, ReplicaError> {
-        let row = self
-            .db
-            .query_opt(
-                r#"SELECT "job", "schema_version" FROM "cd2_aws"."job" WHERE "namespace" = $1 AND "table" = $2 AND "kind" = $3"#,
-                &[&namespace, &table, &kind],
-            )
-            .await
-            .doing(&format!("{namespace}.{table}"), "reading the saved job")?;
-        Ok(row.and_then(|r| {
-            let job: serde_json::Value = r.get(0);
-            // A row this version cannot read is treated as no row: a new job is started.
-            Some(JobRow { job: serde_json::from_value(job).ok()?, schema_version: r.get(1) })
-        }))
+        let row: Option<(serde_json::Value, i64)> = sqlx::query_as(
+            r#"SELECT "job", "schema_version" FROM "cd2_aws"."job" WHERE "namespace" = $1 AND "table" = $2 AND "kind" = $3"#,
+        )
+        .bind(namespace)
+        .bind(table)
+        .bind(kind)
+        .fetch_optional(&mut self.db)
+        .await
+        .doing(&format!("{namespace}.{table}"), "reading the saved job")?;
+        // A row this version cannot read is treated as no row: a new job is started.
+        Ok(row
+            .and_then(|(job, schema_version)| Some(JobRow { job: serde_json::from_value(job).ok()?, schema_version })))
     }
 
     pub(crate) async fn done_objects(
-        &self,
+        &mut self,
         namespace: &str,
         table: &str,
         job_id: &str,
     ) -> Result<(HashSet<String>, u64), ReplicaError> {
-        let rows = self
-            .db
-            .query(
-                r#"SELECT "object_id", "rows" FROM "cd2_aws"."object_done" WHERE "namespace" = $1 AND "table" = $2 AND "job_id" = $3"#,
-                &[&namespace, &table, &job_id],
-            )
-            .await
-            .doing(&format!("{namespace}.{table}"), "reading load progress")?;
-        let total = rows.iter().map(|r| r.get::<_, i64>(1) as u64).sum();
-        Ok((rows.iter().map(|r| r.get(0)).collect(), total))
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            r#"SELECT "object_id", "rows" FROM "cd2_aws"."object_done" WHERE "namespace" = $1 AND "table" = $2 AND "job_id" = $3"#,
+        )
+        .bind(namespace)
+        .bind(table)
+        .bind(job_id)
+        .fetch_all(&mut self.db)
+        .await
+        .doing(&format!("{namespace}.{table}"), "reading load progress")?;
+        let total = rows.iter().map(|(_, n)| *n as u64).sum();
+        Ok((rows.into_iter().map(|(id, _)| id).collect(), total))
     }
 
     /// The job to load from: a saved complete one when resumable and not about to expire,
@@ -133,27 +135,27 @@ impl Replicator {
                 };
                 let job = self.dap.start_job(namespace, table, &query).await?;
                 let row = SavedJob::Pending { id: job.id.clone(), since };
-                let tx = self.db.transaction().await.doing(&name, "starting a transaction")?;
-                save_job(&tx, namespace, table, kind, &row, version).await?;
+                let mut tx = self.begin(&name, budget).await?;
+                save_job(&mut tx, namespace, table, kind, &row, version).await?;
                 tx.commit().await.doing(&name, "saving the new job")?;
                 job.id
             }
         };
         match self.dap.resume_job(namespace, table, &id, since.is_some(), budget.deadline()).await {
             Ok(Some(job)) => {
-                let tx = self.db.transaction().await.doing(&name, "starting a transaction")?;
+                let mut tx = self.begin(&name, budget).await?;
                 if !wanted.prepare.is_empty() {
-                    tx.batch_execute(&wanted.prepare).await.doing(&name, "preparing for the new job")?;
+                    crate::batch(&wanted.prepare).execute(&mut *tx).await.doing(&name, "preparing for the new job")?;
                 }
-                save_job(&tx, namespace, table, kind, &SavedJob::Complete(job.clone()), version).await?;
+                save_job(&mut tx, namespace, table, kind, &SavedJob::Complete(job.clone()), version).await?;
                 tx.commit().await.doing(&name, "committing the new job")?;
                 Ok(Obtained::Ready(job))
             }
             Ok(None) => Ok(Obtained::Pending(id)),
             Err(e) if matches!(e, DapError::JobFailed { .. } | DapError::NotFound { .. }) || !e.is_transient() => {
                 // A failed or vanished job is no use to the next call either.
-                let tx = self.db.transaction().await.doing(&name, "starting a transaction")?;
-                forget_job(&tx, namespace, table).await?;
+                let mut tx = self.begin(&name, budget).await?;
+                forget_job(&mut tx, namespace, table).await?;
                 tx.commit().await.doing(&name, "forgetting the job")?;
                 Err(e.into())
             }
@@ -167,13 +169,15 @@ impl Replicator {
 /// each attempt's transaction is rolled back before the next.
 pub(crate) const OBJECT_ATTEMPTS: u32 = 3;
 
+/// Gives up on a permanent error, after the last attempt, and when the connection is lost
+/// (the table's lock went with it: the next call starts over on a new connection).
 pub(crate) async fn retry_or_fail(
     table: &str,
     object: &str,
     error: ReplicaError,
     attempt: &mut u32,
 ) -> Result<(), ReplicaError> {
-    if !error.is_transient() || *attempt >= OBJECT_ATTEMPTS {
+    if !error.is_transient() || error.connection_lost() || *attempt >= OBJECT_ATTEMPTS {
         return Err(error);
     }
     tracing::warn!(%table, %object, attempt = *attempt, error = %error, "object failed; retrying it");
@@ -182,8 +186,17 @@ pub(crate) async fn retry_or_fail(
     Ok(())
 }
 
+/// Ends an object's transaction after `error`: rolled back, unless the connection is gone.
+pub(crate) async fn rollback(tx: Transaction<'_, Postgres>, error: &ReplicaError) {
+    if !error.connection_lost()
+        && let Err(e) = tx.rollback().await
+    {
+        tracing::warn!(error = %crate::error::describe(&e), "rolling back an object failed");
+    }
+}
+
 pub(crate) async fn save_job(
-    tx: &tokio_postgres::Transaction<'_>,
+    tx: &mut PgConnection,
     namespace: &str,
     table: &str,
     kind: &str,
@@ -193,42 +206,48 @@ pub(crate) async fn save_job(
     let name = format!("{namespace}.{table}");
     forget_job(tx, namespace, table).await?;
     let job_json = serde_json::to_value(job).expect("jobs serialize");
-    tx.execute(
+    sqlx::query(
         r#"INSERT INTO "cd2_aws"."job" ("namespace", "table", "kind", "job", "schema_version") VALUES ($1, $2, $3, $4, $5)"#,
-        &[&namespace, &table, &kind, &job_json, &schema_version],
     )
+    .bind(namespace)
+    .bind(table)
+    .bind(kind)
+    .bind(job_json)
+    .bind(schema_version)
+    .execute(&mut *tx)
     .await
     .doing(&name, "saving the job")?;
     Ok(())
 }
 
-pub(crate) async fn forget_job(
-    tx: &tokio_postgres::Transaction<'_>,
-    namespace: &str,
-    table: &str,
-) -> Result<(), ReplicaError> {
+pub(crate) async fn forget_job(tx: &mut PgConnection, namespace: &str, table: &str) -> Result<(), ReplicaError> {
     let name = format!("{namespace}.{table}");
-    tx.execute(r#"DELETE FROM "cd2_aws"."job" WHERE "namespace" = $1 AND "table" = $2"#, &[&namespace, &table])
-        .await
-        .doing(&name, "clearing the saved job")?;
-    tx.execute(r#"DELETE FROM "cd2_aws"."object_done" WHERE "namespace" = $1 AND "table" = $2"#, &[&namespace, &table])
-        .await
-        .doing(&name, "clearing load progress")?;
+    for (sql, doing) in [
+        (r#"DELETE FROM "cd2_aws"."job" WHERE "namespace" = $1 AND "table" = $2"#, "clearing the saved job"),
+        (r#"DELETE FROM "cd2_aws"."object_done" WHERE "namespace" = $1 AND "table" = $2"#, "clearing load progress"),
+    ] {
+        sqlx::query(sql).bind(namespace).bind(table).execute(&mut *tx).await.doing(&name, doing)?;
+    }
     Ok(())
 }
 
 pub(crate) async fn mark_done(
-    tx: &tokio_postgres::Transaction<'_>,
+    tx: &mut PgConnection,
     namespace: &str,
     table: &str,
     job_id: &str,
     object_id: &str,
     rows: u64,
 ) -> Result<(), ReplicaError> {
-    tx.execute(
+    sqlx::query(
         r#"INSERT INTO "cd2_aws"."object_done" ("namespace", "table", "job_id", "object_id", "rows") VALUES ($1, $2, $3, $4, $5)"#,
-        &[&namespace, &table, &job_id, &object_id, &(rows as i64)],
     )
+    .bind(namespace)
+    .bind(table)
+    .bind(job_id)
+    .bind(object_id)
+    .bind(rows as i64)
+    .execute(&mut *tx)
     .await
     .doing(&format!("{namespace}.{table}"), "recording a loaded object")?;
     Ok(())
@@ -236,18 +255,23 @@ pub(crate) async fn mark_done(
 
 /// Moves `table_sync` to the job's `until`, in the transaction of the last object.
 pub(crate) async fn advance(
-    tx: &tokio_postgres::Transaction<'_>,
+    tx: &mut PgConnection,
     namespace: &str,
     table: &str,
     job: &CompletedJob,
     schema_version: i64,
     model: &TableModel,
 ) -> Result<(), ReplicaError> {
-    tx.execute(
+    sqlx::query(
         r#"UPDATE "instructure_dap"."table_sync" SET "timestamp" = $3, "schema_version" = $4, "schema_description" = $5
            WHERE "source_namespace" = $1 AND "source_table" = $2"#,
-        &[&namespace, &table, &job.until.naive_utc(), &schema_version, &model.description.to_string()],
     )
+    .bind(namespace)
+    .bind(table)
+    .bind(job.until.naive_utc())
+    .bind(schema_version)
+    .bind(model.description.to_string())
+    .execute(&mut *tx)
     .await
     .doing(&format!("{namespace}.{table}"), "advancing instructure_dap.table_sync")?;
     forget_job(tx, namespace, table).await

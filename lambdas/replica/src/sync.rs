@@ -2,13 +2,13 @@
 
 use crate::error::{DbContext, ReplicaError};
 use crate::load::upsert_object;
-use crate::progress::{JobWanted, Obtained, advance, mark_done, retry_or_fail};
+use crate::progress::{JobWanted, Obtained, advance, mark_done, retry_or_fail, rollback};
 use crate::{Budget, Outcome, Replicator, Status, TableModel, ddl, migrate};
 
 impl Replicator {
     /// Applies the changes since the last load; `init_needed` for a table not in the replica.
     pub async fn sync(&mut self, namespace: &str, table: &str, budget: Budget) -> Result<Outcome, ReplicaError> {
-        self.locked(namespace, table, async |r: &mut Self| r.sync_locked(namespace, table, budget).await).await
+        self.locked(namespace, table, budget, async |r: &mut Self| r.sync_locked(namespace, table, budget).await).await
     }
 
     async fn sync_locked(&mut self, namespace: &str, table: &str, budget: Budget) -> Result<Outcome, ReplicaError> {
@@ -19,8 +19,8 @@ impl Replicator {
         let schema = self.dap.schema(namespace, table).await?;
         let model = TableModel::from_schema(namespace, table, &schema.schema)?;
         let mut outcome = Outcome::new(Status::Success);
-        let tx = self.db.transaction().await.doing(&name, "starting a transaction")?;
-        outcome.notes = migrate::migrate(&tx, &model, namespace).await?;
+        let mut tx = self.begin(&name, budget).await?;
+        outcome.notes = migrate::migrate(&mut tx, &model, namespace).await?;
         tx.commit().await.doing(&name, "committing schema changes")?;
 
         let wanted = JobWanted {
@@ -39,8 +39,8 @@ impl Replicator {
         let mut objects: Vec<_> = job.objects.iter().filter(|o| !done.contains(&o.id)).cloned().collect();
         objects.sort();
         if objects.is_empty() {
-            let tx = self.db.transaction().await.doing(&name, "starting a transaction")?;
-            advance(&tx, namespace, table, &job, schema.version, &model).await?;
+            let mut tx = self.begin(&name, budget).await?;
+            advance(&mut tx, namespace, table, &job, schema.version, &model).await?;
             tx.commit().await.doing(&name, "committing the sync")?;
             return Ok(outcome);
         }
@@ -51,19 +51,26 @@ impl Replicator {
             }
             let mut attempt = 1;
             let counts = loop {
-                let tx = self.db.transaction().await.doing(&name, "starting a transaction")?;
-                match upsert_object(&tx, &self.dap, &model, object, &target, true).await {
+                let dap = self.dap.clone();
+                let mut tx = self.begin(&name, budget).await?;
+                match upsert_object(&mut tx, &dap, &model, object, &target, true, budget).await {
                     Ok(counts) => {
                         if i == last {
-                            advance(&tx, namespace, table, &job, schema.version, &model).await?;
+                            advance(&mut tx, namespace, table, &job, schema.version, &model).await?;
                         } else {
-                            mark_done(&tx, namespace, table, &job.id, &object.id, counts.inserted + counts.updated)
+                            mark_done(&mut tx, namespace, table, &job.id, &object.id, counts.inserted + counts.updated)
                                 .await?;
                         }
                         tx.commit().await.doing(&name, "committing an object")?;
                         break counts;
                     }
-                    Err(e) => retry_or_fail(&name, &object.id, e, &mut attempt).await?,
+                    Err(e) => {
+                        rollback(tx, &e).await;
+                        if matches!(e, ReplicaError::OutOfTime { .. }) {
+                            return Ok(outcome.in_progress(&job.id));
+                        }
+                        retry_or_fail(&name, &object.id, e, &mut attempt).await?
+                    }
                 }
             };
             tracing::info!(table = %name, object = %object.id, ?counts, "object applied");

@@ -7,7 +7,8 @@
 //! installed in the database.
 
 use crate::model::{quote_ident, quote_literal};
-use tokio_postgres::GenericClient;
+use sqlx::postgres::PgConnection;
+use sqlx::postgres::types::Oid;
 
 #[derive(Debug, Clone)]
 pub struct SavedView {
@@ -50,7 +51,7 @@ WITH RECURSIVE deps(oid, depth) AS (
 )
 SELECT c.oid, n.nspname::text, c.relname::text, c.relkind = 'm', pg_get_viewdef(c.oid),
        pg_get_userbyid(c.relowner)::text, coalesce(c.reloptions, '{}')::text[], obj_description(c.oid, 'pg_class'),
-       max(deps.depth) AS depth
+       max(deps.depth)::int4 AS depth
 FROM deps JOIN pg_class c ON c.oid = deps.oid JOIN pg_namespace n ON n.oid = c.relnamespace
 GROUP BY c.oid, n.nspname, c.relname, c.relkind, c.relowner, c.reloptions
 ORDER BY depth, n.nspname, c.relname";
@@ -63,68 +64,51 @@ const ATTACHED: [&str; 3] = [
     "SELECT pg_get_ruledef(oid) FROM pg_rewrite WHERE ev_class = $1 AND rulename <> '_RETURN' ORDER BY rulename",
 ];
 
-pub async fn save_and_drop(
-    db: &impl GenericClient,
-    schema: &str,
-    table: &str,
-) -> Result<Vec<SavedView>, tokio_postgres::Error> {
+pub async fn save_and_drop(db: &mut PgConnection, schema: &str, table: &str) -> Result<Vec<SavedView>, sqlx::Error> {
     let qualified = format!("{}.{}", quote_ident(schema), quote_ident(table));
-    let oid: u32 = db.query_one("SELECT $1::text::regclass::oid", &[&qualified]).await?.get(0);
+    let oid: Oid = sqlx::query_scalar("SELECT $1::text::regclass::oid").bind(&qualified).fetch_one(&mut *db).await?;
+    type Dependent = (Oid, String, String, bool, String, String, Vec<String>, Option<String>, i32);
+    let dependents: Vec<Dependent> = sqlx::query_as(DEPENDENTS).bind(oid).fetch_all(&mut *db).await?;
     let mut saved = Vec::new();
-    for row in db.query(DEPENDENTS, &[&oid]).await? {
-        let view_oid: u32 = row.get(0);
-        let column_comments = db
-            .query(
-                "SELECT a.attname::text, col_description(a.attrelid, a.attnum) FROM pg_attribute a
-                 WHERE a.attrelid = $1 AND a.attnum > 0 AND col_description(a.attrelid, a.attnum) IS NOT NULL",
-                &[&view_oid],
-            )
-            .await?
-            .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect();
-        let grants = db
-            .query(
-                "SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END,
-                        a.privilege_type, a.is_grantable
-                 FROM pg_class c, aclexplode(c.relacl) a
-                 WHERE c.oid = $1 AND a.grantee <> c.relowner",
-                &[&view_oid],
-            )
-            .await?
-            .iter()
-            .map(|r| {
-                let grantee: String = r.get(0);
-                let privilege: String = r.get(1);
-                let grantable: bool = r.get(2);
-                (grantee, privilege, grantable)
-            })
-            .collect::<Vec<_>>();
+    for (view_oid, schema, name, materialized, definition, owner, options, comment, _depth) in dependents {
+        let column_comments: Vec<(String, String)> = sqlx::query_as(
+            "SELECT a.attname::text, col_description(a.attrelid, a.attnum) FROM pg_attribute a
+             WHERE a.attrelid = $1 AND a.attnum > 0 AND col_description(a.attrelid, a.attnum) IS NOT NULL",
+        )
+        .bind(view_oid)
+        .fetch_all(&mut *db)
+        .await?;
+        let grants: Vec<(String, String, bool)> = sqlx::query_as(
+            "SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END,
+                    a.privilege_type, a.is_grantable
+             FROM pg_class c, aclexplode(c.relacl) a
+             WHERE c.oid = $1 AND a.grantee <> c.relowner",
+        )
+        .bind(view_oid)
+        .fetch_all(&mut *db)
+        .await?;
         let mut attached = Vec::new();
         for sql in ATTACHED {
-            attached.extend(db.query(sql, &[&view_oid]).await?.iter().map(|r| r.get::<_, String>(0)));
+            attached.extend(sqlx::query_scalar::<_, String>(sql).bind(view_oid).fetch_all(&mut *db).await?);
         }
-        let column_grants: Vec<(String, String, String, bool)> = db
-            .query(
-                "SELECT a.attname::text,
-                        CASE WHEN g.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(g.grantee)) END,
-                        g.privilege_type, g.is_grantable
-                 FROM pg_attribute a, aclexplode(a.attacl) g
-                 WHERE a.attrelid = $1 AND a.attnum > 0 AND a.attacl IS NOT NULL",
-                &[&view_oid],
-            )
-            .await?
-            .iter()
-            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
-            .collect();
+        let column_grants: Vec<(String, String, String, bool)> = sqlx::query_as(
+            "SELECT a.attname::text,
+                    CASE WHEN g.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(g.grantee)) END,
+                    g.privilege_type, g.is_grantable
+             FROM pg_attribute a, aclexplode(a.attacl) g
+             WHERE a.attrelid = $1 AND a.attnum > 0 AND a.attacl IS NOT NULL",
+        )
+        .bind(view_oid)
+        .fetch_all(&mut *db)
+        .await?;
         let mut view = SavedView {
-            materialized: row.get(3),
-            schema: row.get(1),
-            name: row.get(2),
-            definition: row.get(4),
-            owner: row.get(5),
-            options: row.get(6),
-            comment: row.get(7),
+            materialized,
+            schema,
+            name,
+            definition,
+            owner,
+            options,
+            comment,
             column_comments,
             grants: Vec::new(),
             attached,
@@ -145,19 +129,25 @@ pub async fn save_and_drop(
     }
     // Deepest first, so nothing is dropped while another view still needs it.
     for view in saved.iter().rev() {
-        db.batch_execute(&format!("DROP {} {}", view.kind(), view.qualified())).await?;
+        crate::batch(&format!("DROP {} {}", view.kind(), view.qualified())).execute(&mut *db).await?;
     }
     Ok(saved)
 }
 
-pub async fn restore(db: &impl GenericClient, saved: &[SavedView]) -> Result<(), tokio_postgres::Error> {
+/// Recreates the views as they were. A view's query must never run with the replicator's
+/// privileges: a plain view's query does not run when it is created, and a materialized
+/// view is created empty (`WITH NO DATA`), given to its owner, and filled by a `REFRESH`
+/// under the owner's role, as the owner's own refresh would be.
+pub async fn restore(db: &mut PgConnection, saved: &[SavedView]) -> Result<(), sqlx::Error> {
     for view in saved {
         let target = view.qualified();
         let with = if view.options.is_empty() { String::new() } else { format!(" WITH ({})", view.options.join(", ")) };
         let definition = view.definition.trim_end().trim_end_matches(';');
+        let no_data = if view.materialized { " WITH NO DATA" } else { "" };
+        let owner = quote_ident(&view.owner);
         let mut sql = vec![
-            format!("CREATE {} {target}{with} AS {definition}", view.kind()),
-            format!("ALTER {} {target} OWNER TO {}", view.kind(), quote_ident(&view.owner)),
+            format!("CREATE {} {target}{with} AS {definition}{no_data}", view.kind()),
+            format!("ALTER {} {target} OWNER TO {owner}", view.kind()),
         ];
         if let Some(c) = &view.comment {
             sql.push(format!("COMMENT ON {} {target} IS {}", view.kind(), quote_literal(c)));
@@ -167,8 +157,13 @@ pub async fn restore(db: &impl GenericClient, saved: &[SavedView]) -> Result<(),
         }
         sql.extend(view.grants.iter().cloned());
         sql.extend(view.attached.iter().cloned());
+        if view.materialized {
+            sql.push(format!("SET LOCAL ROLE {owner}"));
+            sql.push(format!("REFRESH MATERIALIZED VIEW {target}"));
+            sql.push("RESET ROLE".to_owned());
+        }
         for s in sql {
-            db.batch_execute(&s).await?;
+            crate::batch(&s).execute(&mut *db).await?;
         }
     }
     Ok(())

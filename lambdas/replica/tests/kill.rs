@@ -30,11 +30,8 @@ async fn a_process_killed_mid_init_is_finished_exactly_by_a_rerun() {
     let started = Instant::now();
     loop {
         tokio::time::sleep(Duration::from_millis(20)).await;
-        let done =
-            f.db.query_one("SELECT count(*) FROM cd2_aws.object_done", &[])
-                .await
-                .map(|r| r.get::<_, i64>(0))
-                .unwrap_or(0);
+        let done: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM cd2_aws.object_done").fetch_one(&f.db).await.unwrap_or(0);
         if done >= 5 {
             break;
         }

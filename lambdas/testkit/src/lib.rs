@@ -3,7 +3,12 @@
 //! `cargo xtask test` starts one for the whole run and passes its URL in
 //! [`DATABASE_URL_VAR`]; a plain `cargo test` starts one per test binary, which a watchdog
 //! stops when the binary exits.
+//!
+//! The server listens on 127.0.0.1 and 127.0.0.2, with a certificate for `localhost` and
+//! 127.0.0.1 only (so 127.0.0.2 is a host name mismatch), and refuses plain-text
+//! connections of [`TLS_ONLY_USER`] (so libpq's `allow` has something to fall back from).
 
+use sqlx::Connection as _;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -13,6 +18,8 @@ use std::sync::OnceLock;
 pub const DATABASE_URL_VAR: &str = "CD2_TEST_DATABASE_URL";
 /// Set to the PEM file of the CA that signed that server's certificate.
 pub const DATABASE_CA_VAR: &str = "CD2_TEST_DATABASE_CA";
+/// A role the server admits only over TLS (the tests create it).
+pub const TLS_ONLY_USER: &str = "cd2_tls_only";
 
 /// A server this process started (stopped by `stop`, or by the watchdog).
 #[derive(Debug)]
@@ -61,9 +68,14 @@ fn free_port() -> u16 {
 impl PgServer {
     /// Initializes and starts a server in `dir` (created; emptied first), on a free port,
     /// trusting loopback connections, tuned for tests (no fsync).
+    ///
+    /// As root the server runs as the `postgres` user, who may not be able to enter `dir`
+    /// (a checkout under `/root`, or in a `mktemp -d` directory): its files then go in a
+    /// directory of its own under the system's temporary directory instead.
     pub fn start(dir: &Path) -> Result<Self, String> {
         let bin = bin_dir()?;
         let as_postgres = is_root();
+        let dir = &if as_postgres { postgres_dir(dir) } else { dir.to_path_buf() };
         let _ = std::fs::remove_dir_all(dir);
         std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
         if as_postgres {
@@ -86,8 +98,13 @@ impl PgServer {
                 "--no-sync",
             ],
         )?;
+        // Plain-text connections of the TLS-only role are refused; loopback is trusted.
+        let hba = data.join("pg_hba.conf");
+        let rules = std::fs::read_to_string(&hba).map_err(|e| format!("reading {}: {e}", hba.display()))?;
+        let rules = format!("hostnossl all {TLS_ONLY_USER} 0.0.0.0/0 reject\nhost all all 127.0.0.0/8 trust\n{rules}");
+        std::fs::write(&hba, rules).map_err(|e| format!("writing {}: {e}", hba.display()))?;
         let mut options = format!(
-            "-h 127.0.0.1 -p {} -k {} -c fsync=off -c full_page_writes=off -c synchronous_commit=off -c max_connections=200",
+            "-h 127.0.0.1,127.0.0.2 -p {} -k {} -c fsync=off -c full_page_writes=off -c synchronous_commit=off -c max_connections=200",
             server.port,
             dir.display()
         );
@@ -118,6 +135,11 @@ impl PgServer {
     /// openssl was there to make one.
     pub fn ca_cert(&self) -> Option<PathBuf> {
         Some(self.dir.join("ca.crt")).filter(|p| p.exists())
+    }
+
+    /// Where the server keeps its files.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// A test CA and a server certificate it signs; false without openssl (TLS is then off).
@@ -202,6 +224,41 @@ impl PgServer {
     }
 }
 
+/// A directory under the temporary directory (world-traversable), named after `dir`, for a
+/// server run by the `postgres` user.
+fn postgres_dir(dir: &Path) -> PathBuf {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    dir.hash(&mut hasher);
+    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    std::env::temp_dir().join(format!("cd2-aws-{name}-{:016x}", hasher.finish()))
+}
+
+/// A CA certificate that signed nothing this server has, in `dir` (for tests that a
+/// certificate from another private CA is refused).
+pub fn unrelated_ca(dir: &Path) -> Result<PathBuf, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    let (key, cert) = (dir.join("other-ca.key"), dir.join("other-ca.crt"));
+    run(Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"])
+        .args([
+            "-nodes",
+            "-keyout",
+            &key.to_string_lossy(),
+            "-out",
+            &cert.to_string_lossy(),
+            "-subj",
+            "/CN=cd2-other-test-ca",
+            "-days",
+            "2",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ]))?;
+    Ok(cert)
+}
+
 fn run(cmd: &mut Command) -> Result<(), String> {
     let out = cmd.output().map_err(|e| format!("running {cmd:?}: {e}"))?;
     if out.status.success() {
@@ -236,31 +293,16 @@ pub fn server_ca() -> Option<PathBuf> {
 }
 
 /// A fresh, empty database on the test server; returns its connection string.
-pub fn fresh_database() -> String {
-    let url = server_url();
+pub async fn fresh_database() -> String {
+    let url = tokio::task::spawn_blocking(server_url).await.expect("the test server starts");
     let name = format!("t_{}", uuid::Uuid::new_v4().simple());
-    let (psql_host, port) = {
-        let rest = url.rsplit('@').next().expect("url has a host");
-        let (h, p) = rest.split_once(':').expect("url has a port");
-        (h.to_owned(), p.trim_end_matches('/').to_owned())
-    };
-    let user = url.trim_start_matches("postgresql://").split('@').next().unwrap_or("cd2").to_owned();
-    let psql = bin_dir().map(|d| d.join("psql")).unwrap_or_else(|_| PathBuf::from("psql"));
-    let status = Command::new(psql)
-        .args([
-            "-h",
-            &psql_host,
-            "-p",
-            &port,
-            "-U",
-            &user,
-            "-d",
-            "postgres",
-            "-qAtc",
-            &format!("CREATE DATABASE {name}"),
-        ])
-        .output()
-        .expect("running psql");
-    assert!(status.status.success(), "creating a test database: {}", String::from_utf8_lossy(&status.stderr));
+    let mut admin = sqlx::PgConnection::connect(&format!("{url}/postgres?sslmode=disable"))
+        .await
+        .unwrap_or_else(|e| panic!("connecting to the test server at {url}: {e}"));
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut admin)
+        .await
+        .unwrap_or_else(|e| panic!("creating a test database: {e}"));
+    let _ = admin.close().await;
     format!("{url}/{name}")
 }

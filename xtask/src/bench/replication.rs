@@ -187,26 +187,25 @@ async fn ceiling(db: &str, rows: u64) -> Result<f64> {
         }
         file.flush()?;
     }
-    let client = connect(db).await?;
+    let mut conn = connect(db).await?;
     let mut ddl_sql = String::new();
     for (schema, name, labels) in model.enums() {
         ddl_sql.push_str(&ddl::create_enum(schema, name, labels));
     }
     ddl_sql.push_str(&ddl::create_table(&model, bench::NAMESPACE));
-    client.batch_execute(&ddl_sql).await?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(ddl_sql)).execute(&mut conn).await?;
     let columns: Vec<String> = model.columns.iter().map(|c| replica::model::quote_ident(&c.name)).collect();
     let sql = format!("COPY {} ({}) FROM STDIN", ddl::qualified(bench::NAMESPACE, bench::TABLE), columns.join(", "));
     let start = Instant::now();
-    let sink = client.copy_in::<_, bytes::Bytes>(&sql).await?;
-    stream_file(sink, &path).await?;
+    stream_file(&mut conn, &sql, &path).await?;
     let seconds = start.elapsed().as_secs_f64();
     let _ = std::fs::remove_file(&path);
     Ok(seconds)
 }
 
-async fn stream_file(sink: tokio_postgres::CopyInSink<bytes::Bytes>, path: &Path) -> Result<()> {
-    use futures_util::SinkExt;
-    let mut sink = Box::pin(sink);
+/// The file into one `COPY ... FROM STDIN`, in 256 KiB sends, as the replicator sends.
+async fn stream_file(conn: &mut sqlx::PgConnection, sql: &str, path: &Path) -> Result<()> {
+    let mut copy = conn.copy_in_raw(sql).await?;
     let mut file = std::fs::File::open(path)?;
     let mut buf = vec![0u8; 256 * 1024];
     loop {
@@ -214,9 +213,9 @@ async fn stream_file(sink: tokio_postgres::CopyInSink<bytes::Bytes>, path: &Path
         if n == 0 {
             break;
         }
-        sink.send(bytes::Bytes::copy_from_slice(&buf[..n])).await?;
+        copy.send(&buf[..n]).await?;
     }
-    sink.as_mut().finish().await?;
+    copy.finish().await?;
     Ok(())
 }
 

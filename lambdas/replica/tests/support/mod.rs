@@ -6,14 +6,17 @@ use dap::{ClientConfig, Credentials, DapClient, Limit};
 use emulator::{Emulator, Settings};
 use replica::{Budget, Outcome, ReplicaError, Replicator};
 use serde_json::{Value, json};
+use sqlx::PgPool;
+use sqlx::Row as _;
+use sqlx::postgres::PgRow;
 use std::time::Duration;
-use tokio_postgres::{Client, NoTls, Row};
 
 pub struct Fixture {
     pub emulator: Emulator,
     pub dap: DapClient,
     pub db_url: String,
-    pub db: Client,
+    /// The test's own connections, beside the replicator's.
+    pub db: PgPool,
 }
 
 pub fn client_config(emulator: &Emulator) -> ClientConfig {
@@ -35,9 +38,8 @@ impl Fixture {
     pub async fn with_settings(settings: Settings) -> Self {
         let emulator = Emulator::start(settings).await.expect("emulator starts");
         let dap = DapClient::new(client_config(&emulator)).expect("client");
-        let db_url = tokio::task::spawn_blocking(testkit::fresh_database).await.expect("database");
-        let (db, conn) = tokio_postgres::connect(&db_url, NoTls).await.expect("connect");
-        tokio::spawn(conn);
+        let db_url = testkit::fresh_database().await;
+        let db = PgPool::connect(&format!("{db_url}?sslmode=disable")).await.expect("connect");
         Self { emulator, dap, db_url, db }
     }
 
@@ -50,13 +52,24 @@ impl Fixture {
         self.replicator().await.replicate("canvas", table, Budget::unlimited()).await
     }
 
-    pub async fn rows(&self, sql: &str) -> Vec<Row> {
-        self.db.query(sql, &[]).await.unwrap_or_else(|e| panic!("{sql}: {}", replica::error::describe(&e)))
+    pub async fn rows(&self, sql: &str) -> Vec<PgRow> {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&self.db)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {}", replica::error::describe(&e)))
     }
 
     /// One column of a query, as text.
     pub async fn texts(&self, sql: &str) -> Vec<Option<String>> {
         self.rows(sql).await.iter().map(|r| r.get(0)).collect()
+    }
+
+    /// Runs SQL statements (the test's own setup).
+    pub async fn exec(&self, sql: &str) {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&self.db)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {}", replica::error::describe(&e)));
     }
 
     pub fn accounts(&self, rows: Vec<Value>) {
