@@ -46,7 +46,12 @@ pub struct ClientConfig {
     /// Shared limits: DAP allows 5 job creations and 5 table listings a minute per client.
     pub job_limit: Limit,
     pub list_limit: Limit,
+    /// The longest wait for the next bytes of an answer.
     pub timeout: Duration,
+    /// The longest an API request may take in all, answer included.
+    pub request_timeout: Duration,
+    /// The longest an object download may take in all (a call with a budget ends it sooner).
+    pub download_timeout: Duration,
 }
 
 impl ClientConfig {
@@ -61,7 +66,9 @@ impl ClientConfig {
             job_timeout: Duration::from_secs(3600),
             job_limit: Limit::per_minute(5),
             list_limit: Limit::per_minute(5),
-            timeout: Duration::from_secs(300),
+            timeout: Duration::from_secs(120),
+            request_timeout: Duration::from_secs(180),
+            download_timeout: Duration::from_secs(3600),
         }
     }
 }
@@ -113,7 +120,7 @@ impl DapClient {
             .map_err(|e| DapError::Transport {
                 what: "client setup".into(),
                 url: config.base_url.clone(),
-                source: e,
+                source: e.without_url(),
             })?;
         let traceparent = format!("00-{}-0000000000000001-01", uuid::Uuid::new_v4().simple());
         Ok(Self {
@@ -262,10 +269,19 @@ impl DapClient {
         let mut attempt = 0;
         loop {
             attempt += 1;
+            // The URL is pre-signed: it is a credential, and never goes into an error or a log.
             let url = self.object_url(object).await?;
-            let failure = match self.inner.http.get(&url).header("traceparent", &self.inner.traceparent).send().await {
+            let sent = self
+                .inner
+                .http
+                .get(&url)
+                .header("traceparent", &self.inner.traceparent)
+                .timeout(cfg.download_timeout)
+                .send()
+                .await;
+            let failure = match sent {
                 Ok(r) if r.status().is_success() => {
-                    let stream = r.bytes_stream().map_err(std::io::Error::other);
+                    let stream = r.bytes_stream().map_err(|e| std::io::Error::other(e.without_url()));
                     let mut decoder = GzipDecoder::new(StreamReader::new(stream));
                     decoder.multiple_members(true);
                     return Ok(Box::pin(BufReader::with_capacity(64 * 1024, decoder)));
@@ -281,7 +297,7 @@ impl DapClient {
                         detail: format!("HTTP {}", r.status()),
                     });
                 }
-                Err(e) => format!("connection: {e}"),
+                Err(e) => format!("connection: {}", describe_transport(e.without_url())),
             };
             if attempt >= cfg.max_attempts {
                 return Err(DapError::Download {
@@ -320,6 +336,7 @@ impl DapClient {
                 .header("traceparent", &self.inner.traceparent)
                 .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
                 .body("grant_type=client_credentials")
+                .timeout(cfg.request_timeout)
                 .send()
                 .await;
             match self.classify(sent, &url, what, attempt).await? {
@@ -357,6 +374,7 @@ impl DapClient {
                 .inner
                 .http
                 .request(method.clone(), &url)
+                .timeout(self.inner.config.request_timeout)
                 .bearer_auth(bearer)
                 .header("traceparent", &self.inner.traceparent);
             if let Some(b) = &body {
@@ -396,11 +414,11 @@ impl DapClient {
         let response = match sent {
             Ok(r) => r,
             Err(e) if !last && (e.is_connect() || e.is_timeout() || e.is_request()) => {
-                tracing::warn!(%what, attempt, error = %e, "DAP request failed; retrying");
+                tracing::warn!(%what, attempt, error = %describe_transport(e.without_url()), "DAP request failed; retrying");
                 return Ok(Outcome::Retry(backoff));
             }
             Err(e) => {
-                return Err(DapError::Transport { what: what.into(), url: url.into(), source: e });
+                return Err(DapError::Transport { what: what.into(), url: url.into(), source: e.without_url() });
             }
         };
         let status = response.status();
@@ -430,11 +448,11 @@ impl DapClient {
         let body = match response.bytes().await {
             Ok(b) => b,
             Err(e) if !last => {
-                tracing::warn!(%what, attempt, error = %e, "DAP answer cut off; retrying");
+                tracing::warn!(%what, attempt, error = %describe_transport(e.without_url()), "DAP answer cut off; retrying");
                 return Ok(Outcome::Retry(backoff));
             }
             Err(e) => {
-                return Err(DapError::Transport { what: what.into(), url: url.into(), source: e });
+                return Err(DapError::Transport { what: what.into(), url: url.into(), source: e.without_url() });
             }
         };
         if status.is_success() {
@@ -470,6 +488,18 @@ fn parse<T: DeserializeOwned>(body: &[u8], what: &str) -> Result<T, DapError> {
         what: what.into(),
         detail: format!("{e}; body starts: {}", snippet(body)),
     })
+}
+
+/// A transport error with its causes ("error sending request: connection refused"), without
+/// the URL (strip it with `without_url` first: a pre-signed URL is a credential).
+fn describe_transport(e: reqwest::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        s.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    s
 }
 
 /// The start of a body for an error message.

@@ -110,13 +110,13 @@ impl TableData {
     }
 
     /// The objects of a query, each as TSV text with its header, handed to `emit` one at a
-    /// time. `malformed` cuts the last field off the first row.
+    /// time. `damage` (`MalformedRow`, `EmptyLine`) spoils the first object.
     pub fn write_objects(
         &self,
         since: Option<DateTime<Utc>>,
         until: DateTime<Utc>,
         per_object: usize,
-        malformed: bool,
+        damage: Option<&crate::FaultKind>,
         mut emit: impl FnMut(String),
     ) {
         let incremental = since.is_some();
@@ -129,7 +129,10 @@ impl TableData {
                 text.push_str(&header);
                 text.push('\n');
             }
-            if malformed && emitted == 0 {
+            if damage == Some(&crate::FaultKind::EmptyLine) && emitted == 1 {
+                text.push('\n');
+            }
+            if damage == Some(&crate::FaultKind::MalformedRow) && emitted == 0 {
                 text.push_str(line.rsplit_once('\t').map_or(line, |(head, _)| head));
             } else {
                 text.push_str(line);

@@ -26,6 +26,7 @@ use chrono::{DateTime, Duration as ChronoDuration, TimeZone, Utc};
 use data::TableData;
 use flate2::Compression;
 use flate2::write::GzEncoder;
+use futures_util::StreamExt as _;
 use indexmap::IndexMap;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
@@ -61,6 +62,15 @@ pub enum FaultKind {
     TruncatedGzip,
     /// A row of the next job (inject on `CreateJob`) has a field too few.
     MalformedRow,
+    /// The first object of the next job (inject on `CreateJob`) has an empty line between
+    /// its first two rows.
+    EmptyLine,
+    /// The next pre-signed URL handed out (inject on `ObjectUrl`) points at a closed port.
+    UnreachableUrl,
+    /// The download's connection is cut halfway through the body.
+    DropConnection,
+    /// The download sends half its body, pauses this long, then sends the rest.
+    Stall(Duration),
 }
 
 #[derive(Clone, Debug)]
@@ -436,13 +446,14 @@ async fn create_job(
         Some(FaultKind::FailJob(kind)) => Some(kind),
         _ => None,
     };
-    let malformed = take_fault(&mut s, Endpoint::CreateJob, |k| *k == FaultKind::MalformedRow).is_some();
+    let damage =
+        take_fault(&mut s, Endpoint::CreateJob, |k| matches!(k, FaultKind::MalformedRow | FaultKind::EmptyLine));
     let until = s.clock.expect("clock is set");
     let per_object = s.settings.rows_per_object.max(1);
     // An identical query while the data is unchanged gets the existing job back.
     let query_key = format!("{ns}.{table} {query} {until}");
     let polls = s.settings.polls_before_complete;
-    if !malformed
+    if damage.is_none()
         && failure.is_none()
         && let Some((id, job)) = s.jobs.iter().find(|(_, j)| j.query == query_key && j.failure.is_none())
     {
@@ -462,7 +473,7 @@ async fn create_job(
         objects.push(object_id);
     };
     if format == "tsv" {
-        t.write_objects(since, until, per_object, malformed, &mut add);
+        t.write_objects(since, until, per_object, damage.as_ref(), &mut add);
     } else if t.generated.is_some() {
         return error(StatusCode::BAD_REQUEST, "ValidationError", "generated tables are served as tsv only");
     } else {
@@ -544,6 +555,7 @@ async fn object_urls(State(state): State<Shared>, headers: HeaderMap, body: Stri
     if let Some(r) = refuse(&state, Endpoint::ObjectUrl, format!("POST /dap/object/url {body}"), &headers) {
         return r;
     }
+    let unreachable = take_fault(&mut lock(&state), Endpoint::ObjectUrl, |k| *k == FaultKind::UnreachableUrl).is_some();
     let Ok(ids) = serde_json::from_str::<Vec<Value>>(&body) else {
         return error(StatusCode::BAD_REQUEST, "ValidationError", "expected [{\"id\": ...}]");
     };
@@ -557,6 +569,8 @@ async fn object_urls(State(state): State<Shared>, headers: HeaderMap, body: Stri
         }
         let sig = uuid::Uuid::new_v4().simple().to_string();
         s.urls.insert(sig.clone(), (id.to_owned(), Instant::now() + lifetime));
+        // Port 9 (discard) on loopback: nothing listens there.
+        let host = if unreachable { "127.0.0.1:9" } else { host.as_str() };
         urls.insert(id.to_owned(), json!({ "url": format!("http://{host}/files/{id}?X-Amz-Signature={sig}") }));
     }
     axum::Json(json!({ "urls": urls })).into_response()
@@ -590,10 +604,25 @@ async fn download(
     let Some(bytes) = s.objects.get(&path).cloned() else {
         return (StatusCode::NOT_FOUND, "no such object").into_response();
     };
-    let bytes: Vec<u8> = if fault == Some(FaultKind::TruncatedGzip) {
-        bytes[..bytes.len() / 2].to_vec()
-    } else {
-        bytes.as_ref().clone()
+    let half = bytes.len() / 2;
+    let body = match fault {
+        Some(FaultKind::TruncatedGzip) => Body::from(bytes[..half].to_vec()),
+        Some(FaultKind::DropConnection) => {
+            let parts: [Result<Vec<u8>, std::io::Error>; 2] =
+                [Ok(bytes[..half].to_vec()), Err(std::io::Error::other("injected: connection dropped"))];
+            Body::from_stream(futures_util::stream::iter(parts))
+        }
+        Some(FaultKind::Stall(pause)) => {
+            let (first, rest) = (bytes[..half].to_vec(), bytes[half..].to_vec());
+            let later = async move {
+                tokio::time::sleep(pause).await;
+                Ok::<_, std::io::Error>(rest)
+            };
+            let stream = futures_util::stream::once(async move { Ok::<_, std::io::Error>(first) })
+                .chain(futures_util::stream::once(later));
+            Body::from_stream(stream)
+        }
+        _ => Body::from(bytes.as_ref().clone()),
     };
-    (StatusCode::OK, [(header::CONTENT_TYPE, "binary/octet-stream")], Body::from(bytes)).into_response()
+    (StatusCode::OK, [(header::CONTENT_TYPE, "binary/octet-stream")], body).into_response()
 }

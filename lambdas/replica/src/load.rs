@@ -43,7 +43,7 @@ async fn read_line(reader: &mut dap::ObjectReader, line: &mut Vec<u8>, max: usiz
         if line.len() + used > max {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
-                format!("a line is longer than {} MiB", max / (1024 * 1024)),
+                format!("a line is longer than {max} bytes without a newline"),
             ));
         }
         line.extend_from_slice(&buf[..used]);
@@ -289,4 +289,22 @@ pub async fn upsert_object(
             crate::batch(&delete).execute(&mut *db).await.doing(&name, "applying deletes")?.rows_affected();
     }
     Ok(counts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn lines_are_read_up_to_a_bound_and_no_further() {
+        let data: &'static [u8] = b"header\n0123456789abcdef0123456789";
+        let mut reader: dap::ObjectReader = Box::pin(tokio::io::BufReader::with_capacity(8, data));
+        let mut line = Vec::new();
+        assert_eq!(read_line(&mut reader, &mut line, 16).await.unwrap(), 7);
+        assert_eq!(line, b"header\n");
+        let err = read_error("canvas.t", "part-1", 2, read_line(&mut reader, &mut line, 16).await.unwrap_err());
+        assert!(matches!(err, ReplicaError::Data { line: 2, .. }), "{err:?}");
+        assert!(err.to_string().contains("part-1, line 2: a line is longer than 16 bytes"), "{err}");
+        assert!(line.len() <= 16, "memory stays within the bound");
+    }
 }

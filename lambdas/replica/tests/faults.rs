@@ -156,3 +156,92 @@ async fn the_last_event_of_a_key_decides_between_upsert_and_delete() {
     f.replicator().await.replicate("canvas_logs", "web_logs", replica::Budget::unlimited()).await.unwrap();
     assert_eq!(f.texts("SELECT url FROM canvas_logs.web_logs WHERE id = 'a'").await, [Some("/2".into())]);
 }
+
+#[tokio::test]
+async fn a_failed_download_never_shows_the_presigned_url() {
+    for (endpoint, fault) in
+        [(Endpoint::ObjectUrl, FaultKind::UnreachableUrl), (Endpoint::Download, FaultKind::DropConnection)]
+    {
+        let f = seeded().await;
+        f.emulator.inject(endpoint, fault.clone(), 1_000);
+        let err = f.replicate("accounts").await.unwrap_err();
+        let text = format!("{err} / {err:?}");
+        assert!(err.is_transient(), "{fault:?}: {text}");
+        assert!(text.contains("part-00000"), "{fault:?}: the error names the object: {text}");
+        assert!(!text.contains("X-Amz-Signature") && !text.contains("/files/"), "{fault:?}: {text}");
+        nothing_published(&f).await;
+    }
+}
+
+#[tokio::test]
+async fn an_empty_line_followed_by_more_rows_is_bad_data_not_the_end() {
+    let f = seeded().await;
+    f.emulator.inject(Endpoint::CreateJob, FaultKind::EmptyLine, 1);
+    let err = f.replicate("accounts").await.unwrap_err();
+    assert!(matches!(err, ReplicaError::Data { line: 3, .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains("part-00000") && text.contains("empty, and more lines follow"), "{text}");
+    nothing_published(&f).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backend_terminated_mid_copy_is_transient_and_the_rerun_is_exact() {
+    let f = Fixture::with_settings(emulator::Settings { rows_per_object: 500, ..emulator::Settings::default() }).await;
+    f.accounts((1..=1000).map(|i| account(i, &format!("account number {i}"))).collect());
+    // The first download pauses halfway, with its COPY running, long enough to be found.
+    f.emulator.inject(Endpoint::Download, FaultKind::Stall(std::time::Duration::from_secs(3)), 1);
+    let mut r = f.replicator().await;
+    let task = tokio::spawn(async move {
+        let out = r.replicate("canvas", "accounts", replica::Budget::unlimited()).await;
+        (r, out)
+    });
+    let started = std::time::Instant::now();
+    loop {
+        let killed: Vec<bool> = sqlx::query_scalar(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE datname = current_database() AND pid <> pg_backend_pid() AND query LIKE 'COPY %'",
+        )
+        .fetch_all(&f.db)
+        .await
+        .unwrap();
+        if killed.contains(&true) {
+            break;
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(30), "no COPY to terminate");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let (mut r, out) = task.await.unwrap();
+    let err = out.expect_err("the load loses its connection");
+    assert!(err.is_transient(), "{err}");
+    assert!(err.connection_lost(), "{err:?}");
+    nothing_published(&f).await;
+
+    // The same replicator connects again and finishes exactly.
+    let rerun = r.replicate("canvas", "accounts", replica::Budget::unlimited()).await.unwrap();
+    assert_eq!((rerun.status, rerun.counts.inserted), (Status::Success, 1000));
+    assert_eq!(
+        f.texts("SELECT count(DISTINCT id)::text || '/' || count(*)::text FROM canvas.accounts").await,
+        [Some("1000/1000".into())]
+    );
+}
+
+#[tokio::test]
+async fn a_schema_change_queued_behind_a_long_query_gives_up_within_the_budget() {
+    let f = seeded().await;
+    f.replicate("accounts").await.unwrap();
+    // An analyst's transaction holds the table (a long report, say).
+    let mut analyst = f.db.begin().await.unwrap();
+    sqlx::query("SELECT count(*) FROM canvas.accounts").execute(&mut *analyst).await.unwrap();
+
+    f.emulator.put_schema("canvas", "accounts", support::accounts_schema(2));
+    let started = std::time::Instant::now();
+    let budget = std::time::Duration::from_secs(2);
+    let err = f.replicator().await.sync("canvas", "accounts", replica::Budget::of(budget)).await.unwrap_err();
+    assert!(started.elapsed() < budget + std::time::Duration::from_secs(1), "took {:?}", started.elapsed());
+    assert_eq!(err.sqlstate().as_deref(), Some("55P03"), "{err}");
+    assert!(err.is_transient(), "{err}");
+
+    analyst.commit().await.unwrap();
+    let out = f.replicate("accounts").await.unwrap();
+    assert!(out.notes.join("\n").contains("type smallint -> integer"), "{:?}", out.notes);
+}

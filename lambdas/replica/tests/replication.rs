@@ -365,3 +365,60 @@ async fn a_job_dap_is_still_preparing_at_the_end_of_the_budget_is_resumed_not_re
         f.emulator.requests().iter().filter(|r| r.starts_with("POST /dap/query/canvas/table/accounts/data")).count();
     assert_eq!(jobs, 1, "the pending job was polled again, not started anew");
 }
+
+#[tokio::test]
+async fn a_budget_that_ends_mid_object_rolls_it_back_and_the_next_call_loads_it_again() {
+    let f =
+        Fixture::with_settings(emulator::Settings { rows_per_object: 10_000, ..emulator::Settings::default() }).await;
+    // One object of 6,000 long rows: its first half is several COPY sends.
+    f.accounts((1..=6000).map(|i| account(i, &format!("{i:>200}"))).collect());
+    f.emulator.inject(emulator::Endpoint::Download, emulator::FaultKind::Stall(std::time::Duration::from_secs(60)), 1);
+    let budget = std::time::Duration::from_secs(2);
+    let started = std::time::Instant::now();
+    let first = f.replicator().await.init("canvas", "accounts", Budget::of(budget)).await.unwrap();
+    assert!(started.elapsed() < budget + std::time::Duration::from_secs(1), "took {:?}", started.elapsed());
+    assert_eq!(first.status, Status::InProgress);
+    assert_eq!(
+        f.texts("SELECT count(*)::text FROM cd2_aws_staging_canvas.accounts").await,
+        [Some("0".into())],
+        "the unfinished object was rolled back"
+    );
+    assert!(f.rows("SELECT 1 FROM cd2_aws.object_done").await.is_empty());
+
+    let second = f.replicator().await.replicate("canvas", "accounts", Budget::unlimited()).await.unwrap();
+    assert_eq!((second.status, second.counts.inserted), (Status::Success, 6000));
+    assert_eq!(
+        f.texts("SELECT count(DISTINCT id)::text || '/' || count(*)::text FROM canvas.accounts").await,
+        [Some("6000/6000".into())]
+    );
+}
+
+#[tokio::test]
+async fn a_recreated_materialized_view_runs_its_query_as_its_owner() {
+    let f = Fixture::new().await;
+    f.accounts(vec![account(1, "one"), account(2, "two")]);
+    f.replicate("accounts").await.unwrap();
+    // The view calls a function that reports who runs it.
+    f.exec(
+        "DO $$ BEGIN CREATE ROLE cd2_analyst; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+         GRANT USAGE ON SCHEMA canvas TO cd2_analyst;
+         GRANT SELECT ON canvas.accounts TO cd2_analyst;
+         CREATE FUNCTION public.who_runs() RETURNS text LANGUAGE sql VOLATILE AS 'SELECT current_user::text';
+         CREATE MATERIALIZED VIEW public.runners AS SELECT id, public.who_runs() AS runner FROM canvas.accounts WITH NO DATA;
+         ALTER MATERIALIZED VIEW public.runners OWNER TO cd2_analyst;
+         SET ROLE cd2_analyst; REFRESH MATERIALIZED VIEW public.runners; RESET ROLE;",
+    )
+    .await;
+    let runners = "SELECT string_agg(DISTINCT runner, ',') FROM public.runners";
+    assert_eq!(f.texts(runners).await, [Some("cd2_analyst".into())]);
+
+    // A type change makes the replicator drop and recreate the view.
+    f.emulator.put_schema("canvas", "accounts", accounts_schema(2));
+    let out = f.replicate("accounts").await.unwrap();
+    assert!(out.notes.join("\n").contains("recreated 1 dependent view(s)"), "{:?}", out.notes);
+    assert_eq!(f.texts(runners).await, [Some("cd2_analyst".into())], "never run with the replicator's privileges");
+    assert_eq!(
+        f.texts("SELECT pg_get_userbyid(relowner)::text FROM pg_class WHERE oid = 'public.runners'::regclass").await,
+        [Some("cd2_analyst".into())]
+    );
+}
