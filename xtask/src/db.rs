@@ -4,7 +4,9 @@ use anyhow::{Context, Result};
 use sqlx::{Connection as _, PgConnection};
 
 pub async fn connect(url: &str) -> Result<PgConnection> {
-    PgConnection::connect(url).await.with_context(|| format!("connecting to {url}"))
+    // The URL may hold a password: name only where it points.
+    let target = url.rsplit('@').next().unwrap_or(url);
+    PgConnection::connect(url).await.with_context(|| format!("connecting to the database at {target}"))
 }
 
 /// A new, empty database `name` on `server` (dropped first if it exists); returns its URL.

@@ -342,7 +342,7 @@ impl DapClient {
             match self.classify(sent, &url, what, attempt).await? {
                 Outcome::Retry(wait) => tokio::time::sleep(wait).await,
                 Outcome::Done(body) => {
-                    let t: TokenResponse = parse(&body, what)?;
+                    let t: TokenResponse = parse(&body, what, Answer::Secret)?;
                     let expires = auth::expiry(&t.access_token).ok_or_else(|| DapError::UnexpectedResponse {
                         what: what.into(),
                         detail: "the access token is not a JWT with an `exp` claim".into(),
@@ -384,7 +384,11 @@ impl DapClient {
             }
             match self.classify(request.send().await, &url, what, attempt).await {
                 Ok(Outcome::Retry(wait)) => tokio::time::sleep(wait).await,
-                Ok(Outcome::Done(bytes)) => return parse(&bytes, what),
+                // Pre-signed URLs are credentials: an answer holding them is never quoted.
+                Ok(Outcome::Done(bytes)) => {
+                    let answer = if path == "/dap/object/url" { Answer::Secret } else { Answer::Quotable };
+                    return parse(&bytes, what, answer);
+                }
                 Err(e @ DapError::Authentication(_)) => {
                     // A token the server no longer takes (revoked, or a clock off): log in
                     // again once; only a refused fresh token means bad credentials.
@@ -483,10 +487,21 @@ enum Outcome {
     Retry(Duration),
 }
 
-fn parse<T: DeserializeOwned>(body: &[u8], what: &str) -> Result<T, DapError> {
+/// Whether an answer may be quoted in an error: a token or a pre-signed URL may not.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    Quotable,
+    Secret,
+}
+
+fn parse<T: DeserializeOwned>(body: &[u8], what: &str, answer: Answer) -> Result<T, DapError> {
     serde_json::from_slice(body).map_err(|e| DapError::UnexpectedResponse {
         what: what.into(),
-        detail: format!("{e}; body starts: {}", snippet(body)),
+        detail: match answer {
+            Answer::Quotable => format!("{e}; body starts: {}", snippet(body)),
+            // serde_json's message names a position and what it expected, never the text.
+            Answer::Secret => format!("{e} (the answer holds credentials, so it is not shown)"),
+        },
     })
 }
 
@@ -506,4 +521,19 @@ fn describe_transport(e: reqwest::Error) -> String {
 fn snippet(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(&body[..body.len().min(200)]);
     text.chars().filter(|c| !c.is_control()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_holding_credentials_are_never_quoted() {
+        let body = br#"{"urls": {"part-1": "https://bucket.s3.amazonaws.com/part-1?X-Amz-Signature=abc123"#;
+        let err = parse::<UrlResponse>(body, "resolve object part-1", Answer::Secret).unwrap_err().to_string();
+        assert!(!err.contains("X-Amz-Signature") && !err.contains("abc123"), "{err}");
+        assert!(err.contains("not shown"), "{err}");
+        let err = parse::<UrlResponse>(b"<html>oops</html>", "list", Answer::Quotable).unwrap_err().to_string();
+        assert!(err.contains("<html>oops"), "other answers are quoted to help: {err}");
+    }
 }

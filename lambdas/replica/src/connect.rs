@@ -170,8 +170,6 @@ impl ConnectOptions {
             .database(&self.database)
             .username(&self.user)
             .application_name(&self.application_name)
-            // Comments and enum labels in DDL are quoted literals: backslashes must stay literal.
-            .options([("standard_conforming_strings", "on")])
             .ssl_mode(match mode {
                 TlsMode::Disable | TlsMode::Allow => PgSslMode::Disable,
                 TlsMode::Prefer => PgSslMode::Prefer,
@@ -218,8 +216,8 @@ pub fn parse_connection_string(s: &str) -> Result<ConnectOptions, ReplicaError> 
     };
     let (user, password) = match userinfo {
         Some(u) => match u.split_once(':') {
-            Some((user, password)) => (decode(user)?, Some(decode(password)?)),
-            None => (decode(u)?, None),
+            Some((user, password)) => (decode(user, "the user name")?, Some(decode(password, "the password")?)),
+            None => (decode(u, "the user name")?, None),
         },
         None => (String::new(), None),
     };
@@ -228,7 +226,7 @@ pub fn parse_connection_string(s: &str) -> Result<ConnectOptions, ReplicaError> 
         Some(v6) => match v6.split_once(']') {
             Some((h, "")) => (h, None),
             Some((h, p)) => (h, Some(p.strip_prefix(':').unwrap_or(p))),
-            None => return Err(bad(format!("host `{hostport}` lacks its closing `]`"))),
+            None => return Err(bad("an IPv6 host lacks its closing `]`".into())),
         },
         None => match hostport.rsplit_once(':') {
             Some((h, p)) => (h, Some(p)),
@@ -236,15 +234,19 @@ pub fn parse_connection_string(s: &str) -> Result<ConnectOptions, ReplicaError> 
         },
     };
     let port = match port {
-        Some(p) => p.parse::<u16>().map_err(|_| bad(format!("port `{p}` is not a number")))?,
+        Some(p) => p.parse::<u16>().map_err(|_| bad(NOT_A_PORT.into()))?,
         None => 5432,
     };
-    let mut options =
-        ConnectOptions::new(if host.is_empty() { "localhost" } else { host }, &decode(database)?, &user).port(port);
+    let mut options = ConnectOptions::new(
+        if host.is_empty() { "localhost" } else { host },
+        &decode(database, "the database name")?,
+        &user,
+    )
+    .port(port);
     options.password = password;
     for param in query.split('&').filter(|p| !p.is_empty()) {
         let (key, value) = param.split_once('=').unwrap_or((param, ""));
-        let value = decode(value)?;
+        let value = decode(value, "a parameter")?;
         match key {
             "ssl" | "sslmode" => options.tls = value.parse().map_err(bad)?,
             "sslrootcert" => options.root_cert = Some(RootCert::Path(value.into())),
@@ -253,13 +255,21 @@ pub fn parse_connection_string(s: &str) -> Result<ConnectOptions, ReplicaError> 
             "password" => options.password = Some(value),
             "dbname" => options.database = value,
             "host" => options.host = value,
-            "port" => options.port = value.parse().map_err(|_| bad(format!("port `{value}` is not a number")))?,
+            "port" => options.port = value.parse().map_err(|_| bad(NOT_A_PORT.into()))?,
             "connect_timeout" => {
                 let seconds: u64 =
                     value.parse().map_err(|_| bad(format!("connect_timeout `{value}` is not whole seconds")))?;
                 options.connect_timeout = Duration::from_secs(seconds);
             }
-            other => return Err(bad(format!("parameter `{other}` is not supported"))),
+            // Only well-formed names are quoted: a stray `?` in a password must not show it.
+            other if other.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') => {
+                return Err(bad(format!("parameter `{other}` is not supported")));
+            }
+            _ => {
+                return Err(bad(
+                    "a parameter is not supported (is a `?`, `/` or `@` in the password not %-escaped?)".into()
+                ));
+            }
         }
     }
     if options.user.is_empty() {
@@ -271,16 +281,21 @@ pub fn parse_connection_string(s: &str) -> Result<ConnectOptions, ReplicaError> 
     Ok(options)
 }
 
-/// Percent-decoding of a URL part.
-fn decode(part: &str) -> Result<String, ReplicaError> {
+const NOT_A_PORT: &str = "the port is not a number (is a `/`, `?` or `@` in the password not %-escaped?)";
+
+/// Percent-decoding of a URL part; errors name the part (`what`), never its text.
+fn decode(part: &str, what: &str) -> Result<String, ReplicaError> {
     let bytes = part.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
-            let hex = part.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok());
+            let hex = part
+                .get(i + 1..i + 3)
+                .filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))
+                .and_then(|h| u8::from_str_radix(h, 16).ok());
             let Some(b) = hex else {
-                return Err(ReplicaError::BadConnectionString(format!("`{part}` has a bad %-escape")));
+                return Err(ReplicaError::BadConnectionString(format!("{what} has a malformed %-escape")));
             };
             out.push(b);
             i += 3;
@@ -289,7 +304,7 @@ fn decode(part: &str) -> Result<String, ReplicaError> {
             i += 1;
         }
     }
-    String::from_utf8(out).map_err(|_| ReplicaError::BadConnectionString(format!("`{part}` is not UTF-8")))
+    String::from_utf8(out).map_err(|_| ReplicaError::BadConnectionString(format!("{what} is not UTF-8")))
 }
 
 /// Connects within the options' timeout. While the server answers `cannot_connect_now`
@@ -309,7 +324,15 @@ pub async fn connect(options: &ConnectOptions) -> Result<PgConnection, ReplicaEr
                 mode => options.sqlx_options(mode)?.connect().await,
             };
             match result {
-                Ok(conn) => return Ok(conn),
+                Ok(mut conn) => {
+                    // Comments and enum labels in DDL are quoted literals: backslashes must stay
+                    // literal. Set here rather than as a start-up option, which poolers refuse.
+                    sqlx::query("SET standard_conforming_strings = on")
+                        .execute(&mut conn)
+                        .await
+                        .map_err(|e| ReplicaError::Connect { target: options.target(), cause: e })?;
+                    return Ok(conn);
+                }
                 Err(e) if crate::error::sqlstate(&e).as_deref() == Some("57P03") && Instant::now() < deadline => {
                     tracing::info!(target = %options.target(), "the database is starting up; waiting");
                     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -349,7 +372,12 @@ mod tests {
         assert!(err.contains("ssl mode `maybe`"), "{err}");
         assert!(parse_connection_string("mysql://u@h/d").unwrap_err().to_string().contains("postgresql://"));
         assert!(parse_connection_string("postgresql://h/d").unwrap_err().to_string().contains("no user"));
-        assert!(parse_connection_string("postgresql://u@h:x/d").unwrap_err().to_string().contains("port `x`"));
+        assert!(parse_connection_string("postgresql://u@h:x/d").unwrap_err().to_string().contains("port is not"));
+        // A password with an unescaped `/` or `?` is never quoted back.
+        for bad in ["postgresql://u:pa/Zq9@h/d", "postgresql://u:pa?Zq9@h/d", "postgresql://u:p%zzZq9@h/d"] {
+            let err = parse_connection_string(bad).unwrap_err().to_string();
+            assert!(!err.contains("Zq9") && !err.contains("pa/") && !err.contains("pa?"), "{err}");
+        }
         let o = parse_connection_string("postgresql://u:secret@[::1]:6000/d").unwrap();
         assert_eq!((o.host.as_str(), o.port), ("::1", 6000));
         assert!(!format!("{o:?}").contains("secret"));

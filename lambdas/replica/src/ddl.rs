@@ -22,6 +22,7 @@ pub const DDL_LOCK: &str = "SELECT pg_advisory_xact_lock(hashtextextended('cd2_a
 pub fn metadata() -> String {
     format!(
         r#"BEGIN;
+SET LOCAL lock_timeout = '60s';
 {DDL_LOCK}
 CREATE SCHEMA IF NOT EXISTS "{META_SCHEMA}";
 CREATE TABLE IF NOT EXISTS "{META_SCHEMA}"."database_version" (

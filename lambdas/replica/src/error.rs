@@ -104,13 +104,11 @@ pub fn is_transient_db(e: &sqlx::Error) -> bool {
     connection_lost(e) || sqlstate(e).is_some_and(|c| transient_sqlstate(&c)) || matches!(e, sqlx::Error::PoolTimedOut)
 }
 
-/// A reset, closed or broken connection, or the server ending the session.
+/// The connection cannot be used any more: any I/O, TLS or protocol failure (the stream is
+/// broken or out of step), or the server ending the session.
 pub fn connection_lost(e: &sqlx::Error) -> bool {
-    use std::io::ErrorKind::*;
     match e {
-        sqlx::Error::Io(io) => {
-            matches!(io.kind(), ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof | NotConnected)
-        }
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::Protocol(_) | sqlx::Error::WorkerCrashed => true,
         sqlx::Error::Database(_) => {
             sqlstate(e).is_some_and(|c| matches!(c.as_str(), "57P01" | "57P02" | "57P03") || c.starts_with("08"))
         }

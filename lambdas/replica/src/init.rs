@@ -74,8 +74,8 @@ impl Replicator {
                         break;
                     }
                     Err(e) => {
-                        rollback(tx, &e).await;
-                        if matches!(e, ReplicaError::OutOfTime { .. }) {
+                        rollback(tx, &name, &e).await?;
+                        if budget.ran_out(&e) {
                             return Ok(outcome.in_progress(&job.id));
                         }
                         retry_or_fail(&name, &object.id, e, &mut attempt).await?

@@ -126,15 +126,40 @@ impl Budget {
     }
 
     /// `statement_timeout` and `lock_timeout` in milliseconds (`0`: none), from what is left.
-    /// Locks give up first, with the transient `55P03 lock_not_available`.
+    /// Locks give up first, with the transient `55P03 lock_not_available`, and after at most
+    /// [`Budget::MAX_LOCK_WAIT`]: an `ALTER TABLE` waiting for a lock holds up every reader
+    /// that comes after it.
     fn timeouts(&self) -> (String, String) {
         match self.deadline {
             None => ("0".into(), "0".into()),
             Some(d) => {
                 let left = d.saturating_duration_since(Instant::now()).max(Self::MIN_STATEMENT);
-                (left.as_millis().to_string(), (left * 3 / 4).as_millis().to_string())
+                (left.as_millis().to_string(), (left * 3 / 4).min(Self::MAX_LOCK_WAIT).as_millis().to_string())
             }
         }
+    }
+
+    /// The longest a statement waits for a lock when the call has a budget.
+    pub const MAX_LOCK_WAIT: Duration = Duration::from_secs(30);
+
+    /// Sets the transaction's statement and lock timeouts to what is left now; called when a
+    /// transaction starts and again before each long statement in it.
+    async fn limit(&self, db: &mut PgConnection, table: &str) -> Result<(), ReplicaError> {
+        let (statement, lock) = self.timeouts();
+        sqlx::query("SELECT set_config('statement_timeout', $1, true), set_config('lock_timeout', $2, true)")
+            .bind(statement)
+            .bind(lock)
+            .execute(db)
+            .await
+            .doing(table, "setting the statement and lock timeouts")?;
+        Ok(())
+    }
+
+    /// Whether `error` means this budget ran out: our own marker, or a statement the
+    /// deadline's `statement_timeout` cancelled.
+    fn ran_out(&self, error: &ReplicaError) -> bool {
+        matches!(error, ReplicaError::OutOfTime { .. })
+            || (self.spent() && error.sqlstate().as_deref() == Some("57014"))
     }
 
     /// Runs `f` (no database I/O: an HTTP read, a channel) until the deadline.
@@ -204,13 +229,7 @@ impl Replicator {
     /// A transaction whose statements end by the budget's deadline.
     async fn begin(&mut self, table: &str, budget: Budget) -> Result<Transaction<'_, Postgres>, ReplicaError> {
         let mut tx = self.db.begin().await.doing(table, "starting a transaction")?;
-        let (statement, lock) = budget.timeouts();
-        sqlx::query("SELECT set_config('statement_timeout', $1, true), set_config('lock_timeout', $2, true)")
-            .bind(statement)
-            .bind(lock)
-            .execute(&mut *tx)
-            .await
-            .doing(table, "setting the statement and lock timeouts")?;
+        budget.limit(&mut tx, table).await?;
         Ok(tx)
     }
 
@@ -245,10 +264,15 @@ impl Replicator {
             }
             let result = f(self).await;
             if !result.as_ref().is_err_and(ReplicaError::connection_lost) {
-                let _ = sqlx::query("SELECT pg_advisory_unlock(hashtextextended($1, 0))")
+                let unlocked = sqlx::query("SELECT pg_advisory_unlock(hashtextextended($1, 0))")
                     .bind(&key)
                     .execute(&mut self.db)
                     .await;
+                if let Err(e) = unlocked {
+                    // The lock must not outlive this call: dropping the connection releases it.
+                    tracing::warn!(table = %name, error = %error::describe(&e), "releasing the table lock failed; reconnecting");
+                    self.lost = true;
+                }
             }
             result
         }

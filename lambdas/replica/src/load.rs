@@ -132,12 +132,17 @@ pub async fn copy_object(
     };
     let mut copy = db.copy_in_raw(&sql).await.doing(&table, "starting COPY")?;
     loop {
-        // Waiting for the next chunk is where a slow or big object spends its time.
-        let next = match budget.within(received.recv()).await {
+        // Waiting for the next chunk is where a slow object spends its time, and a big one
+        // always has the next chunk ready: the budget is checked both ways.
+        let next = if budget.spent() { None } else { budget.within(received.recv()).await };
+        let next = match next {
             Some(next) => next,
             None => {
-                tracing::info!(table = %table, object = %object.id, "the time budget ran out mid-object; aborting it");
-                copy.abort("cd2-aws: the call's time budget ran out").await.doing(&table, "aborting COPY")?;
+                tracing::info!(table = %table, object = %object.id, "the time budget ran out mid-object; stopping it");
+                // The COPY is ended with what it has (whole lines) rather than aborted: sqlx's
+                // abort leaves the connection out of step when the server had already
+                // refused the data. The caller rolls the transaction back.
+                end_early(copy, &table).await?;
                 return Err(out_of_time());
             }
         };
@@ -148,7 +153,7 @@ pub async fn copy_object(
                 }
             }
             Some(Err(e)) => {
-                copy.abort("cd2-aws: the object could not be read").await.doing(&table, "aborting COPY")?;
+                end_early(copy, &table).await?;
                 return Err(e);
             }
             None => break,
@@ -157,6 +162,18 @@ pub async fn copy_object(
     drop(producer);
     let rows = copy.finish().await.map_err(|e| copy_error(&table, &object.id, e))?;
     Ok((Loaded { rows }, Some(layout)))
+}
+
+/// Ends a COPY that is given up on, keeping the connection in step: whatever the server
+/// answers (rows, or the error it had already met) is read to its end, and only a lost
+/// connection is an error. The caller's transaction is then rolled back.
+async fn end_early(copy: sqlx::postgres::PgCopyIn<&mut PgConnection>, table: &str) -> Result<(), ReplicaError> {
+    match copy.finish().await {
+        Err(e) if crate::error::connection_lost(&e) => {
+            Err(ReplicaError::Db { table: table.into(), doing: "ending COPY".into(), cause: e })
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Reads the lines after the header and sends their COPY text in chunks.
@@ -249,6 +266,10 @@ pub async fn upsert_object(
     let Some(layout) = layout else {
         return Ok(Counts::default());
     };
+    if budget.spent() {
+        return Err(ReplicaError::OutOfTime { table: name, object: object.id.clone() });
+    }
+    budget.limit(db, &name).await?;
     let pk = quote_ident(&model.primary_key);
     let cols: Vec<String> = layout.columns.iter().map(|c| quote_ident(c)).collect();
     let list = cols.join(", ");

@@ -92,7 +92,12 @@ pub async fn ensure_enums(db: &mut PgConnection, model: &TableModel) -> Result<V
 }
 
 /// Brings `schema.table` in step with `model`. Runs in the caller's transaction.
-pub async fn migrate(tx: &mut PgConnection, model: &TableModel, schema: &str) -> Result<Vec<String>, ReplicaError> {
+pub async fn migrate(
+    tx: &mut PgConnection,
+    model: &TableModel,
+    schema: &str,
+    budget: crate::Budget,
+) -> Result<Vec<String>, ReplicaError> {
     let table = format!("{}.{}", model.namespace, model.name);
     let qualified = ddl::qualified(schema, &model.name);
     crate::batch(ddl::DDL_LOCK).execute(&mut *tx).await.doing(&table, "waiting for other schema changes")?;
@@ -151,6 +156,7 @@ pub async fn migrate(tx: &mut PgConnection, model: &TableModel, schema: &str) ->
         ));
     }
     for s in &statements {
+        budget.limit(tx, &table).await?;
         crate::batch(s).execute(&mut *tx).await.doing(&table, "changing the table to the new schema")?;
     }
     if !retypes.is_empty() {
@@ -159,8 +165,10 @@ pub async fn migrate(tx: &mut PgConnection, model: &TableModel, schema: &str) ->
         let saved =
             views::save_and_drop(&mut *tx, schema, &model.name).await.doing(&table, "saving dependent views")?;
         for s in &retypes {
+            budget.limit(tx, &table).await?;
             crate::batch(s).execute(&mut *tx).await.doing(&table, "changing a column type")?;
         }
+        budget.limit(tx, &table).await?;
         views::restore(&mut *tx, &saved).await.doing(&table, "recreating dependent views")?;
         if !saved.is_empty() {
             notes.push(format!("recreated {} dependent view(s)", saved.len()));

@@ -186,13 +186,17 @@ pub(crate) async fn retry_or_fail(
     Ok(())
 }
 
-/// Ends an object's transaction after `error`: rolled back, unless the connection is gone.
-pub(crate) async fn rollback(tx: Transaction<'_, Postgres>, error: &ReplicaError) {
-    if !error.connection_lost()
-        && let Err(e) = tx.rollback().await
-    {
-        tracing::warn!(error = %crate::error::describe(&e), "rolling back an object failed");
+/// Ends an object's transaction after `error`: rolled back, unless the connection is gone
+/// already; a failed rollback is an error of its own (the connection is then lost).
+pub(crate) async fn rollback(
+    tx: Transaction<'_, Postgres>,
+    table: &str,
+    error: &ReplicaError,
+) -> Result<(), ReplicaError> {
+    if error.connection_lost() {
+        return Ok(());
     }
+    tx.rollback().await.doing(table, "rolling back an object")
 }
 
 pub(crate) async fn save_job(

@@ -20,7 +20,7 @@ impl Replicator {
         let model = TableModel::from_schema(namespace, table, &schema.schema)?;
         let mut outcome = Outcome::new(Status::Success);
         let mut tx = self.begin(&name, budget).await?;
-        outcome.notes = migrate::migrate(&mut tx, &model, namespace).await?;
+        outcome.notes = migrate::migrate(&mut tx, &model, namespace, budget).await?;
         tx.commit().await.doing(&name, "committing schema changes")?;
 
         let wanted = JobWanted {
@@ -65,8 +65,8 @@ impl Replicator {
                         break counts;
                     }
                     Err(e) => {
-                        rollback(tx, &e).await;
-                        if matches!(e, ReplicaError::OutOfTime { .. }) {
+                        rollback(tx, &name, &e).await?;
+                        if budget.ran_out(&e) {
                             return Ok(outcome.in_progress(&job.id));
                         }
                         retry_or_fail(&name, &object.id, e, &mut attempt).await?
