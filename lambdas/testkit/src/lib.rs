@@ -154,20 +154,7 @@ impl PgServer {
         )
         .map_err(|e| e.to_string())?;
         let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-        run(Command::new("openssl").args(["req", "-x509"]).args(ec).args([
-            "-keyout",
-            &d("ca.key"),
-            "-out",
-            &d("ca.crt"),
-            "-subj",
-            "/CN=cd2-test-ca",
-            "-days",
-            "2",
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign",
-        ]))?;
+        make_ca(&self.dir.join("ca.key"), &self.dir.join("ca.crt"), "cd2-test-ca")?;
         run(Command::new("openssl").arg("req").args(ec).args([
             "-keyout",
             &d("server.key"),
@@ -238,7 +225,13 @@ fn postgres_dir(dir: &Path) -> PathBuf {
 /// certificate from another private CA is refused).
 pub fn unrelated_ca(dir: &Path) -> Result<PathBuf, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-    let (key, cert) = (dir.join("other-ca.key"), dir.join("other-ca.crt"));
+    let cert = dir.join("other-ca.crt");
+    make_ca(&dir.join("other-ca.key"), &cert, "cd2-other-test-ca")?;
+    Ok(cert)
+}
+
+/// A self-signed CA (P-256 key), valid two days.
+fn make_ca(key: &Path, cert: &Path, name: &str) -> Result<(), String> {
     run(Command::new("openssl")
         .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"])
         .args([
@@ -248,15 +241,14 @@ pub fn unrelated_ca(dir: &Path) -> Result<PathBuf, String> {
             "-out",
             &cert.to_string_lossy(),
             "-subj",
-            "/CN=cd2-other-test-ca",
+            &format!("/CN={name}"),
             "-days",
             "2",
             "-addext",
             "basicConstraints=critical,CA:TRUE",
             "-addext",
             "keyUsage=critical,keyCertSign,cRLSign",
-        ]))?;
-    Ok(cert)
+        ]))
 }
 
 fn run(cmd: &mut Command) -> Result<(), String> {
