@@ -67,8 +67,16 @@ fn read_error(table: &str, object: &str, line: u64, e: std::io::Error) -> Replic
     }
 }
 
-/// Aborts the converting task when the load ends early (an error, or the budget spent).
+/// The converting task: aborted when the load ends early (an error, or the budget spent).
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl AbortOnDrop {
+    /// Waits for the task; a panic in it must fail the object, not end it early as if
+    /// every line had been read.
+    async fn finished(&mut self) -> Result<(), tokio::task::JoinError> {
+        (&mut self.0).await
+    }
+}
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
@@ -78,7 +86,7 @@ impl Drop for AbortOnDrop {
 
 /// Streams `object` into `COPY <target> (<columns>) FROM STDIN`, the action first when
 /// `with_action` (incremental results). When the budget runs out before the object is in,
-/// the COPY is aborted and the caller gets [`ReplicaError::OutOfTime`].
+/// the COPY is ended early and the caller gets [`ReplicaError::OutOfTime`] (and rolls back).
 pub async fn copy_object(
     db: &mut PgConnection,
     dap: &DapClient,
@@ -121,7 +129,7 @@ pub async fn copy_object(
     // Decoding and converting run in their own task, a few chunks ahead of the COPY, so
     // this process and the database work at the same time; the channel bounds memory.
     let (chunks, mut received) = tokio::sync::mpsc::channel::<Result<Bytes, ReplicaError>>(4);
-    let producer = {
+    let mut producer = {
         let (layout, table, object) = (layout.clone(), table.clone(), object.id.clone());
         AbortOnDrop(tokio::spawn(async move {
             let result = convert(&mut reader, &layout, &table, &object, &chunks).await;
@@ -159,7 +167,15 @@ pub async fn copy_object(
             None => break,
         }
     }
-    drop(producer);
+    if let Err(e) = producer.finished().await {
+        end_early(copy, &table).await?;
+        return Err(ReplicaError::Data {
+            table: table.clone(),
+            object: object.id.clone(),
+            line: 0,
+            message: format!("the converting task failed: {e}"),
+        });
+    }
     let rows = copy.finish().await.map_err(|e| copy_error(&table, &object.id, e))?;
     Ok((Loaded { rows }, Some(layout)))
 }
