@@ -3,7 +3,7 @@
 use crate::error::{DbContext, ReplicaError};
 use crate::load::{self, upsert_object};
 use crate::model::quote_ident;
-use crate::progress::{JobWanted, Obtained, forget_job, mark_done, retry_or_fail, rollback};
+use crate::progress::{AfterFailure, JobWanted, Obtained, forget_job, mark_done, object_failed};
 use crate::{Budget, Outcome, Replicator, Status, TableModel, ddl, migrate};
 
 impl Replicator {
@@ -74,11 +74,11 @@ impl Replicator {
                         break;
                     }
                     Err(e) => {
-                        rollback(tx, &name, &e).await?;
-                        if budget.ran_out(&e) {
+                        if object_failed(tx, &name, &object.id, e, budget, &mut attempt).await?
+                            == AfterFailure::OutOfTime
+                        {
                             return Ok(outcome.in_progress(&job.id));
                         }
-                        retry_or_fail(&name, &object.id, e, &mut attempt).await?
                     }
                 }
             }

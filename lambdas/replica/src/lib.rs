@@ -145,10 +145,17 @@ impl Budget {
     /// Sets the transaction's statement and lock timeouts to what is left now; called when a
     /// transaction starts and again before each long statement in it.
     async fn limit(&self, db: &mut PgConnection, table: &str) -> Result<(), ReplicaError> {
+        self.set_timeouts(db, table, true).await
+    }
+
+    /// Sets the statement and lock timeouts to what is left now, for the transaction
+    /// (`local`) or for the session (the statements a call runs outside transactions).
+    async fn set_timeouts(&self, db: &mut PgConnection, table: &str, local: bool) -> Result<(), ReplicaError> {
         let (statement, lock) = self.timeouts();
-        sqlx::query("SELECT set_config('statement_timeout', $1, true), set_config('lock_timeout', $2, true)")
+        sqlx::query("SELECT set_config('statement_timeout', $1, $3), set_config('lock_timeout', $2, $3)")
             .bind(statement)
             .bind(lock)
+            .bind(local)
             .execute(db)
             .await
             .doing(table, "setting the statement and lock timeouts")?;
@@ -245,14 +252,8 @@ impl Replicator {
             self.db = Self::open(&self.options).await?;
             self.lost = false;
         }
-        let (statement, lock) = budget.timeouts();
         let result = async {
-            sqlx::query("SELECT set_config('statement_timeout', $1, false), set_config('lock_timeout', $2, false)")
-                .bind(statement)
-                .bind(lock)
-                .execute(&mut self.db)
-                .await
-                .doing(&name, "setting the statement and lock timeouts")?;
+            budget.set_timeouts(&mut self.db, &name, false).await?;
             let key = format!("cd2_aws:{name}");
             let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
                 .bind(&key)

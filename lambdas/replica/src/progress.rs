@@ -169,34 +169,41 @@ impl Replicator {
 /// each attempt's transaction is rolled back before the next.
 pub(crate) const OBJECT_ATTEMPTS: u32 = 3;
 
-/// Gives up on a permanent error, after the last attempt, and when the connection is lost
-/// (the table's lock went with it: the next call starts over on a new connection).
-pub(crate) async fn retry_or_fail(
+/// What a failed object attempt leads to.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum AfterFailure {
+    /// Try the object again (its transaction was rolled back).
+    Retry,
+    /// The budget ran out: the call answers `in_progress`; the next one loads the object.
+    OutOfTime,
+}
+
+/// Ends a failed object attempt: rolls its transaction back (unless the connection is gone
+/// already; a failed rollback is an error of its own), then stops the call when the budget
+/// ran out, gives up on a permanent error, after the last attempt, and when the connection
+/// is lost (the table's lock went with it: the next call starts over on a new connection),
+/// and otherwise waits before the next attempt.
+pub(crate) async fn object_failed(
+    tx: Transaction<'_, Postgres>,
     table: &str,
     object: &str,
     error: ReplicaError,
+    budget: Budget,
     attempt: &mut u32,
-) -> Result<(), ReplicaError> {
+) -> Result<AfterFailure, ReplicaError> {
+    if !error.connection_lost() {
+        tx.rollback().await.doing(table, "rolling back an object")?;
+    }
+    if budget.ran_out(&error) {
+        return Ok(AfterFailure::OutOfTime);
+    }
     if !error.is_transient() || error.connection_lost() || *attempt >= OBJECT_ATTEMPTS {
         return Err(error);
     }
     tracing::warn!(%table, %object, attempt = *attempt, error = %error, "object failed; retrying it");
     tokio::time::sleep(Duration::from_millis(200) * 2u32.pow(*attempt)).await;
     *attempt += 1;
-    Ok(())
-}
-
-/// Ends an object's transaction after `error`: rolled back, unless the connection is gone
-/// already; a failed rollback is an error of its own (the connection is then lost).
-pub(crate) async fn rollback(
-    tx: Transaction<'_, Postgres>,
-    table: &str,
-    error: &ReplicaError,
-) -> Result<(), ReplicaError> {
-    if error.connection_lost() {
-        return Ok(());
-    }
-    tx.rollback().await.doing(table, "rolling back an object")
+    Ok(AfterFailure::Retry)
 }
 
 pub(crate) async fn save_job(

@@ -2,7 +2,7 @@
 
 use crate::error::{DbContext, ReplicaError};
 use crate::load::upsert_object;
-use crate::progress::{JobWanted, Obtained, advance, mark_done, retry_or_fail, rollback};
+use crate::progress::{AfterFailure, JobWanted, Obtained, advance, mark_done, object_failed};
 use crate::{Budget, Outcome, Replicator, Status, TableModel, ddl, migrate};
 
 impl Replicator {
@@ -65,11 +65,11 @@ impl Replicator {
                         break counts;
                     }
                     Err(e) => {
-                        rollback(tx, &name, &e).await?;
-                        if budget.ran_out(&e) {
+                        if object_failed(tx, &name, &object.id, e, budget, &mut attempt).await?
+                            == AfterFailure::OutOfTime
+                        {
                             return Ok(outcome.in_progress(&job.id));
                         }
-                        retry_or_fail(&name, &object.id, e, &mut attempt).await?
                     }
                 }
             };

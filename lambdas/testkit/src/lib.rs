@@ -137,11 +137,6 @@ impl PgServer {
         Some(self.dir.join("ca.crt")).filter(|p| p.exists())
     }
 
-    /// Where the server keeps its files.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     /// A test CA and a server certificate it signs; false without openssl (TLS is then off).
     fn make_certificates(&self) -> Result<bool, String> {
         if Command::new("openssl").arg("version").output().is_err() {
@@ -153,9 +148,8 @@ impl PgServer {
             "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
         )
         .map_err(|e| e.to_string())?;
-        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
         make_ca(&self.dir.join("ca.key"), &self.dir.join("ca.crt"), "cd2-test-ca")?;
-        run(Command::new("openssl").arg("req").args(ec).args([
+        run(Command::new("openssl").arg("req").args(EC_KEY).args([
             "-keyout",
             &d("server.key"),
             "-out",
@@ -230,25 +224,25 @@ pub fn unrelated_ca(dir: &Path) -> Result<PathBuf, String> {
     Ok(cert)
 }
 
+/// openssl's arguments for a new unencrypted P-256 key.
+const EC_KEY: [&str; 5] = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+
 /// A self-signed CA (P-256 key), valid two days.
 fn make_ca(key: &Path, cert: &Path, name: &str) -> Result<(), String> {
-    run(Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"])
-        .args([
-            "-nodes",
-            "-keyout",
-            &key.to_string_lossy(),
-            "-out",
-            &cert.to_string_lossy(),
-            "-subj",
-            &format!("/CN={name}"),
-            "-days",
-            "2",
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign",
-        ]))
+    run(Command::new("openssl").args(["req", "-x509"]).args(EC_KEY).args([
+        "-keyout",
+        &key.to_string_lossy(),
+        "-out",
+        &cert.to_string_lossy(),
+        "-subj",
+        &format!("/CN={name}"),
+        "-days",
+        "2",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ]))
 }
 
 fn run(cmd: &mut Command) -> Result<(), String> {
