@@ -150,7 +150,25 @@ fn roles_hold_only_what_their_function_uses_and_no_wildcard_actions() {
         }
     }
     let actions = |role: &str| -> Vec<String> { statements(&d, role).into_iter().flat_map(|(a, _)| a).collect() };
-    assert_eq!(actions("ListTablesRole"), ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"]);
+    assert_eq!(
+        actions("ListTablesRole"),
+        ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret", "states:ListExecutions"]
+    );
+    let overlap = statements(&d, "ListTablesRole").pop().unwrap().1;
+    assert_eq!(
+        overlap,
+        [
+            json!({"Fn::Sub": "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:${AWS::StackName}-Replication"})
+        ],
+        "only this stack's state machine, named so that its ARN is known before it exists"
+    );
+    assert_eq!(props(&d, "Replication")["StateMachineName"], json!({"Fn::Sub": "${AWS::StackName}-Replication"}));
+    let children: Vec<String> = actions("ReplicationRole").into_iter().filter(|a| a.contains("Execution")).collect();
+    assert_eq!(
+        children,
+        ["states:StartExecution", "states:DescribeExecution", "states:StopExecution"],
+        "the Distributed Map starts child executions of its own state machine"
+    );
     assert!(actions("SummarizeRole").is_empty(), "summarize needs no AWS API");
     assert!(actions("SyncTableRole").contains(&"kms:Decrypt".to_owned()), "the app secret is under our key");
     let dap = &statements(&d, "InitTableRole")[0].1[0];
@@ -169,6 +187,9 @@ fn the_state_machine_runs_the_pipeline_with_configured_concurrency() {
     let map = &asl["States"]["ReplicateTables"];
     assert_eq!(map["Type"], "Map");
     assert_eq!(map["MaxConcurrency"], 3);
+    assert_eq!(map["ItemProcessor"]["ProcessorConfig"]["Mode"], "DISTRIBUTED", "each table has its own history");
+    assert_eq!(map["ResultSelector"], json!({"results.$": "$"}), "only the tables' states go on");
+    assert_eq!(asl["States"]["IsSkipped"]["Choices"][0]["Variable"], "$.skipped_because");
     let inner = &map["ItemProcessor"]["States"];
     assert_eq!(
         inner["AfterSync"]["Choices"][0],
@@ -177,6 +198,9 @@ fn the_state_machine_runs_the_pipeline_with_configured_concurrency() {
     assert_eq!(inner["AfterSync"]["Choices"][1]["Next"], "SyncTable", "in_progress loops with the cursor");
     assert_eq!(inner["AfterInit"]["Choices"][0]["Next"], "InitTable");
     assert_eq!(inner["SyncTable"]["Catch"][0]["Next"], "TableFailed", "a failing table does not stop the others");
+    assert_eq!(inner["SyncTable"]["Retry"][1]["ErrorEquals"], json!(["TransientError"]));
+    assert_eq!(inner["TableFailed"]["ResultPath"], "$.status");
+    assert_eq!(inner["TableFailed"]["Result"], "failed");
     assert_eq!(asl["States"]["AnyFailed"]["Choices"][0]["Next"], "PublishAlert");
     assert_eq!(asl["States"]["PublishAlert"]["Next"], "RunFailed");
     assert_eq!(asl["States"]["RunFailed"]["Type"], "Fail");

@@ -133,20 +133,21 @@ pub fn build(config: &Config) -> Result<Synthesized, AppError> {
         .env("STACK_NAME", config.stack_name.as_str())
         .env("RUST_LOG", "info");
 
-    let list_tables = list_tables.build(&mut t, &defaults);
-    let sync_table = sync_table.build(&mut t, &defaults);
-    let init_table = init_table.build(&mut t, &defaults);
-    let summarize = summarize.build(&mut t, &defaults);
-
     let mut workflow = Workflow::new(
         "Replication",
         pipeline::definition(&PipelineProps {
             map_concurrency: config.map_concurrency,
+            map_mode: crate::asl::MapMode::Distributed,
             notify_on_success: config.notify_on_success,
             run_timeout_seconds: config.run_timeout_hours * 3600,
             replicate_timeout_seconds: REPLICATE_TIMEOUT_SECONDS,
         }),
     );
+    workflow.grant_list_executions(&mut list_tables);
+    let list_tables = list_tables.build(&mut t, &defaults);
+    let sync_table = sync_table.build(&mut t, &defaults);
+    let init_table = init_table.build(&mut t, &defaults);
+    let summarize = summarize.build(&mut t, &defaults);
     for (placeholder, function) in [
         (pipeline::LIST_TABLES_ARN, &list_tables),
         (pipeline::SYNC_TABLE_ARN, &sync_table),

@@ -1,36 +1,32 @@
-//! The replication workflow as a typed state machine, and the Lambda payload contract it
-//! relies on.
-//!
-//! # Payload contract
+//! The replication workflow as a typed state machine, over the payload contract of the
+//! `contract` crate (every `$.field` below is one of its field constants).
 //!
 //! ```text
-//! list_tables  in:  {}            (the schedule's input)
-//!              out: {"tables": [{"namespace": "canvas", "table": "accounts"}, ...]}
-//! sync_table   in:  {"namespace", "table", "cursor"?}
-//! init_table   out: {"namespace", "table", "status": "success" | "init_needed" | "in_progress",
-//!                    "cursor"?, "counts"?: {"inserted", "updated", "deleted"}, "duration_ms"}
-//! summarize    in:  {"results": [table result | failed table], "list_error"?: {"Error", "Cause"}}
-//!              out: {"failed": n, "succeeded": n, "subject": "...", "message": "..."}
+//! ListTables -> Skipped? -> ReplicateTables (Distributed Map, one child execution a table:
+//!               |             SyncTable <-> in_progress, InitTable <-> in_progress, Failed)
+//!               Skipped     -> Summarize -> AnyFailed? -> PublishAlert -> RunFailed
 //! ```
 //!
-//! A failed table is recorded by the workflow itself (the Lambda raised an error) as
-//! `{"namespace", "table", "status": "failed", "error": {"Error", "Cause"}}`; the `Error` is
-//! the error type the Lambda raised (e.g. `DapError`, with the DAP error type and uuid in
-//! `Cause`). A Lambda raises [`TRANSIENT_ERROR`] for what is worth retrying after a pause
-//! (rate limits, DAP `ProcessingError`s, dropped connections).
-//!
-//! Long loads never run in one call: `init_table` and `sync_table` answer `in_progress` with
-//! a cursor when their time budget is spent, and the workflow calls them again with it.
+//! - Long loads never run in one call: `init_table` and `sync_table` answer `in_progress`
+//!   with the state to call them again with; they count their calls and fail with
+//!   `NoProgressError` after too many, so the loop is bounded by the handlers.
+//! - Each table runs in a child execution with its own history (a table needing 40 calls
+//!   is about 300 events there), and its result is one small [`TableState`]: 500 tables
+//!   fit in the 25,000 events and 256 KB a Standard execution allows.
+//! - A Lambda raises `TransientError` for what a pause may cure (retried here with backoff)
+//!   and a named permanent error otherwise ([`ErrorName`]); a failed table is recorded and
+//!   the others go on; the summary runs whatever happened, and any failure makes the run
+//!   fail after the alert is published.
+//! - When an earlier run still holds the tables, `list_tables` answers `skipped_because`
+//!   and this run ends at once, touching nothing.
 
 use crate::asl::{
-    Catcher, Choice, ChoiceRule, Condition, Fail, Graph, Io, MapState, Pass, ResultPath, Retrier, StateMachine,
-    Succeed, Task, Transition,
+    Catcher, Choice, ChoiceRule, Condition, Fail, Graph, Io, MapMode, MapState, Pass, ResultPath, Retrier,
+    StateMachine, Succeed, Task, Transition,
 };
 use crate::constructs::workflow::Workflow;
-use serde_json::{Value, json};
-
-/// The error name a Lambda raises for a failure worth retrying after a pause.
-pub const TRANSIENT_ERROR: &str = "TransientError";
+use contract::{ErrorName, ListRequest, RunResults, Status, Summary, SummaryRequest, TableList, TableState, path};
+use serde_json::{Map, Value, json};
 
 /// The placeholders the definition uses, substituted by CloudFormation.
 pub const LIST_TABLES_ARN: &str = "ListTablesArn";
@@ -47,9 +43,13 @@ const LAMBDA_ERRORS: [&str; 4] = [
     "Lambda.TooManyRequestsException",
 ];
 
+/// The name the whole run fails with when a table (or the listing) failed.
+pub const RUN_FAILED: &str = "ReplicationFailed";
+
 #[derive(Clone, Debug)]
 pub struct PipelineProps {
     pub map_concurrency: u32,
+    pub map_mode: MapMode,
     pub notify_on_success: bool,
     pub run_timeout_seconds: u32,
     /// Lambda timeout of the replication functions; the task timeout sits just above it.
@@ -59,20 +59,34 @@ pub struct PipelineProps {
 fn lambda_retries() -> Vec<Retrier> {
     vec![
         Retrier::new(&LAMBDA_ERRORS, 2, 6, 2.0),
-        Retrier { max_delay_seconds: Some(600), ..Retrier::new(&[TRANSIENT_ERROR], 30, 4, 2.0) },
+        Retrier { max_delay_seconds: Some(600), ..Retrier::new(&[ErrorName::Transient.as_str()], 30, 4, 2.0) },
     ]
 }
 
-/// A `lambda:invoke` task passing the state as payload and keeping only the function's answer.
-fn invoke(arn_placeholder: &str, timeout_seconds: u32, catch: Vec<Catcher>, next: Transition) -> Task {
+/// `"key.$": "$.path"` entries from (key, JSONPath) pairs.
+fn selector(pairs: &[(&str, &str)]) -> Value {
+    let map: Map<String, Value> = pairs.iter().map(|(k, p)| (format!("{k}.$"), json!(p))).collect();
+    Value::Object(map)
+}
+
+/// A `lambda:invoke` task sending `payload` (a selector; `None`: the whole state) and
+/// keeping only the function's answer.
+fn invoke(
+    arn_placeholder: &str,
+    payload: Option<Value>,
+    timeout_seconds: u32,
+    catch: Vec<Catcher>,
+    next: Transition,
+) -> Task {
+    let mut parameters = json!({ "FunctionName": Workflow::placeholder(arn_placeholder) });
+    match payload {
+        Some(p) => parameters["Payload"] = p,
+        None => parameters["Payload.$"] = json!("$"),
+    }
     Task {
         comment: None,
         resource: "arn:aws:states:::lambda:invoke".into(),
-        io: Io {
-            parameters: Some(json!({ "FunctionName": Workflow::placeholder(arn_placeholder), "Payload.$": "$" })),
-            output_path: Some("$.Payload".into()),
-            ..Io::default()
-        },
+        io: Io { parameters: Some(parameters), output_path: Some("$.Payload".into()), ..Io::default() },
         timeout_seconds: Some(timeout_seconds),
         retry: lambda_retries(),
         catch,
@@ -111,32 +125,47 @@ fn key_value(key: &str, value: Value) -> (String, Value) {
     }
 }
 
-fn status_is(status: &str, next: &str) -> ChoiceRule {
-    ChoiceRule { condition: Condition::StringEquals("$.status".into(), status.into()), next: next.into() }
+fn status_is(status: Status, next: &str) -> ChoiceRule {
+    ChoiceRule { condition: Condition::StringEquals(path(&[TableState::status]), status.as_json()), next: next.into() }
 }
 
-/// The per-table loop run inside the Map.
+/// The errors a table's call can end with, recorded at `$.error` (the named ones first, so
+/// the definition shows what the handlers raise; then timeouts and anything else).
+fn to_table_failed() -> Vec<Catcher> {
+    let error_path = path(&[TableState::error]);
+    vec![
+        Catcher::new(&ErrorName::permanent(), &error_path, "TableFailed"),
+        Catcher::new(&["States.ALL"], &error_path, "TableFailed"),
+    ]
+}
+
+/// One table: sync, or init when new, calling again while `in_progress`.
 fn table_graph(props: &PipelineProps) -> Graph {
     let task_timeout = props.replicate_timeout_seconds + 60;
-    let to_failed = || vec![Catcher::new(&["States.ALL"], "$.error", "TableFailed")];
     Graph::new("SyncTable")
-        .state("SyncTable", invoke(SYNC_TABLE_ARN, task_timeout, to_failed(), Transition::next("AfterSync")))
+        .state(
+            "SyncTable",
+            invoke(SYNC_TABLE_ARN, None, task_timeout, to_table_failed(), Transition::next("AfterSync")),
+        )
         .state(
             "AfterSync",
             Choice {
                 comment: Some(
-                    "init_needed: the table is not in the replica yet; in_progress: call again with the cursor".into(),
+                    "init_needed: the table is not in the replica yet; in_progress: call again with the state".into(),
                 ),
-                choices: vec![status_is("init_needed", "InitTable"), status_is("in_progress", "SyncTable")],
+                choices: vec![status_is(Status::InitNeeded, "InitTable"), status_is(Status::InProgress, "SyncTable")],
                 default: Some("TableDone".into()),
             },
         )
-        .state("InitTable", invoke(INIT_TABLE_ARN, task_timeout, to_failed(), Transition::next("AfterInit")))
+        .state(
+            "InitTable",
+            invoke(INIT_TABLE_ARN, None, task_timeout, to_table_failed(), Transition::next("AfterInit")),
+        )
         .state(
             "AfterInit",
             Choice {
-                comment: Some("in_progress: the snapshot is partly loaded; call again with the cursor".into()),
-                choices: vec![status_is("in_progress", "InitTable")],
+                comment: Some("in_progress: the snapshot is partly loaded; call again with the state".into()),
+                choices: vec![status_is(Status::InProgress, "InitTable")],
                 default: Some("TableDone".into()),
             },
         )
@@ -144,16 +173,9 @@ fn table_graph(props: &PipelineProps) -> Graph {
         .state(
             "TableFailed",
             Pass {
-                comment: Some("Record the failure and let the other tables go on".into()),
-                io: Io {
-                    parameters: Some(json!({
-                        "namespace.$": "$.namespace",
-                        "table.$": "$.table",
-                        "status": "failed",
-                        "error.$": "$.error",
-                    })),
-                    ..Io::default()
-                },
+                comment: Some("Record the failure in the table's state and let the other tables go on".into()),
+                io: Io { result_path: Some(ResultPath::Path(path(&[TableState::status]))), ..Io::default() },
+                result: Some(json!(Status::Failed.as_json())),
                 transition: Transition::End,
             },
         )
@@ -162,44 +184,66 @@ fn table_graph(props: &PipelineProps) -> Graph {
 /// The whole run: list, replicate each table, summarize, alert on failure.
 pub fn definition(props: &PipelineProps) -> StateMachine {
     let done_or_report = if props.notify_on_success { "PublishReport" } else { "Done" };
+    let run_error = path(&[RunResults::run_error]);
     let mut graph = Graph::new("ListTables")
         .state(
             "ListTables",
             invoke(
                 LIST_TABLES_ARN,
+                Some(selector(&[
+                    (ListRequest::execution, "$$.Execution.Id"),
+                    (ListRequest::state_machine, "$$.StateMachine.Id"),
+                    (ListRequest::input, "$"),
+                ])),
                 120,
-                vec![Catcher::new(&["States.ALL"], "$.list_error", "ListTablesFailed")],
-                Transition::next("ReplicateTables"),
+                vec![Catcher::new(&["States.ALL"], &run_error, "NoResults")],
+                Transition::next("IsSkipped"),
             ),
         )
         .state(
-            "ListTablesFailed",
+            "IsSkipped",
+            Choice {
+                comment: Some("An earlier run still holds the tables: end now, touching nothing".into()),
+                choices: vec![ChoiceRule {
+                    condition: Condition::IsPresent(path(&[TableList::skipped_because]), true),
+                    next: "Skipped".into(),
+                }],
+                default: Some("ReplicateTables".into()),
+            },
+        )
+        .state("Skipped", Succeed { comment: Some("The run that holds the tables reports for both".into()) })
+        .state(
+            "NoResults",
             Pass {
-                comment: Some("No table list: summarize with the error and no results".into()),
-                io: Io { parameters: Some(json!({ "results": [], "list_error.$": "$.list_error" })), ..Io::default() },
+                comment: Some("No table list (or the Map itself failed): summarize with the error".into()),
+                io: Io {
+                    parameters: Some({
+                        let mut p = selector(&[(RunResults::run_error, &run_error)]);
+                        p[RunResults::results] = json!([]);
+                        p
+                    }),
+                    ..Io::default()
+                },
+                result: None,
                 transition: Transition::next("Summarize"),
             },
         )
         .state(
             "ReplicateTables",
             MapState {
-                comment: Some("One table per iteration; failures are caught inside, so the others go on".into()),
-                items_path: "$.tables".into(),
-                item_selector: Some(json!({
-                    "namespace.$": "$$.Map.Item.Value.namespace",
-                    "table.$": "$$.Map.Item.Value.table",
-                })),
+                comment: Some("One child execution a table; failures are caught inside, so the others go on".into()),
+                items_path: path(&[TableList::tables]),
+                item_selector: None,
                 max_concurrency: props.map_concurrency,
+                mode: props.map_mode,
                 processor: table_graph(props),
                 io: Io {
-                    result_selector: None,
-                    parameters: None,
-                    result_path: Some(ResultPath::Path("$.results".into())),
-                    output_path: None,
-                    input_path: None,
+                    result_selector: Some(selector(&[(RunResults::results, "$")])),
+                    result_path: Some(ResultPath::Path("$".into())),
+                    ..Io::default()
                 },
                 retry: vec![],
-                catch: vec![],
+                catch: vec![Catcher::new(&["States.ALL"], &run_error, "NoResults")],
                 transition: Transition::next("Summarize"),
             },
         )
@@ -207,6 +251,7 @@ pub fn definition(props: &PipelineProps) -> StateMachine {
             "Summarize",
             invoke(
                 SUMMARIZE_ARN,
+                Some(selector(&[(SummaryRequest::execution, "$$.Execution.Id"), (SummaryRequest::run, "$")])),
                 120,
                 vec![Catcher::new(&["States.ALL"], "$.summary_error", "SummaryFailed")],
                 Transition::next("AnyFailed"),
@@ -217,13 +262,13 @@ pub fn definition(props: &PipelineProps) -> StateMachine {
             Choice {
                 comment: None,
                 choices: vec![ChoiceRule {
-                    condition: Condition::NumericGreaterThan("$.failed".into(), 0.0),
+                    condition: Condition::NumericGreaterThan(path(&[Summary::failed]), 0.0),
                     next: "PublishAlert".into(),
                 }],
                 default: Some(done_or_report.into()),
             },
         )
-        .state("PublishAlert", publish(json!("$.subject"), json!("$.message"), "RunFailed"))
+        .state("PublishAlert", publish(json!(path(&[Summary::subject])), json!(path(&[Summary::message])), "RunFailed"))
         .state(
             "SummaryFailed",
             publish(
@@ -236,14 +281,17 @@ pub fn definition(props: &PipelineProps) -> StateMachine {
             "RunFailed",
             Fail {
                 comment: None,
-                error: "ReplicationFailed".into(),
+                error: RUN_FAILED.into(),
                 cause: "One or more tables failed; the alert email and the Summarize step's output say which and why"
                     .into(),
             },
         )
         .state("Done", Succeed::default());
     if props.notify_on_success {
-        graph = graph.state("PublishReport", publish(json!("$.subject"), json!("$.message"), "Done"));
+        graph = graph.state(
+            "PublishReport",
+            publish(json!(path(&[Summary::subject])), json!(path(&[Summary::message])), "Done"),
+        );
     }
     StateMachine {
         comment: "Canvas Data 2 replica: list the DAP tables, init or sync each, summarize, alert on failure".into(),

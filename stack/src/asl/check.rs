@@ -172,7 +172,7 @@ mod tests {
     use crate::asl::*;
 
     fn pass(next: &str) -> Pass {
-        Pass { comment: None, io: Io::default(), transition: Transition::next(next) }
+        Pass { comment: None, io: Io::default(), result: None, transition: Transition::next(next) }
     }
 
     fn machine(graph: Graph) -> StateMachine {
@@ -201,6 +201,7 @@ mod tests {
             items_path: "$.items".into(),
             item_selector: None,
             max_concurrency: 1,
+            mode: MapMode::Inline,
             processor: inner,
             io: Io::default(),
             retry: vec![],

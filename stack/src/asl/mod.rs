@@ -20,6 +20,18 @@ pub struct StateMachine {
 }
 
 impl StateMachine {
+    /// Whether a Map state anywhere runs its items as child executions.
+    pub fn has_distributed_map(&self) -> bool {
+        fn any(g: &Graph) -> bool {
+            g.states.values().any(|s| match s {
+                State::Map(m) => m.mode == MapMode::Distributed || any(&m.processor),
+                State::Parallel(p) => p.branches.iter().any(any),
+                _ => false,
+            })
+        }
+        any(&self.graph)
+    }
+
     pub fn to_json(&self) -> Value {
         let mut out = Map::new();
         out.insert("Comment".into(), json!(self.comment));
@@ -205,11 +217,21 @@ pub struct MapState {
     /// Built from each item (`ItemSelector`); `io.parameters` is not used by Map.
     pub item_selector: Option<Value>,
     pub max_concurrency: u32,
+    pub mode: MapMode,
     pub processor: Graph,
     pub io: Io,
     pub retry: Vec<Retrier>,
     pub catch: Vec<Catcher>,
     pub transition: Transition,
+}
+
+/// How a Map runs its items.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MapMode {
+    /// In the parent execution: every iteration's events count against its 25,000.
+    Inline,
+    /// Each item a child Standard execution with its own history (and its own quotas).
+    Distributed,
 }
 
 #[derive(Clone, Debug)]
@@ -271,6 +293,8 @@ pub struct Choice {
 pub struct Pass {
     pub comment: Option<String>,
     pub io: Io,
+    /// A fixed result, placed at `io.result_path`.
+    pub result: Option<Value>,
     pub transition: Transition,
 }
 
@@ -384,7 +408,10 @@ impl State {
                 }
                 out.insert("MaxConcurrency".into(), json!(m.max_concurrency));
                 let mut processor = m.processor.to_json();
-                processor["ProcessorConfig"] = json!({ "Mode": "INLINE" });
+                processor["ProcessorConfig"] = match m.mode {
+                    MapMode::Inline => json!({ "Mode": "INLINE" }),
+                    MapMode::Distributed => json!({ "Mode": "DISTRIBUTED", "ExecutionType": "STANDARD" }),
+                };
                 out.insert("ItemProcessor".into(), processor);
                 m.io.write(&mut out, "Parameters");
                 write_errors(&mut out, &m.retry, &m.catch);
@@ -410,6 +437,9 @@ impl State {
                 w.transition.write(&mut out);
             }
             State::Pass(p) => {
+                if let Some(r) = &p.result {
+                    out.insert("Result".into(), r.clone());
+                }
                 p.io.write(&mut out, "Parameters");
                 p.transition.write(&mut out);
             }

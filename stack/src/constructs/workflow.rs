@@ -59,6 +59,39 @@ impl Workflow {
         Self { id: id.into(), definition, substitutions: IndexMap::new(), statements: Vec::new() }
     }
 
+    /// The state machine's name: fixed, so that its ARN is known before it exists and the
+    /// functions it invokes can be granted access to it without a dependency cycle.
+    pub fn name(&self) -> Expr {
+        Expr::sub(format!("${{AWS::StackName}}-{}", self.id))
+    }
+
+    /// The state machine's ARN, built from its name.
+    pub fn arn(&self) -> Expr {
+        Expr::sub(format!(
+            "arn:${{AWS::Partition}}:states:${{AWS::Region}}:${{AWS::AccountId}}:stateMachine:${{AWS::StackName}}-{}",
+            self.id
+        ))
+    }
+
+    /// Its executions (`Name:execution`) and a Distributed Map's child executions
+    /// (`Name/MapRunLabel:execution`).
+    fn executions_arns(&self) -> Vec<Expr> {
+        [":*", "/*"]
+            .iter()
+            .map(|tail| {
+                Expr::sub(format!(
+                    "arn:${{AWS::Partition}}:states:${{AWS::Region}}:${{AWS::AccountId}}:execution:${{AWS::StackName}}-{}{tail}",
+                    self.id
+                ))
+            })
+            .collect()
+    }
+
+    /// Lets `grantee` see which executions run (the overlap check of `list_tables`).
+    pub fn grant_list_executions(&self, grantee: &mut dyn Grantee) {
+        grantee.add_to_policy(Statement::allow(&["states:ListExecutions"], vec![self.arn()]));
+    }
+
     /// The `${name}` placeholder to put in the definition; its value goes in `substitutions`.
     pub fn placeholder(name: &str) -> String {
         format!("${{{name}}}")
@@ -85,12 +118,22 @@ impl Workflow {
     }
 
     pub fn build(
-        self,
+        mut self,
         t: &mut Template,
         key_arn: &Expr,
         log_retention_days: u32,
     ) -> Result<WorkflowRef, WorkflowError> {
         let definition = self.definition_json()?;
+        let name = self.name();
+        if self.definition.has_distributed_map() {
+            // A Distributed Map runs each item as a child execution of this state machine.
+            let (own, executions) = (self.arn(), self.executions_arns());
+            self.statements.push(Statement::allow(&["states:StartExecution"], vec![own]).with_sid("MapChildren"));
+            self.statements.push(
+                Statement::allow(&["states:DescribeExecution", "states:StopExecution"], executions)
+                    .with_sid("MapChildrenControl"),
+            );
+        }
         let id = &self.id;
         let log_group = t.add_with(
             &format!("{id}LogGroup"),
@@ -155,6 +198,7 @@ impl Workflow {
         let state_machine = t.add(
             id,
             StateMachine {
+                state_machine_name: Some(name),
                 state_machine_type: "STANDARD",
                 role_arn: role.arn(),
                 definition,

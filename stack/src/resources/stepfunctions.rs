@@ -45,6 +45,8 @@ pub struct EncryptionConfiguration {
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct StateMachine {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state_machine_name: Option<Expr>,
     pub state_machine_type: &'static str,
     pub role_arn: Expr,
     /// The ASL document as an object (not a string), so that cfn-lint checks it too.

@@ -1,0 +1,301 @@
+//! The JSON the replication state machine and its Lambdas pass each other.
+//!
+//! One set of serde types, used by the handlers (to read and answer) and by the state
+//! machine definition in `stack/` (for every `$.field` path and every value a Choice
+//! compares), so that a field is named once: [`payload!`] makes each field's JSON name an
+//! associated constant of its type (`TableState::status == "status"`).
+//!
+//! ```text
+//! execution input   RunInput        {"tables"?: [{"namespace", "table"}]}
+//! list_tables       ListRequest  -> TableList {"tables": [TableState], "skipped_because"?}
+//! sync_table,       TableState   -> TableState (status, cursor, calls, counts, ...)
+//! init_table
+//! summarize         SummaryRequest -> Summary {"failed", "succeeded", "subject", "message"}
+//! ```
+//!
+//! A table whose Lambda raised an error is recorded by the workflow itself: its last
+//! [`TableState`] with `status: "failed"` and the `error` Step Functions caught.
+
+mod error;
+
+pub use error::{ErrorDetail, ErrorName};
+
+use serde::{Deserialize, Serialize};
+
+/// Declares a payload struct and, for each field, an associated constant holding its JSON
+/// name, so that the state machine's paths are built from the same token as the field.
+/// Fields keep their Rust names in JSON (no `rename`).
+macro_rules! payload {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $( $(#[$field_meta:meta])* pub $field:ident : $ty:ty ),* $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        pub struct $name {
+            $( $(#[$field_meta])* pub $field: $ty ),*
+        }
+
+        #[allow(non_upper_case_globals)]
+        impl $name {
+            $(
+                #[doc = concat!("The JSON name of `", stringify!($field), "`.")]
+                pub const $field: &'static str = stringify!($field);
+            )*
+        }
+    };
+}
+
+/// A JSONPath into the state: `path(&[TableState::counts, Counts::inserted])` is `$.counts.inserted`.
+pub fn path(fields: &[&str]) -> String {
+    fields.iter().fold(String::from("$"), |p, f| p + "." + f)
+}
+
+payload! {
+    /// A table of a DAP namespace.
+    #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+    pub struct TableRef {
+        pub namespace: String,
+        pub table: String,
+    }
+}
+
+impl std::fmt::Display for TableRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.namespace, self.table)
+    }
+}
+
+payload! {
+    /// The execution's input: `{}` from the schedule; `tables` replicates only those
+    /// (`cargo xtask run --table canvas.accounts`).
+    #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct RunInput {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub tables: Option<Vec<TableRef>>,
+    }
+}
+
+payload! {
+    /// What the workflow sends `list_tables`: the execution input and who is asking, for
+    /// the overlap check.
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct ListRequest {
+        /// `$$.Execution.Id`: this execution's ARN.
+        pub execution: String,
+        /// `$$.StateMachine.Id`: the state machine's ARN.
+        pub state_machine: String,
+        pub input: RunInput,
+    }
+}
+
+payload! {
+    /// `list_tables`' answer: a fresh state per table, each the input of one Map item.
+    #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct TableList {
+        pub tables: Vec<TableState>,
+        /// Set when an earlier execution still runs: this run touches nothing.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub skipped_because: Option<String>,
+    }
+}
+
+/// Where a table stands.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Listed, not called yet.
+    #[default]
+    Pending,
+    Success,
+    /// Not in the replica yet: call `init_table`.
+    InitNeeded,
+    /// The call's time budget ran out: call again with the state it answered.
+    InProgress,
+    /// Set by the workflow when a call raised an error (see [`TableState::error`]).
+    Failed,
+}
+
+impl Status {
+    /// The JSON string, as a Choice compares it.
+    pub fn as_json(self) -> String {
+        serde_json::to_value(self).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+    }
+}
+
+payload! {
+    /// Rows changed in the replica.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Counts {
+        pub inserted: u64,
+        pub updated: u64,
+        pub deleted: u64,
+    }
+}
+
+impl std::ops::AddAssign for Counts {
+    fn add_assign(&mut self, o: Counts) {
+        self.inserted += o.inserted;
+        self.updated += o.updated;
+        self.deleted += o.deleted;
+    }
+}
+
+payload! {
+    /// One table's progress through the run: the input and the answer of `sync_table` and
+    /// `init_table`, carried from call to call, and the table's line in the summary.
+    /// Kept small: 500 of them must fit in one 256 KB state.
+    #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct TableState {
+        pub namespace: String,
+        pub table: String,
+        #[serde(default)]
+        pub status: Status,
+        /// The DAP job being loaded, while `in_progress`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub cursor: Option<String>,
+        /// Calls made for this table in this run.
+        #[serde(default)]
+        pub calls: u32,
+        /// Calls in a row that loaded nothing (a DAP job still running, a table busy).
+        #[serde(default)]
+        pub idle_calls: u32,
+        #[serde(default)]
+        pub counts: Counts,
+        /// When the first call started (Unix milliseconds).
+        #[serde(default)]
+        pub started_ms: u64,
+        /// From the first call's start to the last call's end.
+        #[serde(default)]
+        pub duration_ms: u64,
+        /// Schema changes applied, for the report.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pub notes: Vec<String>,
+        /// What Step Functions caught when a call failed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub error: Option<CaughtError>,
+    }
+}
+
+impl TableState {
+    pub fn new(table: &TableRef) -> Self {
+        Self { namespace: table.namespace.clone(), table: table.table.clone(), ..Self::default() }
+    }
+
+    pub fn table_ref(&self) -> TableRef {
+        TableRef { namespace: self.namespace.clone(), table: self.table.clone() }
+    }
+}
+
+payload! {
+    /// An error as a Catch records it (`ResultPath`); the names are Step Functions'.
+    #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+    #[allow(non_snake_case)]
+    pub struct CaughtError {
+        /// The error name: a Lambda's `errorType`, or `States.Timeout` and friends.
+        #[serde(default)]
+        pub Error: String,
+        /// For a Lambda error, a JSON object with `errorType` and `errorMessage`.
+        #[serde(default)]
+        pub Cause: String,
+    }
+}
+
+impl CaughtError {
+    /// The Lambda's `errorMessage` when `Cause` holds one, else `Cause` itself.
+    pub fn message(&self) -> String {
+        serde_json::from_str::<serde_json::Value>(&self.Cause)
+            .ok()
+            .and_then(|v| v.get("errorMessage").and_then(|m| m.as_str()).map(str::to_owned))
+            .unwrap_or_else(|| self.Cause.clone())
+    }
+}
+
+payload! {
+    /// The state the Map hands on: every table's last state, or why there are none.
+    #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct RunResults {
+        #[serde(default)]
+        pub results: Vec<TableState>,
+        /// Listing the tables (or running the Map) failed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub run_error: Option<CaughtError>,
+    }
+}
+
+payload! {
+    /// What the workflow sends `summarize`.
+    #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct SummaryRequest {
+        /// `$$.Execution.Id`.
+        pub execution: String,
+        pub run: RunResults,
+    }
+}
+
+payload! {
+    /// `summarize`'s answer: the workflow publishes `subject` and `message` when
+    /// `failed > 0` (or always, with `notify_on_success`), then fails the execution.
+    #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Summary {
+        pub failed: u32,
+        pub succeeded: u32,
+        pub subject: String,
+        pub message: String,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn field_constants_are_the_json_names() {
+        let state = TableState {
+            cursor: Some("job".into()),
+            notes: vec!["n".into()],
+            error: Some(CaughtError::default()),
+            ..TableState::new(&TableRef { namespace: "canvas".into(), table: "accounts".into() })
+        };
+        let v = serde_json::to_value(&state).unwrap();
+        let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                TableState::namespace,
+                TableState::table,
+                TableState::status,
+                TableState::cursor,
+                TableState::calls,
+                TableState::idle_calls,
+                TableState::counts,
+                TableState::started_ms,
+                TableState::duration_ms,
+                TableState::notes,
+                TableState::error,
+            ]
+        );
+        assert_eq!(path(&[TableState::counts, Counts::inserted]), "$.counts.inserted");
+        assert_eq!(Status::InitNeeded.as_json(), "init_needed");
+    }
+
+    #[test]
+    fn a_first_call_needs_only_the_table() {
+        let state: TableState = serde_json::from_value(json!({"namespace": "canvas", "table": "users"})).unwrap();
+        assert_eq!(state.status, Status::Pending);
+        assert_eq!(state.calls, 0);
+    }
+
+    #[test]
+    fn a_caught_lambda_error_gives_its_message() {
+        let caught = CaughtError {
+            Error: "DapError".into(),
+            Cause: json!({"errorType": "DapError", "errorMessage": "no such table"}).to_string(),
+        };
+        assert_eq!(caught.message(), "no such table");
+        let timeout = CaughtError { Error: "States.Timeout".into(), Cause: "timed out".into() };
+        assert_eq!(timeout.message(), "timed out");
+    }
+}
