@@ -46,7 +46,7 @@ enum Command {
     },
     /// Run the tests (real PostgreSQL, DAP emulator), cfn-lint, statelint and checkov on every environment's synth output, and the interchange test with the official dap client.
     Test {
-        /// Only the cargo tests (the validators and the official client need Python and a first-time install).
+        /// Only the cargo tests: skip the validators and the interchange test with the official client.
         #[arg(long)]
         no_validators: bool,
     },

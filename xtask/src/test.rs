@@ -21,8 +21,11 @@ pub fn run(no_validators: bool) -> Result<()> {
 
 fn run_with(server: &testkit::PgServer, no_validators: bool) -> Result<()> {
     let database = &server.url();
+    // moto and cargo-lambda, which the Lambda tests use, come with the validators.
+    let tools = Validators::ensure()?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut command = Command::new(cargo);
+    command.env(testkit::PYTHON_TOOLS_VAR, tools.bin());
     if let Some(ca) = server.ca_cert() {
         command.env(testkit::DATABASE_CA_VAR, ca);
     }
@@ -38,7 +41,6 @@ fn run_with(server: &testkit::PgServer, no_validators: bool) -> Result<()> {
     if no_validators {
         return Ok(());
     }
-    let tools = Validators::ensure()?;
     let validated = validate_synth_outputs(&tools)?;
     let interchanged =
         crate::interop::run(database, &tools.dap()).context("interchange with the official dap client")?;

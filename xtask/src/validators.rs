@@ -52,6 +52,11 @@ impl Validators {
         Ok(Self { bin })
     }
 
+    /// The virtualenv's `bin` directory (moto, cargo-lambda).
+    pub fn bin(&self) -> &Path {
+        &self.bin
+    }
+
     /// The official `dap` CLI.
     pub fn dap(&self) -> PathBuf {
         self.bin.join("dap")

@@ -77,7 +77,7 @@ const DAP_MARK: &str = " [DAP error ";
 
 impl ErrorDetail {
     /// The longest message kept: 500 failed tables must fit in one 256 KB state.
-    pub const MAX_MESSAGE: usize = 300;
+    pub const MAX_MESSAGE: usize = 160;
 
     /// One line: the message (cut at [`Self::MAX_MESSAGE`]) then `[DAP error TYPE UUID]`.
     pub fn to_line(&self) -> String {

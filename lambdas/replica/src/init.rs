@@ -88,8 +88,9 @@ impl Replicator {
         let (_, total) = self.done_objects(namespace, table, &job.id).await?;
         let mut tx = self.begin(&name, budget).await?;
         crate::batch(&format!(
-            "{lock}\nCREATE SCHEMA IF NOT EXISTS {ns};\nALTER TABLE {target} SET SCHEMA {ns};",
+            "{lock}\n{ensure}\nALTER TABLE {target} SET SCHEMA {ns};",
             lock = ddl::DDL_LOCK,
+            ensure = ddl::ensure_schema(namespace),
             ns = quote_ident(namespace)
         ))
         .execute(&mut *tx)

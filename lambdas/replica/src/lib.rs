@@ -35,9 +35,9 @@ use sqlx::postgres::{PgConnection, Postgres};
 use sqlx::{Connection as _, Transaction};
 use std::time::{Duration, Instant};
 
-/// SQL text built here, with every identifier quoted and every literal quoted (DDL takes no
+/// SQL text built with every identifier quoted and every literal quoted (DDL takes no
 /// parameters); run unprepared, one or more statements.
-pub(crate) fn batch(sql: &str) -> sqlx::RawSql {
+pub fn batch(sql: &str) -> sqlx::RawSql {
     sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
 }
 
@@ -134,7 +134,11 @@ impl Budget {
             None => ("0".into(), "0".into()),
             Some(d) => {
                 let left = d.saturating_duration_since(Instant::now()).max(Self::MIN_STATEMENT);
-                (left.as_millis().to_string(), (left * 3 / 4).min(Self::MAX_LOCK_WAIT).as_millis().to_string())
+                // A statement may end up to MIN_STATEMENT after the deadline, so that the
+                // call itself notices the deadline first and ends a COPY cleanly, rather
+                // than the server cancelling it in the same instant.
+                let statement = left + Self::MIN_STATEMENT;
+                (statement.as_millis().to_string(), (left * 3 / 4).min(Self::MAX_LOCK_WAIT).as_millis().to_string())
             }
         }
     }
@@ -211,6 +215,12 @@ impl Replicator {
             .await
             .doing("instructure_dap", "creating the metadata tables")?;
         Ok(db)
+    }
+
+    /// The password for the next connection: an IAM database auth token lasts 15 minutes,
+    /// so a long-lived process sets a fresh one before each call. The open connection stays.
+    pub fn set_password(&mut self, password: &str) {
+        self.options.password = Some(password.to_owned());
     }
 
     /// Reports each loaded object to `f` (for progress displays).

@@ -292,3 +292,70 @@ pub async fn fresh_database() -> String {
     let _ = admin.close().await;
     format!("{url}/{name}")
 }
+
+/// Set to the `bin` directory of the Python tools' virtualenv (moto); `cargo xtask test` sets it.
+pub const PYTHON_TOOLS_VAR: &str = "CD2_PYTHON_TOOLS";
+
+/// moto's server on loopback (AWS APIs for the tests), stopped when dropped.
+#[derive(Debug)]
+pub struct Moto {
+    pub port: u16,
+    child: std::process::Child,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The Python tools' `bin` directory: [`PYTHON_TOOLS_VAR`], or where `cargo xtask test`
+/// installs them in this checkout.
+pub fn python_tools() -> Result<PathBuf, String> {
+    let bin = match std::env::var_os(PYTHON_TOOLS_VAR) {
+        Some(dir) => PathBuf::from(dir),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/validators/venv/bin"),
+    };
+    if bin.join("python").exists() {
+        Ok(bin)
+    } else {
+        Err(format!(
+            "the Python tools (moto, cargo-lambda) are not installed at {}: run `cargo xtask test` once, or set {PYTHON_TOOLS_VAR}",
+            bin.display()
+        ))
+    }
+}
+
+impl Moto {
+    /// Starts moto on a free port; with `forward_lambda` (the address of `cargo lambda
+    /// watch`), Lambda invocations reach the real handlers there.
+    pub fn start(forward_lambda: Option<&str>) -> Result<Self, String> {
+        let bin = python_tools()?;
+        let port = free_port();
+        let mut cmd = Command::new(bin.join("python"));
+        cmd.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("moto_launcher.py"))
+            .arg(port.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        match forward_lambda {
+            Some(url) => cmd.env("CD2_LAMBDA_FORWARD", url),
+            None => cmd.env_remove("CD2_LAMBDA_FORWARD"),
+        };
+        let child = cmd.spawn().map_err(|e| format!("starting moto: {e}"))?;
+        let moto = Self { port, child };
+        let started = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if started.elapsed() > std::time::Duration::from_secs(60) {
+                return Err("moto did not start listening within 60 s".into());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        Ok(moto)
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}

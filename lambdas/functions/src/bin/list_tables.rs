@@ -1,0 +1,18 @@
+//! `list_tables`: see [`functions::list`].
+
+use contract::{ListRequest, TableList};
+use functions::{FunctionError, PerContainer, list::Lister};
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    functions::init_logging();
+    let sdk = functions::aws::load().await;
+    let lister = PerContainer::<Lister>::default();
+    let (sdk, lister) = (&sdk, &lister);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<ListRequest>| async move {
+        lister.with(async || Lister::from_env(sdk).await, async |l| l.handle(event.payload).await).await
+            as Result<TableList, FunctionError>
+    }))
+    .await
+}

@@ -1,0 +1,278 @@
+//! `db_bootstrap`: the CloudFormation custom resource that prepares the database, so that
+//! nothing is left for the operator to run by hand after a deploy.
+//!
+//! Create and Update connect with the admin credential RDS manages and make, idempotently,
+//! the application role (login through IAM database authentication only: `rds_iam`, no
+//! password), the schemas it writes (the namespaces, their staging schemas,
+//! `instructure_dap` and `cd2_aws`), owned by it, and the metadata tables, created as it.
+//! It gets nothing more: no superuser, no role or database creation, no other schema.
+//! Delete leaves the role, the schemas and the data.
+//!
+//! CloudFormation waits for an answer PUT to the request's pre-signed `ResponseURL`; it is
+//! always sent, failures included, before the function's own timeout. That URL is a
+//! credential: it never goes into a log or an error.
+
+use crate::aws;
+use crate::error::FunctionError;
+use crate::settings::var;
+use aws_lambda_events::event::cloudformation::{
+    CloudFormationCustomResourceRequest, CloudFormationCustomResourceResponse,
+    CloudFormationCustomResourceResponseStatus,
+};
+use replica::ConnectOptions;
+use replica::ddl::{META_SCHEMA, OWN_SCHEMA, ensure_schema, staging_schema};
+use replica::error::DbContext as _;
+use replica::model::{quote_ident, quote_literal};
+use serde::{Deserialize, Serialize};
+use sqlx::Connection as _;
+use std::time::{Duration, SystemTime};
+
+/// The resource's properties, as the template sets them (CloudFormation passes every
+/// scalar as a string).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Properties {
+    /// The application role the Lambdas log in as.
+    pub app_user: String,
+    /// The DAP namespaces replicated.
+    pub namespaces: Vec<String>,
+    /// `"true"`: log in with IAM tokens (`rds_iam`); `"false"`: the administrator gives the
+    /// role a password (a database without IAM authentication).
+    #[serde(default = "yes")]
+    pub iam_auth: String,
+}
+
+fn yes() -> String {
+    "true".into()
+}
+
+pub type Request = CloudFormationCustomResourceRequest<Properties, Properties>;
+
+/// Kept free before the deadline to send the answer.
+const ANSWER_TIME: Duration = Duration::from_secs(15);
+
+#[derive(Debug)]
+pub struct Bootstrap {
+    /// Where the database is, and how to verify it (the admin credential is read per request).
+    pub target: ConnectOptions,
+    pub admin_secret: String,
+    pub secrets: aws_sdk_secretsmanager::Client,
+    pub http: reqwest::Client,
+}
+
+impl Bootstrap {
+    /// `DB_HOST`, `DB_PORT`, `DB_NAME`, `DB_TLS`, `DB_ROOT_CERT` as the replication functions
+    /// read them; `ADMIN_SECRET_ARN`: the secret RDS manages (`username`, `password`).
+    pub fn from_env(sdk: &aws_config::SdkConfig) -> Result<Self, FunctionError> {
+        Ok(Self {
+            target: crate::database::target_from_env("")?,
+            admin_secret: var("ADMIN_SECRET_ARN")?,
+            secrets: aws_sdk_secretsmanager::Client::new(sdk),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .map_err(|e| FunctionError::config(format!("HTTP client: {}", e.without_url())))?,
+        })
+    }
+
+    /// Applies the request and answers CloudFormation; an `Err` only when the answer could
+    /// not be sent (CloudFormation then waits until its own timeout).
+    pub async fn handle(&self, request: Request, deadline: SystemTime) -> Result<(), FunctionError> {
+        let left = deadline.duration_since(SystemTime::now()).unwrap_or_default();
+        let stop = tokio::time::Instant::now() + left.saturating_sub(ANSWER_TIME);
+        let (kind, props, common) = parts(&request);
+        let physical_id = format!("{}/{}", self.target.database, props.app_user);
+        let result = match kind {
+            "Delete" => {
+                tracing::info!("delete: the role, the schemas and the data stay");
+                Ok(())
+            }
+            _ => match tokio::time::timeout_at(stop, self.apply(props)).await {
+                Ok(r) => r,
+                Err(_) => Err(FunctionError::transient(format!(
+                    "setting up the database at {} did not finish in time (a paused database takes about 15 s to resume); update the stack to try again",
+                    self.target.target()
+                ))),
+            },
+        };
+        let mut answer = CloudFormationCustomResourceResponse::default();
+        match &result {
+            Ok(()) => {
+                tracing::info!(kind, "database ready");
+                answer.status = CloudFormationCustomResourceResponseStatus::Success;
+            }
+            Err(e) => {
+                tracing::error!(kind, error = %e, "database setup failed");
+                answer.status = CloudFormationCustomResourceResponseStatus::Failed;
+                answer.reason = Some(e.detail.to_line());
+            }
+        }
+        answer.physical_resource_id = match (kind, common.physical_id) {
+            // A failed Create keeps no resource; Delete must name the one it was given.
+            ("Create", _) => physical_id,
+            (_, Some(existing)) => existing.to_owned(),
+            (_, None) => physical_id,
+        };
+        answer.stack_id = common.stack_id.to_owned();
+        answer.request_id = common.request_id.to_owned();
+        answer.logical_resource_id = common.logical_id.to_owned();
+        answer.data.insert("AppUser".into(), props.app_user.clone());
+        self.respond(common.response_url, &answer).await
+    }
+
+    /// PUTs the answer (empty Content-Type, as the pre-signed URL expects), retrying a few times.
+    async fn respond(&self, url: &str, answer: &CloudFormationCustomResourceResponse) -> Result<(), FunctionError> {
+        let body = serde_json::to_vec(answer).expect("the answer serializes");
+        let mut failure = String::new();
+        for attempt in 1..=3u32 {
+            let sent = self.http.put(url).header("content-type", "").body(body.clone()).send().await;
+            match sent {
+                Ok(r) if r.status().is_success() => return Ok(()),
+                Ok(r) => failure = format!("HTTP {}", r.status()),
+                Err(e) => failure = crate::error::chain(&e.without_url()),
+            }
+            tracing::warn!(attempt, %failure, "answering CloudFormation failed; retrying");
+            tokio::time::sleep(Duration::from_secs(u64::from(attempt))).await;
+        }
+        Err(FunctionError::transient(format!("answering CloudFormation failed: {failure}")))
+    }
+
+    async fn admin_options(&self) -> Result<ConnectOptions, FunctionError> {
+        let text = aws::secret_string(&self.secrets, &self.admin_secret, "database admin").await?;
+        let mut options = self.target.clone();
+        options.user = aws::secret_field(&text, "username", &self.admin_secret)?;
+        Ok(options.password(&aws::secret_field(&text, "password", &self.admin_secret)?))
+    }
+
+    async fn apply(&self, props: &Properties) -> Result<(), FunctionError> {
+        let options = self.admin_options().await?;
+        let mut db = replica::connect::connect(&options).await?;
+        let sql = setup_sql(props, &mut db).await?;
+        replica::batch(&sql)
+            .execute(&mut db)
+            .await
+            .doing("bootstrap", "setting up the application role and its schemas")?;
+        // The metadata tables, created by the application role so that it owns them.
+        let as_app = format!("SET ROLE {};\n{}\nRESET ROLE;", quote_ident(&props.app_user), replica::ddl::metadata());
+        replica::batch(&as_app).execute(&mut db).await.doing("bootstrap", "creating the metadata tables")?;
+        db.close().await.ok();
+        Ok(())
+    }
+}
+
+/// The request's kind, properties and the fields every kind has.
+struct Common<'a> {
+    request_id: &'a str,
+    response_url: &'a str,
+    stack_id: &'a str,
+    logical_id: &'a str,
+    physical_id: Option<&'a str>,
+}
+
+fn parts(request: &Request) -> (&'static str, &Properties, Common<'_>) {
+    match request {
+        CloudFormationCustomResourceRequest::Create(r) => (
+            "Create",
+            &r.resource_properties,
+            Common {
+                request_id: &r.request_id,
+                response_url: &r.response_url,
+                stack_id: &r.stack_id,
+                logical_id: &r.logical_resource_id,
+                physical_id: None,
+            },
+        ),
+        CloudFormationCustomResourceRequest::Update(r) => (
+            "Update",
+            &r.resource_properties,
+            Common {
+                request_id: &r.request_id,
+                response_url: &r.response_url,
+                stack_id: &r.stack_id,
+                logical_id: &r.logical_resource_id,
+                physical_id: Some(&r.physical_resource_id),
+            },
+        ),
+        CloudFormationCustomResourceRequest::Delete(r) => (
+            "Delete",
+            &r.resource_properties,
+            Common {
+                request_id: &r.request_id,
+                response_url: &r.response_url,
+                stack_id: &r.stack_id,
+                logical_id: &r.logical_resource_id,
+                physical_id: Some(&r.physical_resource_id),
+            },
+        ),
+        _ => unreachable!("CloudFormation sends Create, Update or Delete"),
+    }
+}
+
+/// A DAP namespace or role name: letters, digits and `_` only.
+fn check_name(kind: &str, name: &str) -> Result<(), FunctionError> {
+    if !name.is_empty() && name.len() <= 63 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        Ok(())
+    } else {
+        Err(FunctionError::config(format!("the {kind} `{name}` is not a plain name (letters, digits, `_`)")))
+    }
+}
+
+/// The role and schemas, as one transaction, after looking at what exists.
+async fn setup_sql(props: &Properties, db: &mut sqlx::PgConnection) -> Result<String, FunctionError> {
+    check_name("application user", &props.app_user)?;
+    for ns in &props.namespaces {
+        check_name("namespace", ns)?;
+    }
+    let app = quote_ident(&props.app_user);
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = $1)")
+        .bind(&props.app_user)
+        .fetch_one(&mut *db)
+        .await
+        .doing("bootstrap", "looking for the application role")?;
+    let iam = props.iam_auth != "false";
+    let has_rds_iam: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'rds_iam')")
+            .fetch_one(&mut *db)
+            .await
+            .doing("bootstrap", "looking for the rds_iam role")?;
+    if iam && !has_rds_iam {
+        return Err(FunctionError::config(
+            "the database has no `rds_iam` role, so IAM database authentication is not available: use Aurora or RDS PostgreSQL with IAM authentication on, or set database.iam_auth = false and give the role a password",
+        ));
+    }
+    let database: String = sqlx::query_scalar("SELECT current_database()")
+        .fetch_one(&mut *db)
+        .await
+        .doing("bootstrap", "reading the database name")?;
+
+    let mut sql = vec![
+        "BEGIN;".to_owned(),
+        "SELECT pg_advisory_xact_lock(hashtextextended('cd2_aws:bootstrap', 0));".to_owned(),
+        if exists {
+            format!("ALTER ROLE {app} WITH LOGIN NOCREATEDB NOCREATEROLE;")
+        } else {
+            format!("CREATE ROLE {app} WITH LOGIN NOCREATEDB NOCREATEROLE;")
+        },
+        // To create schemas for the role and objects as it.
+        format!("GRANT {app} TO CURRENT_USER;"),
+        format!("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {app};", quote_ident(&database)),
+    ];
+    if iam {
+        sql.push(format!("GRANT rds_iam TO {app};"));
+    }
+    let mut schemas = vec![META_SCHEMA.to_owned(), OWN_SCHEMA.to_owned()];
+    for ns in &props.namespaces {
+        schemas.push(ns.clone());
+        schemas.push(staging_schema(ns));
+    }
+    for schema in &schemas {
+        sql.push(ensure_schema(schema));
+        sql.push(format!("ALTER SCHEMA {} OWNER TO {app};", quote_ident(schema)));
+    }
+    sql.push(format!(
+        "COMMENT ON ROLE {app} IS {};",
+        quote_literal("cd2-aws: the replication Lambdas; owns the replicated schemas")
+    ));
+    sql.push("COMMIT;".to_owned());
+    Ok(sql.join("\n"))
+}

@@ -1,0 +1,124 @@
+//! What a function returns when it fails: a stable `errorType` the state machine matches
+//! ([`ErrorName`]) and one line that says what happened, with the DAP error type and
+//! uuid when DAP sent them, and never a secret, token or pre-signed URL (the libraries
+//! below keep those out of their errors; nothing here adds any).
+
+use contract::{ErrorDetail, ErrorName};
+use dap::DapError;
+use replica::ReplicaError;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionError {
+    pub name: ErrorName,
+    pub detail: ErrorDetail,
+}
+
+impl std::fmt::Display for FunctionError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.name, self.detail.to_line())
+    }
+}
+
+impl std::error::Error for FunctionError {}
+
+impl FunctionError {
+    pub fn new(name: ErrorName, message: impl Into<String>) -> Self {
+        Self { name, detail: ErrorDetail { message: message.into(), ..ErrorDetail::default() } }
+    }
+
+    pub fn config(message: impl Into<String>) -> Self {
+        Self::new(ErrorName::Configuration, message)
+    }
+
+    pub fn transient(message: impl Into<String>) -> Self {
+        Self::new(ErrorName::Transient, message)
+    }
+
+    fn with_dap(mut self, e: &DapError) -> Self {
+        if let Some(api) = e.api_error() {
+            self.detail.dap_type = Some(api.kind.clone()).filter(|k| !k.is_empty());
+            self.detail.dap_uuid = Some(api.uuid.clone()).filter(|u| !u.is_empty());
+        }
+        self
+    }
+}
+
+impl From<DapError> for FunctionError {
+    fn from(e: DapError) -> Self {
+        let name = if e.is_transient() { ErrorName::Transient } else { ErrorName::Dap };
+        Self::new(name, e.to_string()).with_dap(&e)
+    }
+}
+
+impl From<ReplicaError> for FunctionError {
+    fn from(e: ReplicaError) -> Self {
+        if let ReplicaError::Dap(dap) = e {
+            return dap.into();
+        }
+        let name = if e.is_transient() {
+            ErrorName::Transient
+        } else {
+            match &e {
+                ReplicaError::Schema(_) => ErrorName::Schema,
+                ReplicaError::Data { .. } => ErrorName::Data,
+                ReplicaError::AlreadyInitialized { .. } | ReplicaError::Unregistered { .. } => ErrorName::TableState,
+                ReplicaError::BadConnectionString(_) => ErrorName::Configuration,
+                _ => ErrorName::Database,
+            }
+        };
+        Self::new(name, e.to_string())
+    }
+}
+
+/// What Lambda reports: `errorType` is the stable name, `errorMessage` the line.
+impl From<FunctionError> for lambda_runtime::Diagnostic {
+    fn from(e: FunctionError) -> Self {
+        Self { error_type: e.name.as_str().to_owned(), error_message: e.detail.to_line() }
+    }
+}
+
+/// An error and its causes on one line.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !s.contains(&text) {
+            s.push_str(": ");
+            s.push_str(&text);
+        }
+        source = cause.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dap::ApiError;
+
+    #[test]
+    fn dap_errors_keep_their_type_and_uuid_and_transient_ones_say_so() {
+        let api = ApiError { kind: "ProcessingError".into(), uuid: "u-1".into(), message: "busy".into() };
+        let e: FunctionError = DapError::Api { status: 500, what: "create a job".into(), error: api.clone() }.into();
+        assert_eq!(e.name, ErrorName::Transient);
+        let d: lambda_runtime::Diagnostic = e.into();
+        assert_eq!(d.error_type, "TransientError");
+        assert!(d.error_message.ends_with("[DAP error ProcessingError u-1]"), "{}", d.error_message);
+
+        let gone: FunctionError =
+            DapError::NotFound { what: "list".into(), error: ApiError { kind: "NotFound".into(), ..api } }.into();
+        assert_eq!(gone.name, ErrorName::Dap);
+    }
+
+    #[test]
+    fn replica_errors_get_their_names() {
+        let busy: FunctionError = ReplicaError::Busy { table: "canvas.users".into() }.into();
+        assert_eq!(busy.name, ErrorName::Transient, "a table busy in another run is retried");
+        let data: FunctionError =
+            ReplicaError::Data { table: "t".into(), object: "o".into(), line: 3, message: "m".into() }.into();
+        assert_eq!(data.name, ErrorName::Data);
+        let again: FunctionError = ReplicaError::AlreadyInitialized { table: "t".into() }.into();
+        assert_eq!(again.name, ErrorName::TableState);
+    }
+}

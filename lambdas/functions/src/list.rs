@@ -1,0 +1,134 @@
+//! `list_tables`: the tables of the configured namespaces minus the skip list (or the ones
+//! the execution input names), each as a fresh [`TableState`] for the Map. Errors are
+//! raised, never swallowed into an empty list.
+//!
+//! Two runs must never replicate at once (a big init can outlast the schedule's period):
+//! when an earlier execution of the same state machine is still running, this one is
+//! *skipped* and says which execution holds the tables.
+
+use crate::error::FunctionError;
+use aws_sdk_sfn::types::ExecutionStatus;
+use contract::{ListRequest, TableList, TableRef, TableState};
+use dap::DapClient;
+
+#[derive(Debug)]
+pub struct Lister {
+    pub dap: DapClient,
+    pub sfn: aws_sdk_sfn::Client,
+    pub namespaces: Vec<String>,
+    /// `namespace.table` entries never replicated.
+    pub skip: Vec<String>,
+}
+
+impl Lister {
+    /// `DAP_API_URL`, `DAP_SECRET_ID`, `NAMESPACES` and `SKIP_TABLES` (comma-separated).
+    pub async fn from_env(sdk: &aws_config::SdkConfig) -> Result<Self, FunctionError> {
+        let dap = crate::settings::DapSettings::from_env()?;
+        let namespaces = crate::settings::list("NAMESPACES");
+        if namespaces.is_empty() {
+            return Err(FunctionError::config("the environment variable NAMESPACES is empty (the stack sets it)"));
+        }
+        Ok(Self {
+            dap: crate::dap_client(&dap, &aws_sdk_secretsmanager::Client::new(sdk)).await?,
+            sfn: aws_sdk_sfn::Client::new(sdk),
+            namespaces,
+            skip: crate::settings::list("SKIP_TABLES"),
+        })
+    }
+
+    pub async fn handle(&self, request: ListRequest) -> Result<TableList, FunctionError> {
+        if let Some(holder) = self.earlier_run(&request).await? {
+            tracing::warn!(execution = %request.execution, holder = %holder, "an earlier run is still going: skipped");
+            return Ok(TableList { tables: vec![], skipped_because: Some(holder) });
+        }
+        let tables = match request.input.tables {
+            Some(wanted) => self.check_wanted(wanted).await?,
+            None => self.configured().await?,
+        };
+        tracing::info!(tables = tables.len(), "tables to replicate");
+        Ok(TableList { tables: tables.iter().map(TableState::new).collect(), skipped_because: None })
+    }
+
+    async fn configured(&self) -> Result<Vec<TableRef>, FunctionError> {
+        let mut tables = Vec::new();
+        for namespace in &self.namespaces {
+            for table in self.dap.list_tables(namespace).await? {
+                let t = TableRef { namespace: namespace.clone(), table };
+                if !self.skip.contains(&t.to_string()) {
+                    tables.push(t);
+                }
+            }
+        }
+        tables.sort();
+        Ok(tables)
+    }
+
+    /// The tables an execution input names, each checked against DAP's list.
+    async fn check_wanted(&self, mut wanted: Vec<TableRef>) -> Result<Vec<TableRef>, FunctionError> {
+        wanted.sort();
+        wanted.dedup();
+        let mut known: Vec<(String, Vec<String>)> = Vec::new();
+        for t in &wanted {
+            if !known.iter().any(|(ns, _)| *ns == t.namespace) {
+                known.push((t.namespace.clone(), self.dap.list_tables(&t.namespace).await?));
+            }
+            let (_, tables) = known.iter().find(|(ns, _)| *ns == t.namespace).expect("listed above");
+            if !tables.contains(&t.table) {
+                return Err(FunctionError::new(
+                    contract::ErrorName::Dap,
+                    format!("DAP has no table {t}; check the name in the execution input (`cargo xtask run --table`)"),
+                ));
+            }
+        }
+        Ok(wanted)
+    }
+
+    /// The ARN of an execution of this state machine that started before this one and is
+    /// still running, if any.
+    async fn earlier_run(&self, request: &ListRequest) -> Result<Option<String>, FunctionError> {
+        let mut pages = self
+            .sfn
+            .list_executions()
+            .state_machine_arn(&request.state_machine)
+            .status_filter(ExecutionStatus::Running)
+            .into_paginator()
+            .items()
+            .send();
+        let mut running = Vec::new();
+        while let Some(item) = pages.next().await {
+            let e = item.map_err(|e| sdk_error("listing the running executions (overlap check)", e))?;
+            running.push((e.start_date().as_nanos(), e.execution_arn().to_owned()));
+        }
+        let ours = running.iter().find(|(_, arn)| *arn == request.execution).map(|(at, _)| *at);
+        let earlier = running
+            .into_iter()
+            .filter(|(at, arn)| {
+                *arn != request.execution && ours.is_none_or(|mine| (*at, arn.as_str()) < (mine, &request.execution))
+            })
+            .min();
+        Ok(earlier.map(|(_, arn)| arn))
+    }
+}
+
+/// An AWS SDK failure: throttling, 5xx and failures to reach the service are transient;
+/// the rest (access denied, a missing resource) need the operator.
+pub fn sdk_error<E, R>(doing: &str, e: aws_sdk_sfn::error::SdkError<E, R>) -> FunctionError
+where
+    E: aws_sdk_sfn::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    use aws_sdk_sfn::error::SdkError;
+    match &e {
+        SdkError::ServiceError(service) => {
+            let err = service.err();
+            let code = err.code().unwrap_or("unknown");
+            let message = format!("{doing} failed: {code}: {}", err.message().unwrap_or_default());
+            if code.contains("Throttl") || code.contains("TooManyRequests") || code.contains("ServiceUnavailable") {
+                FunctionError::transient(message)
+            } else {
+                FunctionError::config(format!("{message}; check the function's IAM permissions and the stack"))
+            }
+        }
+        _ => FunctionError::transient(format!("{doing} failed: {}", crate::error::chain(&e))),
+    }
+}

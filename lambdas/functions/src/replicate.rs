@@ -1,0 +1,182 @@
+//! `sync_table` and `init_table`: one budgeted call on one table.
+//!
+//! The budget comes from the invocation's deadline: the call stops starting objects, and
+//! abandons (rolls back) the one in flight, `margin` before it, and answers `in_progress`;
+//! whatever still runs a few seconds before the deadline (a DAP request that hangs) is
+//! dropped with its connection, and the call fails as transient with nothing lost. So no
+//! invocation ever reaches its timeout, where Lambda would kill it without an answer.
+//!
+//! The state carries the table's calls: a table that loads nothing in `max_idle_calls`
+//! calls in a row (a DAP job that never completes) or is still going after `max_calls`
+//! fails with `NoProgressError` instead of looping until the execution times out.
+
+use crate::database::Credentials;
+use crate::error::FunctionError;
+use crate::settings::CallLimits;
+use contract::{Counts, ErrorName, Status, TableState};
+use dap::DapClient;
+use replica::{Budget, Outcome, Replicator};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Sync,
+    Init,
+}
+
+/// Kept in the container between invocations: the DAP client and the database
+/// connection (made again when lost, with a fresh credential).
+#[derive(Debug)]
+pub struct Replication {
+    dap: DapClient,
+    credentials: Credentials,
+    limits: CallLimits,
+    replicator: Option<Replicator>,
+    /// Objects loaded by the call under way.
+    loaded: Arc<AtomicU64>,
+}
+
+/// The last few schema notes are kept, short: the state must stay small.
+const MAX_NOTES: usize = 5;
+const MAX_NOTE_CHARS: usize = 200;
+/// What is kept free after the hard stop, for the answer to reach Lambda (at most half
+/// the margin, so that the hard stop comes after the budget's end).
+const ANSWER_TIME: Duration = Duration::from_secs(5);
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or_default()
+}
+
+impl Replication {
+    /// The DAP settings and secret, the database settings ([`crate::database::DbSettings`])
+    /// and the call limits, from the environment.
+    pub async fn from_env(sdk: &aws_config::SdkConfig) -> Result<Self, FunctionError> {
+        let dap =
+            crate::dap_client(&crate::settings::DapSettings::from_env()?, &aws_sdk_secretsmanager::Client::new(sdk))
+                .await?;
+        let credentials = Credentials::new(crate::database::DbSettings::from_env()?, sdk);
+        Ok(Self::new(dap, credentials, CallLimits::from_env()?))
+    }
+
+    pub fn new(dap: DapClient, credentials: Credentials, limits: CallLimits) -> Self {
+        Self { dap, credentials, limits, replicator: None, loaded: Arc::new(AtomicU64::new(0)) }
+    }
+
+    /// One call, ending well before `deadline` (the invocation's).
+    pub async fn handle(
+        &mut self,
+        kind: Kind,
+        state: TableState,
+        deadline: SystemTime,
+    ) -> Result<TableState, FunctionError> {
+        let started_ms = now_ms();
+        let left = deadline.duration_since(SystemTime::now()).unwrap_or_default();
+        let now = Instant::now();
+        let hard_stop = now + left.saturating_sub(ANSWER_TIME.min(self.limits.margin / 2));
+        let budget_end = now + self.limits.budget.min(left.saturating_sub(self.limits.margin));
+        if budget_end <= now + Budget::MIN_STATEMENT {
+            return Err(FunctionError::config(format!(
+                "the invocation has {left:?} left, less than the margin of {:?}: raise the function's timeout",
+                self.limits.margin
+            )));
+        }
+        let table = state.table_ref().to_string();
+        tracing::info!(%table, ?kind, call = state.calls + 1, budget_s = (budget_end - now).as_secs(), "call starts");
+        let call = self.call(kind, &state, Budget::until(budget_end));
+        let outcome = match tokio::time::timeout_at(hard_stop.into(), call).await {
+            Ok(outcome) => outcome?,
+            Err(_) => {
+                // Dropping the connection rolls back whatever it was doing.
+                self.replicator = None;
+                return Err(FunctionError::transient(format!(
+                    "{table}: the call was still waiting (on DAP or the database) just before the invocation's deadline and was stopped; nothing was lost, the next call resumes"
+                )));
+            }
+        };
+        self.next_state(state, outcome, started_ms)
+    }
+
+    async fn call(&mut self, kind: Kind, state: &TableState, budget: Budget) -> Result<Outcome, FunctionError> {
+        let password = self.credentials.password().await?;
+        let replicator = match &mut self.replicator {
+            Some(r) => {
+                r.set_password(&password);
+                r
+            }
+            None => {
+                let options = self.credentials.options(&password);
+                let mut r = Replicator::connect(&options, self.dap.clone()).await?;
+                let loaded = self.loaded.clone();
+                r.on_progress(Arc::new(move |_, _, _, _| {
+                    loaded.fetch_add(1, Ordering::Relaxed);
+                }));
+                self.replicator.insert(r)
+            }
+        };
+        self.loaded.store(0, Ordering::Relaxed);
+        let (ns, table) = (&state.namespace, &state.table);
+        let outcome = match kind {
+            Kind::Sync => replicator.sync(ns, table, budget).await,
+            Kind::Init => replicator.init(ns, table, budget).await,
+        };
+        Ok(outcome?)
+    }
+
+    fn next_state(
+        &self,
+        mut state: TableState,
+        outcome: Outcome,
+        call_started_ms: u64,
+    ) -> Result<TableState, FunctionError> {
+        let name = state.table_ref().to_string();
+        state.status = match outcome.status {
+            replica::Status::Success => Status::Success,
+            replica::Status::InitNeeded => Status::InitNeeded,
+            replica::Status::InProgress => Status::InProgress,
+        };
+        state.cursor = outcome.cursor;
+        state.calls += 1;
+        state.counts += Counts {
+            inserted: outcome.counts.inserted,
+            updated: outcome.counts.updated,
+            deleted: outcome.counts.deleted,
+        };
+        if state.started_ms == 0 {
+            state.started_ms = call_started_ms;
+        }
+        state.duration_ms = now_ms().saturating_sub(state.started_ms);
+        for note in outcome.notes {
+            state.notes.push(note.chars().take(MAX_NOTE_CHARS).collect());
+        }
+        let excess = state.notes.len().saturating_sub(MAX_NOTES);
+        state.notes.drain(..excess);
+
+        let loaded = self.loaded.load(Ordering::Relaxed);
+        state.idle_calls = if state.status == Status::InProgress && loaded == 0 { state.idle_calls + 1 } else { 0 };
+        tracing::info!(table = %name, status = ?state.status, objects = loaded, calls = state.calls, "call ends");
+        if state.status == Status::InProgress {
+            let job = state.cursor.as_deref().map(|j| format!(" (DAP job {j})")).unwrap_or_default();
+            if state.idle_calls >= self.limits.max_idle_calls {
+                return Err(FunctionError::new(
+                    ErrorName::NoProgress,
+                    format!(
+                        "{name}: nothing loaded in {} calls in a row{job}: the DAP job is not completing; the next run starts again from what the replica holds",
+                        state.idle_calls
+                    ),
+                ));
+            }
+            if state.calls >= self.limits.max_calls {
+                return Err(FunctionError::new(
+                    ErrorName::NoProgress,
+                    format!(
+                        "{name}: still in progress after {} calls{job}; the next run resumes it (raise MAX_CALLS or the function's memory for very large tables)",
+                        state.calls
+                    ),
+                ));
+            }
+        }
+        Ok(state)
+    }
+}

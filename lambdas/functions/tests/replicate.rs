@@ -1,0 +1,230 @@
+//! `sync_table` and `init_table` against the DAP emulator, a real PostgreSQL (TLS
+//! verify-full, the password from a secret in moto) and the call limits.
+
+mod support;
+
+use contract::{ErrorName, Status, TableState};
+use emulator::{Endpoint, FaultKind, Settings};
+use functions::database::{Credentials, DbAuth, DbSettings};
+use functions::replicate::{Kind, Replication};
+use functions::settings::CallLimits;
+use std::time::{Duration, Instant, SystemTime};
+use support::{Aws, database, demo_emulator};
+
+struct Setup {
+    aws: Aws,
+    emulator: emulator::Emulator,
+    db_url: String,
+    db: sqlx::PgPool,
+}
+
+impl Setup {
+    async fn new(settings: Settings) -> Self {
+        let aws = Aws::start().await;
+        let emulator = demo_emulator(settings).await;
+        let (db_url, db) = database().await;
+        Self { aws, emulator, db_url, db }
+    }
+
+    async fn replication(&self, limits: CallLimits) -> Replication {
+        let dap =
+            functions::dap_client(&self.aws.dap_settings(&self.emulator).await, &self.aws.secrets()).await.unwrap();
+        let user = support::admin_user(&self.db_url);
+        let secret = self
+            .aws
+            .put_secret(
+                &format!("cd2-test/db-{}", support::uuid_like()),
+                serde_json::json!({"password": "unused-here"}),
+            )
+            .await;
+        let settings = DbSettings { target: support::target(&self.db_url, &user), auth: DbAuth::Secret(secret) };
+        Replication::new(dap, Credentials::new(settings, &self.aws.sdk), limits)
+    }
+
+    async fn count(&self, table: &str) -> i64 {
+        sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM canvas.{table}")))
+            .fetch_one(&self.db)
+            .await
+            .unwrap()
+    }
+}
+
+fn limits(budget_ms: u64) -> CallLimits {
+    CallLimits {
+        budget: Duration::from_millis(budget_ms),
+        margin: Duration::from_secs(2),
+        max_calls: 50,
+        max_idle_calls: 3,
+    }
+}
+
+fn in_a_minute() -> SystemTime {
+    SystemTime::now() + Duration::from_secs(60)
+}
+
+fn courses() -> TableState {
+    serde_json::from_value(serde_json::json!({"namespace": "canvas", "table": "courses"})).unwrap()
+}
+
+/// Calls as the workflow does: sync, then init while `in_progress`.
+async fn run_table(
+    r: &mut Replication,
+    mut state: TableState,
+) -> Result<(TableState, Vec<Status>), functions::FunctionError> {
+    let mut seen = Vec::new();
+    let mut kind = Kind::Sync;
+    loop {
+        state = r.handle(kind, state, in_a_minute()).await?;
+        seen.push(state.status);
+        match state.status {
+            Status::InitNeeded => kind = Kind::Init,
+            Status::InProgress => {}
+            _ => return Ok((state, seen)),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_new_table_loads_over_several_budgeted_calls_and_then_syncs() {
+    let s =
+        Setup::new(Settings { rows_per_object: 2, download_delay: Duration::from_millis(400), ..Settings::default() })
+            .await;
+    let mut r = s.replication(limits(1200)).await;
+    let (done, seen) = run_table(&mut r, courses()).await.unwrap();
+    assert_eq!(seen[0], Status::InitNeeded);
+    assert!(seen.iter().filter(|s| **s == Status::InProgress).count() >= 2, "several calls: {seen:?}");
+    assert_eq!(done.status, Status::Success);
+    assert_eq!(done.calls as usize, seen.len(), "each call is counted");
+    assert_eq!(done.counts.inserted, 25);
+    assert!(done.started_ms > 0 && done.duration_ms > 1000, "{done:?}");
+    assert_eq!(s.count("courses").await, 25);
+
+    // The next run syncs, from a fresh state.
+    let fixture: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(emulator::DEMO_FIXTURE).unwrap()).unwrap();
+    let mut row = fixture["tables"][1]["rows"][0].clone();
+    row["id"] = serde_json::json!(9001);
+    s.emulator.commit("canvas", "courses", vec![row], vec![]);
+    let (synced, _) = run_table(&mut r, courses()).await.unwrap();
+    assert_eq!(synced.status, Status::Success);
+    assert_eq!(synced.calls, 1);
+    assert_eq!(synced.counts.inserted + synced.counts.updated, 1);
+}
+
+#[tokio::test]
+async fn a_job_that_never_completes_fails_with_no_progress() {
+    let s = Setup::new(Settings { polls_before_complete: u32::MAX, ..Settings::default() }).await;
+    let mut r = s.replication(limits(1100)).await;
+    let mut state = r.handle(Kind::Sync, courses(), in_a_minute()).await.unwrap();
+    assert_eq!(state.status, Status::InitNeeded);
+    for idle in 1..3 {
+        state = r.handle(Kind::Init, state, in_a_minute()).await.unwrap();
+        assert_eq!((state.status, state.idle_calls), (Status::InProgress, idle));
+        assert!(state.cursor.is_some(), "the job is carried");
+    }
+    let e = r.handle(Kind::Init, state, in_a_minute()).await.unwrap_err();
+    assert_eq!(e.name, ErrorName::NoProgress, "{e}");
+    assert!(e.detail.message.contains("nothing loaded in 3 calls in a row"), "{e}");
+}
+
+#[tokio::test]
+async fn no_call_reaches_the_invocation_deadline() {
+    let s = Setup::new(Settings { rows_per_object: 5, ..Settings::default() }).await;
+    let mut r = s.replication(CallLimits { budget: Duration::from_secs(600), ..limits(0) }).await;
+    let state = r.handle(Kind::Sync, courses(), in_a_minute()).await.unwrap();
+
+    // A download that stalls far beyond the deadline: the object is abandoned at the budget.
+    s.emulator.inject(Endpoint::Download, FaultKind::Stall(Duration::from_secs(60)), 1);
+    let started = Instant::now();
+    let deadline = SystemTime::now() + Duration::from_secs(8);
+    let state = r.handle(Kind::Init, state, deadline).await.unwrap();
+    assert_eq!(state.status, Status::InProgress);
+    assert!(started.elapsed() < Duration::from_secs(7), "answered {:?} after the start", started.elapsed());
+
+    // DAP asking to wait longer than the invocation has: stopped just before the deadline.
+    s.emulator.inject(Endpoint::Schema, FaultKind::TooManyRequests { retry_after: 100 }, 1);
+    let started = Instant::now();
+    let e = r.handle(Kind::Init, state.clone(), SystemTime::now() + Duration::from_secs(8)).await.unwrap_err();
+    assert_eq!(e.name, ErrorName::Transient, "{e}");
+    assert!(started.elapsed() < Duration::from_secs(8), "answered {:?} after the start", started.elapsed());
+
+    // Nothing was lost: the next calls (on a new connection) finish the table exactly.
+    let (done, _) = run_table(&mut r, state).await.unwrap();
+    assert_eq!(done.status, Status::Success);
+    assert_eq!(s.count("courses").await, 25);
+}
+
+#[tokio::test]
+async fn failures_carry_stable_names_and_the_dap_error() {
+    let s = Setup::new(Settings::default()).await;
+    let mut r = s.replication(limits(30_000)).await;
+    s.emulator.inject(Endpoint::CreateJob, FaultKind::FailJob("ValidationError".into()), 1);
+    let state = r.handle(Kind::Sync, courses(), in_a_minute()).await.unwrap();
+    let e = r.handle(Kind::Init, state.clone(), in_a_minute()).await.unwrap_err();
+    assert_eq!(e.name, ErrorName::Dap, "{e}");
+    assert_eq!(e.detail.dap_type.as_deref(), Some("ValidationError"));
+    let d: lambda_runtime::Diagnostic = e.into();
+    assert_eq!(d.error_type, "DapError");
+
+    s.emulator.inject(Endpoint::CreateJob, FaultKind::FailJob("ProcessingError".into()), 1);
+    let e = r.handle(Kind::Init, state.clone(), in_a_minute()).await.unwrap_err();
+    assert_eq!(e.name, ErrorName::Transient, "DAP's ProcessingError is worth a retry: {e}");
+
+    let (done, _) = run_table(&mut r, state.clone()).await.unwrap();
+    assert_eq!(done.status, Status::Success);
+    let e = r.handle(Kind::Init, state, in_a_minute()).await.unwrap_err();
+    assert_eq!(e.name, ErrorName::TableState, "{e}");
+
+    let accounts: TableState =
+        serde_json::from_value(serde_json::json!({"namespace": "canvas", "table": "accounts"})).unwrap();
+    s.emulator.inject(Endpoint::CreateJob, FaultKind::MalformedRow, 1);
+    let e = run_table(&mut r, accounts).await.unwrap_err();
+    assert_eq!(e.name, ErrorName::Data, "{e}");
+}
+
+#[tokio::test]
+async fn iam_tokens_are_signed_for_the_user_and_the_rds_bundle_is_what_is_trusted() {
+    let s = Setup::new(Settings::default()).await;
+    let user = support::admin_user(&s.db_url);
+    let target = support::target(&s.db_url, &user);
+    let iam = Credentials::new(DbSettings { target: target.clone(), auth: DbAuth::Iam }, &s.aws.sdk);
+    let token = iam.password().await.unwrap();
+    assert!(token.starts_with(&format!("{}:{}/?Action=connect&DBUser={user}", target.host, target.port)), "{token}");
+    assert!(token.contains("X-Amz-Signature=") && token.contains("X-Amz-Expires=900"), "{token}");
+
+    // Without DB_ROOT_CERT the functions trust the RDS CAs only: the test server's
+    // certificate (from a private CA) is refused, as any impostor's would be.
+    let mut rds = target;
+    rds.root_cert = Some(replica::RootCert::Pem(functions::database::RDS_CA_BUNDLE.to_vec()));
+    let e = replica::connect::connect(&rds).await.unwrap_err();
+    assert!(e.to_string().contains("certificate"), "{e}");
+}
+
+#[test]
+fn every_rds_certificate_shipped_is_valid_for_another_year() {
+    let bundle = std::str::from_utf8(functions::database::RDS_CA_BUNDLE).unwrap();
+    let certs: Vec<String> = bundle
+        .split("-----END CERTIFICATE-----")
+        .filter_map(|c| {
+            c.find("-----BEGIN CERTIFICATE-----").map(|at| format!("{}-----END CERTIFICATE-----\n", &c[at..]))
+        })
+        .collect();
+    assert!(certs.len() >= 60, "the RSA2048, RSA4096 and ECC384 roots of every region: {}", certs.len());
+    let dir = std::env::temp_dir().join(format!("cd2-rds-ca-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (i, cert) in certs.iter().enumerate() {
+        let file = dir.join(format!("{i}.pem"));
+        std::fs::write(&file, cert).unwrap();
+        let out = std::process::Command::new("openssl")
+            .args(["x509", "-noout", "-subject", "-enddate", "-checkend", &(365 * 24 * 3600).to_string(), "-in"])
+            .arg(&file)
+            .output()
+            .expect("openssl runs");
+        assert!(
+            out.status.success(),
+            "certificate {i} expires within a year: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}

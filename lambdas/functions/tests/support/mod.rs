@@ -1,0 +1,76 @@
+//! moto (AWS APIs), the DAP emulator and a fresh database, and the SDK pointed at moto.
+
+#![allow(dead_code)]
+
+use aws_config::{Region, SdkConfig};
+use aws_sdk_secretsmanager::config::Credentials;
+use emulator::{Emulator, Settings};
+use functions::settings::DapSettings;
+use sqlx::PgPool;
+use std::time::Duration;
+
+pub struct Aws {
+    pub moto: testkit::Moto,
+    pub sdk: SdkConfig,
+}
+
+impl Aws {
+    pub async fn start() -> Self {
+        let moto = tokio::task::spawn_blocking(|| testkit::Moto::start(None)).await.unwrap().expect("moto starts");
+        let sdk = functions::aws::loader()
+            .endpoint_url(moto.endpoint())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
+            .load()
+            .await;
+        Self { moto, sdk }
+    }
+
+    pub fn secrets(&self) -> aws_sdk_secretsmanager::Client {
+        aws_sdk_secretsmanager::Client::new(&self.sdk)
+    }
+
+    pub async fn put_secret(&self, name: &str, value: serde_json::Value) -> String {
+        let out = self.secrets().create_secret().name(name).secret_string(value.to_string()).send().await.unwrap();
+        out.arn.unwrap()
+    }
+
+    /// The DAP key of `emulator` in a secret, as set_key.sh stores it.
+    pub async fn dap_settings(&self, emulator: &Emulator) -> DapSettings {
+        let s = emulator.settings();
+        let name = format!("cd2-test/dap-{}", uuid_like());
+        self.put_secret(&name, serde_json::json!({"client_id": s.client_id, "client_secret": s.client_secret})).await;
+        DapSettings { api_url: emulator.base_url(), secret_id: name, poll_interval: Some(Duration::from_millis(5)) }
+    }
+}
+
+pub fn uuid_like() -> String {
+    format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos())
+}
+
+pub async fn demo_emulator(settings: Settings) -> Emulator {
+    let emulator = Emulator::start(settings).await.expect("emulator starts");
+    emulator.load_fixture(std::path::Path::new(emulator::DEMO_FIXTURE)).unwrap();
+    emulator
+}
+
+/// A fresh database: its URL and a pool for the test's own queries.
+pub async fn database() -> (String, PgPool) {
+    let url = testkit::fresh_database().await;
+    let pool = PgPool::connect(&format!("{url}?sslmode=disable")).await.expect("connect");
+    (url, pool)
+}
+
+/// Connection options for the test server as `user`, checked as the Lambdas check Aurora:
+/// `verify-full` against the server's CA.
+pub fn target(db_url: &str, user: &str) -> replica::ConnectOptions {
+    let mut options = replica::parse_connection_string(db_url).unwrap();
+    options.user = user.to_owned();
+    let ca = testkit::server_ca().expect("the test server has TLS");
+    options.tls(replica::TlsMode::VerifyFull).root_cert_path(ca)
+}
+
+/// The server's superuser, as the admin secret RDS manages would name it.
+pub fn admin_user(db_url: &str) -> String {
+    replica::parse_connection_string(db_url).unwrap().user
+}
