@@ -3,6 +3,7 @@
 //! One module per command; each exposes one `run` function taking its parsed flags.
 
 mod bench;
+mod build_lambdas;
 mod db;
 mod interop;
 mod project;
@@ -44,6 +45,8 @@ enum Command {
         #[arg(long, default_value = "cdk.out")]
         out: PathBuf,
     },
+    /// Build the Lambda functions as arm64 zips (cargo lambda), named by content hash, into target/lambda-zips.
+    BuildLambdas,
     /// Run the tests (real PostgreSQL, DAP emulator), cfn-lint, statelint and checkov on every environment's synth output, and the interchange test with the official dap client.
     Test {
         /// Only the cargo tests: skip the validators and the interchange test with the official client.
@@ -78,6 +81,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Synth { env, out } => synth::run(&env, &out),
         Command::Test { no_validators } => test::run(no_validators),
+        Command::BuildLambdas => build_lambdas::run(),
         Command::Replicate(flags) => replicate::run(&flags),
         Command::Bench { which, iterations, rows } => bench::run(which, iterations, rows),
         Command::BenchChild { dap, db } => bench::replication_child(&dap, &db),

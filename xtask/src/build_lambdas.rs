@@ -1,0 +1,80 @@
+//! `cargo xtask build-lambdas`: the functions as arm64 zips for `provided.al2023`, built by
+//! cargo-lambda (`--release --arm64 --output-format zip`), each copied to
+//! `target/lambda-zips/<function>-<sha256 prefix>.zip` (content-addressed, so the deploy
+//! uploads only what changed), with `manifest.json` naming them.
+
+use crate::project;
+use crate::validators::Validators;
+use anyhow::{Context, Result, bail};
+use sha2::{Digest, Sha256};
+use std::path::PathBuf;
+use std::process::Command;
+
+/// The binaries of `lambdas/functions`.
+pub const FUNCTIONS: [&str; 5] = ["list_tables", "sync_table", "init_table", "summarize", "db_bootstrap"];
+
+#[derive(Debug)]
+pub struct Zip {
+    pub function: &'static str,
+    pub path: PathBuf,
+    pub bytes: u64,
+}
+
+pub fn run() -> Result<()> {
+    for zip in build()? {
+        println!("{:<13} {:>6.2} MB  {}", zip.function, zip.bytes as f64 / 1e6, zip.path.display());
+    }
+    Ok(())
+}
+
+pub fn build() -> Result<Vec<Zip>> {
+    let tools = Validators::ensure()?;
+    // cargo-lambda links with zig for glibc 2.17+, which `provided.al2023` satisfies.
+    let _ = Command::new("rustup").args(["target", "add", "aarch64-unknown-linux-gnu"]).output();
+    let lambda_dir = project::target_dir("lambda-arm64");
+    let path = std::env::join_paths(
+        std::iter::once(tools.bin().to_path_buf())
+            .chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())),
+    )?;
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args([
+            "lambda",
+            "build",
+            "--release",
+            "--arm64",
+            "--output-format",
+            "zip",
+            "-p",
+            "cd2-functions",
+            "--lambda-dir",
+        ])
+        .arg(&lambda_dir)
+        .env("PATH", path)
+        .current_dir(project::root())
+        .status()
+        .context("running cargo lambda build (installed with the Python tools)")?;
+    if !status.success() {
+        bail!("cargo lambda build failed ({status})");
+    }
+    let out = project::target_dir("lambda-zips");
+    std::fs::create_dir_all(&out)?;
+    let mut zips = Vec::new();
+    let mut manifest = serde_json::Map::new();
+    for function in FUNCTIONS {
+        let built = lambda_dir.join(function).join("bootstrap.zip");
+        let bytes = std::fs::read(&built).with_context(|| format!("reading {}", built.display()))?;
+        let hash = Sha256::digest(&bytes);
+        let name = format!("{function}-{}.zip", hex(&hash[..8]));
+        let path = out.join(&name);
+        std::fs::write(&path, &bytes).with_context(|| format!("writing {}", path.display()))?;
+        manifest.insert(function.to_owned(), serde_json::Value::String(name));
+        zips.push(Zip { function, path, bytes: bytes.len() as u64 });
+    }
+    std::fs::write(out.join("manifest.json"), serde_json::to_string_pretty(&manifest)? + "\n")?;
+    Ok(zips)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
