@@ -508,13 +508,7 @@ fn parse<T: DeserializeOwned>(body: &[u8], what: &str, answer: Answer) -> Result
 /// A transport error with its causes ("error sending request: connection refused"), without
 /// the URL (strip it with `without_url` first: a pre-signed URL is a credential).
 fn describe_transport(e: reqwest::Error) -> String {
-    let mut s = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(cause) = source {
-        s.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    s
+    crate::error::chain(&e)
 }
 
 /// The start of a body for an error message.

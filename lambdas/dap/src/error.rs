@@ -56,6 +56,22 @@ pub enum DapError {
     Download { object: String, detail: String },
 }
 
+/// An error and its causes on one line, each cause once (libraries often repeat the
+/// cause's text in their own message).
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !s.contains(&text) {
+            s.push_str(": ");
+            s.push_str(&text);
+        }
+        source = cause.source();
+    }
+    s
+}
+
 impl DapError {
     /// Worth retrying later: rate limits, server-side processing errors, 5xx, lost connections.
     pub fn is_transient(&self) -> bool {

@@ -13,7 +13,7 @@ mod limiter;
 pub mod types;
 
 pub use client::{ClientConfig, Credentials, DapClient, ObjectReader};
-pub use error::{ApiError, DapError};
+pub use error::{ApiError, DapError, chain};
 pub use limiter::{Limit, RateLimiter};
 pub use types::{CompletedJob, Job, JobStatus, ObjectId, Query, VersionedSchema};
 

@@ -129,7 +129,7 @@ impl Bootstrap {
             match sent {
                 Ok(r) if r.status().is_success() => return Ok(()),
                 Ok(r) => failure = format!("HTTP {}", r.status()),
-                Err(e) => failure = crate::error::chain(&e.without_url()),
+                Err(e) => failure = dap::chain(&e.without_url()),
             }
             tracing::warn!(attempt, %failure, "answering CloudFormation failed; retrying");
             tokio::time::sleep(Duration::from_secs(u64::from(attempt))).await;

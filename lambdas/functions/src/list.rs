@@ -10,6 +10,8 @@ use crate::error::FunctionError;
 use aws_sdk_sfn::types::ExecutionStatus;
 use contract::{ListRequest, TableList, TableRef, TableState};
 use dap::DapClient;
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 #[derive(Debug)]
 pub struct Lister {
@@ -67,13 +69,13 @@ impl Lister {
     async fn check_wanted(&self, mut wanted: Vec<TableRef>) -> Result<Vec<TableRef>, FunctionError> {
         wanted.sort();
         wanted.dedup();
-        let mut known: Vec<(String, Vec<String>)> = Vec::new();
+        // Each namespace listed once (listings count against DAP's rate limit).
+        let mut known: HashMap<String, Vec<String>> = HashMap::new();
         for t in &wanted {
-            if !known.iter().any(|(ns, _)| *ns == t.namespace) {
-                known.push((t.namespace.clone(), self.dap.list_tables(&t.namespace).await?));
+            if let Entry::Vacant(slot) = known.entry(t.namespace.clone()) {
+                slot.insert(self.dap.list_tables(&t.namespace).await?);
             }
-            let (_, tables) = known.iter().find(|(ns, _)| *ns == t.namespace).expect("listed above");
-            if !tables.contains(&t.table) {
+            if !known[&t.namespace].contains(&t.table) {
                 return Err(FunctionError::new(
                     contract::ErrorName::Dap,
                     format!("DAP has no table {t}; check the name in the execution input (`cargo xtask run --table`)"),
@@ -129,6 +131,6 @@ where
                 FunctionError::config(format!("{message}; check the function's IAM permissions and the stack"))
             }
         }
-        _ => FunctionError::transient(format!("{doing} failed: {}", crate::error::chain(&e))),
+        _ => FunctionError::transient(format!("{doing} failed: {}", dap::chain(&e))),
     }
 }

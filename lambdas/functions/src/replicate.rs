@@ -13,7 +13,7 @@
 use crate::database::Credentials;
 use crate::error::FunctionError;
 use crate::settings::CallLimits;
-use contract::{Counts, ErrorName, Status, TableState};
+use contract::{ErrorName, Status, TableState};
 use dap::DapClient;
 use replica::{Budget, Outcome, Replicator};
 use std::sync::Arc;
@@ -138,11 +138,7 @@ impl Replication {
         };
         state.cursor = outcome.cursor;
         state.calls += 1;
-        state.counts += Counts {
-            inserted: outcome.counts.inserted,
-            updated: outcome.counts.updated,
-            deleted: outcome.counts.deleted,
-        };
+        state.counts += outcome.counts;
         if state.started_ms == 0 {
             state.started_ms = call_started_ms;
         }

@@ -50,10 +50,10 @@ impl DapSettings {
         Ok(Self {
             api_url: var_opt("DAP_API_URL").unwrap_or_else(|| dap::DEFAULT_BASE_URL.to_owned()),
             secret_id: var("DAP_SECRET_ID")?,
-            poll_interval: var_opt("DAP_POLL_INTERVAL_MS")
-                .map(|_| parsed("DAP_POLL_INTERVAL_MS", 0))
-                .transpose()?
-                .map(Duration::from_millis),
+            poll_interval: match var_opt("DAP_POLL_INTERVAL_MS") {
+                None => None,
+                Some(_) => Some(Duration::from_millis(parsed("DAP_POLL_INTERVAL_MS", 0)?)),
+            },
         })
     }
 }

@@ -136,16 +136,7 @@ pub fn describe(e: &sqlx::Error) -> String {
         }
         return s;
     }
-    let mut s = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !s.contains(&text) {
-            s.push_str(&format!(": {text}"));
-        }
-        source = cause.source();
-    }
-    s
+    dap::chain(e)
 }
 
 /// Adds the table and what was being done to a database error.

@@ -52,20 +52,9 @@ pub enum Status {
     InProgress,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Counts {
-    pub inserted: u64,
-    pub updated: u64,
-    pub deleted: u64,
-}
-
-impl Counts {
-    fn add(&mut self, other: Counts) {
-        self.inserted += other.inserted;
-        self.updated += other.updated;
-        self.deleted += other.deleted;
-    }
-}
+/// Rows inserted, updated and deleted: the workflow's type, so a call's counts go into a
+/// table's state as they are.
+pub use contract::Counts;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Outcome {

@@ -76,7 +76,7 @@ impl Replicator {
             tracing::info!(table = %name, object = %object.id, ?counts, "object applied");
             let rows = counts.inserted + counts.updated + counts.deleted;
             self.report(&name, job.objects.len() - objects.len() + i + 1, job.objects.len(), rows);
-            outcome.counts.add(counts);
+            outcome.counts += counts;
         }
         Ok(outcome)
     }

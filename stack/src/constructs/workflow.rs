@@ -65,26 +65,23 @@ impl Workflow {
         Expr::sub(format!("${{AWS::StackName}}-{}", self.id))
     }
 
-    /// The state machine's ARN, built from its name.
-    pub fn arn(&self) -> Expr {
+    /// A Step Functions ARN of this state machine's `resource` type, its name followed by `tail`.
+    fn states_arn(&self, resource: &str, tail: &str) -> Expr {
         Expr::sub(format!(
-            "arn:${{AWS::Partition}}:states:${{AWS::Region}}:${{AWS::AccountId}}:stateMachine:${{AWS::StackName}}-{}",
+            "arn:${{AWS::Partition}}:states:${{AWS::Region}}:${{AWS::AccountId}}:{resource}:${{AWS::StackName}}-{}{tail}",
             self.id
         ))
+    }
+
+    /// The state machine's ARN, built from its name.
+    pub fn arn(&self) -> Expr {
+        self.states_arn("stateMachine", "")
     }
 
     /// Its executions (`Name:execution`) and a Distributed Map's child executions
     /// (`Name/MapRunLabel:execution`).
     fn executions_arns(&self) -> Vec<Expr> {
-        [":*", "/*"]
-            .iter()
-            .map(|tail| {
-                Expr::sub(format!(
-                    "arn:${{AWS::Partition}}:states:${{AWS::Region}}:${{AWS::AccountId}}:execution:${{AWS::StackName}}-{}{tail}",
-                    self.id
-                ))
-            })
-            .collect()
+        [":*", "/*"].iter().map(|tail| self.states_arn("execution", tail)).collect()
     }
 
     /// Lets `grantee` see which executions run (the overlap check of `list_tables`).
