@@ -23,19 +23,42 @@ pub async fn secret_string(
     what: &str,
 ) -> Result<String, FunctionError> {
     let answer = client.get_secret_value().secret_id(id).send().await.map_err(|e| {
-        let e = e.into_service_error();
-        let text = format!("reading the {what} secret `{id}` from Secrets Manager failed: {e}");
-        if e.is_resource_not_found_exception() {
-            FunctionError::config(format!("{text}; create it (set_key.sh for the DAP key) or fix the name"))
-        } else if e.is_invalid_request_exception() || e.is_invalid_parameter_exception() {
-            FunctionError::config(text)
+        let doing = format!("reading the {what} secret `{id}` from Secrets Manager");
+        if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) {
+            FunctionError::config(format!(
+                "{doing} failed: it does not exist; create it (set_key.sh for the DAP key) or fix the name"
+            ))
         } else {
-            FunctionError::transient(text)
+            sdk_error(&doing, e)
         }
     })?;
     answer
         .secret_string
         .ok_or_else(|| FunctionError::config(format!("the {what} secret `{id}` has no text value (a binary secret?)")))
+}
+
+/// An AWS SDK failure: throttling, a 5xx answer and failures to reach the service are
+/// transient; the rest (access denied, a key that cannot decrypt, a missing resource) need
+/// the operator.
+pub fn sdk_error<E>(doing: &str, e: aws_sdk_sfn::error::SdkError<E>) -> FunctionError
+where
+    E: aws_sdk_sfn::error::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    use aws_sdk_sfn::error::SdkError;
+    match &e {
+        SdkError::ServiceError(service) => {
+            let err = service.err();
+            let code = err.code().unwrap_or("unknown");
+            let message = format!("{doing} failed: {code}: {}", err.message().unwrap_or_default());
+            let busy = ["Throttl", "TooManyRequests", "ServiceUnavailable"].iter().any(|c| code.contains(c));
+            if busy || service.raw().status().is_server_error() {
+                FunctionError::transient(message)
+            } else {
+                FunctionError::config(format!("{message}; check the function's IAM permissions and the stack"))
+            }
+        }
+        _ => FunctionError::transient(format!("{doing} failed: {}", dap::chain(&e))),
+    }
 }
 
 /// A field of a JSON secret, e.g. `client_secret` of the DAP key. The error names the

@@ -98,7 +98,7 @@ impl Lister {
             .send();
         let mut running = Vec::new();
         while let Some(item) = pages.next().await {
-            let e = item.map_err(|e| sdk_error("listing the running executions (overlap check)", e))?;
+            let e = item.map_err(|e| crate::aws::sdk_error("listing the running executions (overlap check)", e))?;
             running.push((e.start_date().as_nanos(), e.execution_arn().to_owned()));
         }
         let ours = running.iter().find(|(_, arn)| *arn == request.execution).map(|(at, _)| *at);
@@ -109,28 +109,5 @@ impl Lister {
             })
             .min();
         Ok(earlier.map(|(_, arn)| arn))
-    }
-}
-
-/// An AWS SDK failure: throttling, 5xx and failures to reach the service are transient;
-/// the rest (access denied, a missing resource) need the operator.
-pub fn sdk_error<E, R>(doing: &str, e: aws_sdk_sfn::error::SdkError<E, R>) -> FunctionError
-where
-    E: aws_sdk_sfn::error::ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
-    use aws_sdk_sfn::error::SdkError;
-    match &e {
-        SdkError::ServiceError(service) => {
-            let err = service.err();
-            let code = err.code().unwrap_or("unknown");
-            let message = format!("{doing} failed: {code}: {}", err.message().unwrap_or_default());
-            if code.contains("Throttl") || code.contains("TooManyRequests") || code.contains("ServiceUnavailable") {
-                FunctionError::transient(message)
-            } else {
-                FunctionError::config(format!("{message}; check the function's IAM permissions and the stack"))
-            }
-        }
-        _ => FunctionError::transient(format!("{doing} failed: {}", dap::chain(&e))),
     }
 }
