@@ -176,3 +176,25 @@ impl Replication {
         Ok(state)
     }
 }
+
+/// The `main` of `sync_table` and `init_table`: the SDK configuration at start-up, the
+/// rest on the first invocation, each event one call of `kind`.
+pub async fn serve(kind: Kind) -> Result<(), lambda_runtime::Error> {
+    crate::init_logging();
+    let sdk = crate::aws::load().await;
+    let replication = crate::PerContainer::<Replication>::default();
+    let (sdk, replication) = (&sdk, &replication);
+    lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<TableState>| {
+        // Boxed: the call's future is deep, and rustc's layout queries overflow on it inline.
+        Box::pin(async move {
+            let deadline = event.context.deadline();
+            replication
+                .with(
+                    async || Replication::from_env(sdk).await,
+                    async |r| r.handle(kind, event.payload, deadline).await,
+                )
+                .await
+        })
+    }))
+    .await
+}
