@@ -170,13 +170,72 @@ fn roles_hold_only_what_their_function_uses_and_no_wildcard_actions() {
         "the Distributed Map starts child executions of its own state machine"
     );
     assert!(actions("SummarizeRole").is_empty(), "summarize needs no AWS API");
-    assert!(actions("SyncTableRole").contains(&"kms:Decrypt".to_owned()), "the app secret is under our key");
+    for role in ["SyncTableRole", "InitTableRole"] {
+        assert_eq!(
+            actions(role),
+            ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret", "rds-db:connect"],
+            "{role}: the DAP secret (AWS-managed key) and an IAM login, no database password"
+        );
+    }
+    let connect = &statements(&d, "SyncTableRole")[1].1;
+    assert_eq!(
+        connect,
+        &[json!({"Fn::Join": ["", [
+            {"Fn::Sub": "arn:${AWS::Partition}:rds-db:${AWS::Region}:${AWS::AccountId}:dbuser:"},
+            {"Fn::GetAtt": ["DatabaseCluster", "DBClusterResourceId"]},
+            "/cd2_app"
+        ]]})],
+        "only the application user of this cluster"
+    );
+    assert_eq!(
+        statements(&d, "DbBootstrapRole"),
+        [
+            (
+                vec!["secretsmanager:GetSecretValue".to_owned(), "secretsmanager:DescribeSecret".to_owned()],
+                vec![json!({"Fn::GetAtt": ["DatabaseCluster", "MasterUserSecret.SecretArn"]})]
+            ),
+            (vec!["kms:Decrypt".to_owned()], vec![json!({"Fn::GetAtt": ["DataKey", "Arn"]})]),
+        ],
+        "the bootstrap reads the admin secret RDS manages, and nothing else"
+    );
     let dap = &statements(&d, "InitTableRole")[0].1[0];
     assert_eq!(
         dap["Fn::Sub"],
         "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:cd2-dev/dap-??????"
     );
     assert_eq!(actions("ScheduleRole"), ["states:StartExecution"]);
+}
+
+#[test]
+fn the_database_is_bootstrapped_by_a_custom_resource_before_any_run() {
+    let d = doc("dev", &["lambda.max_calls=40"]);
+    let bootstrap = &d["Resources"]["DatabaseBootstrap"];
+    assert_eq!(bootstrap["Type"], "Custom::DatabaseBootstrap");
+    assert_eq!(
+        bootstrap["Properties"],
+        json!({
+            "ServiceToken": {"Fn::GetAtt": ["DbBootstrap", "Arn"]},
+            "AppUser": "cd2_app",
+            "Namespaces": ["canvas", "canvas_logs", "catalog", "new_quizzes"],
+            "IamAuth": "true"
+        })
+    );
+    assert_eq!(bootstrap["DependsOn"], json!(["DatabaseWriter"]), "connections need the writer instance");
+    assert_eq!(
+        d["Resources"]["Replication"]["DependsOn"],
+        json!(["DatabaseBootstrap"]),
+        "no run before the role exists"
+    );
+    assert!(of_type(&d, "AWS::SecretsManager::Secret").is_empty(), "no application password is stored");
+    assert!(d["Outputs"].get("AppSecretArn").is_none());
+    let env = &props(&d, "InitTable")["Environment"]["Variables"];
+    assert_eq!(env["DB_USER"], "cd2_app");
+    assert_eq!(env["DB_AUTH"], "iam");
+    assert_eq!(env["MAX_CALLS"], "40");
+    assert_eq!(env["MAX_IDLE_CALLS"], "8");
+    assert!(env.get("DB_SECRET_ARN").is_none());
+    let admin = &props(&d, "DbBootstrap")["Environment"]["Variables"];
+    assert_eq!(admin["ADMIN_SECRET_ARN"], json!({"Fn::GetAtt": ["DatabaseCluster", "MasterUserSecret.SecretArn"]}));
 }
 
 #[test]

@@ -7,11 +7,9 @@ use crate::project;
 use crate::validators::Validators;
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
+use stack::app::FUNCTIONS;
 use std::path::PathBuf;
 use std::process::Command;
-
-/// The binaries of `lambdas/functions`.
-pub const FUNCTIONS: [&str; 5] = ["list_tables", "sync_table", "init_table", "summarize", "db_bootstrap"];
 
 #[derive(Debug)]
 pub struct Zip {

@@ -16,8 +16,10 @@
 //! A table whose Lambda raised an error is recorded by the workflow itself: its last
 //! [`TableState`] with `status: "failed"` and the `error` Step Functions caught.
 
+mod bootstrap;
 mod error;
 
+pub use bootstrap::BootstrapProperties;
 pub use error::{ErrorDetail, ErrorName};
 
 use serde::{Deserialize, Serialize};

@@ -23,28 +23,11 @@ use replica::ConnectOptions;
 use replica::ddl::{META_SCHEMA, OWN_SCHEMA, ensure_schema, staging_schema};
 use replica::error::DbContext as _;
 use replica::model::{quote_ident, quote_literal};
-use serde::{Deserialize, Serialize};
 use sqlx::Connection as _;
 use std::time::{Duration, SystemTime};
 
-/// The resource's properties, as the template sets them (CloudFormation passes every
-/// scalar as a string).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct Properties {
-    /// The application role the Lambdas log in as.
-    pub app_user: String,
-    /// The DAP namespaces replicated.
-    pub namespaces: Vec<String>,
-    /// `"true"`: log in with IAM tokens (`rds_iam`); `"false"`: the administrator gives the
-    /// role a password (a database without IAM authentication).
-    #[serde(default = "yes")]
-    pub iam_auth: String,
-}
-
-fn yes() -> String {
-    "true".into()
-}
+/// The resource's properties, shared with the stack that sets them.
+pub use contract::BootstrapProperties as Properties;
 
 pub type Request = CloudFormationCustomResourceRequest<Properties, Properties>;
 
@@ -229,7 +212,7 @@ async fn setup_sql(props: &Properties, db: &mut sqlx::PgConnection) -> Result<St
         .fetch_one(&mut *db)
         .await
         .doing("bootstrap", "looking for the application role")?;
-    let iam = props.iam_auth != "false";
+    let iam = props.iam_auth();
     let has_rds_iam: bool =
         sqlx::query_scalar("SELECT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'rds_iam')")
             .fetch_one(&mut *db)

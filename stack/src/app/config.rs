@@ -110,6 +110,22 @@ pub struct LambdaConfig {
     /// Seconds a replication call works before it returns `in_progress` with a cursor;
     /// kept well under Lambda's 900 s limit.
     pub time_budget_seconds: u32,
+    /// Calls one table may take in a run before it fails with `NoProgressError`
+    /// (optional, default 200: at 12 minutes a call, more than a day of loading).
+    #[serde(default = "default_max_calls")]
+    pub max_calls: u32,
+    /// Calls in a row that load nothing (a DAP job that never completes) before the table
+    /// fails with `NoProgressError` (optional, default 8).
+    #[serde(default = "default_max_idle_calls")]
+    pub max_idle_calls: u32,
+}
+
+fn default_max_calls() -> u32 {
+    200
+}
+
+fn default_max_idle_calls() -> u32 {
+    8
 }
 
 /// A bad configuration, naming the key.
@@ -360,6 +376,16 @@ impl Config {
                 self.lambda.time_budget_seconds,
                 LAMBDA_MAX_SECONDS - 60
             ),
+        );
+        check(
+            (1..=1000).contains(&self.lambda.max_calls),
+            "lambda.max_calls",
+            format!("{} is out of range 1..=1000", self.lambda.max_calls),
+        );
+        check(
+            (1..=self.lambda.max_calls).contains(&self.lambda.max_idle_calls),
+            "lambda.max_idle_calls",
+            format!("{} is out of range 1..=lambda.max_calls ({})", self.lambda.max_idle_calls, self.lambda.max_calls),
         );
         if bad.is_empty() { Ok(()) } else { Err(ConfigError::Invalid(bad)) }
     }

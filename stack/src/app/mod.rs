@@ -19,10 +19,13 @@ use pipeline::PipelineProps;
 use serde_json::Value;
 
 /// The Lambda binaries the stack runs, in the order their code-key parameters appear.
-pub const FUNCTIONS: [&str; 4] = ["list_tables", "sync_table", "init_table", "summarize"];
+pub const FUNCTIONS: [&str; 5] = ["list_tables", "sync_table", "init_table", "summarize", "db_bootstrap"];
 
 /// Lambda's hard limit; replication calls get all of it and stop early by their budget.
 const REPLICATE_TIMEOUT_SECONDS: u32 = 900;
+
+/// Time for the bootstrap to wake a paused cluster (about 15 s), set up and answer.
+const BOOTSTRAP_TIMEOUT_SECONDS: u32 = 300;
 
 /// What synth writes.
 #[derive(Debug)]
@@ -97,7 +100,7 @@ pub fn build(config: &Config) -> Result<Synthesized, AppError> {
         )),
         key_arn: None,
     };
-    let namespaces: Vec<&str> = config.namespaces.iter().map(|n| n.as_str()).collect();
+    let namespaces: Vec<String> = config.namespaces.iter().map(|n| n.as_str().to_owned()).collect();
     let dap_env = |f: RustFunction| {
         f.env("DAP_API_URL", config.dap.api_url.as_str())
             .env("DAP_SECRET_ID", config.dap.secret_name.as_str())
@@ -110,21 +113,27 @@ pub fn build(config: &Config) -> Result<Synthesized, AppError> {
             .env("SKIP_TABLES", config.skip_tables.join(","));
     dap_secret.grant_read(&mut list_tables);
 
+    // Where the database is; every connection verifies the server against the RDS CA bundle.
+    let db_env = |f: RustFunction| {
+        f.env("DB_HOST", db.cluster.endpoint_address())
+            .env("DB_PORT", db.cluster.endpoint_port())
+            .env("DB_NAME", db.name.as_str())
+    };
     let replicate = |id: &str, description: &str, i: usize| {
-        let mut f = dap_env(RustFunction::new(
+        let mut f = db_env(dap_env(RustFunction::new(
             id,
             description,
             asset(i),
             config.lambda.replicate_memory_mb,
             REPLICATE_TIMEOUT_SECONDS,
-        ))
-        .env("DB_HOST", db.cluster.endpoint_address())
-        .env("DB_PORT", db.cluster.endpoint_port())
-        .env("DB_NAME", db.name.as_str())
-        .env("DB_SECRET_ARN", db.app_secret.arn.clone())
-        .env("TIME_BUDGET_SECONDS", config.lambda.time_budget_seconds.to_string());
+        )))
+        .env("DB_USER", db.app_user.as_str())
+        .env("DB_AUTH", "iam")
+        .env("TIME_BUDGET_SECONDS", config.lambda.time_budget_seconds.to_string())
+        .env("MAX_CALLS", config.lambda.max_calls.to_string())
+        .env("MAX_IDLE_CALLS", config.lambda.max_idle_calls.to_string());
         dap_secret.grant_read(&mut f);
-        db.app_secret.grant_read(&mut f);
+        db.grant_connect(&mut f);
         f
     };
     let sync_table = replicate("SyncTable", "Applies DAP incremental changes to one table", 1);
@@ -132,6 +141,18 @@ pub fn build(config: &Config) -> Result<Synthesized, AppError> {
     let summarize = RustFunction::new("Summarize", "Renders the run summary and failure alert", asset(3), 256, 60)
         .env("STACK_NAME", config.stack_name.as_str())
         .env("RUST_LOG", "info");
+    let mut db_bootstrap = db_env(RustFunction::new(
+        "DbBootstrap",
+        "Creates the application role, its schemas and the metadata tables (custom resource)",
+        asset(4),
+        256,
+        BOOTSTRAP_TIMEOUT_SECONDS,
+    ))
+    .env("ADMIN_SECRET_ARN", db.admin_secret.arn.clone())
+    .env("RUST_LOG", "info");
+    db.admin_secret.grant_read(&mut db_bootstrap);
+    let db_bootstrap = db_bootstrap.build(&mut t, &defaults);
+    let database_ready = db.bootstrap(&mut t, "DatabaseBootstrap", &db_bootstrap, namespaces.clone());
 
     let mut workflow = Workflow::new(
         "Replication",
@@ -144,6 +165,7 @@ pub fn build(config: &Config) -> Result<Synthesized, AppError> {
         }),
     );
     workflow.grant_list_executions(&mut list_tables);
+    workflow.after(&database_ready);
     let list_tables = list_tables.build(&mut t, &defaults);
     let sync_table = sync_table.build(&mut t, &defaults);
     let init_table = init_table.build(&mut t, &defaults);
@@ -171,7 +193,11 @@ pub fn build(config: &Config) -> Result<Synthesized, AppError> {
     t.output("DatabaseEndpoint", "Writer endpoint of the replica (private)", db.cluster.endpoint_address());
     t.output("DatabaseName", "Database holding the replicated schemas", Expr::str(db.name.as_str()));
     t.output("AdminSecretArn", "Admin credential, generated and rotated by RDS", db.admin_secret.arn.clone());
-    t.output("AppSecretArn", "Credential of the application user the Lambdas connect as", db.app_secret.arn.clone());
+    t.output(
+        "DatabaseUser",
+        "Role the Lambdas log in as, with IAM authentication (no password)",
+        Expr::str(db.app_user.as_str()),
+    );
     t.output("DataKeyArn", "KMS key encrypting the database, secrets, logs and alerts", key.arn());
 
     t.validate()?;

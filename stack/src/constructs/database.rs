@@ -1,14 +1,17 @@
-//! Aurora PostgreSQL Serverless v2, private and encrypted, with TLS forced and two
-//! credentials: the admin one RDS generates and rotates, and the application user's.
+//! Aurora PostgreSQL Serverless v2, private and encrypted, with TLS forced. One stored
+//! credential: the admin one RDS generates and rotates. The application user logs in with
+//! IAM tokens, so it has no password to store or rotate; the bootstrap resource creates it.
 
-use super::grants::SecretRef;
+use super::function::FunctionRef;
+use super::grants::{Grantee, SecretRef};
 use super::network::Network;
 use crate::intrinsics::Expr;
+use crate::resources::cloudformation::DatabaseBootstrap;
 use crate::resources::ec2::SecurityGroup;
+use crate::resources::iam::Statement;
 use crate::resources::rds::{
     DbCluster, DbClusterParameterGroup, DbInstance, DbSubnetGroup, MasterUserSecret, ServerlessV2Scaling,
 };
-use crate::resources::secretsmanager::{GenerateSecretString, Secret, SecretTargetAttachment};
 use crate::template::{Attributes, Handle, Template};
 use indexmap::IndexMap;
 
@@ -35,8 +38,11 @@ pub struct Database {
     pub cluster: Handle<DbCluster>,
     pub security_group: Handle<SecurityGroup>,
     pub admin_secret: SecretRef,
-    pub app_secret: SecretRef,
     pub name: String,
+    /// The role the Lambdas log in as.
+    pub app_user: String,
+    /// Connections need an instance; the bootstrap waits for it.
+    writer: Handle<DbInstance>,
 }
 
 pub const POSTGRES_PORT: u16 = 5432;
@@ -110,7 +116,7 @@ impl Database {
             },
             attributes,
         );
-        t.add_with(
+        let writer = t.add_with(
             &format!("{id}Writer"),
             DbInstance {
                 db_cluster_identifier: cluster.as_ref(),
@@ -129,38 +135,52 @@ impl Database {
                 "enhanced monitoring costs more than the replica itself at 0.5 ACU; Performance Insights and CloudWatch metrics are on",
             ),
         );
-        let app_secret = t.add_with(
-            &format!("{id}AppUserSecret"),
-            Secret {
-                description: format!("cd2-aws: password of the database user `{}` the Lambdas connect as", props.app_username),
-                kms_key_id: key_arn.clone(),
-                generate_secret_string: GenerateSecretString {
-                    secret_string_template: serde_json::json!({ "username": props.app_username }).to_string(),
-                    generate_string_key: "password".into(),
-                    password_length: 32,
-                    exclude_characters: "\"@/\\' %:?#[]&=+".into(),
-                },
-                tags: vec![],
-            },
-            Attributes::default().skip_check(
-                "CKV2_AWS_57",
-                "the application user's password is set in the database by the bootstrap step; rotating it needs a rotation function, planned with the deploy work",
-            ),
-        );
-        t.add(
-            &format!("{id}AppUserSecretAttachment"),
-            SecretTargetAttachment {
-                secret_id: app_secret.arn(),
-                target_id: cluster.as_ref(),
-                target_type: "AWS::RDS::DBCluster",
-            },
-        );
         Self {
             admin_secret: SecretRef { arn: cluster.master_user_secret_arn(), key_arn: Some(key_arn.clone()) },
-            app_secret: SecretRef { arn: app_secret.arn(), key_arn: Some(key_arn.clone()) },
             cluster,
             security_group,
             name: props.database_name.clone(),
+            app_user: props.app_username.clone(),
+            writer,
         }
+    }
+
+    /// Lets `grantee` log in as the application user with an IAM authentication token.
+    pub fn grant_connect(&self, grantee: &mut dyn Grantee) {
+        grantee.add_to_policy(Statement::allow(
+            &["rds-db:connect"],
+            vec![Expr::join(
+                "",
+                [
+                    Expr::sub("arn:${AWS::Partition}:rds-db:${AWS::Region}:${AWS::AccountId}:dbuser:"),
+                    self.cluster.resource_id(),
+                    Expr::str(format!("/{}", self.app_user)),
+                ],
+            )],
+        ));
+    }
+
+    /// The custom resource that `function` (db_bootstrap, granted the admin secret) answers:
+    /// the application role, the schemas of `namespaces` and the metadata tables, made once
+    /// the writer instance accepts connections. Whatever needs them depends on the handle.
+    pub fn bootstrap(
+        &self,
+        t: &mut Template,
+        id: &str,
+        function: &FunctionRef,
+        namespaces: Vec<String>,
+    ) -> Handle<DatabaseBootstrap> {
+        t.add_with(
+            id,
+            DatabaseBootstrap {
+                service_token: function.arn(),
+                properties: contract::BootstrapProperties {
+                    app_user: self.app_user.clone(),
+                    namespaces,
+                    iam_auth: "true".into(),
+                },
+            },
+            Attributes::default().depends_on(&self.writer),
+        )
     }
 }

@@ -21,6 +21,8 @@ pub struct Workflow {
     /// Values for `${Name}` placeholders in the definition (function ARNs, the topic).
     pub substitutions: IndexMap<String, Expr>,
     statements: Vec<Statement>,
+    /// Resources that must exist before the state machine can run (the database bootstrap).
+    after: Attributes,
 }
 
 impl Grantee for Workflow {
@@ -56,7 +58,18 @@ fn collect_strings<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
 
 impl Workflow {
     pub fn new(id: &str, definition: asl::StateMachine) -> Self {
-        Self { id: id.into(), definition, substitutions: IndexMap::new(), statements: Vec::new() }
+        Self {
+            id: id.into(),
+            definition,
+            substitutions: IndexMap::new(),
+            statements: Vec::new(),
+            after: Attributes::default(),
+        }
+    }
+
+    /// The state machine is created only once `resource` is, so no run starts before it.
+    pub fn after<T>(&mut self, resource: &Handle<T>) {
+        self.after = std::mem::take(&mut self.after).depends_on(resource);
     }
 
     /// The state machine's name: fixed, so that its ARN is known before it exists and the
@@ -192,7 +205,7 @@ impl Workflow {
                 .skip_check("CKV_AWS_290", "only CloudWatch Logs delivery and X-Ray actions use `*`; they have no resource-level permissions")
                 .skip_check("CKV_AWS_355", "only CloudWatch Logs delivery and X-Ray actions use `*`; they have no resource-level permissions"),
         );
-        let state_machine = t.add(
+        let state_machine = t.add_with(
             id,
             StateMachine {
                 state_machine_name: Some(name),
@@ -211,6 +224,7 @@ impl Workflow {
                 encryption_configuration: None,
                 tags: vec![],
             },
+            self.after,
         );
         Ok(WorkflowRef { state_machine, role })
     }

@@ -6,6 +6,7 @@
 //! Attribute getters live on `Handle<Type>`, so `GetAtt` cannot name an attribute the type
 //! does not have.
 
+pub mod cloudformation;
 pub mod cloudwatch;
 pub mod ec2;
 pub mod events;
@@ -14,7 +15,6 @@ pub mod kms;
 pub mod lambda;
 pub mod logs;
 pub mod rds;
-pub mod secretsmanager;
 pub mod sns;
 pub mod stepfunctions;
 

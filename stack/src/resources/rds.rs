@@ -101,6 +101,12 @@ impl Handle<DbCluster> {
         self.get_att("DBClusterArn")
     }
 
+    /// The cluster's stable id (`cluster-...`), which IAM database authentication's
+    /// `rds-db:connect` ARNs name.
+    pub fn resource_id(&self) -> Expr {
+        self.get_att("DBClusterResourceId")
+    }
+
     pub fn master_user_secret_arn(&self) -> Expr {
         self.get_att("MasterUserSecret.SecretArn")
     }
