@@ -94,6 +94,22 @@ pub struct Settings {
     pub url_lifetime: Duration,
     /// A pause before each download answers, to make loads slow enough to interrupt.
     pub download_delay: Duration,
+    /// DAP's per-client limits on job creation and table listing, each counted on its
+    /// own; `None` (the default) admits everything.
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// `calls` admitted per sliding `window` (DAP: 5 a minute); the rest answer 429 with the
+/// `Retry-After` of the oldest call's departure. Tests shrink the window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimit {
+    pub calls: usize,
+    pub window: Duration,
+}
+
+impl RateLimit {
+    /// DAP's: 5 a minute.
+    pub const DAP: Self = Self { calls: 5, window: Duration::from_secs(60) };
 }
 
 impl Default for Settings {
@@ -106,6 +122,7 @@ impl Default for Settings {
             rows_per_object: 1000,
             url_lifetime: Duration::from_secs(900),
             download_delay: Duration::ZERO,
+            rate_limit: None,
         }
     }
 }
@@ -140,6 +157,10 @@ struct Inner {
     urls: HashMap<String, (String, Instant)>,
     faults: Vec<Fault>,
     log: Vec<String>,
+    /// When admitted calls to each rate-limited endpoint were made, oldest first.
+    admitted: HashMap<&'static str, std::collections::VecDeque<Instant>>,
+    /// 429s answered because a rate limit was reached (injected ones not counted).
+    rate_limited: u32,
 }
 
 /// A running emulator. Dropping it stops the server.
@@ -277,6 +298,11 @@ impl Emulator {
         lock(&self.state).tokens.clear();
     }
 
+    /// How many requests the rate limit refused with 429 so far.
+    pub fn rate_limited(&self) -> u32 {
+        lock(&self.state).rate_limited
+    }
+
     /// The requests served so far, as `METHOD /path`.
     pub fn requests(&self) -> Vec<String> {
         lock(&self.state).log.clone()
@@ -336,10 +362,35 @@ fn refuse(state: &Shared, on: Endpoint, line: String, headers: &HeaderMap) -> Op
     let bearer =
         headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
     match bearer.and_then(|b| s.tokens.get(b)) {
-        Some(exp) if *exp > SystemTime::now() => None,
+        Some(exp) if *exp > SystemTime::now() => over_limit(&mut s, on),
         Some(_) => Some(error(StatusCode::UNAUTHORIZED, "AuthenticationError", "The access token has expired")),
         None => Some(error(StatusCode::UNAUTHORIZED, "AuthenticationError", "Missing or unknown access token")),
     }
+}
+
+/// Admits a call to a rate-limited endpoint, or answers 429 and counts it.
+fn over_limit(s: &mut Inner, on: Endpoint) -> Option<Response> {
+    let quota = match on {
+        Endpoint::CreateJob => "create_job",
+        Endpoint::ListTables => "list_tables",
+        _ => return None,
+    };
+    let limit = s.settings.rate_limit?;
+    let now = Instant::now();
+    let admitted = s.admitted.entry(quota).or_default();
+    while admitted.front().is_some_and(|t| now.duration_since(*t) >= limit.window) {
+        admitted.pop_front();
+    }
+    if admitted.len() < limit.calls {
+        admitted.push_back(now);
+        return None;
+    }
+    let free_in = limit.window - now.duration_since(*admitted.front().expect("the window is full"));
+    s.rate_limited += 1;
+    let mut r = error(StatusCode::TOO_MANY_REQUESTS, "TooManyRequests", "Too Many Requests");
+    let seconds = free_in.as_secs() + u64::from(free_in.subsec_nanos() > 0);
+    r.headers_mut().insert(header::RETRY_AFTER, seconds.to_string().parse().expect("digits"));
+    Some(r)
 }
 
 async fn login(State(state): State<Shared>, headers: HeaderMap, body: String) -> Response {

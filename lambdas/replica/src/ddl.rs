@@ -71,6 +71,10 @@ CREATE TABLE IF NOT EXISTS "{OWN_SCHEMA}"."object_done" (
 "done_at" timestamptz NOT NULL DEFAULT now(),
 PRIMARY KEY ("namespace", "table", "object_id"));
 COMMENT ON TABLE "{OWN_SCHEMA}"."object_done" IS 'cd2-aws: objects loaded, each in the transaction that loaded its rows';
+CREATE TABLE IF NOT EXISTS "{OWN_SCHEMA}"."dap_rate_limit" (
+"quota" text PRIMARY KEY,
+"sent" double precision[] NOT NULL DEFAULT '{{}}');
+COMMENT ON TABLE "{OWN_SCHEMA}"."dap_rate_limit" IS 'cd2-aws: DAP calls made in the last window (epoch seconds), shared by every concurrent run';
 COMMIT;
 "#,
         meta = ensure_schema(META_SCHEMA),

@@ -45,7 +45,7 @@ impl Replicator {
         };
         let job = match self.obtain_job(namespace, table, &wanted, budget).await? {
             Obtained::Ready(job) => job,
-            Obtained::Pending(id) => return Ok(outcome.in_progress(&id)),
+            Obtained::Pending(id) => return Ok(outcome.in_progress(id.as_deref())),
         };
 
         let target = ddl::qualified(&staging, table);
@@ -54,7 +54,7 @@ impl Replicator {
         objects.sort();
         for (n, object) in objects.iter().enumerate() {
             if budget.spent() {
-                return Ok(outcome.in_progress(&job.id));
+                return Ok(outcome.in_progress(Some(&job.id)));
             }
             let mut attempt = 1;
             loop {
@@ -77,7 +77,7 @@ impl Replicator {
                         if object_failed(tx, &name, &object.id, e, budget, &mut attempt).await?
                             == AfterFailure::OutOfTime
                         {
-                            return Ok(outcome.in_progress(&job.id));
+                            return Ok(outcome.in_progress(Some(&job.id)));
                         }
                     }
                 }

@@ -12,6 +12,7 @@
 //! - Memory stays bounded: objects stream from HTTP through gunzip into `COPY`.
 
 pub mod connect;
+mod dap_limit;
 pub mod ddl;
 pub mod error;
 mod init;
@@ -71,10 +72,11 @@ impl Outcome {
         Self { status, counts: Counts::default(), cursor: None, notes: Vec::new() }
     }
 
-    /// The budget ran out while loading from job `cursor`.
-    fn in_progress(mut self, cursor: &str) -> Self {
+    /// The budget ran out while loading from job `cursor`, or (`None`) before DAP's shared
+    /// rate limit let this call create its job.
+    fn in_progress(mut self, cursor: Option<&str>) -> Self {
         self.status = Status::InProgress;
-        self.cursor = Some(cursor.to_owned());
+        self.cursor = cursor.map(str::to_owned);
         self
     }
 }

@@ -40,8 +40,9 @@ pub(crate) struct JobRow {
 pub(crate) enum Obtained {
     /// A complete job, saved: load its objects not yet done.
     Ready(CompletedJob),
-    /// DAP is still preparing the job at the end of the budget; it is saved.
-    Pending(String),
+    /// DAP is still preparing the job (its id, saved) at the end of the budget, or (`None`)
+    /// DAP's rate limit, shared with the other runs, had no slot for a new job before it.
+    Pending(Option<String>),
 }
 
 /// What job a call needs.
@@ -129,6 +130,12 @@ impl Replicator {
         let id = match &pending {
             Some(id) => id.clone(),
             None => {
+                let limit = self.dap.config().job_limit;
+                if !crate::dap_limit::take_slot(&mut self.db, crate::dap_limit::CREATE_JOB, limit, budget.deadline())
+                    .await?
+                {
+                    return Ok(Obtained::Pending(None));
+                }
                 let query = match since {
                     Some(s) => Query::incremental(s),
                     None => Query::snapshot(),
@@ -151,7 +158,7 @@ impl Replicator {
                 tx.commit().await.doing(&name, "committing the new job")?;
                 Ok(Obtained::Ready(job))
             }
-            Ok(None) => Ok(Obtained::Pending(id)),
+            Ok(None) => Ok(Obtained::Pending(Some(id))),
             Err(e) if matches!(e, DapError::JobFailed { .. } | DapError::NotFound { .. }) || !e.is_transient() => {
                 // A failed or vanished job is no use to the next call either.
                 let mut tx = self.begin(&name, budget).await?;

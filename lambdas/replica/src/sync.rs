@@ -32,7 +32,7 @@ impl Replicator {
         };
         let job = match self.obtain_job(namespace, table, &wanted, budget).await? {
             Obtained::Ready(job) => job,
-            Obtained::Pending(id) => return Ok(outcome.in_progress(&id)),
+            Obtained::Pending(id) => return Ok(outcome.in_progress(id.as_deref())),
         };
         let target = ddl::qualified(namespace, table);
         let (done, _) = self.done_objects(namespace, table, &job.id).await?;
@@ -47,7 +47,7 @@ impl Replicator {
         let last = objects.len() - 1;
         for (i, object) in objects.iter().enumerate() {
             if budget.spent() {
-                return Ok(outcome.in_progress(&job.id));
+                return Ok(outcome.in_progress(Some(&job.id)));
             }
             let mut attempt = 1;
             let counts = loop {
@@ -68,7 +68,7 @@ impl Replicator {
                         if object_failed(tx, &name, &object.id, e, budget, &mut attempt).await?
                             == AfterFailure::OutOfTime
                         {
-                            return Ok(outcome.in_progress(&job.id));
+                            return Ok(outcome.in_progress(Some(&job.id)));
                         }
                     }
                 }

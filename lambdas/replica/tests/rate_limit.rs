@@ -1,0 +1,162 @@
+//! DAP's limit of 5 job creations a minute per client, shared through the replica
+//! database by concurrent runs (the Map's Lambdas), against an emulator that enforces it
+//! with a shrunk window and counts the 429s it answers.
+
+mod support;
+
+use dap::{DapClient, DapError, Limit, Query};
+use emulator::{Emulator, RateLimit, Settings};
+use replica::{Budget, Replicator, Status};
+use serde_json::{Value, json};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use support::{Fixture, client_config};
+
+/// DAP's minute, shrunk.
+const WINDOW: Duration = Duration::from_millis(400);
+const CALLS: usize = 5;
+
+fn settings() -> Settings {
+    Settings { rate_limit: Some(RateLimit { calls: CALLS, window: WINDOW }), rows_per_object: 2, ..Settings::default() }
+}
+
+/// What each Lambda has: its own DAP client, which keeps DAP's limit in-process too.
+fn lambda_client(emulator: &Emulator) -> DapClient {
+    let mut config = client_config(emulator);
+    config.job_limit = Limit { calls: CALLS, per: WINDOW };
+    DapClient::new(config).unwrap()
+}
+
+fn small_schema() -> Value {
+    json!({
+        "type": "object",
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "additionalProperties": false,
+        "required": ["key", "meta"],
+        "properties": {
+            "key": {"type": "object", "properties": {"id": {"type": "integer", "format": "int64"}}, "additionalProperties": false, "required": ["id"]},
+            "value": {"type": "object", "properties": {"name": {"type": "string"}}, "additionalProperties": false},
+            "meta": {"type": "object", "properties": {"ts": {"type": "string", "format": "date-time"}, "action": {"type": "string", "enum": ["U", "D"]}}, "additionalProperties": false}
+        }
+    })
+}
+
+fn add_tables(emulator: &Emulator, n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            let table = format!("t{i:03}");
+            emulator.put_schema("canvas", &table, small_schema());
+            emulator.commit(
+                "canvas",
+                &table,
+                vec![json!({"id": 1, "name": "a"}), json!({"id": 2, "name": "b"})],
+                vec![],
+            );
+            table
+        })
+        .collect()
+}
+
+fn job_requests(emulator: &Emulator) -> usize {
+    emulator.requests().iter().filter(|r| r.starts_with("POST /dap/query/") && r.contains("/data ")).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_tables_ten_at_a_time_share_the_limit_and_meet_no_429() {
+    let f = Fixture::with_settings(settings()).await;
+    let tables = add_tables(&f.emulator, 100);
+    let queue = Arc::new(Mutex::new(tables));
+    let options = replica::parse_connection_string(&f.db_url).unwrap();
+    let started = Instant::now();
+    let workers: Vec<_> = (0..10)
+        .map(|_| {
+            let (queue, options, dap) = (queue.clone(), options.clone(), lambda_client(&f.emulator));
+            tokio::spawn(async move {
+                // A warm container: logged in before its first slot.
+                dap.check_credentials().await.unwrap();
+                let mut r = Replicator::connect(&options, dap).await.unwrap();
+                loop {
+                    let Some(table) = queue.lock().unwrap().pop() else { break };
+                    let outcome = r.replicate("canvas", &table, Budget::unlimited()).await.unwrap();
+                    assert_eq!(outcome.status, Status::Success, "{table}");
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.await.unwrap();
+    }
+    let elapsed = started.elapsed();
+    assert_eq!(f.emulator.rate_limited(), 0, "no 429 from DAP");
+    assert_eq!(job_requests(&f.emulator), 100, "one snapshot job per table");
+    let loaded =
+        f.texts("SELECT count(*)::text FROM instructure_dap.table_sync WHERE source_namespace = 'canvas'").await;
+    assert_eq!(loaded, [Some("100".into())]);
+    let rows = f.texts("SELECT sum(n)::text FROM (SELECT count(*) AS n FROM canvas.t000 UNION ALL SELECT count(*) FROM canvas.t099) c").await;
+    assert_eq!(rows, [Some("4".into())]);
+    // 100 creations at 5 a window need 19 windows after the first: the shared window, not
+    // luck, kept them apart.
+    assert!(elapsed >= WINDOW * 19, "{elapsed:?}");
+}
+
+#[tokio::test]
+async fn clients_that_count_only_their_own_calls_meet_a_storm_of_429s() {
+    let emulator = Emulator::start(settings()).await.unwrap();
+    add_tables(&emulator, 10);
+    let mut tasks = Vec::new();
+    for i in 0..10 {
+        let mut config = client_config(&emulator);
+        config.job_limit = Limit { calls: CALLS, per: WINDOW };
+        config.max_attempts = 1;
+        let dap = DapClient::new(config).unwrap();
+        tasks.push(tokio::spawn(async move {
+            let mut refused = Vec::new();
+            for _ in 0..CALLS {
+                if let Err(e) = dap.start_job("canvas", &format!("t{i:03}"), &Query::snapshot()).await {
+                    refused.push(e);
+                }
+            }
+            refused
+        }));
+    }
+    let mut refused = Vec::new();
+    for t in tasks {
+        refused.extend(t.await.unwrap());
+    }
+    // Each client stays within 5 a window; together they make 50 requests.
+    assert!(refused.len() >= 40, "{} refused", refused.len());
+    assert_eq!(emulator.rate_limited() as usize, refused.len());
+    assert!(
+        refused
+            .iter()
+            .all(|e| matches!(e, DapError::RateLimited { retry_after: Some(d), .. } if *d == Duration::from_secs(1))),
+        "429 with Retry-After rounded up to whole seconds: {refused:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_call_whose_budget_ends_before_a_slot_frees_creates_no_job_and_comes_back() {
+    let f = Fixture::with_settings(Settings { rows_per_object: 2, ..Settings::default() }).await;
+    add_tables(&f.emulator, 1);
+    let mut config = client_config(&f.emulator);
+    config.job_limit = Limit::per_minute(CALLS);
+    let mut r =
+        Replicator::connect(&replica::parse_connection_string(&f.db_url).unwrap(), DapClient::new(config).unwrap())
+            .await
+            .unwrap();
+    // Other runs took all five slots a moment ago.
+    f.exec(
+        "INSERT INTO cd2_aws.dap_rate_limit (quota, sent) SELECT 'create_job', array_agg(extract(epoch FROM now())::float8) FROM generate_series(1, 5)",
+    )
+    .await;
+    let started = Instant::now();
+    let outcome = r.replicate("canvas", "t000", Budget::of(Duration::from_secs(3))).await.unwrap();
+    assert_eq!((outcome.status, outcome.cursor), (Status::InProgress, None), "no job to resume yet");
+    assert!(started.elapsed() < Duration::from_secs(2), "answered at once, not at the budget's end");
+    assert_eq!(job_requests(&f.emulator), 0);
+    // The window frees: the next call gets its slot.
+    f.exec("UPDATE cd2_aws.dap_rate_limit SET sent = '{}'").await;
+    let outcome = r.replicate("canvas", "t000", Budget::unlimited()).await.unwrap();
+    assert_eq!(outcome.status, Status::Success);
+    assert_eq!(job_requests(&f.emulator), 1);
+}
