@@ -294,11 +294,28 @@ fn alerts_go_to_an_encrypted_topic_with_an_optional_email_and_alarms() {
     assert_eq!(sub["Condition"], "HasAlertEmail");
     assert_eq!(sub["Properties"]["Endpoint"], json!({"Ref": "AlertEmail"}));
     let alarms = of_type(&d, "AWS::CloudWatch::Alarm");
-    assert_eq!(alarms.len(), 2);
-    for (_, a) in alarms {
+    let metrics: Vec<&str> = alarms.iter().map(|(_, a)| a["Properties"]["MetricName"].as_str().unwrap()).collect();
+    assert_eq!(
+        metrics,
+        ["ExecutionsTimedOut", "ExecutionsAborted", "ExecutionsSucceeded"],
+        "a failed run sends its own alert; alarms only for what it cannot report"
+    );
+    for (_, a) in &alarms {
         assert_eq!(a["Properties"]["AlarmActions"], json!([{"Ref": "AlertsTopic"}]));
         assert_eq!(a["Properties"]["Dimensions"][0]["Value"], json!({"Ref": "Replication"}));
     }
+    let quiet = &props(&d, "ReplicationNoSuccessAlarm");
+    assert_eq!(
+        (&quiet["Period"], &quiet["EvaluationPeriods"], &quiet["DatapointsToAlarm"]),
+        (&json!(3600), &json!(24), &json!(24)),
+        "24 hours in a row without a success"
+    );
+    assert_eq!(
+        (&quiet["ComparisonOperator"], &quiet["TreatMissingData"]),
+        (&json!("LessThanThreshold"), &json!("breaching"))
+    );
+    let six = doc("dev", &["no_success_alarm_hours=6"]);
+    assert_eq!(props(&six, "ReplicationNoSuccessAlarm")["EvaluationPeriods"], 6);
 }
 
 #[test]

@@ -12,6 +12,8 @@ pub struct Written {
     pub template_json: PathBuf,
     pub template_yaml: PathBuf,
     pub asl: PathBuf,
+    /// The state machine as a Mermaid flowchart.
+    pub diagram: PathBuf,
 }
 
 pub fn run(flags: &EnvFlags, out: &Path) -> Result<()> {
@@ -22,6 +24,7 @@ pub fn run(flags: &EnvFlags, out: &Path) -> Result<()> {
     println!("\nwrote {}", written.template_json.display());
     println!("wrote {}", written.template_yaml.display());
     println!("wrote {}", written.asl.display());
+    println!("wrote {}", written.diagram.display());
     Ok(())
 }
 
@@ -55,12 +58,19 @@ pub fn write(config: &Config, synthesized: &Synthesized, out: &Path) -> Result<W
         template_json: out.join(format!("{name}.template.json")),
         template_yaml: out.join(format!("{name}.template.yaml")),
         asl: out.join(format!("{name}.asl.json")),
+        diagram: out.join(format!("{name}.asl.mmd")),
     };
     let json = template_json(synthesized);
     let yaml = serde_yaml::to_string(&synthesized.template.to_json()).context("rendering the YAML copy")?;
     let mut asl = serde_json::to_string_pretty(&synthesized.state_machine).expect("JSON values serialize");
     asl.push('\n');
-    for (path, text) in [(&written.template_json, json), (&written.template_yaml, yaml), (&written.asl, asl)] {
+    let files = [
+        (&written.template_json, json),
+        (&written.template_yaml, yaml),
+        (&written.asl, asl),
+        (&written.diagram, synthesized.diagram.clone()),
+    ];
+    for (path, text) in files {
         fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(written)

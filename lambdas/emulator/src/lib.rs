@@ -80,6 +80,8 @@ struct Fault {
     /// Matching requests to let through first.
     skip: u32,
     times: u32,
+    /// Only requests about this table (schema and job creation name it); `None`: any.
+    table: Option<String>,
 }
 
 /// Tunables, settable before or while serving.
@@ -290,7 +292,14 @@ impl Emulator {
 
     /// Lets `skip` requests to `on` through, then makes `times` fail with `kind`.
     pub fn inject_after(&self, on: Endpoint, kind: FaultKind, skip: u32, times: u32) {
-        lock(&self.state).faults.push(Fault { on, kind, skip, times });
+        lock(&self.state).faults.push(Fault { on, kind, skip, times, table: None });
+    }
+
+    /// Makes the next `times` requests to `on` about `table` fail with `kind`; for the
+    /// endpoints whose path names the table (`Schema`, `CreateJob`), so that one table of
+    /// a run that replicates several at once can be made to fail.
+    pub fn inject_on_table(&self, on: Endpoint, table: &str, kind: FaultKind, times: u32) {
+        lock(&self.state).faults.push(Fault { on, kind, skip: 0, times, table: Some(table.into()) });
     }
 
     /// Forgets every access token issued, as a revocation would.
@@ -314,9 +323,11 @@ fn error(status: StatusCode, kind: &str, message: &str) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
-/// Takes one fault on `on` that `accept` takes, if any.
-fn take_fault(s: &mut Inner, on: Endpoint, accept: fn(&FaultKind) -> bool) -> Option<FaultKind> {
-    let i = s.faults.iter().position(|f| f.on == on && f.times > 0 && accept(&f.kind))?;
+/// Takes one fault on `on` that `accept` takes, if any; `request` is the request line, for
+/// faults about one table.
+fn take_fault(s: &mut Inner, on: Endpoint, request: &str, accept: fn(&FaultKind) -> bool) -> Option<FaultKind> {
+    let about = |f: &Fault| f.table.as_ref().is_none_or(|t| request.contains(&format!("/table/{t}/")));
+    let i = s.faults.iter().position(|f| f.on == on && f.times > 0 && accept(&f.kind) && about(f))?;
     if s.faults[i].skip > 0 {
         s.faults[i].skip -= 1;
         return None;
@@ -355,8 +366,9 @@ fn fault_response(kind: &FaultKind) -> Option<Response> {
 /// answer that refuses the request.
 fn refuse(state: &Shared, on: Endpoint, line: String, headers: &HeaderMap) -> Option<Response> {
     let mut s = lock(state);
+    let fault = take_fault(&mut s, on, &line, is_http);
     s.log.push(line);
-    if let Some(r) = take_fault(&mut s, on, is_http).as_ref().and_then(fault_response) {
+    if let Some(r) = fault.as_ref().and_then(fault_response) {
         return Some(r);
     }
     let bearer =
@@ -396,7 +408,7 @@ fn over_limit(s: &mut Inner, on: Endpoint) -> Option<Response> {
 async fn login(State(state): State<Shared>, headers: HeaderMap, body: String) -> Response {
     let mut s = lock(&state);
     s.log.push("POST /ids/auth/login".into());
-    if let Some(r) = take_fault(&mut s, Endpoint::Login, is_http).as_ref().and_then(fault_response) {
+    if let Some(r) = take_fault(&mut s, Endpoint::Login, "", is_http).as_ref().and_then(fault_response) {
         return r;
     }
     let expected = format!("{}:{}", s.settings.client_id, s.settings.client_secret);
@@ -493,12 +505,14 @@ async fn create_job(
         }
     };
     let mut s = lock(&state);
-    let failure = match take_fault(&mut s, Endpoint::CreateJob, |k| matches!(k, FaultKind::FailJob(_))) {
+    let request = format!("POST /dap/query/{ns}/table/{table}/data");
+    let failure = match take_fault(&mut s, Endpoint::CreateJob, &request, |k| matches!(k, FaultKind::FailJob(_))) {
         Some(FaultKind::FailJob(kind)) => Some(kind),
         _ => None,
     };
-    let damage =
-        take_fault(&mut s, Endpoint::CreateJob, |k| matches!(k, FaultKind::MalformedRow | FaultKind::EmptyLine));
+    let damage = take_fault(&mut s, Endpoint::CreateJob, &request, |k| {
+        matches!(k, FaultKind::MalformedRow | FaultKind::EmptyLine)
+    });
     let until = s.clock.expect("clock is set");
     let per_object = s.settings.rows_per_object.max(1);
     // An identical query while the data is unchanged gets the existing job back.
@@ -606,7 +620,8 @@ async fn object_urls(State(state): State<Shared>, headers: HeaderMap, body: Stri
     if let Some(r) = refuse(&state, Endpoint::ObjectUrl, format!("POST /dap/object/url {body}"), &headers) {
         return r;
     }
-    let unreachable = take_fault(&mut lock(&state), Endpoint::ObjectUrl, |k| *k == FaultKind::UnreachableUrl).is_some();
+    let unreachable =
+        take_fault(&mut lock(&state), Endpoint::ObjectUrl, "", |k| *k == FaultKind::UnreachableUrl).is_some();
     let Ok(ids) = serde_json::from_str::<Vec<Value>>(&body) else {
         return error(StatusCode::BAD_REQUEST, "ValidationError", "expected [{\"id\": ...}]");
     };
@@ -638,7 +653,7 @@ async fn download(
     }
     let mut s = lock(&state);
     s.log.push(format!("GET /files/{path}"));
-    let fault = take_fault(&mut s, Endpoint::Download, any);
+    let fault = take_fault(&mut s, Endpoint::Download, "", any);
     if let Some(r) = fault.as_ref().and_then(fault_response) {
         return r;
     }

@@ -22,6 +22,20 @@ pub use error::FunctionError;
 use dap::{ClientConfig, Credentials, DapClient};
 use settings::DapSettings;
 
+/// The invocation's deadline. Lambda sends it as epoch milliseconds; `cargo lambda watch`,
+/// the local runtime the end-to-end test runs the functions under, sends a fixed 600000
+/// (its ten-minute timeout, not a point in time). A value that cannot be a real deadline
+/// (before the year 2001) is read as that many milliseconds from now, so that a handler
+/// run locally gets a budget rather than "no time left".
+pub fn deadline(context: &lambda_runtime::Context) -> std::time::SystemTime {
+    const YEAR_2001_MS: u64 = 978_307_200_000;
+    if context.deadline < YEAR_2001_MS {
+        std::time::SystemTime::now() + std::time::Duration::from_millis(context.deadline)
+    } else {
+        context.deadline()
+    }
+}
+
 /// JSON logs through the runtime's subscriber, at the level the function's logging
 /// configuration sets (`AWS_LAMBDA_LOG_LEVEL`, or `RUST_LOG`).
 pub fn init_logging() {
@@ -73,5 +87,26 @@ impl<T> PerContainer<T> {
             None => slot.insert(build().await?),
         };
         f(value).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    fn context(deadline: u64) -> lambda_runtime::Context {
+        let mut context = lambda_runtime::Context::default();
+        context.deadline = deadline;
+        context
+    }
+
+    #[test]
+    fn a_real_deadline_is_kept_and_cargo_lambda_watch_s_timeout_is_read_as_a_duration() {
+        let in_a_minute = SystemTime::now() + Duration::from_secs(60);
+        let ms = in_a_minute.duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+        assert_eq!(deadline(&context(ms)), UNIX_EPOCH + Duration::from_millis(ms));
+        let local = deadline(&context(600_000)).duration_since(SystemTime::now()).unwrap();
+        assert!(local > Duration::from_secs(590) && local <= Duration::from_secs(600), "{local:?}");
     }
 }

@@ -187,7 +187,7 @@ pub async fn serve(kind: Kind) -> Result<(), lambda_runtime::Error> {
     lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<TableState>| {
         // Boxed: the call's future is deep, and rustc's layout queries overflow on it inline.
         Box::pin(async move {
-            let deadline = event.context.deadline();
+            let deadline = crate::deadline(&event.context);
             replication
                 .with(
                     async || Replication::from_env(sdk).await,

@@ -31,7 +31,7 @@ struct Failure {
     dap_type: Option<String>,
     dap_uuid: Option<String>,
     hint: &'static str,
-    calls: u32,
+    calls: String,
     duration: String,
 }
 
@@ -42,7 +42,7 @@ struct Changed {
     inserted: u64,
     updated: u64,
     deleted: u64,
-    calls: u32,
+    calls: String,
     duration: String,
 }
 
@@ -68,6 +68,11 @@ struct Report {
     more: usize,
     unchanged: usize,
     notes: Vec<String>,
+}
+
+/// "1 call", "4 calls".
+fn calls(n: u32) -> String {
+    if n == 1 { "1 call".into() } else { format!("{n} calls") }
 }
 
 /// `1h 02m`, `3m 05s`, `12s`.
@@ -125,7 +130,8 @@ fn failure(state: &TableState) -> Failure {
         message: detail.message,
         dap_type: detail.dap_type,
         dap_uuid: detail.dap_uuid,
-        calls: state.calls,
+        // The state is the one the failed call was given: that call counts too.
+        calls: calls(state.calls + 1),
         duration: duration(state.duration_ms),
     }
 }
@@ -182,7 +188,7 @@ impl Summarizer {
                 inserted: s.counts.inserted,
                 updated: s.counts.updated,
                 deleted: s.counts.deleted,
-                calls: s.calls,
+                calls: calls(s.calls),
                 duration: duration(s.duration_ms),
             })
             .collect();

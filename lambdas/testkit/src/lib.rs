@@ -1,4 +1,6 @@
-//! A real PostgreSQL server on loopback, for tests and benchmarks.
+//! Real services on loopback for tests and benchmarks: a PostgreSQL server, moto's AWS
+//! APIs ([`Moto`]) and the functions' binaries behind `cargo lambda watch`
+//! ([`LambdaWatch`]).
 //!
 //! `cargo xtask test` starts one for the whole run and passes its URL in
 //! [`DATABASE_URL_VAR`]; a plain `cargo test` starts one per test binary, which a watchdog
@@ -7,6 +9,10 @@
 //! The server listens on 127.0.0.1 and 127.0.0.2, with a certificate for `localhost` and
 //! 127.0.0.1 only (so 127.0.0.2 is a host name mismatch), and refuses plain-text
 //! connections of [`TLS_ONLY_USER`] (so libpq's `allow` has something to fall back from).
+
+mod lambda_watch;
+
+pub use lambda_watch::LambdaWatch;
 
 use sqlx::Connection as _;
 use std::net::TcpListener;
@@ -61,7 +67,7 @@ pub fn bin_dir() -> Result<PathBuf, String> {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
 }
 
@@ -345,13 +351,7 @@ impl Moto {
         };
         let child = cmd.spawn().map_err(|e| format!("starting moto: {e}"))?;
         let moto = Self { port, child };
-        let started = std::time::Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if started.elapsed() > std::time::Duration::from_secs(60) {
-                return Err("moto did not start listening within 60 s".into());
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
+        lambda_watch::wait_for_port(port, "moto")?;
         Ok(moto)
     }
 

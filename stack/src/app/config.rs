@@ -37,6 +37,9 @@ pub struct Config {
     pub notify_on_success: bool,
     /// Longest a whole run may take before Step Functions stops it.
     pub run_timeout_hours: u32,
+    /// Hours without a successful run before the stale-replica alarm emails (default 24).
+    #[serde(default = "default_quiet_hours")]
+    pub no_success_alarm_hours: u32,
     pub dap: DapConfig,
     pub database: DatabaseProps,
     pub network: NetworkConfig,
@@ -45,6 +48,10 @@ pub struct Config {
 
 fn yes() -> bool {
     true
+}
+
+fn default_quiet_hours() -> u32 {
+    24
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
@@ -248,6 +255,14 @@ impl Config {
             self.alert_email.is_empty() || is_email(&self.alert_email),
             "alert_email",
             format!("`{}` is not an email address (leave it empty for no subscription)", self.alert_email),
+        );
+        check(
+            (1..=168).contains(&self.no_success_alarm_hours),
+            "no_success_alarm_hours",
+            format!(
+                "{} is out of range 1..=168 (CloudWatch evaluates at most 7 days of hourly periods)",
+                self.no_success_alarm_hours
+            ),
         );
         check(
             (1..=8760).contains(&self.run_timeout_hours),

@@ -33,6 +33,8 @@ pub struct Synthesized {
     pub template: Template,
     /// The state machine definition, as in the template, for statelint and for review.
     pub state_machine: Value,
+    /// The same, drawn as a Mermaid flowchart (the README shows dev's).
+    pub diagram: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -182,10 +184,11 @@ pub fn build(config: &Config) -> Result<Synthesized, AppError> {
     workflow.substitutions.insert(pipeline::ALERTS_TOPIC_ARN.into(), alerts.topic.arn());
     grants::grant_publish(&alerts.topic.arn(), &key.arn(), &mut workflow as &mut dyn Grantee);
     let state_machine = workflow.definition_json()?;
+    let diagram = crate::asl::to_mermaid(&workflow.definition);
     let workflow = workflow.build(&mut t, &key.arn(), config.log_retention_days)?;
     let machine_arn = workflow.state_machine.arn();
 
-    alerts.watch_state_machine(&mut t, "Replication", &machine_arn);
+    alerts.watch_state_machine(&mut t, "Replication", &machine_arn, config.no_success_alarm_hours);
     schedule_state_machine(&mut t, "Schedule", &config.schedule, config.schedule_enabled, &machine_arn);
 
     t.output("StateMachineArn", "Starts a replication run by hand: aws stepfunctions start-execution", machine_arn);
@@ -201,7 +204,7 @@ pub fn build(config: &Config) -> Result<Synthesized, AppError> {
     t.output("DataKeyArn", "KMS key encrypting the database, secrets, logs and alerts", key.arn());
 
     t.validate()?;
-    Ok(Synthesized { template: t, state_machine })
+    Ok(Synthesized { template: t, state_machine, diagram })
 }
 
 /// `list_tables` -> `ListTables`.

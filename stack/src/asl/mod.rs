@@ -5,8 +5,10 @@
 //! states, graphs that never end, misplaced `States.ALL`.
 
 mod check;
+mod mermaid;
 
 pub use check::{AslError, check};
+pub use mermaid::to_mermaid;
 
 use indexmap::IndexMap;
 use serde_json::{Map, Value, json};

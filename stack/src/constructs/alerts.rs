@@ -27,27 +27,55 @@ impl Alerts {
         Self { topic }
     }
 
-    /// Alarms on a state machine's failed and timed-out executions.
-    pub fn watch_state_machine(&self, t: &mut Template, id: &str, state_machine_arn: &Expr) {
-        for (metric, what) in [("ExecutionsFailed", "failed"), ("ExecutionsTimedOut", "timed out")] {
-            t.add(
-                &format!("{id}{metric}Alarm"),
-                Alarm {
-                    alarm_description: format!(
-                        "A Canvas Data 2 replication run {what}; see the execution in the Step Functions console"
-                    ),
-                    namespace: "AWS/States".into(),
-                    metric_name: metric.into(),
-                    dimensions: vec![Dimension { name: "StateMachineArn".into(), value: state_machine_arn.clone() }],
-                    statistic: "Sum",
-                    period: 300,
-                    evaluation_periods: 1,
-                    threshold: 1.0,
-                    comparison_operator: "GreaterThanOrEqualToThreshold",
-                    treat_missing_data: "notBreaching",
-                    alarm_actions: vec![self.topic.arn()],
-                },
-            );
+    /// Alarms for what a run cannot report itself, on a state machine whose failed runs
+    /// publish their own alert (so a failure is one email, not two): a run that timed out
+    /// or was stopped, and no run that succeeded for `quiet_hours`, so a replica that
+    /// silently stopped (schedule disabled, runs that never start) is noticed.
+    ///
+    /// The metrics are the state machine's own executions: a Distributed Map's child
+    /// executions report under `Name/MapRunLabel`, another dimension. A run skipped because
+    /// another still held the tables succeeds, and counts: the one holding them ends in a
+    /// success, a failure (its alert) or a timeout (the alarm).
+    pub fn watch_state_machine(&self, t: &mut Template, id: &str, state_machine_arn: &Expr, quiet_hours: u32) {
+        let alarm = |metric: &str, description: String| Alarm {
+            alarm_description: description,
+            namespace: "AWS/States".into(),
+            metric_name: metric.into(),
+            dimensions: vec![Dimension { name: "StateMachineArn".into(), value: state_machine_arn.clone() }],
+            statistic: "Sum",
+            period: 300,
+            evaluation_periods: 1,
+            datapoints_to_alarm: None,
+            threshold: 1.0,
+            comparison_operator: "GreaterThanOrEqualToThreshold",
+            treat_missing_data: "notBreaching",
+            alarm_actions: vec![self.topic.arn()],
+        };
+        for (metric, what) in [
+            ("ExecutionsTimedOut", "timed out (run_timeout_hours) before it could send its report"),
+            ("ExecutionsAborted", "was stopped before it could send its report"),
+        ] {
+            let description =
+                format!("A Canvas Data 2 replication run {what}; see the execution in the Step Functions console");
+            t.add(&format!("{id}{metric}Alarm"), alarm(metric, description));
         }
+        // Hourly sums, every one of the last `quiet_hours` without a success; no data
+        // (no run at all) counts as none.
+        t.add(
+            &format!("{id}NoSuccessAlarm"),
+            Alarm {
+                period: 3600,
+                evaluation_periods: quiet_hours,
+                datapoints_to_alarm: Some(quiet_hours),
+                comparison_operator: "LessThanThreshold",
+                treat_missing_data: "breaching",
+                ..alarm(
+                    "ExecutionsSucceeded",
+                    format!(
+                        "No Canvas Data 2 replication run has succeeded for {quiet_hours} hours: the replica is going stale; check the schedule and the last runs' alerts"
+                    ),
+                )
+            },
+        );
     }
 }

@@ -21,6 +21,9 @@ pub struct Alarm {
     pub statistic: &'static str,
     pub period: u32,
     pub evaluation_periods: u32,
+    /// Breaching periods among `evaluation_periods` that raise the alarm (all when `None`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub datapoints_to_alarm: Option<u32>,
     pub threshold: f64,
     pub comparison_operator: &'static str,
     pub treat_missing_data: &'static str,

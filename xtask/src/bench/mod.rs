@@ -1,10 +1,13 @@
 //! `cargo xtask bench`: figures, not tests; nothing here fails on a number.
 //!
 //! - `synth`: how long building and validating the template takes.
+//! - `lambdas`: each function's arm64 zip size and its start-up to the first runtime API
+//!   request.
 //! - `replication`: rows per second of init and of a 10% sync of a generated table served
 //!   by the emulator (in its own process), the replicating process's peak memory at two
 //!   table sizes, and a plain `COPY FROM STDIN` of the same rows as the ceiling.
 
+mod lambdas;
 mod replication;
 mod synth;
 
@@ -15,6 +18,7 @@ use anyhow::Result;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Which {
     Synth,
+    Lambdas,
     Replication,
     All,
 }
@@ -22,6 +26,9 @@ pub enum Which {
 pub fn run(which: Which, iterations: u32, rows: u64) -> Result<()> {
     if matches!(which, Which::Synth | Which::All) {
         synth::run(iterations)?;
+    }
+    if matches!(which, Which::Lambdas | Which::All) {
+        lambdas::run()?;
     }
     if matches!(which, Which::Replication | Which::All) {
         replication::run(rows)?;

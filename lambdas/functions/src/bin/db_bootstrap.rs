@@ -12,7 +12,7 @@ async fn main() -> Result<(), Error> {
     let bootstrap = Bootstrap::from_env(&sdk)?;
     let bootstrap = &bootstrap;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Request>| async move {
-        let deadline = event.context.deadline();
+        let deadline = functions::deadline(&event.context);
         bootstrap.handle(event.payload, deadline).await as Result<(), FunctionError>
     }))
     .await

@@ -17,6 +17,11 @@ pub struct Aws {
 impl Aws {
     pub async fn start() -> Self {
         let moto = tokio::task::spawn_blocking(|| testkit::Moto::start(None)).await.unwrap().expect("moto starts");
+        Self::start_with(moto).await
+    }
+
+    /// The SDK pointed at a moto already started.
+    pub async fn start_with(moto: testkit::Moto) -> Self {
         let sdk = functions::aws::loader()
             .endpoint_url(moto.endpoint())
             .region(Region::new("us-east-1"))
@@ -24,6 +29,20 @@ impl Aws {
             .load()
             .await;
         Self { moto, sdk }
+    }
+
+    /// Makes moto's Step Functions really run executions, their Lambda tasks included
+    /// (set before any function or state machine exists).
+    pub async fn execute_state_machines(&self) {
+        let config =
+            serde_json::json!({"stepfunctions": {"execute_state_machine": true}, "lambda": {"use_docker": false}});
+        let answer = reqwest::Client::new()
+            .post(format!("{}/moto-api/config", self.moto.endpoint()))
+            .body(config.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert!(answer.status().is_success(), "moto config: {}", answer.status());
     }
 
     pub fn secrets(&self) -> aws_sdk_secretsmanager::Client {
