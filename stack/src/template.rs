@@ -134,6 +134,12 @@ impl Attributes {
         self
     }
 
+    /// Depends on each of `ids` (resources of several types, such as a network path).
+    pub fn depends_on_all(mut self, ids: impl IntoIterator<Item = LogicalId>) -> Self {
+        self.depends_on.extend(ids);
+        self
+    }
+
     pub fn when(mut self, condition: &ConditionRef) -> Self {
         self.condition = Some(condition.id().clone());
         self

@@ -66,6 +66,18 @@ fn out_of_range_values_name_their_keys() {
 }
 
 #[test]
+fn the_stale_replica_alarm_leaves_time_for_a_scheduled_run() {
+    let err = config_error("dev", &["schedule=rate(1 day)"]);
+    assert!(
+        err.contains("`no_success_alarm_hours`: 24 would alarm between two scheduled runs of rate(1 day): at least 25"),
+        "{err}"
+    );
+    config("dev", &["schedule=rate(1 day)", "no_success_alarm_hours=30"]);
+    config("dev", &["schedule=rate(90 minutes)", "no_success_alarm_hours=3"]);
+    assert!(config_error("dev", &["no_success_alarm_hours=200"]).contains("out of range 1..=168"));
+}
+
+#[test]
 fn network_modes_require_their_own_keys() {
     let err = config_error("dev", &["network.mode=existing"]);
     assert!(err.contains("`network.vpc_id`"), "{err}");

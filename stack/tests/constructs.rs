@@ -215,12 +215,34 @@ fn the_database_is_bootstrapped_by_a_custom_resource_before_any_run() {
         bootstrap["Properties"],
         json!({
             "ServiceToken": {"Fn::GetAtt": ["DbBootstrap", "Arn"]},
+            "ServiceTimeout": 600,
             "AppUser": "cd2_app",
             "Namespaces": ["canvas", "canvas_logs", "catalog", "new_quizzes"],
             "IamAuth": "true"
         })
     );
-    assert_eq!(bootstrap["DependsOn"], json!(["DatabaseWriter"]), "connections need the writer instance");
+    assert_eq!(
+        bootstrap["DependsOn"],
+        json!([
+            "DatabaseWriter",
+            "NetworkPrivateDefaultRouteA",
+            "NetworkPrivateDefaultRouteB",
+            "NetworkS3Endpoint",
+            "FunctionsSecurityGroupToDatabaseSecurityGroupEgress5432",
+            "DatabaseSecurityGroupFromFunctionsSecurityGroupIngress5432",
+            "FunctionsSecurityGroupHttpsEgress"
+        ]),
+        "after the writer and the network path its function needs, so its Delete can still answer"
+    );
+    for f in ["SyncTable", "InitTable"] {
+        assert_eq!(d["Resources"][f]["DependsOn"], json!(["DatabaseBootstrap"]), "{f} logs in as the role it makes");
+    }
+    let byo = doc("dev", &common::EXISTING_VPC);
+    assert_eq!(
+        byo["Resources"]["DatabaseBootstrap"]["DependsOn"].as_array().unwrap().len(),
+        4,
+        "an existing VPC's routes are not the stack's: the writer and the three rules"
+    );
     assert_eq!(
         d["Resources"]["Replication"]["DependsOn"],
         json!(["DatabaseBootstrap"]),
@@ -316,6 +338,8 @@ fn alerts_go_to_an_encrypted_topic_with_an_optional_email_and_alarms() {
     );
     let six = doc("dev", &["no_success_alarm_hours=6"]);
     assert_eq!(props(&six, "ReplicationNoSuccessAlarm")["EvaluationPeriods"], 6);
+    let unscheduled = doc("dev", &["schedule_enabled=false"]);
+    assert!(unscheduled["Resources"].get("ReplicationNoSuccessAlarm").is_none(), "no schedule, no run expected");
 }
 
 #[test]

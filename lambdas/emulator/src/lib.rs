@@ -299,6 +299,10 @@ impl Emulator {
     /// endpoints whose path names the table (`Schema`, `CreateJob`), so that one table of
     /// a run that replicates several at once can be made to fail.
     pub fn inject_on_table(&self, on: Endpoint, table: &str, kind: FaultKind, times: u32) {
+        assert!(
+            matches!(on, Endpoint::Schema | Endpoint::CreateJob),
+            "only schema and job creation requests name their table; {on:?} would never match"
+        );
         lock(&self.state).faults.push(Fault { on, kind, skip: 0, times, table: Some(table.into()) });
     }
 

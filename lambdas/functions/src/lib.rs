@@ -30,6 +30,10 @@ use settings::DapSettings;
 pub fn deadline(context: &lambda_runtime::Context) -> std::time::SystemTime {
     const YEAR_2001_MS: u64 = 978_307_200_000;
     if context.deadline < YEAR_2001_MS {
+        tracing::debug!(
+            deadline_ms = context.deadline,
+            "the runtime's deadline is not a point in time: read as a duration"
+        );
         std::time::SystemTime::now() + std::time::Duration::from_millis(context.deadline)
     } else {
         context.deadline()

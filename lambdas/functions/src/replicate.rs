@@ -155,10 +155,15 @@ impl Replication {
         if state.status == Status::InProgress {
             let job = state.cursor.as_deref().map(|j| format!(" (DAP job {j})")).unwrap_or_default();
             if state.idle_calls >= self.limits.max_idle_calls {
+                let why = if state.cursor.is_some() {
+                    "the DAP job is not completing"
+                } else {
+                    "no DAP job could be started: the job limit DAP gives the client, shared with the other tables, stayed full"
+                };
                 return Err(FunctionError::new(
                     ErrorName::NoProgress,
                     format!(
-                        "{name}: nothing loaded in {} calls in a row{job}: the DAP job is not completing; the next run starts again from what the replica holds",
+                        "{name}: nothing loaded in {} calls in a row{job}: {why}; the next run starts again from what the replica holds",
                         state.idle_calls
                     ),
                 ));

@@ -97,8 +97,12 @@ async fn a_run_replicates_retries_records_a_failure_alerts_and_keeps_a_second_ru
     add_tables(&emulator);
     let (db_url, db) = database().await;
 
-    let mut watch =
-        tokio::task::spawn_blocking(testkit::LambdaWatch::start).await.unwrap().expect("cargo lambda watch");
+    let logs = tempdir();
+    let watch_logs = logs.clone();
+    let mut watch = tokio::task::spawn_blocking(move || testkit::LambdaWatch::start(&watch_logs))
+        .await
+        .unwrap()
+        .expect("cargo lambda watch");
     let forward = watch.invoke_url();
     let moto = tokio::task::spawn_blocking(move || testkit::Moto::start(Some(&forward))).await.unwrap().expect("moto");
     let aws = Aws::start_with(moto).await;
@@ -139,7 +143,6 @@ async fn a_run_replicates_retries_records_a_failure_alerts_and_keeps_a_second_ru
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
-    let logs = tempdir();
     for (name, exe, instances) in FUNCTIONS {
         watch.serve(name, Path::new(exe), instances, &env, &logs).unwrap();
     }
@@ -204,6 +207,8 @@ async fn a_run_replicates_retries_records_a_failure_alerts_and_keeps_a_second_ru
     let courses = body.lines().find(|l| l.trim_start().starts_with("canvas.courses:")).expect(body);
     let calls: u32 = courses.split('(').nth(1).and_then(|c| c.split(' ').next()).unwrap().parse().unwrap();
     assert!(calls >= 3, "courses loaded over several budgeted calls: {courses}");
+    drop(watch);
+    std::fs::remove_dir_all(&logs).ok();
 }
 
 /// The one message on `queue`.

@@ -6,7 +6,9 @@
 //! The window is a row of `cd2_aws.dap_rate_limit` (created with the metadata tables,
 //! [`crate::ddl::metadata`]): the times (the database's clock, so
 //! the Lambdas' clocks do not matter) of the calls made in the last window. Taking a slot
-//! is one short transaction holding the row's lock for a few milliseconds.
+//! is one short transaction holding the row's lock for a few milliseconds. The window is
+//! per database: environments that share one DAP client id but not a database (dev and
+//! prod) do not share it, and should have a client id each.
 
 use crate::error::{DbContext as _, ReplicaError};
 use dap::Limit;
@@ -16,10 +18,12 @@ use std::time::{Duration, Instant};
 /// The row counting job creations.
 pub(crate) const CREATE_JOB: &str = "create_job";
 
-/// Added to the window (a twentieth: 3 s of DAP's minute) for the time between a slot
-/// taken here and the request reaching DAP, which varies from call to call (a login first,
-/// a slower connection), so that calls admitted a window apart never arrive closer.
+/// Added to the window (a twentieth, 3 s of DAP's minute, and at least 250 ms) for the
+/// time between a slot taken here and the request reaching DAP, which varies from call to
+/// call (a slower connection, a busy machine), so that calls admitted a window apart never
+/// arrive closer.
 const SLACK_DIVISOR: u32 = 20;
+const MIN_SLACK: Duration = Duration::from_millis(250);
 
 /// The shortest pause before asking again, so that waiters do not spin on the row.
 const MIN_WAIT: Duration = Duration::from_millis(50);
@@ -27,8 +31,9 @@ const MIN_WAIT: Duration = Duration::from_millis(50);
 const WHAT: &str = "DAP rate limit";
 
 /// Waits for a free slot of `quota` in the shared window, records it and answers `true`;
-/// answers `false` at once when no slot can come before `deadline` (the call then ends
-/// its budget without a job, and the next call asks again).
+/// when no slot can come before `deadline`, waits until then and answers `false` (the call
+/// ends its budget without a job, and the next call asks again: one call a budget, not a
+/// busy loop of calls).
 pub(crate) async fn take_slot(
     db: &mut PgConnection,
     quota: &str,
@@ -39,8 +44,9 @@ pub(crate) async fn take_slot(
         let Some(wait) = try_take(db, quota, limit).await? else {
             return Ok(true);
         };
-        if deadline.is_some_and(|d| Instant::now() + wait >= d) {
+        if let Some(d) = deadline.filter(|d| Instant::now() + wait >= *d) {
             tracing::info!(quota, wait_ms = wait.as_millis() as u64, "no DAP slot before the budget ends");
+            tokio::time::sleep_until(d.into()).await;
             return Ok(false);
         }
         tracing::debug!(quota, wait_ms = wait.as_millis() as u64, "DAP rate limit shared with other runs: waiting");
@@ -57,21 +63,26 @@ async fn try_take(db: &mut PgConnection, quota: &str, limit: Limit) -> Result<Op
         .execute(&mut *tx)
         .await
         .doing(WHAT, "adding the window")?;
-    let (now, sent): (f64, Vec<f64>) = sqlx::query_as(
-        r#"SELECT extract(epoch FROM clock_timestamp())::float8, "sent" FROM "cd2_aws"."dap_rate_limit" WHERE "quota" = $1 FOR UPDATE"#,
-    )
-    .bind(quota)
-    .fetch_one(&mut *tx)
-    .await
-    .doing(WHAT, "reading the window")?;
-    let per = (limit.per + limit.per / SLACK_DIVISOR).as_secs_f64();
+    let sent: Vec<f64> =
+        sqlx::query_scalar(r#"SELECT "sent" FROM "cd2_aws"."dap_rate_limit" WHERE "quota" = $1 FOR UPDATE"#)
+            .bind(quota)
+            .fetch_one(&mut *tx)
+            .await
+            .doing(WHAT, "reading the window")?;
+    // Read once the row is ours: a clock read before a wait for the lock would be stale.
+    let now: f64 = sqlx::query_scalar("SELECT extract(epoch FROM clock_timestamp())::float8")
+        .fetch_one(&mut *tx)
+        .await
+        .doing(WHAT, "reading the clock")?;
+    let calls = limit.calls.max(1);
+    let per = (limit.per + (limit.per / SLACK_DIVISOR).max(MIN_SLACK)).as_secs_f64();
     let mut recent: Vec<f64> = sent.into_iter().filter(|t| *t > now - per).collect();
     recent.sort_by(f64::total_cmp);
-    let wait = if recent.len() < limit.calls {
+    let wait = if recent.len() < calls {
         recent.push(now);
         None
     } else {
-        let oldest_to_leave = recent[recent.len() - limit.calls];
+        let oldest_to_leave = recent[recent.len() - calls];
         Some(Duration::from_secs_f64((oldest_to_leave + per - now).max(0.0)).max(MIN_WAIT))
     };
     sqlx::query(r#"UPDATE "cd2_aws"."dap_rate_limit" SET "sent" = $2 WHERE "quota" = $1"#)

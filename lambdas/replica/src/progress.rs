@@ -130,6 +130,8 @@ impl Replicator {
         let id = match &pending {
             Some(id) => id.clone(),
             None => {
+                // Logged in first, so the slot is not spent on a login before the request.
+                self.dap.check_credentials().await?;
                 let limit = self.dap.config().job_limit;
                 if !crate::dap_limit::take_slot(&mut self.db, crate::dap_limit::CREATE_JOB, limit, budget.deadline())
                     .await?

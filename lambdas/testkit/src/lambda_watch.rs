@@ -41,8 +41,10 @@ pub(crate) fn wait_for_port(port: u16, what: &str) -> Result<(), String> {
 
 impl LambdaWatch {
     /// Starts `cargo lambda watch --only-lambda-apis` for this workspace on a free port of
-    /// 127.0.0.1 (cargo-lambda from the Python tools).
-    pub fn start() -> Result<Self, String> {
+    /// 127.0.0.1 (cargo-lambda from the Python tools); its output goes to `log_dir/watch.log`.
+    pub fn start(log_dir: &Path) -> Result<Self, String> {
+        let log =
+            std::fs::File::create(log_dir.join("watch.log")).map_err(|e| format!("{}: {e}", log_dir.display()))?;
         let bin = python_tools()?;
         let port = free_port();
         let path = std::env::join_paths(
@@ -57,12 +59,12 @@ impl LambdaWatch {
             .arg(manifest)
             .env("PATH", path)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(log.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log)
             .spawn()
             .map_err(|e| format!("starting cargo lambda watch: {e}"))?;
         let watch = Self { port, watch, functions: Vec::new() };
-        wait_for_port(port, "cargo lambda watch")?;
+        wait_for_port(port, &format!("cargo lambda watch (log: {})", log_dir.join("watch.log").display()))?;
         Ok(watch)
     }
 

@@ -256,6 +256,17 @@ impl Config {
             "alert_email",
             format!("`{}` is not an email address (leave it empty for no subscription)", self.alert_email),
         );
+        if let Some(interval) = rate_seconds(&self.schedule) {
+            let needed = interval.div_ceil(3600) + 1;
+            check(
+                u64::from(self.no_success_alarm_hours) >= needed,
+                "no_success_alarm_hours",
+                format!(
+                    "{} would alarm between two scheduled runs of {}: at least {needed} (the interval and an hour for the run)",
+                    self.no_success_alarm_hours, self.schedule
+                ),
+            );
+        }
         check(
             (1..=168).contains(&self.no_success_alarm_hours),
             "no_success_alarm_hours",
@@ -457,18 +468,31 @@ fn apply_override(table: &mut toml::Table, item: &str) -> Result<(), ConfigError
 }
 
 fn is_schedule(s: &str) -> bool {
-    if let Some(inner) = s.strip_prefix("rate(").and_then(|r| r.strip_suffix(')')) {
-        let mut it = inner.split_whitespace();
-        let (Some(n), Some(unit), None) = (it.next(), it.next(), it.next()) else {
-            return false;
-        };
-        let Ok(n) = n.parse::<u32>() else {
-            return false;
-        };
-        let units: &[&str] = if n == 1 { &["minute", "hour", "day"] } else { &["minutes", "hours", "days"] };
-        return n > 0 && units.contains(&unit);
+    if s.starts_with("rate(") {
+        return rate_seconds(s).is_some();
     }
     s.strip_prefix("cron(").and_then(|r| r.strip_suffix(')')).is_some_and(|inner| inner.split_whitespace().count() == 6)
+}
+
+/// The interval of a well-formed `rate(...)` expression, in seconds.
+pub fn rate_seconds(s: &str) -> Option<u64> {
+    let inner = s.strip_prefix("rate(")?.strip_suffix(')')?;
+    let mut it = inner.split_whitespace();
+    let (Some(n), Some(unit), None) = (it.next(), it.next(), it.next()) else {
+        return None;
+    };
+    let n = n.parse::<u64>().ok().filter(|n| *n > 0)?;
+    let (singular, plural) = if n == 1 { (true, false) } else { (false, true) };
+    let seconds = match unit {
+        "minute" if singular => 60,
+        "minutes" if plural => 60,
+        "hour" if singular => 3600,
+        "hours" if plural => 3600,
+        "day" if singular => 86_400,
+        "days" if plural => 86_400,
+        _ => return None,
+    };
+    Some(n * seconds)
 }
 
 fn is_email(s: &str) -> bool {

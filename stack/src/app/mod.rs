@@ -7,7 +7,7 @@ pub use config::{Config, ConfigError, Namespace};
 
 use crate::constructs::alerts::Alerts;
 use crate::constructs::database::{Database, POSTGRES_PORT};
-use crate::constructs::function::{Asset, FunctionDefaults, RustFunction};
+use crate::constructs::function::{Asset, FunctionDefaults, Invoker, RustFunction};
 use crate::constructs::grants::{self, Grantee, SecretRef};
 use crate::constructs::key::EncryptionKey;
 use crate::constructs::network::{self, Network};
@@ -82,8 +82,16 @@ pub fn build(config: &Config) -> Result<Synthesized, AppError> {
     let db = Database::new(&mut t, "Database", &config.database, &net, &key.arn());
     let functions_sg =
         net.security_group(&mut t, "FunctionsSecurityGroup", "cd2-aws Lambdas: HTTPS out, PostgreSQL to the database");
-    network::allow_tcp(&mut t, &functions_sg, &db.security_group, POSTGRES_PORT, "Lambdas to Aurora PostgreSQL");
-    network::allow_https_out(&mut t, &functions_sg);
+    // What the functions need to reach the database, DAP and AWS APIs.
+    let mut network_path = net.outbound.clone();
+    network_path.extend(network::allow_tcp(
+        &mut t,
+        &functions_sg,
+        &db.security_group,
+        POSTGRES_PORT,
+        "Lambdas to Aurora PostgreSQL",
+    ));
+    network_path.push(network::allow_https_out(&mut t, &functions_sg));
     let alerts = Alerts::new(&mut t, "Alerts", &key.arn(), &alert_email, &has_email);
 
     let defaults = FunctionDefaults {
@@ -121,6 +129,28 @@ pub fn build(config: &Config) -> Result<Synthesized, AppError> {
             .env("DB_PORT", db.cluster.endpoint_port())
             .env("DB_NAME", db.name.as_str())
     };
+    let mut db_bootstrap = db_env(RustFunction::new(
+        "DbBootstrap",
+        "Creates the application role, its schemas and the metadata tables (custom resource)",
+        asset(4),
+        256,
+        BOOTSTRAP_TIMEOUT_SECONDS,
+    ))
+    .env("ADMIN_SECRET_ARN", db.admin_secret.arn.clone())
+    .env("RUST_LOG", "info")
+    .invoked_by(Invoker::CloudFormation);
+    db.admin_secret.grant_read(&mut db_bootstrap);
+    let db_bootstrap = db_bootstrap.build(&mut t, &defaults);
+    let database_ready = db.bootstrap(
+        &mut t,
+        "DatabaseBootstrap",
+        &db_bootstrap,
+        namespaces.clone(),
+        network_path,
+        BOOTSTRAP_TIMEOUT_SECONDS * 2,
+    );
+
+    // Created after the bootstrap: their role logs in only once it exists.
     let replicate = |id: &str, description: &str, i: usize| {
         let mut f = db_env(dap_env(RustFunction::new(
             id,
@@ -133,7 +163,8 @@ pub fn build(config: &Config) -> Result<Synthesized, AppError> {
         .env("DB_AUTH", "iam")
         .env("TIME_BUDGET_SECONDS", config.lambda.time_budget_seconds.to_string())
         .env("MAX_CALLS", config.lambda.max_calls.to_string())
-        .env("MAX_IDLE_CALLS", config.lambda.max_idle_calls.to_string());
+        .env("MAX_IDLE_CALLS", config.lambda.max_idle_calls.to_string())
+        .after(&database_ready);
         dap_secret.grant_read(&mut f);
         db.grant_connect(&mut f);
         f
@@ -143,18 +174,6 @@ pub fn build(config: &Config) -> Result<Synthesized, AppError> {
     let summarize = RustFunction::new("Summarize", "Renders the run summary and failure alert", asset(3), 256, 60)
         .env("STACK_NAME", config.stack_name.as_str())
         .env("RUST_LOG", "info");
-    let mut db_bootstrap = db_env(RustFunction::new(
-        "DbBootstrap",
-        "Creates the application role, its schemas and the metadata tables (custom resource)",
-        asset(4),
-        256,
-        BOOTSTRAP_TIMEOUT_SECONDS,
-    ))
-    .env("ADMIN_SECRET_ARN", db.admin_secret.arn.clone())
-    .env("RUST_LOG", "info");
-    db.admin_secret.grant_read(&mut db_bootstrap);
-    let db_bootstrap = db_bootstrap.build(&mut t, &defaults);
-    let database_ready = db.bootstrap(&mut t, "DatabaseBootstrap", &db_bootstrap, namespaces.clone());
 
     let mut workflow = Workflow::new(
         "Replication",
@@ -188,7 +207,8 @@ pub fn build(config: &Config) -> Result<Synthesized, AppError> {
     let workflow = workflow.build(&mut t, &key.arn(), config.log_retention_days)?;
     let machine_arn = workflow.state_machine.arn();
 
-    alerts.watch_state_machine(&mut t, "Replication", &machine_arn, config.no_success_alarm_hours);
+    let quiet_hours = config.schedule_enabled.then_some(config.no_success_alarm_hours);
+    alerts.watch_state_machine(&mut t, "Replication", &machine_arn, quiet_hours);
     schedule_state_machine(&mut t, "Schedule", &config.schedule, config.schedule_enabled, &machine_arn);
 
     t.output("StateMachineArn", "Starts a replication run by hand: aws stepfunctions start-execution", machine_arn);

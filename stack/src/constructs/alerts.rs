@@ -36,7 +36,10 @@ impl Alerts {
     /// executions report under `Name/MapRunLabel`, another dimension. A run skipped because
     /// another still held the tables succeeds, and counts: the one holding them ends in a
     /// success, a failure (its alert) or a timeout (the alarm).
-    pub fn watch_state_machine(&self, t: &mut Template, id: &str, state_machine_arn: &Expr, quiet_hours: u32) {
+    ///
+    /// `quiet_hours` is `None` when nothing runs on a schedule: then no run is expected.
+    /// A new stack's alarm goes off once `quiet_hours` pass without a first success.
+    pub fn watch_state_machine(&self, t: &mut Template, id: &str, state_machine_arn: &Expr, quiet_hours: Option<u32>) {
         let alarm = |metric: &str, description: String| Alarm {
             alarm_description: description,
             namespace: "AWS/States".into(),
@@ -59,6 +62,7 @@ impl Alerts {
                 format!("A Canvas Data 2 replication run {what}; see the execution in the Step Functions console");
             t.add(&format!("{id}{metric}Alarm"), alarm(metric, description));
         }
+        let Some(quiet_hours) = quiet_hours else { return };
         // Hourly sums, every one of the last `quiet_hours` without a success; no data
         // (no run at all) counts as none.
         t.add(

@@ -5,7 +5,7 @@
 use super::function::FunctionRef;
 use super::grants::{Grantee, SecretRef};
 use super::network::Network;
-use crate::intrinsics::Expr;
+use crate::intrinsics::{Expr, LogicalId};
 use crate::resources::cloudformation::DatabaseBootstrap;
 use crate::resources::ec2::SecurityGroup;
 use crate::resources::iam::Statement;
@@ -163,24 +163,31 @@ impl Database {
     /// The custom resource that `function` (db_bootstrap, granted the admin secret) answers:
     /// the application role, the schemas of `namespaces` and the metadata tables, made once
     /// the writer instance accepts connections. Whatever needs them depends on the handle.
+    ///
+    /// `network_path`: what the function needs to reach the database, Secrets Manager and
+    /// CloudFormation's answer URL (rules, routes); the resource comes after it and, on
+    /// delete, goes before it, so that its Delete can still answer.
     pub fn bootstrap(
         &self,
         t: &mut Template,
         id: &str,
         function: &FunctionRef,
         namespaces: Vec<String>,
+        network_path: Vec<LogicalId>,
+        timeout_seconds: u32,
     ) -> Handle<DatabaseBootstrap> {
         t.add_with(
             id,
             DatabaseBootstrap {
                 service_token: function.arn(),
+                service_timeout: timeout_seconds,
                 properties: contract::BootstrapProperties {
                     app_user: self.app_user.clone(),
                     namespaces,
                     iam_auth: "true".into(),
                 },
             },
-            Attributes::default().depends_on(&self.writer),
+            Attributes::default().depends_on(&self.writer).depends_on_all(network_path),
         )
     }
 }

@@ -2,7 +2,7 @@
 //! role, log group and only the permissions granted to it.
 
 use super::grants::Grantee;
-use crate::intrinsics::Expr;
+use crate::intrinsics::{Expr, LogicalId};
 use crate::resources::iam::{InlinePolicy, PolicyDocument, Principal, Role, Statement};
 use crate::resources::lambda::{Code, Environment, Function, LoggingConfig, TracingConfig, VpcConfig};
 use crate::resources::logs::LogGroup;
@@ -35,7 +35,21 @@ pub struct RustFunction {
     pub timeout_seconds: u32,
     pub environment: IndexMap<String, Expr>,
     pub reserved_concurrency: Option<u32>,
+    /// Who calls it, which decides why a dead-letter queue and reserved concurrency do not apply.
+    pub invoker: Invoker,
     statements: Vec<Statement>,
+    /// Resources that must exist before it (and go after it).
+    after: Vec<LogicalId>,
+}
+
+/// What invokes a function.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Invoker {
+    /// Synchronously, from the state machine's tasks (which retry and catch).
+    StepFunctions,
+    /// As a custom resource: CloudFormation sends the request and waits for the answer the
+    /// function PUTs.
+    CloudFormation,
 }
 
 impl Grantee for RustFunction {
@@ -72,8 +86,22 @@ impl RustFunction {
             timeout_seconds,
             environment: IndexMap::new(),
             reserved_concurrency: None,
+            invoker: Invoker::StepFunctions,
             statements: Vec::new(),
+            after: Vec::new(),
         }
+    }
+
+    /// Created only once `resource` is, so that a deploy never runs the new code before
+    /// what it needs exists.
+    pub fn after<T>(mut self, resource: &Handle<T>) -> Self {
+        self.after.push(resource.id().clone());
+        self
+    }
+
+    pub fn invoked_by(mut self, invoker: Invoker) -> Self {
+        self.invoker = invoker;
+        self
     }
 
     pub fn env(mut self, name: &str, value: impl Into<Expr>) -> Self {
@@ -113,20 +141,25 @@ impl RustFunction {
                 tags: vec![],
             },
         );
-        let mut attributes = Attributes::default()
-            .skip_check(
-                "CKV_AWS_116",
+        let (dlq, concurrency) = match self.invoker {
+            Invoker::StepFunctions => (
                 "invoked synchronously by Step Functions, which retries and catches failures; a DLQ only applies to asynchronous invocation",
-            )
+                "concurrency is bounded by the state machine's Map (MaxConcurrency); reserving it would fail on new accounts whose limit is 10",
+            ),
+            Invoker::CloudFormation => (
+                "invoked by CloudFormation for a custom resource: the function answers every request itself, also failures, and an unanswered one fails the stack operation at its ServiceTimeout; a DLQ would add nothing",
+                "invoked once per stack operation",
+            ),
+        };
+        let mut attributes = Attributes::default()
+            .depends_on_all(self.after)
+            .skip_check("CKV_AWS_116", dlq)
             .skip_check(
                 "CKV_AWS_272",
                 "code is built from this repository and uploaded by `cargo xtask deploy`; signing needs an AWS Signer profile the operator may not have",
             );
         if self.reserved_concurrency.is_none() {
-            attributes = attributes.skip_check(
-                "CKV_AWS_115",
-                "concurrency is bounded by the state machine's Map (MaxConcurrency); reserving it would fail on new accounts whose limit is 10",
-            );
+            attributes = attributes.skip_check("CKV_AWS_115", concurrency);
         }
         let function = t.add_with(
             id,

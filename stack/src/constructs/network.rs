@@ -1,7 +1,7 @@
 //! The VPC the database and Lambdas live in: a new one over two availability zones, or the
 //! operator's own (many universities must use a VPC their network team runs).
 
-use crate::intrinsics::Expr;
+use crate::intrinsics::{Expr, LogicalId};
 use crate::resources::Tag;
 use crate::resources::ec2::{
     Eip, InternetGateway, NatGateway, Route, RouteTable, SecurityGroup, SecurityGroupEgress, SecurityGroupIngress,
@@ -24,6 +24,10 @@ pub enum NetworkProps {
 pub struct Network {
     pub vpc_id: Expr,
     pub private_subnet_ids: Vec<Expr>,
+    /// What the private subnets need to reach the internet and S3 (the default routes
+    /// through the NATs, the S3 endpoint), for resources that must come after it and go
+    /// before it; empty for an existing VPC, whose routes are not the stack's.
+    pub outbound: Vec<LogicalId>,
 }
 
 const AZS: u32 = 2;
@@ -34,6 +38,7 @@ impl Network {
             NetworkProps::Existing { vpc_id, private_subnet_ids } => Self {
                 vpc_id: Expr::str(vpc_id),
                 private_subnet_ids: private_subnet_ids.iter().map(Expr::str).collect(),
+                outbound: Vec::new(),
             },
             NetworkProps::Create { cidr, nat_gateways } => Self::create(t, id, cidr, *nat_gateways),
         }
@@ -116,6 +121,7 @@ impl Network {
             })
             .collect();
         let mut private_tables = Vec::new();
+        let mut outbound = Vec::new();
         for (i, subnet) in private.iter().enumerate() {
             let letter = char::from(b'A' + i as u8);
             // With fewer NATs than AZs, the remaining AZs route through the last NAT.
@@ -124,7 +130,7 @@ impl Network {
                 &format!("{id}PrivateRouteTable{letter}"),
                 RouteTable { vpc_id: vpc.vpc_id(), tags: name(&format!("private-{}", letter.to_ascii_lowercase())) },
             );
-            t.add(
+            let route = t.add(
                 &format!("{id}PrivateDefaultRoute{letter}"),
                 Route {
                     route_table_id: rt.as_ref(),
@@ -133,6 +139,7 @@ impl Network {
                     nat_gateway_id: Some(nat.as_ref()),
                 },
             );
+            outbound.push(route.id().clone());
             t.add(
                 &format!("{id}PrivateSubnet{letter}RouteTableAssociation"),
                 SubnetRouteTableAssociation { route_table_id: rt.as_ref(), subnet_id: subnet.as_ref() },
@@ -141,7 +148,7 @@ impl Network {
         }
         // Snapshot files come from S3; a gateway endpoint is free and keeps same-region
         // downloads off the NAT's per-GB charge.
-        t.add(
+        let endpoint = t.add(
             &format!("{id}S3Endpoint"),
             VpcEndpoint {
                 vpc_id: vpc.vpc_id(),
@@ -150,7 +157,8 @@ impl Network {
                 route_table_ids: private_tables.iter().map(Handle::as_ref).collect(),
             },
         );
-        Self { vpc_id: vpc.vpc_id(), private_subnet_ids: private.iter().map(Handle::as_ref).collect() }
+        outbound.push(endpoint.id().clone());
+        Self { vpc_id: vpc.vpc_id(), private_subnet_ids: private.iter().map(Handle::as_ref).collect(), outbound }
     }
 
     /// A security group that allows nothing until rules are added (AWS's default allows
@@ -179,14 +187,14 @@ impl Network {
 
 /// Lets `from` open TCP connections to `to` on `port`: an egress rule on one side and an
 /// ingress rule on the other, as separate resources so the two groups can refer to each
-/// other without a cycle.
+/// other without a cycle. Answers the two rules' ids.
 pub fn allow_tcp(
     t: &mut Template,
     from: &Handle<SecurityGroup>,
     to: &Handle<SecurityGroup>,
     port: u16,
     description: &str,
-) {
+) -> [LogicalId; 2] {
     let rule = |peer_in: Option<Expr>, peer_out: Option<Expr>| SecurityGroupRule {
         ip_protocol: "tcp",
         from_port: port.into(),
@@ -196,19 +204,21 @@ pub fn allow_tcp(
         destination_security_group_id: peer_out,
         description: description.into(),
     };
-    t.add(
+    let egress = t.add(
         &format!("{}To{}Egress{port}", from.id(), to.id()),
         SecurityGroupEgress { group_id: from.group_id(), rule: rule(None, Some(to.group_id())) },
     );
-    t.add(
+    let ingress = t.add(
         &format!("{}From{}Ingress{port}", to.id(), from.id()),
         SecurityGroupIngress { group_id: to.group_id(), rule: rule(Some(from.group_id()), None) },
     );
+    [egress.id().clone(), ingress.id().clone()]
 }
 
 /// Lets `from` reach HTTPS anywhere: the DAP API, its download URLs and AWS APIs.
-pub fn allow_https_out(t: &mut Template, from: &Handle<SecurityGroup>) {
-    t.add(
+/// Answers the rule's id.
+pub fn allow_https_out(t: &mut Template, from: &Handle<SecurityGroup>) -> LogicalId {
+    let rule = t.add(
         &format!("{}HttpsEgress", from.id()),
         SecurityGroupEgress {
             group_id: from.group_id(),
@@ -223,4 +233,5 @@ pub fn allow_https_out(t: &mut Template, from: &Handle<SecurityGroup>) {
             },
         },
     );
+    rule.id().clone()
 }

@@ -11,6 +11,9 @@ use serde::Serialize;
 pub struct DatabaseBootstrap {
     /// The function CloudFormation invokes.
     pub service_token: Expr,
+    /// Seconds CloudFormation waits for the answer before failing the operation (its
+    /// default is an hour).
+    pub service_timeout: u32,
     #[serde(flatten)]
     pub properties: contract::BootstrapProperties,
 }
