@@ -145,6 +145,13 @@ impl Attributes {
         self
     }
 
+    /// Keep the resource when it is deleted from the stack or replaced.
+    pub fn retain(mut self) -> Self {
+        self.deletion_policy = Some(DeletionPolicy::Retain);
+        self.update_replace_policy = Some(DeletionPolicy::Retain);
+        self
+    }
+
     /// Keep a snapshot when the resource is deleted or replaced.
     pub fn snapshot_on_delete(mut self) -> Self {
         self.deletion_policy = Some(DeletionPolicy::Snapshot);

@@ -122,13 +122,18 @@ fn every_function_is_a_private_arm64_rust_function_with_its_own_role_and_logs() 
     }
 }
 
-/// Every statement of a role's inline policies, as (actions, resources).
+/// What every function's role holds (its own log group, its network interfaces), which
+/// [`statements`] leaves out.
+const FUNCTION_BASICS: [&str; 2] = ["OwnLogs", "VpcNetworkInterfaces"];
+
+/// Every statement of a role's inline policies but the function basics, as (actions, resources).
 fn statements(d: &Value, role: &str) -> Vec<(Vec<String>, Vec<Value>)> {
     props(d, role)["Policies"]
         .as_array()
         .into_iter()
         .flatten()
         .flat_map(|p| p["PolicyDocument"]["Statement"].as_array().unwrap().clone())
+        .filter(|s| !FUNCTION_BASICS.iter().any(|sid| s["Sid"] == *sid))
         .map(|s| {
             let actions = s["Action"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_owned()).collect();
             (actions, s["Resource"].as_array().unwrap().clone())
@@ -169,7 +174,7 @@ fn roles_hold_only_what_their_function_uses_and_no_wildcard_actions() {
         ["states:StartExecution", "states:DescribeExecution", "states:StopExecution"],
         "the Distributed Map starts child executions of its own state machine"
     );
-    assert!(actions("SummarizeRole").is_empty(), "summarize needs no AWS API");
+    assert!(actions("SummarizeRole").is_empty(), "summarize needs no AWS API but its logs and network");
     for role in ["SyncTableRole", "InitTableRole"] {
         assert_eq!(
             actions(role),
@@ -258,6 +263,53 @@ fn the_database_is_bootstrapped_by_a_custom_resource_before_any_run() {
     assert!(env.get("DB_SECRET_ARN").is_none());
     let admin = &props(&d, "DbBootstrap")["Environment"]["Variables"];
     assert_eq!(admin["ADMIN_SECRET_ARN"], json!({"Fn::GetAtt": ["DatabaseCluster", "MasterUserSecret.SecretArn"]}));
+}
+
+#[test]
+fn each_role_trusts_its_service_for_this_account_and_writes_only_its_own_logs() {
+    let d = doc("dev", &[]);
+    for (id, role) in of_type(&d, "AWS::IAM::Role") {
+        let p = &role["Properties"];
+        assert!(p.get("ManagedPolicyArns").is_none(), "{id}: no managed policy (logs:* on every group)");
+        let trust = &p["AssumeRolePolicyDocument"]["Statement"][0];
+        assert_eq!(
+            trust["Condition"]["StringEquals"]["aws:SourceAccount"],
+            json!({"Fn::Sub": "${AWS::AccountId}"}),
+            "{id}"
+        );
+    }
+    assert_eq!(
+        props(&d, "ReplicationRole")["AssumeRolePolicyDocument"]["Statement"][0]["Condition"]["ArnLike"]["aws:SourceArn"],
+        json!({"Fn::Sub": "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:${AWS::StackName}-Replication*"})
+    );
+    for f in FUNCTIONS {
+        let id = stack::app::pascal_case(f);
+        let all = props(&d, &format!("{id}Role"))["Policies"][0]["PolicyDocument"]["Statement"].clone();
+        let logs = all.as_array().unwrap().iter().find(|s| s["Sid"] == "OwnLogs").expect("own logs");
+        assert_eq!(logs["Resource"], json!([{"Fn::GetAtt": [format!("{id}LogGroup"), "Arn"]}]), "{id}");
+    }
+}
+
+#[test]
+fn data_outlives_the_stack_and_rds_logs_are_the_stack_s() {
+    let d = doc("dev", &[]);
+    assert_eq!(
+        (&d["Resources"]["DataKey"]["DeletionPolicy"], &d["Resources"]["DataKey"]["UpdateReplacePolicy"]),
+        (&json!("Retain"), &json!("Retain")),
+        "the final snapshot is encrypted with it"
+    );
+    assert_eq!(d["Resources"]["DatabaseCluster"]["DeletionPolicy"], "Snapshot");
+    assert_eq!(props(&d, "DatabaseCluster")["DBClusterIdentifier"], "cd2-dev-db");
+    let logs = props(&d, "DatabaseLogGroup");
+    assert_eq!(logs["LogGroupName"], "/aws/rds/cluster/cd2-dev-db/postgresql");
+    assert_eq!(logs["KmsKeyId"], json!({"Fn::GetAtt": ["DataKey", "Arn"]}));
+    assert!(d["Resources"]["DatabaseCluster"]["DependsOn"].as_array().unwrap().contains(&json!("DatabaseLogGroup")));
+    let policy = props(&d, "AlertsTopicPolicy");
+    assert_eq!(policy["Topics"], json!([{"Ref": "AlertsTopic"}]));
+    let statements = policy["PolicyDocument"]["Statement"].as_array().unwrap();
+    assert_eq!(statements[0]["Effect"], "Deny");
+    assert_eq!(statements[0]["Condition"]["Bool"]["aws:SecureTransport"], "false");
+    assert_eq!(statements[1]["Principal"]["Service"], json!(["cloudwatch.amazonaws.com"]));
 }
 
 #[test]
@@ -355,7 +407,7 @@ fn the_schedule_starts_the_state_machine() {
 fn log_groups_are_encrypted_and_kept_as_configured() {
     let d = doc("prod", &[]);
     let groups = of_type(&d, "AWS::Logs::LogGroup");
-    assert_eq!(groups.len(), FUNCTIONS.len() + 1);
+    assert_eq!(groups.len(), FUNCTIONS.len() + 2, "each function's, the state machine's and Aurora's");
     for (id, g) in groups {
         assert_eq!(g["Properties"]["RetentionInDays"], 365, "{id}");
         assert_eq!(g["Properties"]["KmsKeyId"], json!({"Fn::GetAtt": ["DataKey", "Arn"]}), "{id}");

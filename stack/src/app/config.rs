@@ -198,14 +198,18 @@ impl Config {
                 bad.push(Invalid { key: key.into(), message });
             }
         };
-        let name_ok = self.stack_name.len() <= 128
+        // It also names the database cluster (`<stack_name>-db`), which RDS limits to 63
+        // characters without `--` or a final `-`.
+        let name_ok = self.stack_name.len() <= 60
             && self.stack_name.starts_with(|c: char| c.is_ascii_alphabetic())
-            && self.stack_name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+            && self.stack_name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            && !self.stack_name.contains("--")
+            && !self.stack_name.ends_with('-');
         check(
             name_ok,
             "stack_name",
             format!(
-                "`{}` must start with a letter and hold only letters, digits and `-` (at most 128)",
+                "`{}` must start with a letter and hold only letters, digits and single `-` inside (at most 60: it names the database cluster too)",
                 self.stack_name
             ),
         );

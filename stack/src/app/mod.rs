@@ -8,7 +8,7 @@ pub use config::{Config, ConfigError, Namespace};
 use crate::constructs::alerts::Alerts;
 use crate::constructs::database::{Database, POSTGRES_PORT};
 use crate::constructs::function::{Asset, FunctionDefaults, Invoker, RustFunction};
-use crate::constructs::grants::{self, Grantee, SecretRef};
+use crate::constructs::grants::SecretRef;
 use crate::constructs::key::EncryptionKey;
 use crate::constructs::network::{self, Network};
 use crate::constructs::schedule::schedule_state_machine;
@@ -79,7 +79,15 @@ pub fn build(config: &Config) -> Result<Synthesized, AppError> {
 
     let key = EncryptionKey::new(&mut t, "DataKey", &format!("{}/data", config.stack_name));
     let net = Network::new(&mut t, "Network", &config.network_props());
-    let db = Database::new(&mut t, "Database", &config.database, &net, &key.arn());
+    let db = Database::new(
+        &mut t,
+        "Database",
+        &format!("{}-db", config.stack_name.to_lowercase()),
+        &config.database,
+        &net,
+        &key,
+        config.log_retention_days,
+    );
     let functions_sg =
         net.security_group(&mut t, "FunctionsSecurityGroup", "cd2-aws Lambdas: HTTPS out, PostgreSQL to the database");
     // What the functions need to reach the database, DAP and AWS APIs.
@@ -92,12 +100,12 @@ pub fn build(config: &Config) -> Result<Synthesized, AppError> {
         "Lambdas to Aurora PostgreSQL",
     ));
     network_path.push(network::allow_https_out(&mut t, &functions_sg));
-    let alerts = Alerts::new(&mut t, "Alerts", &key.arn(), &alert_email, &has_email);
+    let alerts = Alerts::new(&mut t, "Alerts", &key, &alert_email, &has_email);
 
     let defaults = FunctionDefaults {
         subnet_ids: net.private_subnet_ids.clone(),
         security_group_id: functions_sg.group_id(),
-        key_arn: key.arn(),
+        key: key.clone(),
         log_retention_days: config.log_retention_days,
     };
     let asset = |i: usize| Asset { bucket: assets_bucket.as_ref(), key: code_keys[i].as_ref() };
@@ -198,13 +206,13 @@ pub fn build(config: &Config) -> Result<Synthesized, AppError> {
         (pipeline::SUMMARIZE_ARN, &summarize),
     ] {
         workflow.substitutions.insert(placeholder.into(), function.arn());
-        grants::grant_invoke(&function.arn(), &mut workflow);
+        function.grant_invoke(&mut workflow);
     }
     workflow.substitutions.insert(pipeline::ALERTS_TOPIC_ARN.into(), alerts.topic.arn());
-    grants::grant_publish(&alerts.topic.arn(), &key.arn(), &mut workflow as &mut dyn Grantee);
+    alerts.grant_publish(&mut workflow);
     let state_machine = workflow.definition_json()?;
     let diagram = crate::asl::to_mermaid(&workflow.definition);
-    let workflow = workflow.build(&mut t, &key.arn(), config.log_retention_days)?;
+    let workflow = workflow.build(&mut t, &key, config.log_retention_days)?;
     let machine_arn = workflow.state_machine.arn();
 
     let quiet_hours = config.schedule_enabled.then_some(config.no_success_alarm_hours);

@@ -2,29 +2,69 @@
 //! to it when an execution fails or times out, so no failure goes unnoticed even when the
 //! workflow itself could not send its alert.
 
-use crate::intrinsics::Expr;
+use super::grants::Grantee;
+use super::key::EncryptionKey;
+use crate::intrinsics::{Expr, Pseudo};
 use crate::resources::cloudwatch::{Alarm, Dimension};
-use crate::resources::sns::{Subscription, Topic};
+use crate::resources::iam::{PolicyDocument, Principal, Statement};
+use crate::resources::sns::{Subscription, Topic, TopicPolicy};
 use crate::template::{Attributes, ConditionRef, Handle, ParameterRef, Template};
 
 #[derive(Clone, Debug)]
 pub struct Alerts {
     pub topic: Handle<Topic>,
+    key: EncryptionKey,
 }
 
 impl Alerts {
     /// The subscription exists only when `email` is not empty (`has_email`).
-    pub fn new(t: &mut Template, id: &str, key_arn: &Expr, email: &ParameterRef, has_email: &ConditionRef) -> Self {
+    pub fn new(
+        t: &mut Template,
+        id: &str,
+        key: &EncryptionKey,
+        email: &ParameterRef,
+        has_email: &ConditionRef,
+    ) -> Self {
         let topic = t.add(
             &format!("{id}Topic"),
-            Topic { display_name: "Canvas Data 2 replica".into(), kms_master_key_id: key_arn.clone(), tags: vec![] },
+            Topic { display_name: "Canvas Data 2 replica".into(), kms_master_key_id: key.arn(), tags: vec![] },
+        );
+        let topic_arn = || vec![topic.arn()];
+        t.add(
+            &format!("{id}TopicPolicy"),
+            TopicPolicy {
+                policy_document: PolicyDocument::new(vec![
+                    Statement::deny(&["sns:Publish"], topic_arn())
+                        .with_sid("TlsOnly")
+                        .for_principal(Principal::Aws(vec![Expr::str("*")]))
+                        .with_condition("Bool", "aws:SecureTransport", Expr::str("false")),
+                    // The alarms below; the workflow publishes through its role's grant.
+                    Statement::allow(&["sns:Publish"], topic_arn())
+                        .with_sid("AlarmsOfThisAccount")
+                        .for_principal(Principal::Service(vec![Expr::str("cloudwatch.amazonaws.com")]))
+                        .with_condition("StringEquals", "aws:SourceAccount", Pseudo::AccountId.expr())
+                        .with_condition(
+                            "ArnLike",
+                            "aws:SourceArn",
+                            Expr::sub("arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:*"),
+                        ),
+                ]),
+                topics: topic_arn(),
+            },
         );
         t.add_with(
             &format!("{id}EmailSubscription"),
             Subscription { topic_arn: topic.arn(), protocol: "email", endpoint: email.as_ref() },
             Attributes::default().when(has_email),
         );
-        Self { topic }
+        Self { topic, key: key.clone() }
+    }
+
+    /// Lets `grantee` publish to the topic, with the key use publishing to an encrypted
+    /// topic needs.
+    pub fn grant_publish(&self, grantee: &mut dyn Grantee) {
+        grantee.add_to_policy(Statement::allow(&["sns:Publish"], vec![self.topic.arn()]));
+        grantee.add_to_policy(Statement::allow(&["kms:Decrypt", "kms:GenerateDataKey*"], vec![self.key.arn()]));
     }
 
     /// Alarms for what a run cannot report itself, on a state machine whose failed runs

@@ -4,11 +4,13 @@
 
 use super::function::FunctionRef;
 use super::grants::{Grantee, SecretRef};
+use super::key::EncryptionKey;
 use super::network::Network;
 use crate::intrinsics::{Expr, LogicalId};
 use crate::resources::cloudformation::DatabaseBootstrap;
 use crate::resources::ec2::SecurityGroup;
 use crate::resources::iam::Statement;
+use crate::resources::logs::LogGroup;
 use crate::resources::rds::{
     DbCluster, DbClusterParameterGroup, DbInstance, DbSubnetGroup, MasterUserSecret, ServerlessV2Scaling,
 };
@@ -48,7 +50,29 @@ pub struct Database {
 pub const POSTGRES_PORT: u16 = 5432;
 
 impl Database {
-    pub fn new(t: &mut Template, id: &str, props: &DatabaseProps, network: &Network, key_arn: &Expr) -> Self {
+    /// `identifier`: the cluster's (lower case); `log_retention_days`: of its PostgreSQL log.
+    pub fn new(
+        t: &mut Template,
+        id: &str,
+        identifier: &str,
+        props: &DatabaseProps,
+        network: &Network,
+        key: &EncryptionKey,
+        log_retention_days: u32,
+    ) -> Self {
+        let key_arn = &key.arn();
+        // Made before the cluster: RDS would otherwise create it, kept forever, unencrypted,
+        // and outside the stack.
+        let log_group = t.add_with(
+            &format!("{id}LogGroup"),
+            LogGroup {
+                log_group_name: Some(Expr::str(format!("/aws/rds/cluster/{identifier}/postgresql"))),
+                retention_in_days: log_retention_days,
+                kms_key_id: key_arn.clone(),
+                tags: vec![],
+            },
+            super::function::retention_skip(log_retention_days),
+        );
         let security_group = network.security_group(
             t,
             &format!("{id}SecurityGroup"),
@@ -78,7 +102,7 @@ impl Database {
                 tags: vec![],
             },
         );
-        let mut attributes = Attributes::default().snapshot_on_delete();
+        let mut attributes = Attributes::default().snapshot_on_delete().depends_on(&log_group);
         if !props.deletion_protection {
             attributes = attributes.skip_check(
                 "CKV_AWS_139",
@@ -88,6 +112,7 @@ impl Database {
         let cluster = t.add_with(
             &format!("{id}Cluster"),
             DbCluster {
+                db_cluster_identifier: identifier.to_owned(),
                 engine: "aurora-postgresql",
                 engine_version: props.engine_version.clone(),
                 database_name: props.database_name.clone(),

@@ -2,8 +2,9 @@
 //! role, log group and only the permissions granted to it.
 
 use super::grants::Grantee;
+use super::key::EncryptionKey;
 use crate::intrinsics::{Expr, LogicalId};
-use crate::resources::iam::{InlinePolicy, PolicyDocument, Principal, Role, Statement};
+use crate::resources::iam::{InlinePolicy, PolicyDocument, Role, Statement};
 use crate::resources::lambda::{Code, Environment, Function, LoggingConfig, TracingConfig, VpcConfig};
 use crate::resources::logs::LogGroup;
 use crate::template::{Attributes, Handle, Template};
@@ -21,7 +22,7 @@ pub struct Asset {
 pub struct FunctionDefaults {
     pub subnet_ids: Vec<Expr>,
     pub security_group_id: Expr,
-    pub key_arn: Expr,
+    pub key: EncryptionKey,
     pub log_retention_days: u32,
 }
 
@@ -70,11 +71,27 @@ impl FunctionRef {
     pub fn arn(&self) -> Expr {
         self.function.arn()
     }
+
+    /// Lets `grantee` invoke the function and its versions.
+    pub fn grant_invoke(&self, grantee: &mut dyn Grantee) {
+        let arn = self.arn();
+        grantee.add_to_policy(Statement::allow(
+            &["lambda:InvokeFunction"],
+            vec![arn.clone(), Expr::join("", [arn, Expr::str(":*")])],
+        ));
+    }
 }
 
-/// The managed policy that lets Lambda attach to a VPC; its ENI actions have no
-/// resource-level form, so no inline policy could be narrower.
-const VPC_ACCESS_POLICY: &str = "arn:${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole";
+/// What Lambda does with the function's network interfaces in the VPC (the actions of the
+/// managed `AWSLambdaVPCAccessExecutionRole`, without its `logs:*` on every log group).
+const ENI_ACTIONS: [&str; 6] = [
+    "ec2:CreateNetworkInterface",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeSubnets",
+    "ec2:DeleteNetworkInterface",
+    "ec2:AssignPrivateIpAddresses",
+    "ec2:UnassignPrivateIpAddresses",
+];
 
 impl RustFunction {
     pub fn new(id: &str, description: &str, asset: Asset, memory_mb: u32, timeout_seconds: u32) -> Self {
@@ -116,30 +133,42 @@ impl RustFunction {
             LogGroup {
                 log_group_name: None,
                 retention_in_days: defaults.log_retention_days,
-                kms_key_id: defaults.key_arn.clone(),
+                kms_key_id: defaults.key.arn(),
                 tags: vec![],
             },
             retention_skip(defaults.log_retention_days),
         );
-        let mut policies = Vec::new();
-        if !self.statements.is_empty() {
-            policies.push(InlinePolicy {
-                policy_name: "granted".into(),
-                policy_document: PolicyDocument::new(self.statements),
-            });
-        }
-        let role = t.add(
+        let mut statements = vec![
+            // Its own log group only (the managed VPC policy would grant logs on every group).
+            Statement::allow(&["logs:CreateLogStream", "logs:PutLogEvents"], vec![log_group.arn()]).with_sid("OwnLogs"),
+            // Lambda's network interfaces in the VPC: these actions have no resource-level form.
+            Statement::allow(&ENI_ACTIONS, vec![Expr::str("*")]).with_sid("VpcNetworkInterfaces"),
+        ];
+        statements.extend(self.statements);
+        let policies =
+            vec![InlinePolicy { policy_name: "function".into(), policy_document: PolicyDocument::new(statements) }];
+        let role = t.add_with(
             &format!("{id}Role"),
             Role {
                 description: Some(format!("Execution role of {id}")),
-                assume_role_policy_document: PolicyDocument::new(vec![
-                    Statement::allow(&["sts:AssumeRole"], vec![])
-                        .for_principal(Principal::Service(vec![Expr::str("lambda.amazonaws.com")])),
-                ]),
-                managed_policy_arns: vec![Expr::sub(VPC_ACCESS_POLICY)],
+                assume_role_policy_document: PolicyDocument::new(vec![Statement::trust("lambda.amazonaws.com")]),
+                managed_policy_arns: vec![],
                 policies,
                 tags: vec![],
             },
+            Attributes::default()
+                .skip_check(
+                    "CKV_AWS_111",
+                    "only the VPC network-interface actions use `*`; EC2 gives them no resource-level form",
+                )
+                .skip_check(
+                    "CKV_AWS_290",
+                    "only the VPC network-interface actions use `*`; EC2 gives them no resource-level form",
+                )
+                .skip_check(
+                    "CKV_AWS_355",
+                    "only the VPC network-interface actions use `*`; EC2 gives them no resource-level form",
+                ),
         );
         let (dlq, concurrency) = match self.invoker {
             Invoker::StepFunctions => (
@@ -173,7 +202,7 @@ impl RustFunction {
                 memory_size: self.memory_mb,
                 timeout: self.timeout_seconds,
                 environment: Environment { variables: self.environment },
-                kms_key_arn: defaults.key_arn.clone(),
+                kms_key_arn: defaults.key.arn(),
                 vpc_config: VpcConfig {
                     security_group_ids: vec![defaults.security_group_id.clone()],
                     subnet_ids: defaults.subnet_ids.clone(),

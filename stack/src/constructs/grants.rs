@@ -32,17 +32,3 @@ impl SecretRef {
         }
     }
 }
-
-/// Adds `lambda:InvokeFunction` on a function and its versions.
-pub fn grant_invoke(function_arn: &Expr, grantee: &mut dyn Grantee) {
-    grantee.add_to_policy(Statement::allow(
-        &["lambda:InvokeFunction"],
-        vec![function_arn.clone(), Expr::join("", [function_arn.clone(), Expr::str(":*")])],
-    ));
-}
-
-/// Adds `sns:Publish` on an encrypted topic, with the key use publishing needs.
-pub fn grant_publish(topic_arn: &Expr, key_arn: &Expr, grantee: &mut dyn Grantee) {
-    grantee.add_to_policy(Statement::allow(&["sns:Publish"], vec![topic_arn.clone()]));
-    grantee.add_to_policy(Statement::allow(&["kms:Decrypt", "kms:GenerateDataKey*"], vec![key_arn.clone()]));
-}

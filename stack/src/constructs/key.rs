@@ -5,7 +5,7 @@
 use crate::intrinsics::{Expr, Pseudo};
 use crate::resources::iam::{PolicyDocument, Principal, Statement};
 use crate::resources::kms::{Alias, Key};
-use crate::template::{Handle, Template};
+use crate::template::{Attributes, Handle, Template};
 
 #[derive(Clone, Debug)]
 pub struct EncryptionKey {
@@ -37,7 +37,9 @@ impl EncryptionKey {
                 .for_principal(Principal::Service(vec![Expr::str("cloudwatch.amazonaws.com")]))
                 .with_condition("StringEquals", "aws:SourceAccount", Pseudo::AccountId.expr()),
         ]);
-        let key = t.add(
+        // Kept when the stack is deleted or the key replaced: the database's final snapshot
+        // is encrypted with it (`destroy --delete-data` schedules its deletion).
+        let key = t.add_with(
             id,
             Key {
                 description: "cd2-aws: encrypts the replica database, secrets, logs and alerts".into(),
@@ -46,6 +48,7 @@ impl EncryptionKey {
                 key_policy: policy,
                 tags: vec![],
             },
+            Attributes::default().retain(),
         );
         t.add(
             &format!("{id}Alias"),

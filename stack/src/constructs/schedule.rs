@@ -2,7 +2,7 @@
 
 use crate::intrinsics::Expr;
 use crate::resources::events::{Rule, Target};
-use crate::resources::iam::{InlinePolicy, PolicyDocument, Principal, Role, Statement};
+use crate::resources::iam::{InlinePolicy, PolicyDocument, Role, Statement};
 use crate::template::Template;
 
 pub fn schedule_state_machine(t: &mut Template, id: &str, expression: &str, enabled: bool, state_machine_arn: &Expr) {
@@ -10,10 +10,12 @@ pub fn schedule_state_machine(t: &mut Template, id: &str, expression: &str, enab
         &format!("{id}Role"),
         Role {
             description: Some("Lets the schedule start the replication state machine".into()),
-            assume_role_policy_document: PolicyDocument::new(vec![
-                Statement::allow(&["sts:AssumeRole"], vec![])
-                    .for_principal(Principal::Service(vec![Expr::str("events.amazonaws.com")])),
-            ]),
+            // Rules of this stack only (CloudFormation names them `<stack>-<id>-<suffix>`).
+            assume_role_policy_document: PolicyDocument::new(vec![Statement::trust("events.amazonaws.com").with_condition(
+                "ArnLike",
+                "aws:SourceArn",
+                Expr::sub(format!("arn:${{AWS::Partition}}:events:${{AWS::Region}}:${{AWS::AccountId}}:rule/${{AWS::StackName}}-{id}*")),
+            )]),
             managed_policy_arns: vec![],
             policies: vec![InlinePolicy {
                 policy_name: "start".into(),

@@ -2,9 +2,10 @@
 //! tasks call), its own log group and X-Ray tracing.
 
 use super::grants::Grantee;
+use super::key::EncryptionKey;
 use crate::asl::{self, AslError};
 use crate::intrinsics::Expr;
-use crate::resources::iam::{InlinePolicy, PolicyDocument, Principal, Role, Statement};
+use crate::resources::iam::{InlinePolicy, PolicyDocument, Role, Statement};
 use crate::resources::logs::LogGroup;
 use crate::resources::stepfunctions::{
     CloudWatchLogsLogGroup, LogDestination, LoggingConfiguration, StateMachine, TracingConfiguration,
@@ -130,11 +131,13 @@ impl Workflow {
     pub fn build(
         mut self,
         t: &mut Template,
-        key_arn: &Expr,
+        key: &EncryptionKey,
         log_retention_days: u32,
     ) -> Result<WorkflowRef, WorkflowError> {
         let definition = self.definition_json()?;
         let name = self.name();
+        // Its own ARN, and `Name/MapRunLabel` for a Distributed Map's children.
+        let source = self.states_arn("stateMachine", "*");
         if self.definition.has_distributed_map() {
             // A Distributed Map runs each item as a child execution of this state machine.
             let (own, executions) = (self.arn(), self.executions_arns());
@@ -152,7 +155,7 @@ impl Workflow {
                 // for the resource policy size limit workaround to apply.
                 log_group_name: Some(Expr::sub(format!("/aws/vendedlogs/states/${{AWS::StackName}}-{id}"))),
                 retention_in_days: log_retention_days,
-                kms_key_id: key_arn.clone(),
+                kms_key_id: key.arn(),
                 tags: vec![],
             },
             super::function::retention_skip(log_retention_days),
@@ -191,9 +194,9 @@ impl Workflow {
             &format!("{id}Role"),
             Role {
                 description: Some(format!("Role of the {id} state machine")),
+                // This state machine only: it and its Distributed Map's child executions.
                 assume_role_policy_document: PolicyDocument::new(vec![
-                    Statement::allow(&["sts:AssumeRole"], vec![])
-                        .for_principal(Principal::Service(vec![Expr::str("states.amazonaws.com")])),
+                    Statement::trust("states.amazonaws.com").with_condition("ArnLike", "aws:SourceArn", source),
                 ]),
                 managed_policy_arns: vec![],
                 policies: vec![InlinePolicy { policy_name: "tasks".into(), policy_document: PolicyDocument::new(statements) }],

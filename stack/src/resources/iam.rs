@@ -46,6 +46,19 @@ pub struct Statement {
 }
 
 impl Statement {
+    /// Deny `actions` on `resources` (with conditions saying when).
+    pub fn deny(actions: &[&str], resources: Vec<Expr>) -> Self {
+        Self { effect: "Deny", ..Self::allow(actions, resources) }
+    }
+
+    /// The trust statement letting `service` assume a role for this account only
+    /// (`aws:SourceAccount`), so no other account's resource can make the service act as it.
+    pub fn trust(service: &str) -> Self {
+        Self::allow(&["sts:AssumeRole"], vec![])
+            .for_principal(Principal::Service(vec![Expr::str(service)]))
+            .with_condition("StringEquals", "aws:SourceAccount", Expr::sub("${AWS::AccountId}"))
+    }
+
     /// Allow `actions` on `resources`.
     pub fn allow(actions: &[&str], resources: Vec<Expr>) -> Self {
         Self {

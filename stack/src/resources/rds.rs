@@ -52,6 +52,10 @@ pub struct MasterUserSecret {
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct DbCluster {
+    /// Fixed, so that the log group RDS writes to (`/aws/rds/cluster/<id>/postgresql`) can
+    /// be the stack's, with its retention and key, made before the cluster.
+    #[serde(rename = "DBClusterIdentifier")]
+    pub db_cluster_identifier: String,
     pub engine: &'static str,
     pub engine_version: String,
     pub database_name: String,

@@ -1,5 +1,6 @@
 //! `AWS::SNS::*`.
 
+use super::iam::PolicyDocument;
 use super::{Resource, Tag};
 use crate::intrinsics::Expr;
 use crate::template::Handle;
@@ -22,6 +23,17 @@ impl Handle<Topic> {
     pub fn arn(&self) -> Expr {
         self.as_ref()
     }
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TopicPolicy {
+    pub policy_document: PolicyDocument,
+    pub topics: Vec<Expr>,
+}
+
+impl Resource for TopicPolicy {
+    const TYPE: &'static str = "AWS::SNS::TopicPolicy";
 }
 
 #[derive(Clone, Debug, Serialize)]
