@@ -28,17 +28,7 @@ fn lambda_client(emulator: &Emulator) -> DapClient {
 }
 
 fn small_schema() -> Value {
-    json!({
-        "type": "object",
-        "$schema": "http://json-schema.org/draft-07/schema#",
-        "additionalProperties": false,
-        "required": ["key", "meta"],
-        "properties": {
-            "key": {"type": "object", "properties": {"id": {"type": "integer", "format": "int64"}}, "additionalProperties": false, "required": ["id"]},
-            "value": {"type": "object", "properties": {"name": {"type": "string"}}, "additionalProperties": false},
-            "meta": {"type": "object", "properties": {"ts": {"type": "string", "format": "date-time"}, "action": {"type": "string", "enum": ["U", "D"]}}, "additionalProperties": false}
-        }
-    })
+    support::table_schema(json!({"name": {"type": "string"}}), &[])
 }
 
 fn add_tables(emulator: &Emulator, n: usize) -> Vec<String> {

@@ -6,10 +6,9 @@
 //! for it (`CARGO_BIN_EXE_<name>`), so nothing compiles while tests run, and several
 //! processes of one function serve concurrent invocations like warm containers.
 
-use crate::{free_port, python_tools};
+use crate::{free_port, python_tools, wait_for_port};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 #[derive(Debug)]
 pub struct LambdaWatch {
@@ -25,18 +24,6 @@ impl Drop for LambdaWatch {
             let _ = child.wait();
         }
     }
-}
-
-/// Waits until something listens on `port` of 127.0.0.1.
-pub(crate) fn wait_for_port(port: u16, what: &str) -> Result<(), String> {
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if started.elapsed() > Duration::from_secs(60) {
-            return Err(format!("{what} did not start listening within 60 s"));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Ok(())
 }
 
 impl LambdaWatch {

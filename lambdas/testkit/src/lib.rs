@@ -71,6 +71,18 @@ pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
 }
 
+/// Waits until something listens on `port` of 127.0.0.1.
+pub(crate) fn wait_for_port(port: u16, what: &str) -> Result<(), String> {
+    let started = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if started.elapsed() > std::time::Duration::from_secs(60) {
+            return Err(format!("{what} did not start listening within 60 s"));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    Ok(())
+}
+
 impl PgServer {
     /// Initializes and starts a server in `dir` (created; emptied first), on a free port,
     /// trusting loopback connections, tuned for tests (no fsync).
@@ -351,7 +363,7 @@ impl Moto {
         };
         let child = cmd.spawn().map_err(|e| format!("starting moto: {e}"))?;
         let moto = Self { port, child };
-        lambda_watch::wait_for_port(port, "moto")?;
+        wait_for_port(port, "moto")?;
         Ok(moto)
     }
 

@@ -486,14 +486,11 @@ pub fn rate_seconds(s: &str) -> Option<u64> {
         return None;
     };
     let n = n.parse::<u64>().ok().filter(|n| *n > 0)?;
-    let (singular, plural) = if n == 1 { (true, false) } else { (false, true) };
-    let seconds = match unit {
-        "minute" if singular => 60,
-        "minutes" if plural => 60,
-        "hour" if singular => 3600,
-        "hours" if plural => 3600,
-        "day" if singular => 86_400,
-        "days" if plural => 86_400,
+    // EventBridge wants the singular for 1 and the plural otherwise.
+    let seconds = match (unit, n == 1) {
+        ("minute", true) | ("minutes", false) => 60,
+        ("hour", true) | ("hours", false) => 3600,
+        ("day", true) | ("days", false) => 86_400,
         _ => return None,
     };
     Some(n * seconds)

@@ -4,7 +4,7 @@
 use super::grants::Grantee;
 use super::key::EncryptionKey;
 use crate::asl::{self, AslError};
-use crate::intrinsics::Expr;
+use crate::intrinsics::{Expr, LogicalId};
 use crate::resources::iam::{InlinePolicy, PolicyDocument, Role, Statement};
 use crate::resources::logs::LogGroup;
 use crate::resources::stepfunctions::{
@@ -23,7 +23,7 @@ pub struct Workflow {
     pub substitutions: IndexMap<String, Expr>,
     statements: Vec<Statement>,
     /// Resources that must exist before the state machine can run (the database bootstrap).
-    after: Attributes,
+    after: Vec<LogicalId>,
 }
 
 impl Grantee for Workflow {
@@ -59,18 +59,12 @@ fn collect_strings<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
 
 impl Workflow {
     pub fn new(id: &str, definition: asl::StateMachine) -> Self {
-        Self {
-            id: id.into(),
-            definition,
-            substitutions: IndexMap::new(),
-            statements: Vec::new(),
-            after: Attributes::default(),
-        }
+        Self { id: id.into(), definition, substitutions: IndexMap::new(), statements: Vec::new(), after: Vec::new() }
     }
 
     /// The state machine is created only once `resource` is, so no run starts before it.
     pub fn after<T>(&mut self, resource: &Handle<T>) {
-        self.after = std::mem::take(&mut self.after).depends_on(resource);
+        self.after.push(resource.id().clone());
     }
 
     /// The state machine's name: fixed, so that its ARN is known before it exists and the
@@ -227,7 +221,7 @@ impl Workflow {
                 encryption_configuration: None,
                 tags: vec![],
             },
-            self.after,
+            Attributes::default().depends_on_all(self.after),
         );
         Ok(WorkflowRef { state_machine, role })
     }
