@@ -3,6 +3,7 @@
 mod common;
 
 use common::{config, config_error};
+use stack::constructs::database::DatabaseProps;
 
 #[test]
 fn both_environments_load() {
@@ -10,14 +11,18 @@ fn both_environments_load() {
     let prod = config("prod", &[]);
     assert_eq!(dev.stack_name, "cd2-dev");
     assert_eq!(prod.stack_name, "cd2-prod");
-    assert!(prod.database.deletion_protection);
+    let DatabaseProps::Create(db) = &prod.database else { panic!("prod creates its cluster") };
+    assert!(db.deletion_protection);
+    let existing = config("existing", &[]);
+    assert!(matches!(existing.database, DatabaseProps::Existing(_)));
 }
 
 #[test]
 fn overrides_set_nested_keys_and_parse_toml_values() {
     let c = config("dev", &["map_concurrency=3", "database.max_capacity=8", "schedule=cron(0 6 * * ? *)"]);
     assert_eq!(c.map_concurrency, 3);
-    assert_eq!(c.database.max_capacity, 8.0);
+    let DatabaseProps::Create(db) = &c.database else { panic!("dev creates its cluster") };
+    assert_eq!(db.max_capacity, 8.0);
     assert_eq!(c.schedule, "cron(0 6 * * ? *)");
 }
 
@@ -92,4 +97,37 @@ fn network_modes_require_their_own_keys() {
 fn malformed_overrides_are_explained() {
     assert!(config_error("dev", &["map_concurrency"]).contains("is not `key=value`"));
     assert!(config_error("dev", &["stack_name.x=1"]).contains("`stack_name` is not a table"));
+}
+
+#[test]
+fn an_existing_database_names_what_it_needs() {
+    let err = config_error(
+        "existing",
+        &[
+            "database.endpoint=https://replica:5432",
+            "database.security_group_id=default",
+            "database.admin_secret_arn=",
+            "database.resource_id=my-cluster",
+        ],
+    );
+    for expected in [
+        "`database.endpoint`: `https://replica:5432` must be the writer endpoint's host name",
+        "`database.security_group_id`: `default` must be the database's security group id",
+        "`database.admin_secret_arn`: with bootstrap = true, name the admin credential's secret",
+        "`database.resource_id`: must be the cluster's or instance's resource id",
+    ] {
+        assert!(err.contains(expected), "{expected} missing in:\n{err}");
+    }
+    // A DBA has set it up: no admin credential needed.
+    config("existing", &["database.bootstrap=false", "database.admin_secret_arn="]);
+}
+
+#[test]
+fn a_database_mode_takes_only_its_own_keys() {
+    let err = config_error("existing", &["database.min_capacity=0.5"]);
+    assert!(err.contains("unknown field `min_capacity`"), "{err}");
+    let err = config_error("dev", &["database.endpoint=replica.example.edu"]);
+    assert!(err.contains("unknown field `endpoint`"), "{err}");
+    let err = config_error("dev", &["database.mode=borrowed"]);
+    assert!(err.contains("unknown variant `borrowed`") && err.contains("`existing`"), "{err}");
 }

@@ -414,3 +414,55 @@ fn log_groups_are_encrypted_and_kept_as_configured() {
         assert!(g.get("Metadata").is_none(), "{id}: a year of retention needs no checkov skip");
     }
 }
+
+#[test]
+fn an_existing_database_gets_only_an_ingress_rule_and_the_grants() {
+    let d = doc("existing", &[]);
+    for kind in ["AWS::RDS::DBCluster", "AWS::RDS::DBInstance", "AWS::RDS::DBSubnetGroup", "AWS::EC2::VPC"] {
+        assert!(of_type(&d, kind).is_empty(), "{kind} should not be created");
+    }
+    let rule = props(&d, "DatabaseSecurityGroupFromFunctionsSecurityGroupIngress5432");
+    assert_eq!(rule["GroupId"], "sg-0123456789abcdef0");
+    assert_eq!(rule["SourceSecurityGroupId"], json!({"Fn::GetAtt": ["FunctionsSecurityGroup", "GroupId"]}));
+    let env = &props(&d, "SyncTable")["Environment"]["Variables"];
+    assert_eq!(env["DB_HOST"], "replica.cluster-c0ffee123456.us-east-1.rds.amazonaws.com");
+    assert_eq!(env["DB_PORT"], "5432");
+    let connect = statements(&d, "SyncTableRole").into_iter().find(|(a, _)| a == &["rds-db:connect"]).unwrap();
+    assert_eq!(
+        connect.1,
+        vec![json!({"Fn::Join": ["", [
+            {"Fn::Sub": "arn:${AWS::Partition}:rds-db:${AWS::Region}:${AWS::AccountId}:dbuser:"},
+            "cluster-ABCDEFGHIJKLMNOPQRSTUVWXY0",
+            "/cd2_app"
+        ]]})]
+    );
+    // The bootstrap reads the configured admin secret, and waits only for the network path.
+    let admin = &props(&d, "DbBootstrap")["Environment"]["Variables"];
+    assert_eq!(admin["ADMIN_SECRET_ARN"], "arn:aws:secretsmanager:us-east-1:123456789012:secret:replica-admin-AbCdEf");
+    assert_eq!(d["Resources"]["DatabaseBootstrap"]["DependsOn"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        d["Outputs"]["AdminSecretArn"]["Value"],
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:replica-admin-AbCdEf"
+    );
+}
+
+#[test]
+fn without_the_bootstrap_there_is_no_bootstrap_function_or_its_code_parameter() {
+    let d = doc("existing", &["database.bootstrap=false", "database.admin_secret_arn=", "database.resource_id="]);
+    assert!(d["Resources"].get("DbBootstrap").is_none());
+    assert!(d["Resources"].get("DatabaseBootstrap").is_none());
+    assert!(d["Outputs"].get("AdminSecretArn").is_none());
+    for f in ["SyncTable", "InitTable", "Replication"] {
+        assert!(d["Resources"][f].get("DependsOn").is_none(), "{f} waits for nothing");
+    }
+    let parameters: Vec<&String> = d["Parameters"].as_object().unwrap().keys().collect();
+    assert_eq!(
+        parameters,
+        ["AlertEmail", "AssetsBucket", "ListTablesCodeKey", "SyncTableCodeKey", "InitTableCodeKey", "SummarizeCodeKey"]
+    );
+    // Without a resource id, the grant names the user on any database of the account.
+    let connect = statements(&d, "InitTableRole").into_iter().find(|(a, _)| a == &["rds-db:connect"]).unwrap();
+    assert_eq!(connect.1[0]["Fn::Join"][1][1], "*");
+    let created = doc("dev", &[]);
+    assert!(created["Parameters"].get("DbBootstrapCodeKey").is_some());
+}

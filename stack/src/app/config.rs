@@ -4,7 +4,7 @@
 //! Unknown keys are errors, so a typo cannot silently fall back to a default; every
 //! message names the key and what it accepts.
 
-use crate::constructs::database::DatabaseProps;
+use crate::constructs::database::{ClusterProps, DatabaseProps, ExistingProps};
 use crate::constructs::network::NetworkProps;
 use serde::Deserialize;
 use std::fmt;
@@ -295,21 +295,12 @@ impl Config {
             format!("`{}` must be 1-512 of letters, digits and /_+=.@-", self.dap.secret_name),
         );
 
+        match &self.database {
+            DatabaseProps::Create(db) => validate_cluster(db, &mut check),
+            DatabaseProps::Existing(db) => validate_existing(db, &mut check),
+        }
         let db = &self.database;
-        let major: Option<u32> = db.engine_version.split('.').next().and_then(|m| m.parse().ok());
-        check(
-            major.is_some_and(|m| m >= 15) && db.engine_version.split('.').count() == 2,
-            "database.engine_version",
-            format!(
-                "`{}` must be an Aurora PostgreSQL version `MAJOR.MINOR`, 15 or newer (e.g. 17.7)",
-                db.engine_version
-            ),
-        );
-        for (key, value) in [
-            ("database.name", &db.database_name),
-            ("database.admin_username", &db.admin_username),
-            ("database.app_username", &db.app_username),
-        ] {
+        for (key, value) in [("database.name", db.database_name()), ("database.app_username", db.app_username())] {
             check(
                 is_pg_identifier(value) && value != "postgres" && value != "rdsadmin",
                 key,
@@ -318,37 +309,6 @@ impl Config {
                 ),
             );
         }
-        check(
-            db.admin_username != db.app_username,
-            "database.app_username",
-            "must differ from database.admin_username".into(),
-        );
-        let acu_ok = |v: f64| (0.0..=256.0).contains(&v) && (v * 2.0).fract() == 0.0;
-        check(
-            acu_ok(db.min_capacity),
-            "database.min_capacity",
-            format!("{} must be 0 to 256 in steps of 0.5", db.min_capacity),
-        );
-        check(
-            acu_ok(db.max_capacity) && db.max_capacity >= 1.0,
-            "database.max_capacity",
-            format!("{} must be 1 to 256 in steps of 0.5", db.max_capacity),
-        );
-        check(
-            db.min_capacity <= db.max_capacity,
-            "database.min_capacity",
-            format!("{} is above database.max_capacity {}", db.min_capacity, db.max_capacity),
-        );
-        check(
-            (300..=86_400).contains(&db.auto_pause_seconds),
-            "database.auto_pause_seconds",
-            format!("{} is out of range 300..=86400", db.auto_pause_seconds),
-        );
-        check(
-            (1..=35).contains(&db.backup_retention_days),
-            "database.backup_retention_days",
-            format!("{} is out of range 1..=35", db.backup_retention_days),
-        );
 
         let net = &self.network;
         match net.mode {
@@ -432,6 +392,106 @@ impl Config {
             },
         }
     }
+}
+
+/// The keys of `mode = "create"`.
+fn validate_cluster(db: &ClusterProps, check: &mut impl FnMut(bool, &str, String)) {
+    let major: Option<u32> = db.engine_version.split('.').next().and_then(|m| m.parse().ok());
+    check(
+        major.is_some_and(|m| m >= 15) && db.engine_version.split('.').count() == 2,
+        "database.engine_version",
+        format!("`{}` must be an Aurora PostgreSQL version `MAJOR.MINOR`, 15 or newer (e.g. 17.7)", db.engine_version),
+    );
+    check(
+        is_pg_identifier(&db.admin_username) && !["postgres", "rdsadmin"].contains(&db.admin_username.as_str()),
+        "database.admin_username",
+        format!(
+            "`{}` must be a lower-case identifier of 1-63 letters, digits and `_`, starting with a letter",
+            db.admin_username
+        ),
+    );
+    check(
+        db.admin_username != db.app_username,
+        "database.app_username",
+        "must differ from database.admin_username".into(),
+    );
+    let acu_ok = |v: f64| (0.0..=256.0).contains(&v) && (v * 2.0).fract() == 0.0;
+    check(
+        acu_ok(db.min_capacity),
+        "database.min_capacity",
+        format!("{} must be 0 to 256 in steps of 0.5", db.min_capacity),
+    );
+    check(
+        acu_ok(db.max_capacity) && db.max_capacity >= 1.0,
+        "database.max_capacity",
+        format!("{} must be 1 to 256 in steps of 0.5", db.max_capacity),
+    );
+    check(
+        db.min_capacity <= db.max_capacity,
+        "database.min_capacity",
+        format!("{} is above database.max_capacity {}", db.min_capacity, db.max_capacity),
+    );
+    check(
+        (300..=86_400).contains(&db.auto_pause_seconds),
+        "database.auto_pause_seconds",
+        format!("{} is out of range 300..=86400", db.auto_pause_seconds),
+    );
+    check(
+        (1..=35).contains(&db.backup_retention_days),
+        "database.backup_retention_days",
+        format!("{} is out of range 1..=35", db.backup_retention_days),
+    );
+}
+
+/// The keys of `mode = "existing"`.
+fn validate_existing(db: &ExistingProps, check: &mut impl FnMut(bool, &str, String)) {
+    let host_ok = (1..=253).contains(&db.endpoint.len())
+        && db.endpoint.split('.').all(|label| {
+            !label.is_empty()
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
+    check(
+        host_ok,
+        "database.endpoint",
+        format!("`{}` must be the writer endpoint's host name (no scheme or port)", db.endpoint),
+    );
+    check(db.port != 0, "database.port", "must be 1-65535 (PostgreSQL's default is 5432)".into());
+    check(
+        is_aws_id(&db.security_group_id, "sg-"),
+        "database.security_group_id",
+        format!("`{}` must be the database's security group id (sg-...)", db.security_group_id),
+    );
+    let arn_ok = |arn: &Option<String>, service: &str| {
+        arn.as_deref().is_none_or(|a| a.starts_with("arn:aws") && a.split(':').nth(2) == Some(service))
+    };
+    check(
+        arn_ok(&db.admin_secret_arn, "secretsmanager"),
+        "database.admin_secret_arn",
+        "must be a Secrets Manager secret ARN (arn:aws:secretsmanager:...)".into(),
+    );
+    check(
+        !db.bootstrap || db.admin_secret_arn.is_some(),
+        "database.admin_secret_arn",
+        "with bootstrap = true, name the admin credential's secret; or set bootstrap = false once a DBA has run the README's SQL".into(),
+    );
+    check(
+        arn_ok(&db.admin_secret_kms_key_arn, "kms"),
+        "database.admin_secret_kms_key_arn",
+        "must be a KMS key ARN (arn:aws:kms:...)".into(),
+    );
+    check(
+        db.resource_id.as_deref().is_none_or(|id| {
+            ["cluster-", "db-"].iter().any(|p| {
+                id.strip_prefix(p).is_some_and(|rest| {
+                    !rest.is_empty() && rest.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+                })
+            })
+        }),
+        "database.resource_id",
+        "must be the cluster's or instance's resource id (cluster-... or db-..., as RDS shows it)".into(),
+    );
 }
 
 /// Sets `a.b.c = value` in `table`; `value` is read as TOML, or as a string when it is not.

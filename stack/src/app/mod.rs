@@ -18,7 +18,7 @@ use crate::template::{Parameter, Template, ValidationError};
 use pipeline::PipelineProps;
 use serde_json::Value;
 
-/// The Lambda binaries the stack runs, in the order their code-key parameters appear.
+/// The Lambda binaries the stack may run (`db_bootstrap` only when it sets the database up).
 pub const FUNCTIONS: [&str; 5] = ["list_tables", "sync_table", "init_table", "summarize", "db_bootstrap"];
 
 /// Lambda's hard limit; replication calls get all of it and stop early by their budget.
@@ -65,16 +65,19 @@ pub fn build(config: &Config) -> Result<Synthesized, AppError> {
         Parameter::string("S3 bucket holding the Lambda zips (set by cargo xtask deploy)")
             .with_pattern(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", "an S3 bucket name"),
     );
-    let code_keys: Vec<_> = FUNCTIONS
-        .iter()
-        .map(|f| {
-            t.parameter(
-                &format!("{}CodeKey", pascal_case(f)),
-                Parameter::string(format!("S3 key of the {f} zip (content-addressed, set by cargo xtask deploy)"))
-                    .with_pattern(r"^[A-Za-z0-9!_.*'()/-]+\.zip$", "an S3 key ending in .zip"),
+    // A code-key parameter for each function the template has, no more.
+    let asset = |t: &mut Template, function: &str| Asset {
+        bucket: assets_bucket.as_ref(),
+        key: t
+            .parameter(
+                &code_key_parameter(function),
+                Parameter::string(format!(
+                    "S3 key of the {function} zip (content-addressed, set by cargo xtask deploy)"
+                ))
+                .with_pattern(r"^[A-Za-z0-9!_.*'()/-]+\.zip$", "an S3 key ending in .zip"),
             )
-        })
-        .collect();
+            .as_ref(),
+    };
     let has_email = t.condition("HasAlertEmail", !Expr::equals(alert_email.as_ref(), Expr::str("")));
 
     let key = EncryptionKey::new(&mut t, "DataKey", &format!("{}/data", config.stack_name));
@@ -108,7 +111,6 @@ pub fn build(config: &Config) -> Result<Synthesized, AppError> {
         key: key.clone(),
         log_retention_days: config.log_retention_days,
     };
-    let asset = |i: usize| Asset { bucket: assets_bucket.as_ref(), key: code_keys[i].as_ref() };
     // Set by set_key.sh outside the stack, so that destroy can keep it; `-??????` is the
     // random suffix Secrets Manager appends to every secret ARN.
     let dap_secret = SecretRef {
@@ -125,45 +127,54 @@ pub fn build(config: &Config) -> Result<Synthesized, AppError> {
             .env("RUST_LOG", "info")
     };
 
-    let mut list_tables =
-        dap_env(RustFunction::new("ListTables", "Lists the DAP tables to replicate", asset(0), 256, 60))
-            .env("NAMESPACES", namespaces.join(","))
-            .env("SKIP_TABLES", config.skip_tables.join(","));
+    let mut list_tables = dap_env(RustFunction::new(
+        "ListTables",
+        "Lists the DAP tables to replicate",
+        asset(&mut t, "list_tables"),
+        256,
+        60,
+    ))
+    .env("NAMESPACES", namespaces.join(","))
+    .env("SKIP_TABLES", config.skip_tables.join(","));
     dap_secret.grant_read(&mut list_tables);
 
     // Where the database is; every connection verifies the server against the RDS CA bundle.
     let db_env = |f: RustFunction| {
-        f.env("DB_HOST", db.cluster.endpoint_address())
-            .env("DB_PORT", db.cluster.endpoint_port())
-            .env("DB_NAME", db.name.as_str())
+        f.env("DB_HOST", db.endpoint.clone()).env("DB_PORT", db.port.clone()).env("DB_NAME", db.name.as_str())
     };
-    let mut db_bootstrap = db_env(RustFunction::new(
-        "DbBootstrap",
-        "Creates the application role, its schemas and the metadata tables (custom resource)",
-        asset(4),
-        256,
-        BOOTSTRAP_TIMEOUT_SECONDS,
-    ))
-    .env("ADMIN_SECRET_ARN", db.admin_secret.arn.clone())
-    .env("RUST_LOG", "info")
-    .invoked_by(Invoker::CloudFormation);
-    db.admin_secret.grant_read(&mut db_bootstrap);
-    let db_bootstrap = db_bootstrap.build(&mut t, &defaults);
-    let database_ready = db.bootstrap(
-        &mut t,
-        "DatabaseBootstrap",
-        &db_bootstrap,
-        namespaces.clone(),
-        network_path,
-        BOOTSTRAP_TIMEOUT_SECONDS * 2,
-    );
+    // The application role and schemas: made by the stack, or by a DBA beforehand.
+    let database_ready = match (&db.admin_secret, db.bootstrap) {
+        (Some(admin_secret), true) => {
+            let mut db_bootstrap = db_env(RustFunction::new(
+                "DbBootstrap",
+                "Creates the application role, its schemas and the metadata tables (custom resource)",
+                asset(&mut t, "db_bootstrap"),
+                256,
+                BOOTSTRAP_TIMEOUT_SECONDS,
+            ))
+            .env("ADMIN_SECRET_ARN", admin_secret.arn.clone())
+            .env("RUST_LOG", "info")
+            .invoked_by(Invoker::CloudFormation);
+            admin_secret.grant_read(&mut db_bootstrap);
+            let db_bootstrap = db_bootstrap.build(&mut t, &defaults);
+            Some(db.bootstrap(
+                &mut t,
+                "DatabaseBootstrap",
+                &db_bootstrap,
+                namespaces.clone(),
+                network_path,
+                BOOTSTRAP_TIMEOUT_SECONDS * 2,
+            ))
+        }
+        _ => None,
+    };
 
     // Created after the bootstrap: their role logs in only once it exists.
-    let replicate = |id: &str, description: &str, i: usize| {
+    let replicate = |t: &mut Template, id: &str, description: &str, function: &str| {
         let mut f = db_env(dap_env(RustFunction::new(
             id,
             description,
-            asset(i),
+            asset(t, function),
             config.lambda.replicate_memory_mb,
             REPLICATE_TIMEOUT_SECONDS,
         )))
@@ -171,17 +182,25 @@ pub fn build(config: &Config) -> Result<Synthesized, AppError> {
         .env("DB_AUTH", "iam")
         .env("TIME_BUDGET_SECONDS", config.lambda.time_budget_seconds.to_string())
         .env("MAX_CALLS", config.lambda.max_calls.to_string())
-        .env("MAX_IDLE_CALLS", config.lambda.max_idle_calls.to_string())
-        .after(&database_ready);
+        .env("MAX_IDLE_CALLS", config.lambda.max_idle_calls.to_string());
+        if let Some(ready) = &database_ready {
+            f = f.after(ready);
+        }
         dap_secret.grant_read(&mut f);
         db.grant_connect(&mut f);
         f
     };
-    let sync_table = replicate("SyncTable", "Applies DAP incremental changes to one table", 1);
-    let init_table = replicate("InitTable", "Loads a DAP snapshot into one new table, resumably", 2);
-    let summarize = RustFunction::new("Summarize", "Renders the run summary and failure alert", asset(3), 256, 60)
-        .env("STACK_NAME", config.stack_name.as_str())
-        .env("RUST_LOG", "info");
+    let sync_table = replicate(&mut t, "SyncTable", "Applies DAP incremental changes to one table", "sync_table");
+    let init_table = replicate(&mut t, "InitTable", "Loads a DAP snapshot into one new table, resumably", "init_table");
+    let summarize = RustFunction::new(
+        "Summarize",
+        "Renders the run summary and failure alert",
+        asset(&mut t, "summarize"),
+        256,
+        60,
+    )
+    .env("STACK_NAME", config.stack_name.as_str())
+    .env("RUST_LOG", "info");
 
     let mut workflow = Workflow::new(
         "Replication",
@@ -194,7 +213,9 @@ pub fn build(config: &Config) -> Result<Synthesized, AppError> {
         }),
     );
     workflow.grant_list_executions(&mut list_tables);
-    workflow.after(&database_ready);
+    if let Some(ready) = &database_ready {
+        workflow.after(ready);
+    }
     let list_tables = list_tables.build(&mut t, &defaults);
     let sync_table = sync_table.build(&mut t, &defaults);
     let init_table = init_table.build(&mut t, &defaults);
@@ -221,9 +242,16 @@ pub fn build(config: &Config) -> Result<Synthesized, AppError> {
 
     t.output("StateMachineArn", "Starts a replication run by hand: aws stepfunctions start-execution", machine_arn);
     t.output("AlertsTopicArn", "Failure alerts are published here", alerts.topic.arn());
-    t.output("DatabaseEndpoint", "Writer endpoint of the replica (private)", db.cluster.endpoint_address());
+    t.output("DatabaseEndpoint", "Writer endpoint of the replica (private)", db.endpoint.clone());
     t.output("DatabaseName", "Database holding the replicated schemas", Expr::str(db.name.as_str()));
-    t.output("AdminSecretArn", "Admin credential, generated and rotated by RDS", db.admin_secret.arn.clone());
+    if let Some(secret) = &db.admin_secret {
+        let description = if db.cluster.is_some() {
+            "Admin credential, generated and rotated by RDS"
+        } else {
+            "Admin credential the bootstrap uses"
+        };
+        t.output("AdminSecretArn", description, secret.arn.clone());
+    }
     t.output(
         "DatabaseUser",
         "Role the Lambdas log in as, with IAM authentication (no password)",
@@ -233,6 +261,11 @@ pub fn build(config: &Config) -> Result<Synthesized, AppError> {
 
     t.validate()?;
     Ok(Synthesized { template: t, state_machine, diagram })
+}
+
+/// The template parameter holding the S3 key of `function`'s zip, when the stack has it.
+pub fn code_key_parameter(function: &str) -> String {
+    format!("{}CodeKey", pascal_case(function))
 }
 
 /// `list_tables` -> `ListTables`.

@@ -1,14 +1,15 @@
-//! Aurora PostgreSQL Serverless v2, private and encrypted, with TLS forced. One stored
-//! credential: the admin one RDS generates and rotates. The application user logs in with
-//! IAM tokens, so it has no password to store or rotate; the bootstrap resource creates it.
+//! The replica database. Either created: Aurora PostgreSQL Serverless v2, private and
+//! encrypted, with TLS forced and one stored credential (the admin one RDS generates and
+//! rotates). Or existing: a university's own Aurora or RDS PostgreSQL, which the stack only
+//! opens to the Lambdas. Either way the application user logs in with IAM tokens, so it has
+//! no password to store or rotate; the bootstrap resource creates it, or a DBA does.
 
 use super::function::FunctionRef;
 use super::grants::{Grantee, SecretRef};
 use super::key::EncryptionKey;
-use super::network::Network;
+use super::network::{GroupRef, Network};
 use crate::intrinsics::{Expr, LogicalId};
 use crate::resources::cloudformation::DatabaseBootstrap;
-use crate::resources::ec2::SecurityGroup;
 use crate::resources::iam::Statement;
 use crate::resources::logs::LogGroup;
 use crate::resources::rds::{
@@ -17,10 +18,38 @@ use crate::resources::rds::{
 use crate::template::{Attributes, Handle, Template};
 use indexmap::IndexMap;
 
-/// Also the `[database]` table of an environment file.
+/// Also the `[database]` table of an environment file, told apart by its `mode` key.
+#[derive(Clone, Debug, serde::Deserialize)]
+#[serde(tag = "mode", rename_all = "snake_case")]
+pub enum DatabaseProps {
+    /// The stack creates an Aurora Serverless v2 cluster.
+    Create(ClusterProps),
+    /// The stack uses a database it does not own.
+    Existing(ExistingProps),
+}
+
+impl DatabaseProps {
+    /// The database the replicated schemas live in.
+    pub fn database_name(&self) -> &str {
+        match self {
+            DatabaseProps::Create(p) => &p.database_name,
+            DatabaseProps::Existing(p) => &p.database_name,
+        }
+    }
+
+    /// The role the Lambdas log in as.
+    pub fn app_username(&self) -> &str {
+        match self {
+            DatabaseProps::Create(p) => &p.app_username,
+            DatabaseProps::Existing(p) => &p.app_username,
+        }
+    }
+}
+
+/// `mode = "create"`.
 #[derive(Clone, Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct DatabaseProps {
+pub struct ClusterProps {
     /// e.g. `17.7`; the major version picks the parameter group family.
     pub engine_version: String,
     #[serde(rename = "name")]
@@ -35,27 +64,112 @@ pub struct DatabaseProps {
     pub deletion_protection: bool,
 }
 
+/// `mode = "existing"`: an Aurora or RDS PostgreSQL with IAM database authentication on,
+/// reachable from the functions' subnets.
+#[derive(Clone, Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExistingProps {
+    /// The writer endpoint's host name.
+    pub endpoint: String,
+    #[serde(default = "default_port")]
+    pub port: u16,
+    #[serde(rename = "name")]
+    pub database_name: String,
+    pub app_username: String,
+    /// The database's security group; the stack adds the ingress rule from the Lambdas.
+    pub security_group_id: String,
+    /// Create the application role and schemas with the admin credential (default true);
+    /// false when a DBA has run the README's SQL.
+    #[serde(default = "yes")]
+    pub bootstrap: bool,
+    /// The admin credential (`username`, `password`), needed when `bootstrap` is true.
+    #[serde(default)]
+    pub admin_secret_arn: Option<String>,
+    /// The customer-managed KMS key of that secret, if it has one.
+    #[serde(default)]
+    pub admin_secret_kms_key_arn: Option<String>,
+    /// The cluster's or instance's resource id (`cluster-...`, `db-...`), which narrows
+    /// `rds-db:connect`; without it the grant covers the user on any database of the account.
+    #[serde(default)]
+    pub resource_id: Option<String>,
+}
+
+fn default_port() -> u16 {
+    POSTGRES_PORT
+}
+
+fn yes() -> bool {
+    true
+}
+
 #[derive(Clone, Debug)]
 pub struct Database {
-    pub cluster: Handle<DbCluster>,
-    pub security_group: Handle<SecurityGroup>,
-    pub admin_secret: SecretRef,
+    /// The writer endpoint's host and port.
+    pub endpoint: Expr,
+    pub port: Expr,
+    /// The group connections must be allowed into.
+    pub security_group: GroupRef,
+    /// The admin credential, when the stack has one (a created cluster's, or the one
+    /// configured for an existing database's bootstrap).
+    pub admin_secret: Option<SecretRef>,
     pub name: String,
     /// The role the Lambdas log in as.
     pub app_user: String,
-    /// Connections need an instance; the bootstrap waits for it.
-    writer: Handle<DbInstance>,
+    /// The stack creates the role and schemas (a created cluster always does).
+    pub bootstrap: bool,
+    /// What `rds-db:connect` names: the cluster's or instance's resource id, or `*`.
+    resource_id: Expr,
+    /// What a connection needs first (a created cluster's writer instance).
+    ready: Vec<LogicalId>,
+    /// The cluster this stack created, if any.
+    pub cluster: Option<Handle<DbCluster>>,
 }
 
 pub const POSTGRES_PORT: u16 = 5432;
 
 impl Database {
-    /// `identifier`: the cluster's (lower case); `log_retention_days`: of its PostgreSQL log.
+    /// The database `props` describe: created (`identifier`: the cluster's, lower case;
+    /// `log_retention_days`: of its PostgreSQL log) or existing.
     pub fn new(
         t: &mut Template,
         id: &str,
         identifier: &str,
         props: &DatabaseProps,
+        network: &Network,
+        key: &EncryptionKey,
+        log_retention_days: u32,
+    ) -> Self {
+        match props {
+            DatabaseProps::Create(p) => Self::create(t, id, identifier, p, network, key, log_retention_days),
+            DatabaseProps::Existing(p) => Self::existing(id, p),
+        }
+    }
+
+    /// A database the stack does not own: only names and the grant on its admin secret.
+    pub fn existing(id: &str, props: &ExistingProps) -> Self {
+        let admin_secret = props.admin_secret_arn.as_ref().filter(|_| props.bootstrap).map(|arn| SecretRef {
+            arn: Expr::str(arn.as_str()),
+            key_arn: props.admin_secret_kms_key_arn.as_deref().map(Expr::str),
+        });
+        Self {
+            endpoint: Expr::str(props.endpoint.as_str()),
+            port: Expr::str(props.port.to_string()),
+            security_group: GroupRef::imported(&format!("{id}SecurityGroup"), &props.security_group_id),
+            admin_secret,
+            name: props.database_name.clone(),
+            app_user: props.app_username.clone(),
+            bootstrap: props.bootstrap,
+            resource_id: Expr::str(props.resource_id.as_deref().unwrap_or("*")),
+            ready: vec![],
+            cluster: None,
+        }
+    }
+
+    fn create(
+        t: &mut Template,
+        id: &str,
+        identifier: &str,
+        props: &ClusterProps,
         network: &Network,
         key: &EncryptionKey,
         log_retention_days: u32,
@@ -161,12 +275,16 @@ impl Database {
             ),
         );
         Self {
-            admin_secret: SecretRef { arn: cluster.master_user_secret_arn(), key_arn: Some(key_arn.clone()) },
-            cluster,
-            security_group,
+            endpoint: cluster.endpoint_address(),
+            port: cluster.endpoint_port(),
+            admin_secret: Some(SecretRef { arn: cluster.master_user_secret_arn(), key_arn: Some(key_arn.clone()) }),
+            security_group: GroupRef::from(&security_group),
             name: props.database_name.clone(),
             app_user: props.app_username.clone(),
-            writer,
+            bootstrap: true,
+            resource_id: cluster.resource_id(),
+            ready: vec![writer.id().clone()],
+            cluster: Some(cluster),
         }
     }
 
@@ -178,7 +296,7 @@ impl Database {
                 "",
                 [
                     Expr::sub("arn:${AWS::Partition}:rds-db:${AWS::Region}:${AWS::AccountId}:dbuser:"),
-                    self.cluster.resource_id(),
+                    self.resource_id.clone(),
                     Expr::str(format!("/{}", self.app_user)),
                 ],
             )],
@@ -212,7 +330,7 @@ impl Database {
                     iam_auth: "true".into(),
                 },
             },
-            Attributes::default().depends_on(&self.writer).depends_on_all(network_path),
+            Attributes::default().depends_on_all(self.ready.iter().cloned().chain(network_path)),
         )
     }
 }

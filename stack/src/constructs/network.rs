@@ -185,13 +185,40 @@ impl Network {
     }
 }
 
+/// A security group that rules can name: one of this stack's, or an existing one by id
+/// (CDK's `SecurityGroup.fromSecurityGroupId`).
+#[derive(Clone, Debug)]
+pub struct GroupRef {
+    /// Names the rules made for it.
+    name: String,
+    group_id: Expr,
+}
+
+impl GroupRef {
+    /// The group `group_id`, outside the stack; `name` names the rules added to it.
+    pub fn imported(name: &str, group_id: &str) -> Self {
+        Self { name: name.to_owned(), group_id: Expr::str(group_id) }
+    }
+
+    pub fn group_id(&self) -> Expr {
+        self.group_id.clone()
+    }
+}
+
+impl From<&Handle<SecurityGroup>> for GroupRef {
+    fn from(group: &Handle<SecurityGroup>) -> Self {
+        Self { name: group.id().to_string(), group_id: group.group_id() }
+    }
+}
+
 /// Lets `from` open TCP connections to `to` on `port`: an egress rule on one side and an
 /// ingress rule on the other, as separate resources so the two groups can refer to each
-/// other without a cycle. Answers the two rules' ids.
+/// other without a cycle (and so a group outside the stack can get its rule). Answers the
+/// two rules' ids.
 pub fn allow_tcp(
     t: &mut Template,
     from: &Handle<SecurityGroup>,
-    to: &Handle<SecurityGroup>,
+    to: &GroupRef,
     port: u16,
     description: &str,
 ) -> [LogicalId; 2] {
@@ -205,11 +232,11 @@ pub fn allow_tcp(
         description: description.into(),
     };
     let egress = t.add(
-        &format!("{}To{}Egress{port}", from.id(), to.id()),
+        &format!("{}To{}Egress{port}", from.id(), to.name),
         SecurityGroupEgress { group_id: from.group_id(), rule: rule(None, Some(to.group_id())) },
     );
     let ingress = t.add(
-        &format!("{}From{}Ingress{port}", to.id(), from.id()),
+        &format!("{}From{}Ingress{port}", to.name, from.id()),
         SecurityGroupIngress { group_id: to.group_id(), rule: rule(Some(from.group_id()), None) },
     );
     [egress.id().clone(), ingress.id().clone()]
