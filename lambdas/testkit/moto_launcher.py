@@ -37,6 +37,58 @@ def forward(self, function_name, qualifier, body, headers, response_headers):
 if FORWARD:
     LambdaSimpleBackend.invoke = forward
 
+
+# moto applies a change set in one go and, when a resource fails, raises from
+# ExecuteChangeSet and leaves the stack half made. CloudFormation instead answers the call,
+# records the resource's *_FAILED event with its reason and rolls the stack back: do that,
+# so that deploy's failure path (the failing resource named, ROLLBACK_COMPLETE and the way
+# out of it) meets what AWS does.
+import moto.cloudformation.parsing as cfn_parsing  # noqa: E402
+from moto.cloudformation.models import CloudFormationBackend, Event  # noqa: E402
+
+_create_resource = cfn_parsing.parse_and_create_resource
+_failed = {}
+
+
+def create_resource(logical_id, resource_json, *args, **kwargs):
+    try:
+        return _create_resource(logical_id, resource_json, *args, **kwargs)
+    except Exception:
+        _failed.setdefault("resource", (logical_id, resource_json.get("Type", "")))
+        raise
+
+
+_execute_change_set = CloudFormationBackend.execute_change_set
+
+
+def execute_change_set(self, change_set_name, stack_name=None):
+    _failed.clear()
+    try:
+        return _execute_change_set(self, change_set_name, stack_name)
+    except Exception as e:
+        change_set = self.change_sets.get(change_set_name) or next(
+            (c for c in self.change_sets.values() if c.change_set_name == change_set_name), None
+        )
+        if change_set is None:
+            raise
+        stack = self.stacks[change_set.stack_id]
+        logical_id, kind = _failed.get("resource", (stack.name, "AWS::CloudFormation::Stack"))
+        create = change_set.change_set_type == "CREATE"
+        reason = getattr(e, "message", None) or str(e)
+        stack.events.append(
+            Event(stack.stack_id, stack.name, logical_id, "", kind,
+                  "CREATE_FAILED" if create else "UPDATE_FAILED", reason, None)
+        )
+        prefix = "ROLLBACK" if create else "UPDATE_ROLLBACK"
+        stack._add_stack_event(f"{prefix}_IN_PROGRESS", resource_status_reason=f"The following resource(s) failed: [{logical_id}]")
+        stack._add_stack_event(f"{prefix}_COMPLETE")
+        stack.status = f"{prefix}_COMPLETE"
+        change_set.execution_status = "EXECUTE_FAILED"
+
+
+cfn_parsing.parse_and_create_resource = create_resource
+CloudFormationBackend.execute_change_set = execute_change_set
+
 if __name__ == "__main__":
     from moto.server import main
 

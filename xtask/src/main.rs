@@ -6,6 +6,7 @@ mod bench;
 mod build_lambdas;
 mod db;
 mod interop;
+mod ops;
 mod project;
 mod replicate;
 mod review;
@@ -14,6 +15,7 @@ mod test;
 mod validators;
 
 use clap::{Parser, Subcommand};
+pub use stack::app::envs::EnvFlags;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -22,17 +24,6 @@ use std::process::ExitCode;
 struct Cli {
     #[command(subcommand)]
     command: Command,
-}
-
-/// Which environment file to use, and overrides of its keys.
-#[derive(Debug, Clone, clap::Args)]
-pub struct EnvFlags {
-    /// Environment: the file stack/envs/<ENV>.toml.
-    #[arg(long = "env", default_value = "dev")]
-    pub env: String,
-    /// Override one configuration key for this run, e.g. --set map_concurrency=3 --set database.max_capacity=8.
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    pub overrides: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -66,6 +57,27 @@ enum Command {
         #[arg(long, default_value_t = 1_000_000)]
         rows: u64,
     },
+    /// Build the Lambdas, upload them, show the change set and the idle cost, and deploy (--env, --set, --email, --yes).
+    #[command(disable_help_flag = true)]
+    Deploy(Passed),
+    /// Show what a deploy would change, without changing anything (--env, --set).
+    #[command(disable_help_flag = true)]
+    Diff(Passed),
+    /// Delete the stack; keeps a final snapshot and its key unless --delete-data (--env, --yes).
+    #[command(disable_help_flag = true)]
+    Destroy(Passed),
+    /// Start a replication run and follow it table by table (--table NS.TABLE, --no-wait).
+    #[command(disable_help_flag = true)]
+    Run(Passed),
+    /// The recent runs: outcome, duration and counts.
+    #[command(disable_help_flag = true)]
+    Status(Passed),
+    /// Store the DAP client id and secret (from DAP_CLIENT_ID, DAP_CLIENT_SECRET; set_key.sh asks for them).
+    #[command(disable_help_flag = true)]
+    SetKey(Passed),
+    /// Delete the DAP secret, with a recovery window (destroy.sh runs it).
+    #[command(disable_help_flag = true)]
+    DeleteKey(Passed),
     /// The replicating side of `bench replication`, in its own process.
     #[command(hide = true)]
     BenchChild {
@@ -76,8 +88,31 @@ enum Command {
     },
 }
 
+/// Arguments handed unchanged to the cd2-ops command of the same name (`--help` for its own).
+#[derive(Debug, clap::Args)]
+pub struct Passed {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    args: Vec<String>,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let passed = match &cli.command {
+        Command::Deploy(p) => Some(("deploy", p)),
+        Command::Diff(p) => Some(("diff", p)),
+        Command::Destroy(p) => Some(("destroy", p)),
+        Command::Run(p) => Some(("run", p)),
+        Command::Status(p) => Some(("status", p)),
+        Command::SetKey(p) => Some(("set-key", p)),
+        Command::DeleteKey(p) => Some(("delete-key", p)),
+        _ => None,
+    };
+    if let Some((command, p)) = passed {
+        return ops::run(command, &p.args).unwrap_or_else(|e| {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        });
+    }
     let result = match cli.command {
         Command::Synth { env, out } => synth::run(&env, &out),
         Command::Test { no_validators } => test::run(no_validators),
@@ -85,6 +120,13 @@ fn main() -> ExitCode {
         Command::Replicate(flags) => replicate::run(&flags),
         Command::Bench { which, iterations, rows } => bench::run(which, iterations, rows),
         Command::BenchChild { dap, db } => bench::replication_child(&dap, &db),
+        Command::Deploy(_)
+        | Command::Diff(_)
+        | Command::Destroy(_)
+        | Command::Run(_)
+        | Command::Status(_)
+        | Command::SetKey(_)
+        | Command::DeleteKey(_) => unreachable!("handed to cd2-ops above"),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

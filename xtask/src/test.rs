@@ -79,7 +79,7 @@ fn validate_synth_outputs(tools: &Validators) -> Result<usize> {
         let config = synth::load_config(&flags).with_context(|| format!("configuration `{name}`"))?;
         let synthesized = stack::app::build(&config).with_context(|| format!("synth of `{name}`"))?;
         let out = project::target_dir("synth-check").join(&name);
-        let written = synth::write(&config, &synthesized, &out)?;
+        let written = synthesized.write(&config.stack_name, &out)?;
         verdicts.push(tools.cfn_lint(&written.template_json)?);
         verdicts.push(tools.statelint(&written.asl)?);
         verdicts.push(tools.checkov(&written.template_json)?);

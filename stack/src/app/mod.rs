@@ -1,6 +1,7 @@
 //! The Canvas Data 2 replica stack, built from constructs and one [`Config`].
 
 pub mod config;
+pub mod envs;
 pub mod pipeline;
 
 pub use config::{Config, ConfigError, Namespace};

@@ -15,7 +15,7 @@ pub fn run(iterations: u32) -> Result<()> {
         // validate, render the JSON.
         let config = synth::load_config(&flags)?;
         let synthesized = stack::app::build(&config)?;
-        bytes = synth::template_json(&synthesized).len();
+        bytes = synthesized.template_json().len();
         times.push(start.elapsed());
     }
     times.sort();

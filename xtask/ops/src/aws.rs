@@ -1,0 +1,138 @@
+//! The AWS clients, built once per command from the standard credential chain
+//! (environment, profiles, SSO, credential_process) in the environment's region, and the
+//! one-line explanations of what goes wrong talking to AWS.
+//!
+//! `AWS_ENDPOINT_URL` (and `AWS_ENDPOINT_URL_<SERVICE>`) is honoured by the SDK itself, so
+//! every command runs against a local AWS API server as well.
+
+use anyhow::{Result, anyhow};
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+use std::fmt;
+
+#[derive(Debug, Clone)]
+pub struct Aws {
+    pub config: SdkConfig,
+    pub region: String,
+}
+
+/// Who the credentials belong to.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub account: String,
+    pub arn: String,
+}
+
+impl Aws {
+    pub async fn connect(region: &str) -> Self {
+        let http =
+            aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https();
+        let config = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(http)
+            .region(Region::new(region.to_owned()))
+            .load()
+            .await;
+        Self { config, region: region.to_owned() }
+    }
+
+    pub fn cloudformation(&self) -> aws_sdk_cloudformation::Client {
+        aws_sdk_cloudformation::Client::new(&self.config)
+    }
+
+    /// Path-style addressing against a local endpoint, which has no bucket host names.
+    pub fn s3(&self) -> aws_sdk_s3::Client {
+        let local = self.config.endpoint_url().is_some();
+        aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&self.config).force_path_style(local).build())
+    }
+
+    pub fn sfn(&self) -> aws_sdk_sfn::Client {
+        aws_sdk_sfn::Client::new(&self.config)
+    }
+
+    pub fn secrets(&self) -> aws_sdk_secretsmanager::Client {
+        aws_sdk_secretsmanager::Client::new(&self.config)
+    }
+
+    pub fn rds(&self) -> aws_sdk_rds::Client {
+        aws_sdk_rds::Client::new(&self.config)
+    }
+
+    pub fn kms(&self) -> aws_sdk_kms::Client {
+        aws_sdk_kms::Client::new(&self.config)
+    }
+
+    /// The first call of every command: credentials that work, and whose they are.
+    pub async fn caller(&self) -> Result<Caller> {
+        let sts = aws_sdk_sts::Client::new(&self.config);
+        let me = sts.get_caller_identity().send().await.map_err(|e| {
+            let why = explain(&e);
+            if why.contains("credentials") || is_code(&e, &["InvalidClientTokenId", "SignatureDoesNotMatch"]) {
+                anyhow!(
+                    "no working AWS credentials ({why}): set AWS_PROFILE to a configured profile (for SSO, run `aws sso login --profile NAME` first), or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+                )
+            } else if is_code(&e, &["ExpiredToken", "ExpiredTokenException"]) {
+                anyhow!("the AWS credentials have expired ({why}): log in again (aws sso login) and rerun")
+            } else {
+                anyhow!("checking the AWS credentials in {}: {why}", self.region)
+            }
+        })?;
+        Ok(Caller {
+            account: me.account().unwrap_or_default().to_owned(),
+            arn: me.arn().unwrap_or_default().to_owned(),
+        })
+    }
+}
+
+/// One line for an SDK error: the service's code and message, or why the request never got
+/// an answer (no credentials, no network). Never the request itself.
+pub fn explain<E: ProvideErrorMetadata + std::error::Error + 'static>(e: &SdkError<E, HttpResponse>) -> String {
+    match e {
+        SdkError::ServiceError(s) => {
+            let err = s.err();
+            match (err.code(), err.message()) {
+                (Some(code), Some(message)) => format!("{code}: {message}"),
+                (Some(code), None) => code.to_owned(),
+                _ => format!("HTTP {} with no error code", s.raw().status().as_u16()),
+            }
+        }
+        SdkError::TimeoutError(_) => "AWS did not answer in time".into(),
+        other => {
+            // The innermost cause says it best ("no credentials in the provider chain",
+            // "connection refused").
+            let mut source: Option<&dyn std::error::Error> = Some(other);
+            let mut last = other.to_string();
+            while let Some(s) = source {
+                last = s.to_string();
+                source = s.source();
+            }
+            last
+        }
+    }
+}
+
+/// The service error code, if the service answered with one.
+pub fn code<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> Option<&str> {
+    match e {
+        SdkError::ServiceError(s) => s.err().code(),
+        _ => None,
+    }
+}
+
+pub fn is_code<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>, codes: &[&str]) -> bool {
+    code(e).is_some_and(|c| codes.contains(&c))
+}
+
+/// `result`'s error as one line that says what was being done.
+pub trait Explain<T> {
+    fn doing(self, what: impl fmt::Display) -> Result<T>;
+}
+
+impl<T, E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static> Explain<T>
+    for std::result::Result<T, SdkError<E, HttpResponse>>
+{
+    fn doing(self, what: impl fmt::Display) -> Result<T> {
+        self.map_err(|e| anyhow!("{what}: {}", explain(&e)))
+    }
+}

@@ -1,0 +1,226 @@
+//! `destroy`: deletes the stack with the same progress line as deploy. By default the data
+//! outlives it: CloudFormation keeps a final snapshot of the cluster (its `Snapshot`
+//! policy) and the key that encrypts it (`Retain`). `--delete-data` then deletes that
+//! snapshot and schedules the key for deletion. At the end: exactly what is left, and what
+//! it costs a month.
+
+use crate::EnvFlags;
+use crate::assets;
+use crate::aws::{Aws, Explain, explain, is_code};
+use crate::cost::usd;
+use crate::events;
+use crate::prompt;
+use crate::stacks;
+use anyhow::{Result, bail};
+use aws_smithy_types::DateTime;
+use stack::constructs::database::DatabaseProps;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct Flags {
+    #[command(flatten)]
+    pub env: EnvFlags,
+    /// Ask nothing.
+    #[arg(long)]
+    pub yes: bool,
+    /// Keep no snapshot of the database, and schedule its KMS key for deletion.
+    #[arg(long)]
+    pub delete_data: bool,
+}
+
+/// The shortest wait KMS allows before a key is gone.
+const KEY_DELETION_DAYS: i32 = 7;
+
+pub async fn run(flags: &Flags) -> Result<()> {
+    let config = flags.env.load(&crate::root())?;
+    let aws = Aws::connect(&config.region).await;
+    let caller = aws.caller().await?;
+    let name = config.stack_name.clone();
+    let bucket = assets::bucket_name(&caller.account, &aws.region);
+
+    let Some(stack) = stacks::describe(&aws, &name).await? else {
+        println!("stack {name} does not exist in {}: nothing to delete", aws.region);
+        let removed = assets::remove_prefix(&aws, &bucket, &format!("{name}/")).await?;
+        if removed > 0 {
+            println!("removed {removed} leftover object versions from s3://{bucket}/{name}/");
+        }
+        return leftovers(&aws, &config, None).await;
+    };
+    let resources = stacks::resources(&aws, &stack.id).await?;
+    let key_id = resources.get("DataKey").cloned();
+    let cluster = resources.get("DatabaseCluster").cloned();
+    if let Some(cluster) = &cluster {
+        let protected = aws
+            .rds()
+            .describe_db_clusters()
+            .db_cluster_identifier(cluster)
+            .send()
+            .await
+            .ok()
+            .and_then(|d| d.db_clusters().first().and_then(|c| c.deletion_protection()))
+            .unwrap_or(false);
+        if protected {
+            bail!(
+                "the database cluster {cluster} has deletion protection on (database.deletion_protection): deploy with --set database.deletion_protection=false, then destroy"
+            );
+        }
+    }
+
+    println!("destroy stack {name} ({}) in account {}, region {}:", stack.status, caller.account, aws.region);
+    match (&cluster, flags.delete_data) {
+        (Some(c), false) => println!(
+            "  keeps: a final snapshot of cluster {c} and the KMS key that encrypts it (restore with the snapshot id printed at the end)"
+        ),
+        (Some(c), true) => println!(
+            "  DELETES THE DATA: cluster {c} with no snapshot kept; its KMS key is scheduled for deletion in {KEY_DELETION_DAYS} days"
+        ),
+        (None, _) => println!("  the database is not the stack's and is left as it is"),
+    }
+    println!("  keeps: the DAP secret {} (./destroy.sh offers to delete it)", config.dap.secret_name);
+    if !prompt::confirm(&format!("delete stack {name}?"), flags.yes)? {
+        bail!("not destroyed: stack {name} is as it was");
+    }
+
+    let started = DateTime::from(std::time::SystemTime::now());
+    let total = resources.len();
+    let since = events::latest_event(&aws, &stack.id).await?;
+    aws.cloudformation()
+        .delete_stack()
+        .stack_name(&stack.id)
+        .client_request_token(format!("cd2-destroy-{}", crate::deploy::unix_millis()))
+        .send()
+        .await
+        .doing(format!("deleting stack {name}"))?;
+    let outcome = events::follow(&aws, &stack.id, since, total).await?;
+    if !outcome.succeeded() {
+        bail!("destroy of {name} failed: {}; run destroy again once the cause is fixed", outcome.cause());
+    }
+    println!("deleted stack {name}");
+
+    if flags.delete_data {
+        if let Some(cluster) = &cluster {
+            for snapshot in final_snapshots(&aws, cluster, Some(&started)).await? {
+                aws.rds()
+                    .delete_db_cluster_snapshot()
+                    .db_cluster_snapshot_identifier(&snapshot.id)
+                    .send()
+                    .await
+                    .doing(format!("deleting snapshot {}", snapshot.id))?;
+                println!("deleted snapshot {}", snapshot.id);
+            }
+        }
+        if let Some(key) = &key_id {
+            match aws.kms().schedule_key_deletion().key_id(key).pending_window_in_days(KEY_DELETION_DAYS).send().await {
+                Ok(_) => println!("scheduled KMS key {key} for deletion in {KEY_DELETION_DAYS} days"),
+                Err(e) if is_code(&e, &["NotFoundException", "KMSInvalidStateException"]) => {}
+                Err(e) => return Err(e).doing(format!("scheduling KMS key {key} for deletion")),
+            }
+        }
+    }
+    let removed = assets::remove_prefix(&aws, &bucket, &format!("{name}/")).await?;
+    println!("removed {removed} object versions from s3://{bucket}/{name}/");
+    leftovers(&aws, &config, key_id.as_deref()).await
+}
+
+#[derive(Debug)]
+struct Snapshot {
+    id: String,
+    gigabytes: i32,
+}
+
+/// The manual snapshots of `cluster` (those CloudFormation keeps are manual), made after
+/// `after` when given.
+async fn final_snapshots(aws: &Aws, cluster: &str, after: Option<&DateTime>) -> Result<Vec<Snapshot>> {
+    let d = match aws
+        .rds()
+        .describe_db_cluster_snapshots()
+        .db_cluster_identifier(cluster)
+        .snapshot_type("manual")
+        .send()
+        .await
+    {
+        Ok(d) => d,
+        Err(e) if is_code(&e, &["DBClusterNotFoundFault", "DBClusterSnapshotNotFoundFault"]) => return Ok(vec![]),
+        Err(e) => return Err(e).doing(format!("listing the snapshots of {cluster}")),
+    };
+    Ok(d.db_cluster_snapshots()
+        .iter()
+        .filter(|s| after.is_none_or(|t| s.snapshot_create_time().is_none_or(|c| c.secs() >= t.secs())))
+        .filter_map(|s| {
+            Some(Snapshot {
+                id: s.db_cluster_snapshot_identifier()?.to_owned(),
+                gigabytes: s.allocated_storage().unwrap_or(0),
+            })
+        })
+        .collect())
+}
+
+/// What is left of the environment, and what it costs a month.
+async fn leftovers(aws: &Aws, config: &stack::app::Config, key_id: Option<&str>) -> Result<()> {
+    use std::io::Write;
+    let _ = std::io::stderr().flush();
+    println!("\nleft behind:");
+    let mut total = 0.0;
+    let mut any = false;
+    if matches!(config.database, DatabaseProps::Create(_)) {
+        let cluster = format!("{}-db", config.stack_name.to_lowercase());
+        let snapshots = final_snapshots(aws, &cluster, None).await.unwrap_or_else(|e| {
+            println!("  snapshots of {cluster} could not be listed ({e:#})");
+            vec![]
+        });
+        for s in snapshots {
+            any = true;
+            let monthly = f64::from(s.gigabytes) * usd::SNAPSHOT_GB_MONTH;
+            total += monthly;
+            println!(
+                "  snapshot {:<40} {} GB, about ${monthly:.2}/month (${}/GB-month); restore it with RDS, or delete it",
+                s.id,
+                s.gigabytes,
+                usd::SNAPSHOT_GB_MONTH
+            );
+        }
+    }
+    if let Some(key) = key_id {
+        match aws.kms().describe_key().key_id(key).send().await {
+            Ok(d) => {
+                let meta = d.key_metadata();
+                let state = meta.and_then(|m| m.key_state()).map(|s| s.as_str().to_owned()).unwrap_or_default();
+                any = true;
+                if state == "PendingDeletion" {
+                    println!("  KMS key {key:<36} pending deletion, no charge");
+                } else {
+                    total += usd::KMS_KEY_MONTH;
+                    println!(
+                        "  KMS key {key:<36} ${:.2}/month; it decrypts the snapshot (destroy --delete-data schedules it for deletion)",
+                        usd::KMS_KEY_MONTH
+                    );
+                }
+            }
+            Err(e) if is_code(&e, &["NotFoundException"]) => {}
+            // The list is a report: what cannot be read is said, and destroy still succeeds.
+            Err(e) => println!("  KMS key {key:<36} could not be read ({}); check it in the KMS console", explain(&e)),
+        }
+    }
+    match aws.secrets().describe_secret().secret_id(&config.dap.secret_name).send().await {
+        Ok(d) if d.deleted_date().is_none() => {
+            any = true;
+            total += usd::SECRET_MONTH;
+            println!(
+                "  secret {:<37} ${:.2}/month; the DAP credential (./destroy.sh deletes it)",
+                config.dap.secret_name,
+                usd::SECRET_MONTH
+            );
+        }
+        Ok(_) => {}
+        Err(e) if is_code(&e, &["ResourceNotFoundException"]) => {}
+        Err(e) => println!("  secret {} could not be read ({})", config.dap.secret_name, explain(&e)),
+    }
+    if let DatabaseProps::Existing(db) = &config.database {
+        any = true;
+        println!("  your database {} and its replicated schemas (not the stack's; untouched)", db.endpoint);
+    }
+    if !any {
+        println!("  nothing");
+    }
+    println!("  total about ${total:.2}/month");
+    Ok(())
+}

@@ -1,0 +1,161 @@
+//! Follows a stack operation through its events with one progress line (`n/m`, the
+//! current resource, the elapsed time) until the stack settles. CloudFormation's own
+//! waiters poll every 30-120 s; this polls every 2 s.
+
+use crate::aws::{Aws, Explain};
+use crate::prompt;
+use anyhow::Result;
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+/// A resource that failed, and why.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub logical_id: String,
+    pub resource_type: String,
+    pub reason: String,
+}
+
+/// How the operation ended.
+#[derive(Debug)]
+pub struct Outcome {
+    pub status: String,
+    /// The first failures, in the order they happened (the cause, before the cancellations).
+    pub failures: Vec<Failure>,
+}
+
+impl Outcome {
+    pub fn succeeded(&self) -> bool {
+        matches!(self.status.as_str(), "CREATE_COMPLETE" | "UPDATE_COMPLETE" | "DELETE_COMPLETE")
+    }
+
+    /// The failing resource and its reason, in one line.
+    pub fn cause(&self) -> String {
+        match self.failures.first() {
+            Some(f) => format!("{} ({}) failed: {}", f.logical_id, f.resource_type, f.reason),
+            None => format!("the stack ended in {}", self.status),
+        }
+    }
+}
+
+/// The newest event id of `stack` now, so that following starts after it.
+pub async fn latest_event(aws: &Aws, stack: &str) -> Result<Option<String>> {
+    let page = aws
+        .cloudformation()
+        .describe_stack_events()
+        .stack_name(stack)
+        .send()
+        .await
+        .doing(format!("reading the events of {stack}"))?;
+    Ok(page.stack_events().first().and_then(|e| e.event_id()).map(str::to_owned))
+}
+
+/// Follows `stack_id` from after event `since` until its status is no longer in progress.
+/// `total`: how many resources the operation touches (the change set's size, or the
+/// stack's resources for a delete).
+pub async fn follow(aws: &Aws, stack_id: &str, since: Option<String>, total: usize) -> Result<Outcome> {
+    let cfn = aws.cloudformation();
+    let started = Instant::now();
+    let tty = prompt::is_tty();
+    let mut seen_until = since;
+    let mut done: BTreeSet<String> = BTreeSet::new();
+    let mut failures = Vec::new();
+    let mut current = String::from("starting");
+    let mut waiting_since: Option<(String, Instant)> = None;
+    let mut told_about_enis = false;
+    let mut last_line = String::new();
+    loop {
+        // Newest first: read back to the last event seen.
+        let mut fresh = Vec::new();
+        let mut next: Option<String> = None;
+        'pages: loop {
+            let page = cfn
+                .describe_stack_events()
+                .stack_name(stack_id)
+                .set_next_token(next.clone())
+                .send()
+                .await
+                .doing("reading the stack's events")?;
+            for e in page.stack_events() {
+                if e.event_id().is_some() && e.event_id().map(str::to_owned) == seen_until {
+                    break 'pages;
+                }
+                fresh.push(e.clone());
+            }
+            next = page.next_token().map(str::to_owned);
+            if next.is_none() {
+                break;
+            }
+        }
+        if let Some(newest) = fresh.first().and_then(|e| e.event_id()) {
+            seen_until = Some(newest.to_owned());
+        }
+        for e in fresh.iter().rev() {
+            let id = e.logical_resource_id().unwrap_or_default();
+            let status = e.resource_status().map(|s| s.as_str()).unwrap_or_default();
+            let kind = e.resource_type().unwrap_or_default();
+            if kind == "AWS::CloudFormation::Stack" {
+                continue;
+            }
+            if status.ends_with("_COMPLETE") || status.ends_with("_FAILED") || status.ends_with("_SKIPPED") {
+                done.insert(id.to_owned());
+                waiting_since = None;
+            } else {
+                waiting_since = Some((kind.to_owned(), Instant::now()));
+            }
+            let reason = e.resource_status_reason().unwrap_or_default();
+            if status.ends_with("_FAILED") && !reason.contains("cancelled") {
+                failures.push(Failure {
+                    logical_id: id.to_owned(),
+                    resource_type: kind.to_owned(),
+                    reason: reason.to_owned(),
+                });
+            }
+            current = format!("{id} {status}");
+        }
+        let status = match cfn.describe_stacks().stack_name(stack_id).send().await {
+            Ok(d) => {
+                d.stacks().first().and_then(|s| s.stack_status()).map(|s| s.as_str().to_owned()).unwrap_or_default()
+            }
+            // A deleted stack may be gone from the API altogether.
+            Err(e) if crate::aws::explain(&e).contains("does not exist") => "DELETE_COMPLETE".to_owned(),
+            Err(e) => return Err(e).doing("reading the stack's status"),
+        };
+        let line = format!(
+            "[{}/{}] {current}  {}s",
+            done.len().min(total.max(done.len())),
+            total.max(done.len()),
+            started.elapsed().as_secs()
+        );
+        if tty {
+            eprint!("\r\x1b[2K{line}");
+            let _ = std::io::stderr().flush();
+        } else if line.split("  ").next() != last_line.split("  ").next() {
+            eprintln!("{line}");
+        }
+        last_line = line;
+        // Lambda functions in a VPC hold network interfaces that AWS releases in its own time.
+        if let Some((kind, since)) = &waiting_since
+            && !told_about_enis
+            && status == "DELETE_IN_PROGRESS"
+            && (kind == "AWS::EC2::SecurityGroup" || kind == "AWS::Lambda::Function" || kind == "AWS::EC2::Subnet")
+            && since.elapsed() > Duration::from_secs(90)
+        {
+            told_about_enis = true;
+            let note = "note: AWS is releasing the Lambdas' network interfaces (ENIs); this often takes 20-45 minutes and nothing is stuck";
+            if tty {
+                eprintln!("\n{note}");
+            } else {
+                eprintln!("{note}");
+            }
+        }
+        if !status.ends_with("_IN_PROGRESS") {
+            if tty {
+                eprintln!();
+            }
+            return Ok(Outcome { status, failures });
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}

@@ -1,0 +1,80 @@
+//! `cd2-ops`: the cd2-aws commands that talk to AWS, run by `cargo xtask deploy | diff |
+//! destroy | run | status | set-key | delete-key`. A package of its own so that `cargo xtask
+//! synth` never compiles the AWS SDK.
+//!
+//! One module per command, each with one `run`; what several share (clients, the assets
+//! bucket, change sets, stack events, the cost table) has a module of its own.
+
+mod assets;
+mod aws;
+mod changes;
+mod cost;
+mod deploy;
+mod destroy;
+mod events;
+mod prompt;
+mod run;
+mod secret;
+mod stacks;
+mod status;
+
+use clap::{Parser, Subcommand};
+pub use stack::app::envs::EnvFlags;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", about = "Deploy and run the Canvas Data 2 replica stack on AWS")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check credentials, region, the DAP secret and the stack's state (deploy's first step).
+    Check(deploy::Flags),
+    /// Upload the Lambda zips, synthesize, show the change set and the idle cost, and apply it.
+    Deploy(deploy::Flags),
+    /// Show what a deploy would change, without changing anything.
+    Diff(deploy::Flags),
+    /// Delete the stack, keeping a final database snapshot and its key unless --delete-data.
+    Destroy(destroy::Flags),
+    /// Start a replication run and follow it table by table.
+    Run(run::Flags),
+    /// The recent runs: outcome, duration and counts.
+    Status(status::Flags),
+    /// Create or update the DAP credential secret from DAP_CLIENT_ID and DAP_CLIENT_SECRET.
+    SetKey(secret::Flags),
+    /// Delete the DAP credential secret (with a recovery window).
+    DeleteKey(secret::DeleteFlags),
+}
+
+/// The checkout this binary was built in.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("the workspace exists")
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a Tokio runtime");
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Check(flags) => deploy::check(&flags).await,
+            Command::Deploy(flags) => deploy::run(&flags, deploy::Mode::Apply).await,
+            Command::Diff(flags) => deploy::run(&flags, deploy::Mode::Diff).await,
+            Command::Destroy(flags) => destroy::run(&flags).await,
+            Command::Run(flags) => run::run(&flags).await,
+            Command::Status(flags) => status::run(&flags).await,
+            Command::SetKey(flags) => secret::set(&flags).await,
+            Command::DeleteKey(flags) => secret::delete(&flags).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

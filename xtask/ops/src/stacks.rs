@@ -1,0 +1,96 @@
+//! What CloudFormation says about the environment's stack.
+
+use crate::aws::{Aws, Explain, explain};
+use anyhow::Result;
+
+#[derive(Debug, Clone)]
+pub struct StackInfo {
+    pub id: String,
+    pub status: String,
+    pub parameters: Vec<(String, String)>,
+    /// Key, value, description.
+    pub outputs: Vec<(String, String, String)>,
+}
+
+impl StackInfo {
+    pub fn parameter(&self, key: &str) -> Option<&str> {
+        self.parameters.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+}
+
+/// The stack named `name`, or `None` when there is none (a deleted one included).
+pub async fn describe(aws: &Aws, name: &str) -> Result<Option<StackInfo>> {
+    match aws.cloudformation().describe_stacks().stack_name(name).send().await {
+        Ok(d) => {
+            Ok(d.stacks().first().filter(|s| s.stack_status().is_some_and(|st| st.as_str() != "DELETE_COMPLETE")).map(
+                |s| StackInfo {
+                    id: s.stack_id().unwrap_or(name).to_owned(),
+                    status: s.stack_status().map(|st| st.as_str().to_owned()).unwrap_or_default(),
+                    parameters: s
+                        .parameters()
+                        .iter()
+                        .map(|p| {
+                            (
+                                p.parameter_key().unwrap_or_default().to_owned(),
+                                p.parameter_value().unwrap_or_default().to_owned(),
+                            )
+                        })
+                        .collect(),
+                    outputs: s
+                        .outputs()
+                        .iter()
+                        .map(|o| {
+                            (
+                                o.output_key().unwrap_or_default().to_owned(),
+                                o.output_value().unwrap_or_default().to_owned(),
+                                o.description().unwrap_or_default().to_owned(),
+                            )
+                        })
+                        .collect(),
+                },
+            ))
+        }
+        Err(e) if explain(&e).contains("does not exist") => Ok(None),
+        Err(e) => Err(e).doing(format!("looking for stack {name} in {}", aws.region)),
+    }
+}
+
+/// The stack's resources: logical id -> physical id (those that have one).
+pub async fn resources(aws: &Aws, stack: &str) -> Result<std::collections::BTreeMap<String, String>> {
+    let d = aws
+        .cloudformation()
+        .describe_stack_resources()
+        .stack_name(stack)
+        .send()
+        .await
+        .doing(format!("listing the resources of {stack}"))?;
+    Ok(d.stack_resources()
+        .iter()
+        .filter_map(|r| {
+            let physical = r.physical_resource_id().filter(|p| !p.is_empty())?;
+            Some((r.logical_resource_id()?.to_owned(), physical.to_owned()))
+        })
+        .collect())
+}
+
+/// The reason of the first failed resource, for a stack that rolled back.
+pub async fn first_failure(aws: &Aws, stack: &str) -> Option<String> {
+    let events = aws.cloudformation().describe_stack_events().stack_name(stack).send().await.ok()?;
+    events
+        .stack_events()
+        .iter()
+        .rev()
+        .find(|e| {
+            e.resource_status().is_some_and(|s| s.as_str().ends_with("_FAILED"))
+                && !e.resource_status_reason().unwrap_or_default().contains("cancelled")
+                && e.resource_type() != Some("AWS::CloudFormation::Stack")
+        })
+        .map(|e| {
+            format!(
+                "{} ({}): {}",
+                e.logical_resource_id().unwrap_or_default(),
+                e.resource_type().unwrap_or_default(),
+                e.resource_status_reason().unwrap_or_default()
+            )
+        })
+}

@@ -1,0 +1,291 @@
+//! The AWS commands against moto's server on loopback, through the real binary with
+//! `AWS_ENDPOINT_URL`: the profile moto can deploy (moto's default VPC and subnets, an
+//! existing database reached through a security group made here, no bootstrap).
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+struct Env {
+    moto: testkit::Moto,
+    dir: PathBuf,
+    overrides: Vec<String>,
+}
+
+/// An empty zip: moto's Lambda takes any code.
+const EMPTY_ZIP: [u8; 22] = [0x50, 0x4b, 0x05, 0x06, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+
+const SECRET_VALUE: &str = "s3cr3t-value-never-printed";
+
+impl Env {
+    fn start(name: &str) -> Env {
+        let moto = testkit::Moto::start(None).expect("moto starts");
+        let dir = std::env::temp_dir().join(format!("cd2-ops-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let zips = dir.join("zips");
+        std::fs::create_dir_all(&zips).unwrap();
+        let mut manifest = serde_json::Map::new();
+        for f in ["list_tables", "sync_table", "init_table", "summarize", "db_bootstrap"] {
+            let file = format!("{f}-0123456789abcdef.zip");
+            std::fs::write(zips.join(&file), EMPTY_ZIP).unwrap();
+            manifest.insert(f.into(), file.into());
+        }
+        std::fs::write(zips.join("manifest.json"), Value::Object(manifest).to_string()).unwrap();
+        let mut env = Env { moto, dir, overrides: vec![] };
+        let net = env.boto(
+            "vpc = ec2.describe_vpcs(Filters=[{'Name': 'is-default', 'Values': ['true']}])['Vpcs'][0]['VpcId']\n\
+             subnets = [s['SubnetId'] for s in ec2.describe_subnets(Filters=[{'Name': 'vpc-id', 'Values': [vpc]}])['Subnets']][:2]\n\
+             sg = ec2.create_security_group(GroupName='replica-db', Description='the database', VpcId=vpc)['GroupId']\n\
+             out = {'vpc': vpc, 'subnets': subnets, 'sg': sg}",
+        );
+        env.overrides = vec![
+            format!("network.vpc_id={}", net["vpc"].as_str().unwrap()),
+            format!("network.private_subnet_ids={}", net["subnets"]),
+            format!("database.security_group_id={}", net["sg"].as_str().unwrap()),
+            "database.bootstrap=false".into(),
+            "database.admin_secret_arn=".into(),
+            "database.resource_id=".into(),
+        ];
+        env
+    }
+
+    /// Runs boto3 against moto; `code` sets `out`, printed as JSON.
+    fn boto(&self, code: &str) -> Value {
+        let python = testkit::python_tools().unwrap().join("python");
+        let script = format!(
+            "import boto3, json\n\
+             kw = dict(endpoint_url='{}', region_name='us-east-1', aws_access_key_id='testing', aws_secret_access_key='testing')\n\
+             ec2 = boto3.client('ec2', **kw); s3 = boto3.client('s3', **kw); cfn = boto3.client('cloudformation', **kw)\n\
+             sm = boto3.client('secretsmanager', **kw)\n\
+             out = None\n{code}\nprint(json.dumps(out, default=str))",
+            self.moto.endpoint()
+        );
+        let o = Command::new(python).arg("-c").arg(script).output().unwrap();
+        assert!(o.status.success(), "boto3: {}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice(&o.stdout).unwrap()
+    }
+
+    /// The binary with moto's endpoint and test credentials, and nothing of this machine's
+    /// AWS configuration.
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_cd2-ops"));
+        c.args(args)
+            .env("AWS_ENDPOINT_URL", self.moto.endpoint())
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_CONFIG_FILE", self.dir.join("no-config"))
+            .env("AWS_SHARED_CREDENTIALS_FILE", self.dir.join("no-credentials"))
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_SESSION_TOKEN")
+            .env_remove("AWS_REGION")
+            .env_remove("DAP_CLIENT_ID")
+            .env_remove("DAP_CLIENT_SECRET")
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// `command args --env existing --set (the moto profile) extra...`
+    fn ops(&self, command: &str, extra: &[&str]) -> Output {
+        let out = self.dir.join("out");
+        let zips = self.dir.join("zips");
+        let mut args: Vec<String> = vec![command.into(), "--env".into(), "existing".into()];
+        for o in &self.overrides {
+            args.push("--set".into());
+            args.push(o.clone());
+        }
+        if matches!(command, "deploy" | "diff" | "check") {
+            args.extend(["--out".into(), out.display().to_string(), "--zips".into(), zips.display().to_string()]);
+        }
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.command(&refs).output().unwrap()
+    }
+
+    fn set_key(&self) -> Output {
+        let mut c = self.command(&["set-key", "--env", "existing"]);
+        c.env("DAP_CLIENT_ID", "client-id-1").env("DAP_CLIENT_SECRET", SECRET_VALUE);
+        c.output().unwrap()
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+fn ok(o: Output) -> String {
+    let t = text(&o);
+    assert!(o.status.success(), "expected success:\n{t}");
+    assert!(!t.contains(SECRET_VALUE), "the DAP secret was printed:\n{t}");
+    t
+}
+
+/// Fails with exactly one `error:` line, which holds `expected`.
+fn fails(o: Output, expected: &str) -> String {
+    let t = text(&o);
+    assert!(!o.status.success(), "expected a failure:\n{t}");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "one error line:\n{t}");
+    assert!(errors[0].contains(expected), "`{expected}` not in: {}", errors[0]);
+    t
+}
+
+fn stack_status(env: &Env) -> Value {
+    env.boto(
+        "try:\n    out = cfn.describe_stacks(StackName='cd2-existing')['Stacks'][0]['StackStatus']\n\
+         except Exception as e:\n    out = 'none'",
+    )
+}
+
+#[test]
+fn deploy_update_run_status_and_destroy_a_stack() {
+    let env = Env::start("lifecycle");
+    fails(env.ops("deploy", &["--yes"]), "the DAP secret cd2-existing/dap does not exist in us-east-1: store");
+
+    let t = ok(env.set_key());
+    assert!(t.contains("stored the DAP credential in secret cd2-existing/dap"), "{t}");
+    let stored = env.boto("out = json.loads(sm.get_secret_value(SecretId='cd2-existing/dap')['SecretString'])");
+    assert_eq!(stored, serde_json::json!({"client_id": "client-id-1", "client_secret": SECRET_VALUE}));
+
+    let t = ok(env.ops("deploy", &["--yes"]));
+    assert!(t.contains("made the assets bucket s3://cd2-aws-assets-123456789012-us-east-1"), "{t}");
+    assert!(t.contains("zips: 4 uploaded"), "{t}");
+    assert!(t.contains("changes to create stack cd2-existing"), "{t}");
+    assert!(t.contains("+ Replication"), "{t}");
+    assert!(t.contains("estimated monthly cost while idle"), "{t}");
+    assert!(t.contains("created stack cd2-existing"), "{t}");
+    assert_eq!(stack_status(&env), "CREATE_COMPLETE");
+    assert!(env.dir.join("out/cd2-existing.outputs.json").exists());
+    assert!(env.dir.join("out/cd2-existing.template.json").exists());
+    let bucket = env.boto(
+        "b = 'cd2-aws-assets-123456789012-us-east-1'\n\
+         out = {'versioning': s3.get_bucket_versioning(Bucket=b).get('Status'),\n\
+                'encryption': s3.get_bucket_encryption(Bucket=b)['ServerSideEncryptionConfiguration']['Rules'][0]['ApplyServerSideEncryptionByDefault']['SSEAlgorithm'],\n\
+                'public': s3.get_public_access_block(Bucket=b)['PublicAccessBlockConfiguration'],\n\
+                'keys': sorted(o['Key'] for o in s3.list_objects_v2(Bucket=b)['Contents'])}",
+    );
+    assert_eq!(bucket["versioning"], "Enabled");
+    assert_eq!(bucket["encryption"], "AES256");
+    assert!(bucket["public"].as_object().unwrap().values().all(|v| v == true), "{bucket}");
+    // moto enforces bucket policies, and it speaks plain http: the TLS-only policy stays off here.
+    assert!(t.contains("gets no TLS-only policy: the AWS endpoint is plain http"), "{t}");
+    // No bootstrap: the four replication zips, not db_bootstrap's.
+    assert_eq!(bucket["keys"].as_array().unwrap().len(), 4, "{bucket}");
+
+    let t = ok(env.ops("deploy", &["--yes"]));
+    assert!(t.contains("no changes: stack cd2-existing in us-east-1 is up to date"), "{t}");
+    assert!(t.contains("zips: 0 uploaded, 4 already there"), "{t}");
+
+    let t = ok(env.ops("diff", &["--set", "map_concurrency=3"]));
+    assert!(t.contains("~ Replication"), "{t}");
+    assert!(t.contains("diff only: nothing was changed"), "{t}");
+    let t = ok(env.ops("deploy", &["--yes"]));
+    assert!(t.contains("no changes"), "the diff changed nothing:\n{t}");
+
+    let t = ok(env.ops("deploy", &["--yes", "--set", "map_concurrency=3", "--set", "lambda.replicate_memory_mb=2048"]));
+    assert!(t.contains("changes to update stack cd2-existing"), "{t}");
+    assert!(t.contains("~ SyncTable"), "{t}");
+    assert!(t.contains("updated stack cd2-existing"), "{t}");
+    assert_eq!(stack_status(&env), "UPDATE_COMPLETE");
+
+    let t = ok(env.ops("run", &["--no-wait", "--table", "canvas.accounts"]));
+    assert!(t.contains("started run manual-"), "{t}");
+    let t = ok(env.ops("status", &[]));
+    assert!(t.contains("manual-"), "{t}");
+
+    fails(env.ops("destroy", &[]), "pass --yes");
+    let t = ok(env.ops("destroy", &["--yes"]));
+    assert!(t.contains("deleted stack cd2-existing"), "{t}");
+    assert!(t.contains("secret cd2-existing/dap"), "the DAP secret is a documented leftover:\n{t}");
+    assert!(t.contains("your database replica.cluster-"), "{t}");
+    assert_eq!(stack_status(&env), "none");
+    let left =
+        env.boto("out = s3.list_object_versions(Bucket='cd2-aws-assets-123456789012-us-east-1').get('Versions', [])");
+    assert_eq!(left, serde_json::json!([]), "the stack's zips are gone");
+
+    let t = ok(env.ops("destroy", &["--yes"]));
+    assert!(t.contains("stack cd2-existing does not exist in us-east-1: nothing to delete"), "{t}");
+    let t = ok(env.ops("delete-key", &["--yes"]));
+    assert!(t.contains("secret cd2-existing/dap is scheduled for deletion"), "{t}");
+}
+
+#[test]
+fn a_failing_resource_is_named_and_the_rolled_back_stack_offers_its_way_out() {
+    let mut env = Env::start("rollback");
+    ok(env.set_key());
+    let good = env.overrides.clone();
+    env.overrides.retain(|o| !o.starts_with("database.security_group_id"));
+    env.overrides.push("database.security_group_id=sg-0000000000000dead".into());
+    let t = fails(
+        env.ops("deploy", &["--yes"]),
+        "deploy of cd2-existing failed: DatabaseSecurityGroupFromFunctionsSecurityGroupIngress5432 (AWS::EC2::SecurityGroupIngress) failed",
+    );
+    assert!(t.contains("ROLLBACK_COMPLETE"), "{t}");
+    assert_eq!(stack_status(&env), "ROLLBACK_COMPLETE");
+
+    env.overrides = good;
+    fails(
+        env.ops("deploy", &[]),
+        "delete the failed stack cd2-existing now?: there is no terminal to ask on; pass --yes",
+    );
+    let t = ok(env.ops("deploy", &["--yes"]));
+    assert!(t.contains("is ROLLBACK_COMPLETE: its first create failed"), "{t}");
+    assert!(t.contains("created stack cd2-existing"), "{t}");
+    assert_eq!(stack_status(&env), "CREATE_COMPLETE");
+}
+
+#[test]
+fn without_credentials_or_with_a_bad_setting_there_is_one_clear_line() {
+    let env = Env::start("preflight");
+    let mut c = env.command(&["check", "--env", "existing"]);
+    c.env_remove("AWS_ACCESS_KEY_ID").env_remove("AWS_SECRET_ACCESS_KEY");
+    fails(c.output().unwrap(), "no working AWS credentials");
+    fails(env.ops("check", &["--set", "map_concurrency=0"]), "`map_concurrency`: 0 is out of range");
+    fails(
+        env.command(&["set-key", "--env", "existing"]).output().unwrap(),
+        "DAP_CLIENT_ID is not set: run ./set_key.sh",
+    );
+}
+
+#[test]
+fn the_scripts_store_and_remove_the_secret_without_printing_it() {
+    let env = Env::start("scripts");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    // The scripts with the binary in place of `cargo xtask`, and the same environment.
+    let script = |name: &str, args: &[&str]| {
+        let base = env.command(&[]);
+        let mut cmd = Command::new("bash");
+        cmd.arg(root.join(name)).args(args).env("CD2_XTASK", env!("CARGO_BIN_EXE_cd2-ops")).stdin(Stdio::null());
+        for (k, v) in base.get_envs() {
+            match v {
+                Some(v) => cmd.env(k, v),
+                None => cmd.env_remove(k),
+            };
+        }
+        cmd
+    };
+    let mut set = script("set_key.sh", &["--env", "existing"]);
+    fails(set.output().unwrap(), "set DAP_CLIENT_ID and DAP_CLIENT_SECRET");
+    let mut set = script("set_key.sh", &["--env", "existing"]);
+    set.env("DAP_CLIENT_ID", "client-id-2").env("DAP_CLIENT_SECRET", SECRET_VALUE);
+    ok(set.output().unwrap());
+    assert_eq!(
+        env.boto("out = json.loads(sm.get_secret_value(SecretId='cd2-existing/dap')['SecretString'])['client_id']"),
+        "client-id-2"
+    );
+    fails(script("destroy.sh", &["--env", "existing"]).output().unwrap(), "pass --yes");
+    let t = ok(script("destroy.sh", &["--env", "existing", "--yes"]).output().unwrap());
+    assert!(t.contains("nothing to delete"), "{t}");
+    assert!(t.contains("secret cd2-existing/dap is scheduled for deletion"), "{t}");
+    let deleted = env.boto("out = 'DeletedDate' in sm.describe_secret(SecretId='cd2-existing/dap')");
+    assert_eq!(deleted, true);
+}
