@@ -24,14 +24,18 @@ if ! command -v "${xtask[0]}" >/dev/null; then
     exit 1
 fi
 
-if [ -z "${DAP_CLIENT_ID:-}" ] || [ -z "${DAP_CLIENT_SECRET:-}" ]; then
+client_id="${DAP_CLIENT_ID:-}"
+client_secret="${DAP_CLIENT_SECRET:-}"
+if [ -z "$client_id" ] || [ -z "$client_secret" ]; then
     if [ ! -t 0 ]; then
         echo "error: no terminal to ask on: set DAP_CLIENT_ID and DAP_CLIENT_SECRET in the environment" >&2
         exit 1
     fi
-    read -r -p "DAP client id: " DAP_CLIENT_ID
-    read -r -s -p "DAP client secret (not shown): " DAP_CLIENT_SECRET
+    read -r -p "DAP client id: " client_id
+    read -r -s -p "DAP client secret (not shown): " client_secret
     echo
 fi
-export DAP_CLIENT_ID DAP_CLIENT_SECRET
-exec "${xtask[@]}" set-key --env "$env_name"
+# Handed over on standard input (printf is a shell builtin): not in the environment of the
+# build that may run first, not in any process's arguments.
+unset DAP_CLIENT_ID DAP_CLIENT_SECRET
+printf '%s\n%s\n' "$client_id" "$client_secret" | "${xtask[@]}" set-key --env "$env_name" --stdin

@@ -447,6 +447,15 @@ fn an_existing_database_gets_only_an_ingress_rule_and_the_grants() {
 }
 
 #[test]
+fn an_existing_database_on_another_port_is_opened_on_that_port() {
+    let d = doc("existing", &["database.port=6543"]);
+    let rule = props(&d, "DatabaseSecurityGroupFromFunctionsSecurityGroupIngress6543");
+    assert_eq!((rule["FromPort"].clone(), rule["ToPort"].clone()), (json!(6543), json!(6543)));
+    assert_eq!(props(&d, "FunctionsSecurityGroupToDatabaseSecurityGroupEgress6543")["ToPort"], 6543);
+    assert_eq!(props(&d, "SyncTable")["Environment"]["Variables"]["DB_PORT"], "6543");
+}
+
+#[test]
 fn without_the_bootstrap_there_is_no_bootstrap_function_or_its_code_parameter() {
     let d = doc("existing", &["database.bootstrap=false", "database.admin_secret_arn=", "database.resource_id="]);
     assert!(d["Resources"].get("DbBootstrap").is_none());

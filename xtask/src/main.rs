@@ -46,7 +46,7 @@ enum Command {
     },
     /// Replicate DAP tables into PostgreSQL from this machine (init new tables, sync the others).
     Replicate(replicate::ReplicateFlags),
-    /// Benchmarks: synth time; Lambda zip sizes and start-up; replication rows per second, peak memory and the COPY ceiling.
+    /// Benchmarks: synth time; Lambda zip sizes and start-up; replication rows per second, peak memory and the COPY ceiling; a no-op deploy against moto.
     Bench {
         #[arg(value_enum, default_value = "all")]
         which: bench::Which,

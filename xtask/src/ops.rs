@@ -12,7 +12,11 @@ use std::process::{Command, ExitCode};
 pub fn run(command: &str, args: &[String]) -> Result<ExitCode> {
     let help = args.iter().any(|a| a == "-h" || a == "--help");
     if matches!(command, "deploy" | "diff") && !help {
-        let code = ops("check", args)?;
+        let mut check = args.to_vec();
+        if command == "diff" {
+            check.push("--for-diff".into());
+        }
+        let code = ops("check", &check)?;
         if code != ExitCode::SUCCESS {
             return Ok(code);
         }

@@ -7,7 +7,7 @@ pub mod pipeline;
 pub use config::{Config, ConfigError, Namespace};
 
 use crate::constructs::alerts::Alerts;
-use crate::constructs::database::{Database, POSTGRES_PORT};
+use crate::constructs::database::Database;
 use crate::constructs::function::{Asset, FunctionDefaults, Invoker, RustFunction};
 use crate::constructs::grants::SecretRef;
 use crate::constructs::key::EncryptionKey;
@@ -100,7 +100,7 @@ pub fn build(config: &Config) -> Result<Synthesized, AppError> {
         &mut t,
         &functions_sg,
         &db.security_group,
-        POSTGRES_PORT,
+        db.port_number,
         "Lambdas to Aurora PostgreSQL",
     ));
     network_path.push(network::allow_https_out(&mut t, &functions_sg));

@@ -107,6 +107,8 @@ pub struct Database {
     /// The writer endpoint's host and port.
     pub endpoint: Expr,
     pub port: Expr,
+    /// The same, as a number for the network rules.
+    pub port_number: u16,
     /// The group connections must be allowed into.
     pub security_group: GroupRef,
     /// The admin credential, when the stack has one (a created cluster's, or the one
@@ -154,6 +156,7 @@ impl Database {
         Self {
             endpoint: Expr::str(props.endpoint.as_str()),
             port: Expr::str(props.port.to_string()),
+            port_number: props.port,
             security_group: GroupRef::imported(&format!("{id}SecurityGroup"), &props.security_group_id),
             admin_secret,
             name: props.database_name.clone(),
@@ -277,6 +280,7 @@ impl Database {
         Self {
             endpoint: cluster.endpoint_address(),
             port: cluster.endpoint_port(),
+            port_number: POSTGRES_PORT,
             admin_secret: Some(SecretRef { arn: cluster.master_user_secret_arn(), key_arn: Some(key_arn.clone()) }),
             security_group: GroupRef::from(&security_group),
             name: props.database_name.clone(),

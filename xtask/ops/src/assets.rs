@@ -21,10 +21,12 @@ pub fn bucket_name(account: &str, region: &str) -> String {
 }
 
 /// Makes sure the bucket exists; answers whether it was made now.
-pub async fn ensure_bucket(aws: &Aws, bucket: &str) -> Result<bool> {
+pub async fn ensure_bucket(aws: &Aws, bucket: &str, account: &str) -> Result<bool> {
     let s3 = aws.s3();
-    match s3.head_bucket().bucket(bucket).send().await {
-        Ok(_) => return Ok(false),
+    match s3.head_bucket().bucket(bucket).expected_bucket_owner(account).send().await {
+        // Set up completely (the tag is put last)? Else finish what an earlier run began.
+        Ok(_) if configured(aws, bucket).await => return Ok(false),
+        Ok(_) => return configure(aws, bucket).await.map(|()| true),
         Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 403) => {
             bail!("the assets bucket name {bucket} belongs to another account, or these credentials may not use it")
         }
@@ -40,6 +42,25 @@ pub async fn ensure_bucket(aws: &Aws, bucket: &str) -> Result<bool> {
         );
     }
     create.send().await.doing(format!("creating the assets bucket {bucket}"))?;
+    configure(aws, bucket).await?;
+    Ok(true)
+}
+
+/// The tag that says every setting below is in place.
+const CONFIGURED_TAG: &str = "cd2-aws:configured";
+
+async fn configured(aws: &Aws, bucket: &str) -> bool {
+    aws.s3()
+        .get_bucket_tagging()
+        .bucket(bucket)
+        .send()
+        .await
+        .is_ok_and(|t| t.tag_set().iter().any(|tag| tag.key() == CONFIGURED_TAG))
+}
+
+/// Private, encrypted, versioned, old versions expired, TLS only; each call idempotent.
+async fn configure(aws: &Aws, bucket: &str) -> Result<()> {
+    let s3 = aws.s3();
     s3.put_public_access_block()
         .bucket(bucket)
         .public_access_block_configuration(
@@ -88,7 +109,7 @@ pub async fn ensure_bucket(aws: &Aws, bucket: &str) -> Result<bool> {
         .doing("setting the assets bucket's lifecycle")?;
     // A local AWS API server over plain http (moto) enforces the policy too, which would
     // lock this tool out of its own bucket there.
-    if aws.config.endpoint_url().is_some_and(|u| u.starts_with("http://")) {
+    if aws.s3_endpoint().is_some_and(|u| u.starts_with("http://")) {
         eprintln!("note: {bucket} gets no TLS-only policy: the AWS endpoint is plain http");
     } else {
         s3.put_bucket_policy()
@@ -109,7 +130,14 @@ pub async fn ensure_bucket(aws: &Aws, bucket: &str) -> Result<bool> {
         )
         .send()
         .await;
-    Ok(true)
+    let tag = aws_sdk_s3::types::Tag::builder().key(CONFIGURED_TAG).value("1").build()?;
+    s3.put_bucket_tagging()
+        .bucket(bucket)
+        .tagging(aws_sdk_s3::types::Tagging::builder().tag_set(tag).build()?)
+        .send()
+        .await
+        .doing("tagging the assets bucket")?;
+    Ok(())
 }
 
 /// Denies every request that does not use TLS.
@@ -212,12 +240,23 @@ pub async fn remove_prefix(aws: &Aws, bucket: &str, prefix: &str) -> Result<usiz
             return Ok(removed);
         }
         let n = ids.len();
-        s3.delete_objects()
+        let answer = s3
+            .delete_objects()
             .bucket(bucket)
             .delete(Delete::builder().set_objects(Some(ids)).quiet(true).build()?)
             .send()
             .await
             .doing(format!("deleting s3://{bucket}/{prefix}"))?;
+        // Quiet mode answers only the failures; listing them again would loop for ever.
+        if let Some(e) = answer.errors().first() {
+            bail!(
+                "deleting s3://{bucket}/{}: {}: {} ({} objects not deleted)",
+                e.key().unwrap_or_default(),
+                e.code().unwrap_or_default(),
+                e.message().unwrap_or_default(),
+                answer.errors().len()
+            );
+        }
         removed += n;
     }
 }

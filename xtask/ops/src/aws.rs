@@ -41,9 +41,18 @@ impl Aws {
         aws_sdk_cloudformation::Client::new(&self.config)
     }
 
+    /// The S3 endpoint set for this run (`AWS_ENDPOINT_URL_S3`, else `AWS_ENDPOINT_URL`),
+    /// when it is not AWS's own.
+    pub fn s3_endpoint(&self) -> Option<String> {
+        std::env::var("AWS_ENDPOINT_URL_S3")
+            .ok()
+            .filter(|u| !u.is_empty())
+            .or_else(|| self.config.endpoint_url().map(str::to_owned))
+    }
+
     /// Path-style addressing against a local endpoint, which has no bucket host names.
     pub fn s3(&self) -> aws_sdk_s3::Client {
-        let local = self.config.endpoint_url().is_some();
+        let local = self.s3_endpoint().is_some();
         aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&self.config).force_path_style(local).build())
     }
 

@@ -116,7 +116,7 @@ pub async fn create(
             }
             Some(ChangeSetStatus::Failed) => {
                 let reason = d.status_reason().unwrap_or_default();
-                let _ = cfn.delete_change_set().stack_name(&stack_id).change_set_name(name).send().await;
+                abandon(aws, &stack_id, name).await;
                 if NO_CHANGES.iter().any(|n| reason.contains(n)) {
                     return Ok(Prepared::NoChanges);
                 }
@@ -127,28 +127,35 @@ pub async fn create(
     }
 }
 
-/// Drops a change set that will not run (diff, or a deploy that was not confirmed).
-pub async fn discard(aws: &Aws, stack_id: &str, name: &str) -> Result<()> {
-    aws.cloudformation()
-        .delete_change_set()
-        .stack_name(stack_id)
-        .change_set_name(name)
-        .send()
-        .await
-        .doing(format!("deleting change set {name}"))?;
-    Ok(())
+/// Drops a change set that will not run (a diff, a deploy not confirmed or that failed
+/// before executing it), and the empty `REVIEW_IN_PROGRESS` stack a first change set
+/// makes, so nothing is left behind. Best effort: the caller has its own answer to give.
+pub async fn abandon(aws: &Aws, stack_id: &str, name: &str) {
+    let cfn = aws.cloudformation();
+    if let Err(e) = cfn.delete_change_set().stack_name(stack_id).change_set_name(name).send().await {
+        eprintln!("warning: change set {name} could not be deleted: {}", crate::aws::explain(&e));
+    }
+    let empty = cfn.describe_stacks().stack_name(stack_id).send().await.is_ok_and(|d| {
+        d.stacks().first().and_then(|s| s.stack_status()).is_some_and(|s| s.as_str() == "REVIEW_IN_PROGRESS")
+    });
+    if empty && let Err(e) = cfn.delete_stack().stack_name(stack_id).send().await {
+        eprintln!("warning: the empty stack {stack_id} could not be deleted: {}", crate::aws::explain(&e));
+    }
 }
 
 /// The report: warnings first, then every change, then access that widens.
 pub fn report(changes: &[Change], old: Option<&Value>, new: &Value) -> String {
     let mut out = String::new();
-    let loud: Vec<&Change> = changes
-        .iter()
-        .filter(|c| DATA_HOLDERS.iter().any(|(t, _)| *t == c.resource_type))
-        .filter(|c| c.replaces() || c.may_replace() || c.action == "Remove")
-        .collect();
+    // Every replacement is loud; what holds the data first, and its removal too.
+    let holds_data = |c: &Change| DATA_HOLDERS.iter().any(|(t, _)| *t == c.resource_type);
+    let mut loud: Vec<&Change> =
+        changes.iter().filter(|c| c.replaces() || c.may_replace() || (c.action == "Remove" && holds_data(c))).collect();
+    loud.sort_by_key(|c| !holds_data(c));
     for c in &loud {
-        let why = DATA_HOLDERS.iter().find(|(t, _)| *t == c.resource_type).map(|(_, w)| *w).unwrap_or_default();
+        let why = DATA_HOLDERS
+            .iter()
+            .find(|(t, _)| *t == c.resource_type)
+            .map_or("a new one is made and the old one deleted", |(_, w)| *w);
         let what = match (c.action.as_str(), c.replaces()) {
             ("Remove", _) => "REMOVES",
             (_, true) => "REPLACES",
@@ -214,20 +221,24 @@ fn access(template: &Value) -> BTreeSet<String> {
         match r["Type"].as_str().unwrap_or_default() {
             "AWS::IAM::Role" => {
                 for policy in p["Policies"].as_array().into_iter().flatten() {
-                    for s in policy["PolicyDocument"]["Statement"].as_array().into_iter().flatten() {
-                        let effect = s["Effect"].as_str().unwrap_or("Allow");
-                        let condition =
-                            if s["Condition"].is_null() { String::new() } else { format!(" when {}", s["Condition"]) };
-                        lines.insert(format!(
-                            "{id}: {effect} {} on {}{condition}",
-                            compact(&s["Action"]),
-                            compact(&s["Resource"])
-                        ));
-                    }
+                    statements(&mut lines, id, &policy["PolicyDocument"]);
                 }
+                statements(&mut lines, &format!("{id} trust"), &p["AssumeRolePolicyDocument"]);
                 for arn in p["ManagedPolicyArns"].as_array().into_iter().flatten() {
                     lines.insert(format!("{id}: managed policy {}", compact(arn)));
                 }
+            }
+            "AWS::IAM::Policy" | "AWS::IAM::ManagedPolicy" => statements(&mut lines, id, &p["PolicyDocument"]),
+            "AWS::KMS::Key" => statements(&mut lines, id, &p["KeyPolicy"]),
+            "AWS::SNS::TopicPolicy" | "AWS::S3::BucketPolicy" => statements(&mut lines, id, &p["PolicyDocument"]),
+            "AWS::Lambda::Permission" => {
+                lines.insert(format!(
+                    "{id}: {} may {} {} from {}",
+                    compact(&p["Principal"]),
+                    compact(&p["Action"]),
+                    compact(&p["FunctionName"]),
+                    compact(&p["SourceArn"])
+                ));
             }
             kind @ ("AWS::EC2::SecurityGroupIngress" | "AWS::EC2::SecurityGroupEgress") => {
                 lines.insert(format!("{id}: {}", rule(kind.ends_with("Ingress"), &p["GroupId"], p)));
@@ -243,6 +254,20 @@ fn access(template: &Value) -> BTreeSet<String> {
         }
     }
     lines
+}
+
+/// One line per statement of a policy document, named `who`.
+fn statements(lines: &mut BTreeSet<String>, who: &str, document: &Value) {
+    for s in document["Statement"].as_array().into_iter().flatten() {
+        let effect = s["Effect"].as_str().unwrap_or("Allow");
+        let principal = if s["Principal"].is_null() { String::new() } else { format!(" for {}", s["Principal"]) };
+        let condition = if s["Condition"].is_null() { String::new() } else { format!(" when {}", s["Condition"]) };
+        lines.insert(format!(
+            "{who}: {effect} {} on {}{principal}{condition}",
+            compact(&s["Action"]),
+            compact(&s["Resource"])
+        ));
+    }
 }
 
 fn rule(ingress: bool, group: &Value, r: &Value) -> String {

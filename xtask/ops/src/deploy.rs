@@ -37,6 +37,9 @@ pub struct Flags {
     /// The Lambda zips and their manifest.json, from `cargo xtask build-lambdas`.
     #[arg(long, default_value = "target/lambda-zips")]
     pub zips: PathBuf,
+    /// `check` before a diff: change nothing, ask nothing.
+    #[arg(long, hide = true)]
+    pub for_diff: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,7 +59,7 @@ pub struct Preflight {
 
 /// `check`: what would make a deploy fail later, before the Lambdas are built.
 pub async fn check(flags: &Flags) -> Result<()> {
-    let pre = preflight(flags).await?;
+    let pre = preflight(flags, if flags.for_diff { Mode::Diff } else { Mode::Apply }).await?;
     println!(
         "ok: account {} ({}), region {}, DAP secret {}, stack {} {}",
         pre.caller.account,
@@ -70,8 +73,8 @@ pub async fn check(flags: &Flags) -> Result<()> {
 }
 
 /// Configuration, credentials, the DAP secret, and a stack in a state that takes a change
-/// set (a failed first create is deleted, after asking).
-pub async fn preflight(flags: &Flags) -> Result<Preflight> {
+/// set (for a deploy, a failed first create is deleted, after asking).
+pub async fn preflight(flags: &Flags, mode: Mode) -> Result<Preflight> {
     let mut env = flags.env.clone();
     if let Some(email) = &flags.email {
         env.overrides.push(format!("alert_email={email}"));
@@ -79,6 +82,10 @@ pub async fn preflight(flags: &Flags) -> Result<Preflight> {
     let config = env.load(&crate::root())?;
     let aws = Aws::connect(&config.region).await;
     let caller = aws.caller().await?;
+    // Before anything is built or uploaded: a deploy will have to ask.
+    if mode == Mode::Apply && !flags.yes && !prompt::can_ask() {
+        bail!("deploy asks before it changes the stack, and there is no terminal to ask on: pass --yes");
+    }
     let secret = &config.dap.secret_name;
     match aws.secrets().describe_secret().secret_id(secret).send().await {
         Ok(d) if d.deleted_date().is_some() => bail!(
@@ -98,6 +105,11 @@ pub async fn preflight(flags: &Flags) -> Result<Preflight> {
     let mut stack = stacks::describe(&aws, name).await?;
     if let Some(s) = &stack {
         match s.status.as_str() {
+            "ROLLBACK_COMPLETE" | "ROLLBACK_FAILED" | "CREATE_FAILED" if mode == Mode::Diff => bail!(
+                "stack {name} is {}: its first create failed; `cargo xtask deploy --env {}` offers to delete it and create it again",
+                s.status,
+                flags.env.env
+            ),
             "ROLLBACK_COMPLETE" | "ROLLBACK_FAILED" | "CREATE_FAILED" => {
                 let why = stacks::first_failure(&aws, name).await.unwrap_or_else(|| "no reason recorded".into());
                 eprintln!(
@@ -129,8 +141,7 @@ pub async fn preflight(flags: &Flags) -> Result<Preflight> {
                 flags.env.env
             ),
             status if status.ends_with("_IN_PROGRESS") => bail!(
-                "stack {name} is {status}: another operation is running; wait for it (`cargo xtask status --env {}`) and deploy again",
-                flags.env.env
+                "stack {name} is {status}: another operation is running on it; wait until it ends (the CloudFormation console shows it) and deploy again"
             ),
             _ => {}
         }
@@ -140,7 +151,7 @@ pub async fn preflight(flags: &Flags) -> Result<Preflight> {
 
 pub async fn run(flags: &Flags, mode: Mode) -> Result<()> {
     let started = Instant::now();
-    let Preflight { config, aws, caller, stack } = preflight(flags).await?;
+    let Preflight { config, aws, caller, stack } = preflight(flags, mode).await?;
     let name = config.stack_name.clone();
     let bucket = assets::bucket_name(&caller.account, &aws.region);
 
@@ -152,7 +163,7 @@ pub async fn run(flags: &Flags, mode: Mode) -> Result<()> {
 
     let keys = match mode {
         Mode::Apply => {
-            if assets::ensure_bucket(&aws, &bucket).await? {
+            if assets::ensure_bucket(&aws, &bucket, &caller.account).await? {
                 println!("made the assets bucket s3://{bucket} (private, encrypted, versioned, TLS only)");
             }
             let up = assets::upload_zips(&aws, &bucket, &name, &flags.zips, &needed).await?;
@@ -183,7 +194,7 @@ pub async fn run(flags: &Flags, mode: Mode) -> Result<()> {
     let source = if body.len() <= TEMPLATE_BODY_LIMIT {
         TemplateSource::Body(body)
     } else {
-        assets::ensure_bucket(&aws, &bucket).await?;
+        assets::ensure_bucket(&aws, &bucket, &caller.account).await?;
         let key = format!("{name}/templates/{}.json", hex(&Sha256::digest(body.as_bytes())[..8]));
         TemplateSource::Url(assets::upload_template(&aws, &bucket, &key, body).await?)
     };
@@ -212,28 +223,43 @@ pub async fn run(flags: &Flags, mode: Mode) -> Result<()> {
         Prepared::Ready { stack_id, changes } => (stack_id, changes),
     };
     let verb = if kind == ChangeSetType::Create { "create" } else { "update" };
-    println!("\nchanges to {verb} stack {name} (account {}, region {}):", caller.account, aws.region);
-    print!("{}", changes::report(&changes, old_template.as_ref(), &template));
-    println!("\n{}", cost::render(&cost::idle(&config)));
-
-    if mode == Mode::Diff {
-        changes::discard(&aws, &stack_id, &change_set).await?;
-        println!("diff only: nothing was changed (wrote {})", written.template_json.display());
-        return Ok(());
-    }
-    if !prompt::confirm(&format!("{verb} stack {name} with these changes?"), flags.yes)? {
-        changes::discard(&aws, &stack_id, &change_set).await?;
+    let shown = async {
+        println!("\nchanges to {verb} stack {name} (account {}, region {}):", caller.account, aws.region);
+        print!("{}", changes::report(&changes, old_template.as_ref(), &template));
+        println!("\n{}", cost::render(&cost::idle(&config)));
+        if mode == Mode::Diff {
+            return Ok(false);
+        }
+        prompt::confirm(&format!("{verb} stack {name} with these changes?"), flags.yes)
+    };
+    let go = match shown.await {
+        Ok(go) => go,
+        Err(e) => {
+            changes::abandon(&aws, &stack_id, &change_set).await;
+            return Err(e);
+        }
+    };
+    if !go {
+        changes::abandon(&aws, &stack_id, &change_set).await;
+        if mode == Mode::Diff {
+            println!("diff only: nothing was changed (wrote {})", written.template_json.display());
+            return Ok(());
+        }
         bail!("not deployed: the change set was deleted and stack {name} is as it was");
     }
     let since = events::latest_event(&aws, &stack_id).await?;
-    aws.cloudformation()
+    let executed = aws
+        .cloudformation()
         .execute_change_set()
         .stack_name(&stack_id)
         .change_set_name(&change_set)
         .client_request_token(&change_set)
         .send()
-        .await
-        .doing(format!("executing change set {change_set} on {name}"))?;
+        .await;
+    if let Err(e) = executed {
+        changes::abandon(&aws, &stack_id, &change_set).await;
+        return Err(e).doing(format!("executing change set {change_set} on {name}"));
+    }
     let outcome = events::follow(&aws, &stack_id, since, changes.len()).await?;
     if !outcome.succeeded() {
         let way_out = match outcome.status.as_str() {

@@ -12,7 +12,6 @@ use crate::events;
 use crate::prompt;
 use crate::stacks;
 use anyhow::{Result, bail};
-use aws_smithy_types::DateTime;
 use stack::constructs::database::DatabaseProps;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -80,7 +79,11 @@ pub async fn run(flags: &Flags) -> Result<()> {
         bail!("not destroyed: stack {name} is as it was");
     }
 
-    let started = DateTime::from(std::time::SystemTime::now());
+    // The final snapshot is the one that appears during the delete.
+    let before: Vec<String> = match &cluster {
+        Some(c) => snapshots_of(&aws, c).await?.into_iter().map(|s| s.id).collect(),
+        None => vec![],
+    };
     let total = resources.len();
     let since = events::latest_event(&aws, &stack.id).await?;
     aws.cloudformation()
@@ -97,18 +100,28 @@ pub async fn run(flags: &Flags) -> Result<()> {
     println!("deleted stack {name}");
 
     if flags.delete_data {
+        let mut data_gone = true;
         if let Some(cluster) = &cluster {
-            for snapshot in final_snapshots(&aws, cluster, Some(&started)).await? {
+            let fresh: Vec<Snapshot> =
+                snapshots_of(&aws, cluster).await?.into_iter().filter(|s| !before.contains(&s.id)).collect();
+            if fresh.is_empty() {
+                data_gone = false;
+                eprintln!(
+                    "warning: no final snapshot of {cluster} was found; the KMS key is kept so that any snapshot stays readable"
+                );
+            }
+            for snapshot in fresh {
                 aws.rds()
                     .delete_db_cluster_snapshot()
                     .db_cluster_snapshot_identifier(&snapshot.id)
                     .send()
                     .await
-                    .doing(format!("deleting snapshot {}", snapshot.id))?;
+                    .doing(format!("deleting snapshot {} (the KMS key is kept)", snapshot.id))?;
                 println!("deleted snapshot {}", snapshot.id);
             }
         }
-        if let Some(key) = &key_id {
+        // Only once no snapshot needs it: a snapshot whose key is gone is billed and unreadable.
+        if let Some(key) = key_id.as_ref().filter(|_| data_gone) {
             match aws.kms().schedule_key_deletion().key_id(key).pending_window_in_days(KEY_DELETION_DAYS).send().await {
                 Ok(_) => println!("scheduled KMS key {key} for deletion in {KEY_DELETION_DAYS} days"),
                 Err(e) if is_code(&e, &["NotFoundException", "KMSInvalidStateException"]) => {}
@@ -125,33 +138,37 @@ pub async fn run(flags: &Flags) -> Result<()> {
 struct Snapshot {
     id: String,
     gigabytes: i32,
+    key: Option<String>,
 }
 
-/// The manual snapshots of `cluster` (those CloudFormation keeps are manual), made after
-/// `after` when given.
-async fn final_snapshots(aws: &Aws, cluster: &str, after: Option<&DateTime>) -> Result<Vec<Snapshot>> {
-    let d = match aws
-        .rds()
-        .describe_db_cluster_snapshots()
-        .db_cluster_identifier(cluster)
-        .snapshot_type("manual")
-        .send()
-        .await
-    {
-        Ok(d) => d,
-        Err(e) if is_code(&e, &["DBClusterNotFoundFault", "DBClusterSnapshotNotFoundFault"]) => return Ok(vec![]),
-        Err(e) => return Err(e).doing(format!("listing the snapshots of {cluster}")),
-    };
-    Ok(d.db_cluster_snapshots()
-        .iter()
-        .filter(|s| after.is_none_or(|t| s.snapshot_create_time().is_none_or(|c| c.secs() >= t.secs())))
-        .filter_map(|s| {
-            Some(Snapshot {
-                id: s.db_cluster_snapshot_identifier()?.to_owned(),
-                gigabytes: s.allocated_storage().unwrap_or(0),
-            })
-        })
-        .collect())
+/// The manual snapshots of cluster `cluster` (CloudFormation's final snapshot is manual).
+/// Listed without the cluster filter, which RDS accepts only while the cluster exists.
+async fn snapshots_of(aws: &Aws, cluster: &str) -> Result<Vec<Snapshot>> {
+    let mut found = Vec::new();
+    let mut marker: Option<String> = None;
+    loop {
+        let page = aws
+            .rds()
+            .describe_db_cluster_snapshots()
+            .snapshot_type("manual")
+            .set_marker(marker)
+            .send()
+            .await
+            .doing("listing the database snapshots")?;
+        found.extend(
+            page.db_cluster_snapshots().iter().filter(|s| s.db_cluster_identifier() == Some(cluster)).filter_map(|s| {
+                Some(Snapshot {
+                    id: s.db_cluster_snapshot_identifier()?.to_owned(),
+                    gigabytes: s.allocated_storage().unwrap_or(0),
+                    key: s.kms_key_id().map(str::to_owned),
+                })
+            }),
+        );
+        marker = page.marker().map(str::to_owned);
+        if marker.is_none() {
+            return Ok(found);
+        }
+    }
 }
 
 /// What is left of the environment, and what it costs a month.
@@ -161,14 +178,19 @@ async fn leftovers(aws: &Aws, config: &stack::app::Config, key_id: Option<&str>)
     println!("\nleft behind:");
     let mut total = 0.0;
     let mut any = false;
+    // The stack's key, and the key of every snapshot kept (from an earlier destroy too).
+    // Key ids: a snapshot names its key by ARN (`.../key/<id>`).
+    let key_of = |k: &str| k.rsplit('/').next().unwrap_or(k).to_owned();
+    let mut keys: std::collections::BTreeSet<String> = key_id.map(key_of).into_iter().collect();
     if matches!(config.database, DatabaseProps::Create(_)) {
         let cluster = format!("{}-db", config.stack_name.to_lowercase());
-        let snapshots = final_snapshots(aws, &cluster, None).await.unwrap_or_else(|e| {
+        let snapshots = snapshots_of(aws, &cluster).await.unwrap_or_else(|e| {
             println!("  snapshots of {cluster} could not be listed ({e:#})");
             vec![]
         });
         for s in snapshots {
             any = true;
+            keys.extend(s.key.as_deref().map(key_of));
             let monthly = f64::from(s.gigabytes) * usd::SNAPSHOT_GB_MONTH;
             total += monthly;
             println!(
@@ -179,7 +201,7 @@ async fn leftovers(aws: &Aws, config: &stack::app::Config, key_id: Option<&str>)
             );
         }
     }
-    if let Some(key) = key_id {
+    for key in &keys {
         match aws.kms().describe_key().key_id(key).send().await {
             Ok(d) => {
                 let meta = d.key_metadata();

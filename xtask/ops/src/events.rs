@@ -4,7 +4,7 @@
 
 use crate::aws::{Aws, Explain};
 use crate::prompt;
-use anyhow::Result;
+use anyhow::{Result, bail};
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -39,6 +39,12 @@ impl Outcome {
     }
 }
 
+/// Longer than any create or delete of this stack, ENI waits included.
+const DEADLINE: Duration = Duration::from_secs(4 * 3600);
+
+/// Failed reads in a row (throttling, a dropped connection) before following gives up.
+const READ_FAILURES: u32 = 5;
+
 /// The newest event id of `stack` now, so that following starts after it.
 pub async fn latest_event(aws: &Aws, stack: &str) -> Result<Option<String>> {
     let page = aws
@@ -65,18 +71,26 @@ pub async fn follow(aws: &Aws, stack_id: &str, since: Option<String>, total: usi
     let mut waiting_since: Option<(String, Instant)> = None;
     let mut told_about_enis = false;
     let mut last_line = String::new();
+    let mut failed_reads = 0;
+    let mut settled: Option<String> = None;
     loop {
+        if started.elapsed() > DEADLINE {
+            bail!(
+                "stack {stack_id} is still in progress after {} hours; it goes on without this command (the CloudFormation console follows it)",
+                DEADLINE.as_secs() / 3600
+            );
+        }
         // Newest first: read back to the last event seen.
         let mut fresh = Vec::new();
         let mut next: Option<String> = None;
         'pages: loop {
-            let page = cfn
-                .describe_stack_events()
-                .stack_name(stack_id)
-                .set_next_token(next.clone())
-                .send()
-                .await
-                .doing("reading the stack's events")?;
+            let page = match cfn.describe_stack_events().stack_name(stack_id).set_next_token(next.clone()).send().await
+            {
+                Ok(page) => page,
+                Err(e) if retry(&mut failed_reads, "the stack's events", &crate::aws::explain(&e)).await => continue,
+                Err(e) => return Err(e).doing("reading the stack's events"),
+            };
+            failed_reads = 0;
             for e in page.stack_events() {
                 if e.event_id().is_some() && e.event_id().map(str::to_owned) == seen_until {
                     break 'pages;
@@ -114,12 +128,17 @@ pub async fn follow(aws: &Aws, stack_id: &str, since: Option<String>, total: usi
             }
             current = format!("{id} {status}");
         }
+        if let Some(status) = settled {
+            // The events written up to the end have been read and shown.
+            return Ok(Outcome { status, failures });
+        }
         let status = match cfn.describe_stacks().stack_name(stack_id).send().await {
             Ok(d) => {
                 d.stacks().first().and_then(|s| s.stack_status()).map(|s| s.as_str().to_owned()).unwrap_or_default()
             }
             // A deleted stack may be gone from the API altogether.
             Err(e) if crate::aws::explain(&e).contains("does not exist") => "DELETE_COMPLETE".to_owned(),
+            Err(e) if retry(&mut failed_reads, "the stack's status", &crate::aws::explain(&e)).await => continue,
             Err(e) => return Err(e).doing("reading the stack's status"),
         };
         let line = format!(
@@ -154,8 +173,22 @@ pub async fn follow(aws: &Aws, stack_id: &str, since: Option<String>, total: usi
             if tty {
                 eprintln!();
             }
-            return Ok(Outcome { status, failures });
+            // One more read of the events, for those written just before the end.
+            settled = Some(status);
+            continue;
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
+}
+
+/// After a failed read: waits (4, 8, 16... s) and answers true while reads may still be
+/// retried, saying why.
+async fn retry(failed_reads: &mut u32, what: &str, why: &str) -> bool {
+    if *failed_reads >= READ_FAILURES {
+        return false;
+    }
+    *failed_reads += 1;
+    eprintln!("\nwarning: reading {what}: {why} (retrying)");
+    tokio::time::sleep(Duration::from_secs(2 << *failed_reads)).await;
+    true
 }

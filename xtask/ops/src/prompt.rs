@@ -19,6 +19,11 @@ pub fn confirm(question: &str, yes: bool) -> Result<bool> {
     Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
 }
 
+/// Whether a question can be asked at all.
+pub fn can_ask() -> bool {
+    std::io::stdin().is_terminal()
+}
+
 /// Whether progress can be drawn on one rewritten line.
 pub fn is_tty() -> bool {
     std::io::stderr().is_terminal()

@@ -24,8 +24,10 @@ pub struct Flags {
 /// The state machine of the environment's stack, which the template names
 /// `<stack>-Replication`.
 pub async fn state_machine(aws: &Aws, stack: &str) -> Result<String> {
-    let account = aws.caller().await?.account;
-    let arn = format!("arn:aws:states:{}:{account}:stateMachine:{stack}-Replication", aws.region);
+    let caller = aws.caller().await?;
+    // The partition (aws, aws-us-gov, aws-cn) as the caller's own ARN names it.
+    let partition = caller.arn.split(':').nth(1).unwrap_or("aws");
+    let arn = format!("arn:{partition}:states:{}:{}:stateMachine:{stack}-Replication", aws.region, caller.account);
     match aws.sfn().describe_state_machine().state_machine_arn(&arn).send().await {
         Ok(_) => Ok(arn),
         Err(e) if crate::aws::is_code(&e, &["StateMachineDoesNotExist"]) => {

@@ -11,6 +11,10 @@ use anyhow::{Result, bail};
 pub struct Flags {
     #[command(flatten)]
     pub env: EnvFlags,
+    /// Read the client id and the client secret as two lines of standard input (how
+    /// set_key.sh hands them over, so they sit in no environment or argument list).
+    #[arg(long)]
+    pub stdin: bool,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -28,22 +32,31 @@ pub struct DeleteFlags {
 pub const CLIENT_ID_VAR: &str = "DAP_CLIENT_ID";
 pub const CLIENT_SECRET_VAR: &str = "DAP_CLIENT_SECRET";
 
-fn credential_part(var: &str) -> Result<String> {
-    let value = std::env::var(var).unwrap_or_default();
+/// `value` as the DAP credential part `name`; the message never holds the value.
+fn credential_part(name: &str, value: &str) -> Result<String> {
     let value = value.trim();
     if value.is_empty() {
-        bail!("{var} is not set: run ./set_key.sh, which asks for the DAP client id and secret without echo");
+        bail!("{name} is not set: run ./set_key.sh, which asks for the DAP client id and secret without echo");
     }
     if value.len() > 1024 || value.chars().any(char::is_whitespace) {
-        bail!("{var} does not look like a DAP credential part (it holds spaces or is over 1024 characters)");
+        bail!("{name} does not look like a DAP credential part (it holds spaces or is over 1024 characters)");
     }
     Ok(value.to_owned())
 }
 
 pub async fn set(flags: &Flags) -> Result<()> {
     let config = flags.env.load(&crate::root())?;
-    let client_id = credential_part(CLIENT_ID_VAR)?;
-    let client_secret = credential_part(CLIENT_SECRET_VAR)?;
+    let (client_id, client_secret) = if flags.stdin {
+        let mut lines = std::io::stdin().lines();
+        let mut next = || lines.next().transpose().map(Option::unwrap_or_default);
+        (credential_part("the client id (line 1)", &next()?)?, credential_part("the client secret (line 2)", &next()?)?)
+    } else {
+        let var = |name| std::env::var(name).unwrap_or_default();
+        (
+            credential_part(CLIENT_ID_VAR, &var(CLIENT_ID_VAR))?,
+            credential_part(CLIENT_SECRET_VAR, &var(CLIENT_SECRET_VAR))?,
+        )
+    };
     let value = serde_json::json!({"client_id": client_id, "client_secret": client_secret}).to_string();
     let aws = Aws::connect(&config.region).await;
     aws.caller().await?;

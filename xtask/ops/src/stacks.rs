@@ -57,27 +57,46 @@ pub async fn describe(aws: &Aws, name: &str) -> Result<Option<StackInfo>> {
 
 /// The stack's resources: logical id -> physical id (those that have one).
 pub async fn resources(aws: &Aws, stack: &str) -> Result<std::collections::BTreeMap<String, String>> {
-    let d = aws
-        .cloudformation()
-        .describe_stack_resources()
-        .stack_name(stack)
-        .send()
-        .await
-        .doing(format!("listing the resources of {stack}"))?;
-    Ok(d.stack_resources()
-        .iter()
-        .filter_map(|r| {
-            let physical = r.physical_resource_id().filter(|p| !p.is_empty())?;
-            Some((r.logical_resource_id()?.to_owned(), physical.to_owned()))
-        })
-        .collect())
+    let mut found = std::collections::BTreeMap::new();
+    let mut next: Option<String> = None;
+    loop {
+        let page = aws
+            .cloudformation()
+            .list_stack_resources()
+            .stack_name(stack)
+            .set_next_token(next)
+            .send()
+            .await
+            .doing(format!("listing the resources of {stack}"))?;
+        for r in page.stack_resource_summaries() {
+            if let (Some(logical), Some(physical)) =
+                (r.logical_resource_id(), r.physical_resource_id().filter(|p| !p.is_empty()))
+            {
+                found.insert(logical.to_owned(), physical.to_owned());
+            }
+        }
+        next = page.next_token().map(str::to_owned);
+        if next.is_none() {
+            return Ok(found);
+        }
+    }
 }
 
 /// The reason of the first failed resource, for a stack that rolled back.
 pub async fn first_failure(aws: &Aws, stack: &str) -> Option<String> {
-    let events = aws.cloudformation().describe_stack_events().stack_name(stack).send().await.ok()?;
+    // Newest first: read them all (a few pages for one stack) and take the oldest failure.
+    let mut events = Vec::new();
+    let mut next: Option<String> = None;
+    for _ in 0..50 {
+        let page =
+            aws.cloudformation().describe_stack_events().stack_name(stack).set_next_token(next).send().await.ok()?;
+        events.extend(page.stack_events().iter().cloned());
+        next = page.next_token().map(str::to_owned);
+        if next.is_none() {
+            break;
+        }
+    }
     events
-        .stack_events()
         .iter()
         .rev()
         .find(|e| {

@@ -153,6 +153,11 @@ fn deploy_update_run_status_and_destroy_a_stack() {
 
     let t = ok(env.set_key());
     assert!(t.contains("stored the DAP credential in secret cd2-existing/dap"), "{t}");
+    // A diff of a stack not yet made leaves nothing behind (no empty REVIEW_IN_PROGRESS stack).
+    let t = ok(env.ops("diff", &[]));
+    assert!(t.contains("changes to create stack cd2-existing"), "{t}");
+    assert_eq!(stack_status(&env), "none");
+    fails(env.ops("deploy", &[]), "there is no terminal to ask on: pass --yes");
     let stored = env.boto("out = json.loads(sm.get_secret_value(SecretId='cd2-existing/dap')['SecretString'])");
     assert_eq!(stored, serde_json::json!({"client_id": "client-id-1", "client_secret": SECRET_VALUE}));
 
@@ -199,6 +204,7 @@ fn deploy_update_run_status_and_destroy_a_stack() {
 
     let t = ok(env.ops("run", &["--no-wait", "--table", "canvas.accounts"]));
     assert!(t.contains("started run manual-"), "{t}");
+    fails(env.ops("run", &["--table", "accounts"]), "--table accounts: expected NAMESPACE.TABLE");
     let t = ok(env.ops("status", &[]));
     assert!(t.contains("manual-"), "{t}");
 
@@ -233,10 +239,12 @@ fn a_failing_resource_is_named_and_the_rolled_back_stack_offers_its_way_out() {
     assert_eq!(stack_status(&env), "ROLLBACK_COMPLETE");
 
     env.overrides = good;
+    fails(env.ops("deploy", &[]), "there is no terminal to ask on: pass --yes");
     fails(
-        env.ops("deploy", &[]),
-        "delete the failed stack cd2-existing now?: there is no terminal to ask on; pass --yes",
+        env.ops("diff", &[]),
+        "is ROLLBACK_COMPLETE: its first create failed; `cargo xtask deploy --env existing` offers",
     );
+    assert_eq!(stack_status(&env), "ROLLBACK_COMPLETE", "neither asked nor changed anything");
     let t = ok(env.ops("deploy", &["--yes"]));
     assert!(t.contains("is ROLLBACK_COMPLETE: its first create failed"), "{t}");
     assert!(t.contains("created stack cd2-existing"), "{t}");
@@ -288,4 +296,34 @@ fn the_scripts_store_and_remove_the_secret_without_printing_it() {
     assert!(t.contains("secret cd2-existing/dap is scheduled for deletion"), "{t}");
     let deleted = env.boto("out = 'DeletedDate' in sm.describe_secret(SecretId='cd2-existing/dap')");
     assert_eq!(deleted, true);
+}
+
+/// moto executes only state machines made through its API (those of its CloudFormation
+/// stay RUNNING): one named as the stack names its machine, ending as a run does.
+fn replication_machine(env: &Env, end_state: &str) {
+    env.boto(&format!(
+        "import urllib.request\n\
+         urllib.request.urlopen(urllib.request.Request(kw['endpoint_url'] + '/moto-api/config', data=json.dumps({{'stepfunctions': {{'execute_state_machine': True}}}}).encode(), method='POST'))\n\
+         sfn = boto3.client('stepfunctions', **kw)\n\
+         definition = {{'StartAt': 'End', 'States': {{'End': {end_state}}}}}\n\
+         sfn.create_state_machine(name='cd2-existing-Replication', definition=json.dumps(definition), roleArn='arn:aws:iam::123456789012:role/sfn')"
+    ));
+}
+
+#[test]
+fn run_follows_a_run_to_its_end_and_fails_when_it_failed() {
+    let env = Env::start("run");
+    fails(env.ops("run", &[]), "stack cd2-existing has no state machine in us-east-1: deploy it first");
+    replication_machine(
+        &env,
+        "{'Type': 'Pass', 'Result': {'failed': 0, 'succeeded': 2, 'subject': 's', 'message': 'm'}, 'End': True}",
+    );
+    let t = ok(env.ops("run", &["--table", "canvas.accounts"]));
+    assert!(t.contains("succeeded: 2 tables replicated, 0 failed"), "{t}");
+    let t = ok(env.ops("status", &[]));
+    assert!(t.contains("succeeded") && t.contains("2 ok, 0 failed"), "{t}");
+
+    let env = Env::start("run-failed");
+    replication_machine(&env, "{'Type': 'Fail', 'Error': 'ReplicationFailed', 'Cause': 'One or more tables failed'}");
+    fails(env.ops("run", &[]), "ended FAILED: ReplicationFailed: One or more tables failed");
 }

@@ -6,7 +6,9 @@
 //! - `replication`: rows per second of init and of a 10% sync of a generated table served
 //!   by the emulator (in its own process), the replicating process's peak memory at two
 //!   table sizes, and a plain `COPY FROM STDIN` of the same rows as the ceiling.
+//! - `deploy`: a deploy that changes nothing, against moto, and synth as a whole process.
 
+mod deploy;
 mod lambdas;
 mod replication;
 mod synth;
@@ -20,6 +22,7 @@ pub enum Which {
     Synth,
     Lambdas,
     Replication,
+    Deploy,
     All,
 }
 
@@ -32,6 +35,9 @@ pub fn run(which: Which, iterations: u32, rows: u64) -> Result<()> {
     }
     if matches!(which, Which::Replication | Which::All) {
         replication::run(rows)?;
+    }
+    if matches!(which, Which::Deploy | Which::All) {
+        deploy::run()?;
     }
     Ok(())
 }
