@@ -98,7 +98,7 @@ pub fn run() -> Result<()> {
     };
     ops_run(&["set-key"])?;
     let create = ops_run(&["deploy", "--yes"])?;
-    let anchor = median((0..RUNS).map(|_| ops_run(&["check"])).collect::<Result<Vec<_>>>()?);
+    let anchor = median((0..RUNS).map(|_| ops_run(&["check", "--yes"])).collect::<Result<Vec<_>>>()?);
     let noop = median((0..RUNS).map(|_| ops_run(&["deploy", "--yes"])).collect::<Result<Vec<_>>>()?);
     let whole = {
         let mut c = with_aws(Command::new(&cargo));
