@@ -6,7 +6,8 @@ use stack::app::config::NetworkMode;
 use stack::constructs::database::DatabaseProps;
 use std::fmt::Write as _;
 
-/// When the prices below were read, and where they hold (other regions differ a little).
+/// When the prices below were read (AWS's pricing pages as 2026 summaries quote them), and
+/// where they hold (other regions differ a little).
 pub const PRICES_READ: &str = "2026-11-24";
 pub const PRICE_REGION: &str = "us-east-1";
 

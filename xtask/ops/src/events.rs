@@ -73,6 +73,9 @@ pub async fn follow(aws: &Aws, stack_id: &str, since: Option<String>, total: usi
     let mut last_line = String::new();
     let mut failed_reads = 0;
     let mut settled: Option<String> = None;
+    // Right after the call the stack may still show how the last operation ended: a
+    // settled status counts only once this operation has written an event.
+    let mut begun = false;
     loop {
         if started.elapsed() > DEADLINE {
             bail!(
@@ -102,6 +105,7 @@ pub async fn follow(aws: &Aws, stack_id: &str, since: Option<String>, total: usi
                 break;
             }
         }
+        begun |= !fresh.is_empty();
         if let Some(newest) = fresh.first().and_then(|e| e.event_id()) {
             seen_until = Some(newest.to_owned());
         }
@@ -169,7 +173,7 @@ pub async fn follow(aws: &Aws, stack_id: &str, since: Option<String>, total: usi
                 eprintln!("{note}");
             }
         }
-        if !status.ends_with("_IN_PROGRESS") {
+        if !status.ends_with("_IN_PROGRESS") && (begun || started.elapsed() > Duration::from_secs(60)) {
             if tty {
                 eprintln!();
             }
