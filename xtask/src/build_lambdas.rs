@@ -63,7 +63,8 @@ pub fn build() -> Result<Vec<Zip>> {
         let built = lambda_dir.join(function).join("bootstrap.zip");
         let bytes = std::fs::read(&built).with_context(|| format!("reading {}", built.display()))?;
         let hash = Sha256::digest(&bytes);
-        let name = format!("{function}-{}.zip", hex(&hash[..8]));
+        // The first 8 bytes of the SHA-256, in hex.
+        let name = format!("{function}-{}.zip", &format!("{hash:x}")[..16]);
         let path = out.join(&name);
         std::fs::write(&path, &bytes).with_context(|| format!("writing {}", path.display()))?;
         manifest.insert(function.to_owned(), serde_json::Value::String(name));
@@ -71,8 +72,4 @@ pub fn build() -> Result<Vec<Zip>> {
     }
     std::fs::write(out.join("manifest.json"), serde_json::to_string_pretty(&manifest)? + "\n")?;
     Ok(zips)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

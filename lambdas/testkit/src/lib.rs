@@ -370,4 +370,73 @@ impl Moto {
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
+
+    /// Points `command` (an AWS SDK program) at this server with test credentials and none
+    /// of this machine's AWS configuration; `scratch` holds the (absent) config files.
+    pub fn isolate(&self, command: &mut Command, scratch: &Path) {
+        command
+            .env("AWS_ENDPOINT_URL", self.endpoint())
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_CONFIG_FILE", scratch.join("no-aws-config"))
+            .env("AWS_SHARED_CREDENTIALS_FILE", scratch.join("no-aws-credentials"))
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_SESSION_TOKEN")
+            .env_remove("AWS_REGION");
+    }
+
+    /// Runs Python `code` with boto3 on this server: `kw` (the client arguments), `ec2`,
+    /// `s3`, `cfn`, `sm` and `json` are there. Answers what it printed.
+    pub fn boto(&self, code: &str) -> Result<String, String> {
+        let script = format!(
+            "import boto3, json\n\
+             kw = dict(endpoint_url='{}', region_name='us-east-1', aws_access_key_id='testing', aws_secret_access_key='testing')\n\
+             ec2 = boto3.client('ec2', **kw); s3 = boto3.client('s3', **kw); cfn = boto3.client('cloudformation', **kw)\n\
+             sm = boto3.client('secretsmanager', **kw)\n{code}",
+            self.endpoint()
+        );
+        let o = Command::new(python_tools()?.join("python"))
+            .arg("-c")
+            .arg(script)
+            .output()
+            .map_err(|e| format!("running boto3: {e}"))?;
+        if !o.status.success() {
+            return Err(format!("boto3: {}", String::from_utf8_lossy(&o.stderr)));
+        }
+        Ok(String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    }
+
+    /// `--set` overrides that make the `existing` environment one moto can deploy: its
+    /// default VPC and two of its subnets, a security group made here for the database, and
+    /// no bootstrap (moto's CloudFormation would wait for ever on the custom resource).
+    pub fn existing_profile(&self) -> Result<Vec<String>, String> {
+        let lines = self.boto(
+            "vpc = ec2.describe_vpcs(Filters=[{'Name': 'is-default', 'Values': ['true']}])['Vpcs'][0]['VpcId']\n\
+             subnets = [s['SubnetId'] for s in ec2.describe_subnets(Filters=[{'Name': 'vpc-id', 'Values': [vpc]}])['Subnets']][:2]\n\
+             sg = ec2.create_security_group(GroupName='replica-db', Description='the database', VpcId=vpc)['GroupId']\n\
+             print(f'network.vpc_id={vpc}')\n\
+             print('network.private_subnet_ids=' + json.dumps(subnets))\n\
+             print(f'database.security_group_id={sg}')",
+        )?;
+        let mut overrides: Vec<String> = lines.lines().map(str::to_owned).collect();
+        overrides.extend(
+            ["database.bootstrap=false", "database.admin_secret_arn=", "database.resource_id="].map(str::to_owned),
+        );
+        Ok(overrides)
+    }
+}
+
+/// What `cargo xtask build-lambdas` leaves in `dir` for a deploy, with an empty zip for
+/// each of `functions` (moto's Lambda takes any code): the zips and `manifest.json`.
+pub fn empty_lambda_zips(dir: &Path, functions: &[&str]) -> std::io::Result<()> {
+    const EMPTY_ZIP: [u8; 22] = [0x50, 0x4b, 0x05, 0x06, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    std::fs::create_dir_all(dir)?;
+    let mut entries = Vec::new();
+    for f in functions {
+        let file = format!("{f}-0123456789abcdef.zip");
+        std::fs::write(dir.join(&file), EMPTY_ZIP)?;
+        entries.push(format!("\"{f}\": \"{file}\""));
+    }
+    std::fs::write(dir.join("manifest.json"), format!("{{{}}}", entries.join(", ")))
 }

@@ -295,12 +295,12 @@ impl Config {
             format!("`{}` must be 1-512 of letters, digits and /_+=.@-", self.dap.secret_name),
         );
 
-        match &self.database {
-            DatabaseProps::Create(db) => validate_cluster(db, &mut check),
-            DatabaseProps::Existing(db) => validate_existing(db, &mut check),
-        }
         let db = &self.database;
-        for (key, value) in [("database.name", db.database_name()), ("database.app_username", db.app_username())] {
+        let mut names = vec![("database.name", db.database_name()), ("database.app_username", db.app_username())];
+        if let DatabaseProps::Create(cluster) = db {
+            names.insert(1, ("database.admin_username", cluster.admin_username.as_str()));
+        }
+        for (key, value) in names {
             check(
                 is_pg_identifier(value) && value != "postgres" && value != "rdsadmin",
                 key,
@@ -308,6 +308,10 @@ impl Config {
                     "`{value}` must be a lower-case identifier of 1-63 letters, digits and `_`, starting with a letter"
                 ),
             );
+        }
+        match db {
+            DatabaseProps::Create(db) => validate_cluster(db, &mut check),
+            DatabaseProps::Existing(db) => validate_existing(db, &mut check),
         }
 
         let net = &self.network;
@@ -401,14 +405,6 @@ fn validate_cluster(db: &ClusterProps, check: &mut impl FnMut(bool, &str, String
         major.is_some_and(|m| m >= 15) && db.engine_version.split('.').count() == 2,
         "database.engine_version",
         format!("`{}` must be an Aurora PostgreSQL version `MAJOR.MINOR`, 15 or newer (e.g. 17.7)", db.engine_version),
-    );
-    check(
-        is_pg_identifier(&db.admin_username) && !["postgres", "rdsadmin"].contains(&db.admin_username.as_str()),
-        "database.admin_username",
-        format!(
-            "`{}` must be a lower-case identifier of 1-63 letters, digits and `_`, starting with a letter",
-            db.admin_username
-        ),
     );
     check(
         db.admin_username != db.app_username,

@@ -165,19 +165,27 @@ pub struct Uploaded {
     pub unchanged: Vec<String>,
 }
 
-/// Uploads the zips of the `needed` functions, as `manifest.json` in `zips` names them (from
-/// `cargo xtask build-lambdas`), under `<stack>/`, skipping those already there.
+/// The zips `cargo xtask build-lambdas` made, as its `manifest.json` in `zips` names them:
+/// function -> file name.
+pub fn read_manifest(zips: &Path) -> Result<BTreeMap<String, String>> {
+    let path = zips.join("manifest.json");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading {} (run cargo xtask build-lambdas)", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not a function -> zip map", path.display()))
+}
+
+/// Where zip `file` of `stack` goes in the bucket.
+pub fn zip_key(stack: &str, file: &str) -> String {
+    format!("{stack}/{file}")
+}
+
+/// Uploads the zips of the `needed` functions, as `manifest.json` in `zips` names them,
+/// under `<stack>/`, skipping those already there.
 pub async fn upload_zips(aws: &Aws, bucket: &str, stack: &str, zips: &Path, needed: &[&str]) -> Result<Uploaded> {
-    let manifest_path = zips.join("manifest.json");
-    let manifest: BTreeMap<String, String> = serde_json::from_str(
-        &std::fs::read_to_string(&manifest_path)
-            .with_context(|| format!("reading {} (run cargo xtask build-lambdas)", manifest_path.display()))?,
-    )
-    .with_context(|| format!("{} is not a function -> zip map", manifest_path.display()))?;
     let s3 = aws.s3();
     let mut done = Uploaded { keys: BTreeMap::new(), uploaded: vec![], unchanged: vec![] };
-    for (function, file) in manifest.into_iter().filter(|(f, _)| needed.contains(&f.as_str())) {
-        let key = format!("{stack}/{file}");
+    for (function, file) in read_manifest(zips)?.into_iter().filter(|(f, _)| needed.contains(&f.as_str())) {
+        let key = zip_key(stack, &file);
         match s3.head_object().bucket(bucket).key(&key).send().await {
             Ok(_) => done.unchanged.push(file),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => {

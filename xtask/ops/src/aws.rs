@@ -12,10 +12,17 @@ use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
 use std::fmt;
 
+/// The clients, made once from one configuration (making one does no I/O).
 #[derive(Debug, Clone)]
 pub struct Aws {
     pub config: SdkConfig,
     pub region: String,
+    cloudformation: aws_sdk_cloudformation::Client,
+    s3: aws_sdk_s3::Client,
+    sfn: aws_sdk_sfn::Client,
+    secrets: aws_sdk_secretsmanager::Client,
+    rds: aws_sdk_rds::Client,
+    kms: aws_sdk_kms::Client,
 }
 
 /// Who the credentials belong to.
@@ -23,6 +30,15 @@ pub struct Aws {
 pub struct Caller {
     pub account: String,
     pub arn: String,
+}
+
+/// The S3 endpoint set for this run (`AWS_ENDPOINT_URL_S3`, else `AWS_ENDPOINT_URL`), when
+/// it is not AWS's own.
+fn s3_endpoint(config: &SdkConfig) -> Option<String> {
+    std::env::var("AWS_ENDPOINT_URL_S3")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .or_else(|| config.endpoint_url().map(str::to_owned))
 }
 
 impl Aws {
@@ -34,42 +50,46 @@ impl Aws {
             .region(Region::new(region.to_owned()))
             .load()
             .await;
-        Self { config, region: region.to_owned() }
+        // Path-style addressing against a local endpoint, which has no bucket host names.
+        let s3 = aws_sdk_s3::config::Builder::from(&config).force_path_style(s3_endpoint(&config).is_some()).build();
+        Self {
+            cloudformation: aws_sdk_cloudformation::Client::new(&config),
+            s3: aws_sdk_s3::Client::from_conf(s3),
+            sfn: aws_sdk_sfn::Client::new(&config),
+            secrets: aws_sdk_secretsmanager::Client::new(&config),
+            rds: aws_sdk_rds::Client::new(&config),
+            kms: aws_sdk_kms::Client::new(&config),
+            config,
+            region: region.to_owned(),
+        }
     }
 
-    pub fn cloudformation(&self) -> aws_sdk_cloudformation::Client {
-        aws_sdk_cloudformation::Client::new(&self.config)
+    pub fn cloudformation(&self) -> &aws_sdk_cloudformation::Client {
+        &self.cloudformation
     }
 
-    /// The S3 endpoint set for this run (`AWS_ENDPOINT_URL_S3`, else `AWS_ENDPOINT_URL`),
-    /// when it is not AWS's own.
     pub fn s3_endpoint(&self) -> Option<String> {
-        std::env::var("AWS_ENDPOINT_URL_S3")
-            .ok()
-            .filter(|u| !u.is_empty())
-            .or_else(|| self.config.endpoint_url().map(str::to_owned))
+        s3_endpoint(&self.config)
     }
 
-    /// Path-style addressing against a local endpoint, which has no bucket host names.
-    pub fn s3(&self) -> aws_sdk_s3::Client {
-        let local = self.s3_endpoint().is_some();
-        aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&self.config).force_path_style(local).build())
+    pub fn s3(&self) -> &aws_sdk_s3::Client {
+        &self.s3
     }
 
-    pub fn sfn(&self) -> aws_sdk_sfn::Client {
-        aws_sdk_sfn::Client::new(&self.config)
+    pub fn sfn(&self) -> &aws_sdk_sfn::Client {
+        &self.sfn
     }
 
-    pub fn secrets(&self) -> aws_sdk_secretsmanager::Client {
-        aws_sdk_secretsmanager::Client::new(&self.config)
+    pub fn secrets(&self) -> &aws_sdk_secretsmanager::Client {
+        &self.secrets
     }
 
-    pub fn rds(&self) -> aws_sdk_rds::Client {
-        aws_sdk_rds::Client::new(&self.config)
+    pub fn rds(&self) -> &aws_sdk_rds::Client {
+        &self.rds
     }
 
-    pub fn kms(&self) -> aws_sdk_kms::Client {
-        aws_sdk_kms::Client::new(&self.config)
+    pub fn kms(&self) -> &aws_sdk_kms::Client {
+        &self.kms
     }
 
     /// The first call of every command: credentials that work, and whose they are.

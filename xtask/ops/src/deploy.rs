@@ -123,10 +123,8 @@ pub async fn preflight(flags: &Flags, mode: Mode) -> Result<Preflight> {
                         flags.env.env
                     );
                 }
-                let since = events::latest_event(&aws, &s.id).await?;
-                aws.cloudformation().delete_stack().stack_name(&s.id).send().await.doing(format!("deleting {name}"))?;
                 let total = stacks::resources(&aws, &s.id).await.map(|r| r.len()).unwrap_or(0);
-                let outcome = events::follow(&aws, &s.id, since, total).await?;
+                let outcome = events::delete_stack(&aws, &s.id, total).await?;
                 if !outcome.succeeded() {
                     bail!("deleting the failed stack {name}: {}", outcome.cause());
                 }
@@ -195,7 +193,7 @@ pub async fn run(flags: &Flags, mode: Mode) -> Result<()> {
         TemplateSource::Body(body)
     } else {
         assets::ensure_bucket(&aws, &bucket, &caller.account).await?;
-        let key = format!("{name}/templates/{}.json", hex(&Sha256::digest(body.as_bytes())[..8]));
+        let key = format!("{name}/templates/{}.json", &format!("{:x}", Sha256::digest(body.as_bytes()))[..16]);
         TemplateSource::Url(assets::upload_template(&aws, &bucket, &key, body).await?)
     };
     let kind = match &stack {
@@ -286,12 +284,7 @@ fn parameter(key: &str, value: &str) -> Parameter {
 
 /// The keys the zips get, without uploading them (diff).
 fn planned_keys(stack: &str, zips: &Path) -> Result<std::collections::BTreeMap<String, String>> {
-    let manifest_path = zips.join("manifest.json");
-    let text = std::fs::read_to_string(&manifest_path)
-        .with_context(|| format!("reading {} (run cargo xtask build-lambdas)", manifest_path.display()))?;
-    let manifest: std::collections::BTreeMap<String, String> = serde_json::from_str(&text)
-        .with_context(|| format!("{} is not a function -> zip map", manifest_path.display()))?;
-    Ok(manifest.into_iter().map(|(f, file)| (f, format!("{stack}/{file}"))).collect())
+    Ok(assets::read_manifest(zips)?.into_iter().map(|(f, file)| (f, assets::zip_key(stack, &file))).collect())
 }
 
 async fn current_template(aws: &Aws, stack_id: &str) -> Result<Option<serde_json::Value>> {
@@ -307,7 +300,7 @@ async fn save_outputs(aws: &Aws, name: &str, out: &Path) -> Result<()> {
     if !stack.outputs.is_empty() {
         println!("\noutputs:");
     }
-    for (key, value, _) in &stack.outputs {
+    for (key, value) in &stack.outputs {
         println!("  {key:<18} {value}");
         json.insert(key.clone(), serde_json::Value::String(value.clone()));
     }
@@ -320,8 +313,4 @@ async fn save_outputs(aws: &Aws, name: &str, out: &Path) -> Result<()> {
 
 pub fn unix_millis() -> u128 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or_default()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -85,15 +85,7 @@ pub async fn run(flags: &Flags) -> Result<()> {
         None => vec![],
     };
     let total = resources.len();
-    let since = events::latest_event(&aws, &stack.id).await?;
-    aws.cloudformation()
-        .delete_stack()
-        .stack_name(&stack.id)
-        .client_request_token(format!("cd2-destroy-{}", crate::deploy::unix_millis()))
-        .send()
-        .await
-        .doing(format!("deleting stack {name}"))?;
-    let outcome = events::follow(&aws, &stack.id, since, total).await?;
+    let outcome = events::delete_stack(&aws, &stack.id, total).await?;
     if !outcome.succeeded() {
         bail!("destroy of {name} failed: {}; run destroy again once the cause is fixed", outcome.cause());
     }

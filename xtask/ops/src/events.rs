@@ -57,6 +57,19 @@ pub async fn latest_event(aws: &Aws, stack: &str) -> Result<Option<String>> {
     Ok(page.stack_events().first().and_then(|e| e.event_id()).map(str::to_owned))
 }
 
+/// Deletes stack `stack_id` (of `total` resources) and follows the delete to its end.
+pub async fn delete_stack(aws: &Aws, stack_id: &str, total: usize) -> Result<Outcome> {
+    let since = latest_event(aws, stack_id).await?;
+    aws.cloudformation()
+        .delete_stack()
+        .stack_name(stack_id)
+        .client_request_token(format!("cd2-delete-{}", crate::deploy::unix_millis()))
+        .send()
+        .await
+        .doing(format!("deleting stack {stack_id}"))?;
+    follow(aws, stack_id, since, total).await
+}
+
 /// Follows `stack_id` from after event `since` until its status is no longer in progress.
 /// `total`: how many resources the operation touches (the change set's size, or the
 /// stack's resources for a delete).
@@ -145,12 +158,7 @@ pub async fn follow(aws: &Aws, stack_id: &str, since: Option<String>, total: usi
             Err(e) if retry(&mut failed_reads, "the stack's status", &crate::aws::explain(&e)).await => continue,
             Err(e) => return Err(e).doing("reading the stack's status"),
         };
-        let line = format!(
-            "[{}/{}] {current}  {}s",
-            done.len().min(total.max(done.len())),
-            total.max(done.len()),
-            started.elapsed().as_secs()
-        );
+        let line = format!("[{}/{}] {current}  {}s", done.len(), total.max(done.len()), started.elapsed().as_secs());
         if tty {
             eprint!("\r\x1b[2K{line}");
             let _ = std::io::stderr().flush();
@@ -166,12 +174,11 @@ pub async fn follow(aws: &Aws, stack_id: &str, since: Option<String>, total: usi
             && since.elapsed() > Duration::from_secs(90)
         {
             told_about_enis = true;
-            let note = "note: AWS is releasing the Lambdas' network interfaces (ENIs); this often takes 20-45 minutes and nothing is stuck";
-            if tty {
-                eprintln!("\n{note}");
-            } else {
-                eprintln!("{note}");
-            }
+            // On a terminal, below the progress line.
+            eprintln!(
+                "{}note: AWS is releasing the Lambdas' network interfaces (ENIs); this often takes 20-45 minutes and nothing is stuck",
+                if tty { "\n" } else { "" }
+            );
         }
         if !status.ends_with("_IN_PROGRESS") && (begun || started.elapsed() > Duration::from_secs(60)) {
             if tty {

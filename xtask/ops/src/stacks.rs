@@ -8,8 +8,8 @@ pub struct StackInfo {
     pub id: String,
     pub status: String,
     pub parameters: Vec<(String, String)>,
-    /// Key, value, description.
-    pub outputs: Vec<(String, String, String)>,
+    /// Key, value.
+    pub outputs: Vec<(String, String)>,
 }
 
 impl StackInfo {
@@ -21,35 +21,31 @@ impl StackInfo {
 /// The stack named `name`, or `None` when there is none (a deleted one included).
 pub async fn describe(aws: &Aws, name: &str) -> Result<Option<StackInfo>> {
     match aws.cloudformation().describe_stacks().stack_name(name).send().await {
-        Ok(d) => {
-            Ok(d.stacks().first().filter(|s| s.stack_status().is_some_and(|st| st.as_str() != "DELETE_COMPLETE")).map(
-                |s| StackInfo {
-                    id: s.stack_id().unwrap_or(name).to_owned(),
-                    status: s.stack_status().map(|st| st.as_str().to_owned()).unwrap_or_default(),
-                    parameters: s
-                        .parameters()
-                        .iter()
-                        .map(|p| {
-                            (
-                                p.parameter_key().unwrap_or_default().to_owned(),
-                                p.parameter_value().unwrap_or_default().to_owned(),
-                            )
-                        })
-                        .collect(),
-                    outputs: s
-                        .outputs()
-                        .iter()
-                        .map(|o| {
-                            (
-                                o.output_key().unwrap_or_default().to_owned(),
-                                o.output_value().unwrap_or_default().to_owned(),
-                                o.description().unwrap_or_default().to_owned(),
-                            )
-                        })
-                        .collect(),
-                },
-            ))
-        }
+        Ok(d) => Ok(d
+            .stacks()
+            .first()
+            .filter(|s| s.stack_status().is_some_and(|st| st.as_str() != "DELETE_COMPLETE"))
+            .map(|s| StackInfo {
+                id: s.stack_id().unwrap_or(name).to_owned(),
+                status: s.stack_status().map(|st| st.as_str().to_owned()).unwrap_or_default(),
+                parameters: s
+                    .parameters()
+                    .iter()
+                    .map(|p| {
+                        (
+                            p.parameter_key().unwrap_or_default().to_owned(),
+                            p.parameter_value().unwrap_or_default().to_owned(),
+                        )
+                    })
+                    .collect(),
+                outputs: s
+                    .outputs()
+                    .iter()
+                    .map(|o| {
+                        (o.output_key().unwrap_or_default().to_owned(), o.output_value().unwrap_or_default().to_owned())
+                    })
+                    .collect(),
+            })),
         Err(e) if explain(&e).contains("does not exist") => Ok(None),
         Err(e) => Err(e).doing(format!("looking for stack {name} in {}", aws.region)),
     }

@@ -12,9 +12,6 @@ struct Env {
     overrides: Vec<String>,
 }
 
-/// An empty zip: moto's Lambda takes any code.
-const EMPTY_ZIP: [u8; 22] = [0x50, 0x4b, 0x05, 0x06, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
-
 const SECRET_VALUE: &str = "s3cr3t-value-never-printed";
 
 impl Env {
@@ -22,66 +19,23 @@ impl Env {
         let moto = testkit::Moto::start(None).expect("moto starts");
         let dir = std::env::temp_dir().join(format!("cd2-ops-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let zips = dir.join("zips");
-        std::fs::create_dir_all(&zips).unwrap();
-        let mut manifest = serde_json::Map::new();
-        for f in ["list_tables", "sync_table", "init_table", "summarize", "db_bootstrap"] {
-            let file = format!("{f}-0123456789abcdef.zip");
-            std::fs::write(zips.join(&file), EMPTY_ZIP).unwrap();
-            manifest.insert(f.into(), file.into());
-        }
-        std::fs::write(zips.join("manifest.json"), Value::Object(manifest).to_string()).unwrap();
-        let mut env = Env { moto, dir, overrides: vec![] };
-        let net = env.boto(
-            "vpc = ec2.describe_vpcs(Filters=[{'Name': 'is-default', 'Values': ['true']}])['Vpcs'][0]['VpcId']\n\
-             subnets = [s['SubnetId'] for s in ec2.describe_subnets(Filters=[{'Name': 'vpc-id', 'Values': [vpc]}])['Subnets']][:2]\n\
-             sg = ec2.create_security_group(GroupName='replica-db', Description='the database', VpcId=vpc)['GroupId']\n\
-             out = {'vpc': vpc, 'subnets': subnets, 'sg': sg}",
-        );
-        env.overrides = vec![
-            format!("network.vpc_id={}", net["vpc"].as_str().unwrap()),
-            format!("network.private_subnet_ids={}", net["subnets"]),
-            format!("database.security_group_id={}", net["sg"].as_str().unwrap()),
-            "database.bootstrap=false".into(),
-            "database.admin_secret_arn=".into(),
-            "database.resource_id=".into(),
-        ];
-        env
+        testkit::empty_lambda_zips(&dir.join("zips"), &stack::app::FUNCTIONS).unwrap();
+        let overrides = moto.existing_profile().unwrap();
+        Env { moto, dir, overrides }
     }
 
-    /// Runs boto3 against moto; `code` sets `out`, printed as JSON.
+    /// Runs boto3 against moto; `code` sets `out`, answered as JSON.
     fn boto(&self, code: &str) -> Value {
-        let python = testkit::python_tools().unwrap().join("python");
-        let script = format!(
-            "import boto3, json\n\
-             kw = dict(endpoint_url='{}', region_name='us-east-1', aws_access_key_id='testing', aws_secret_access_key='testing')\n\
-             ec2 = boto3.client('ec2', **kw); s3 = boto3.client('s3', **kw); cfn = boto3.client('cloudformation', **kw)\n\
-             sm = boto3.client('secretsmanager', **kw)\n\
-             out = None\n{code}\nprint(json.dumps(out, default=str))",
-            self.moto.endpoint()
-        );
-        let o = Command::new(python).arg("-c").arg(script).output().unwrap();
-        assert!(o.status.success(), "boto3: {}", String::from_utf8_lossy(&o.stderr));
-        serde_json::from_slice(&o.stdout).unwrap()
+        let printed = self.moto.boto(&format!("out = None\n{code}\nprint(json.dumps(out, default=str))")).unwrap();
+        serde_json::from_str(&printed).unwrap()
     }
 
     /// The binary with moto's endpoint and test credentials, and nothing of this machine's
     /// AWS configuration.
     fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_cd2-ops"));
-        c.args(args)
-            .env("AWS_ENDPOINT_URL", self.moto.endpoint())
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_CONFIG_FILE", self.dir.join("no-config"))
-            .env("AWS_SHARED_CREDENTIALS_FILE", self.dir.join("no-credentials"))
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env_remove("AWS_PROFILE")
-            .env_remove("AWS_SESSION_TOKEN")
-            .env_remove("AWS_REGION")
-            .env_remove("DAP_CLIENT_ID")
-            .env_remove("DAP_CLIENT_SECRET")
-            .stdin(Stdio::null());
+        c.args(args).env_remove("DAP_CLIENT_ID").env_remove("DAP_CLIENT_SECRET").stdin(Stdio::null());
+        self.moto.isolate(&mut c, &self.dir);
         c
     }
 
