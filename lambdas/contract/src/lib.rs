@@ -92,11 +92,21 @@ payload! {
     }
 }
 
+/// The most tables one run replicates: `list_tables`' answer names them all in one state,
+/// which Step Functions caps at 256 KiB; at this many, with the longest names, it stays
+/// under half of that (`tests::the_longest_table_list_fits_in_half_a_state`).
+pub const MAX_TABLES: usize = 1000;
+
+/// Step Functions' limit on a state's input or output, in bytes.
+pub const STATE_LIMIT: usize = 256 * 1024;
+
 payload! {
-    /// `list_tables`' answer: a fresh state per table, each the input of one Map item.
+    /// `list_tables`' answer: the tables, each the input of one Map item (a [`TableRef`]
+    /// is a [`TableState`] not yet called: its other fields have defaults). At most
+    /// [`MAX_TABLES`].
     #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
     pub struct TableList {
-        pub tables: Vec<TableState>,
+        pub tables: Vec<TableRef>,
         /// Set when an earlier execution still runs: this run touches nothing.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub skipped_because: Option<String>,
@@ -285,9 +295,24 @@ mod tests {
 
     #[test]
     fn a_first_call_needs_only_the_table() {
-        let state: TableState = serde_json::from_value(json!({"namespace": "canvas", "table": "users"})).unwrap();
+        let listed = TableRef { namespace: "canvas".into(), table: "users".into() };
+        let state: TableState = serde_json::from_value(serde_json::to_value(&listed).unwrap()).unwrap();
+        assert_eq!(state, TableState::new(&listed));
         assert_eq!(state.status, Status::Pending);
         assert_eq!(state.calls, 0);
+    }
+
+    /// DAP's longest namespace, and the longest table name the replica takes (PostgreSQL's
+    /// 63-byte identifiers; the DAP client refuses longer ones).
+    const LONGEST_NAMESPACE: &str = "new_quizzes";
+    const LONGEST_TABLE: usize = 63;
+
+    #[test]
+    fn the_longest_table_list_fits_in_half_a_state() {
+        let table = TableRef { namespace: LONGEST_NAMESPACE.into(), table: "t".repeat(LONGEST_TABLE) };
+        let list = TableList { tables: vec![table; MAX_TABLES], skipped_because: None };
+        let bytes = serde_json::to_vec(&list).unwrap().len();
+        assert!(bytes < STATE_LIMIT / 2, "{MAX_TABLES} tables: {bytes} bytes");
     }
 
     #[test]

@@ -39,6 +39,8 @@ pub struct ClientConfig {
     pub backoff: Duration,
     /// The longest `Retry-After` honoured; longer ones end the retries.
     pub max_retry_after: Duration,
+    /// The pause after a 429 without `Retry-After` (the official client's 30 s).
+    pub default_retry_after: Duration,
     /// Pause between job status polls.
     pub poll_interval: Duration,
     /// How long a job may stay waiting or running.
@@ -62,6 +64,7 @@ impl ClientConfig {
             max_attempts: 5,
             backoff: Duration::from_millis(500),
             max_retry_after: Duration::from_secs(120),
+            default_retry_after: Duration::from_secs(30),
             poll_interval: Duration::from_secs(5),
             job_timeout: Duration::from_secs(3600),
             job_limit: Limit::per_minute(5),
@@ -97,17 +100,41 @@ fn describe_query(namespace: &str, table: &str, incremental: bool) -> String {
     format!("{} of {namespace}.{table}", if incremental { "incremental query" } else { "snapshot" })
 }
 
-/// Namespaces and table names go into URL paths; DAP's are lower-case identifiers.
+/// The longest namespace or table name taken: PostgreSQL's identifier limit (63 bytes),
+/// since each becomes a schema or a table of the replica.
+pub const MAX_NAME_LEN: usize = 63;
+
+/// Namespaces and table names go into URL paths and become PostgreSQL identifiers; DAP's
+/// are short lower-case identifiers.
 fn check_name(kind: &str, name: &str) -> Result<(), DapError> {
-    let ok = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    let ok =
+        !name.is_empty() && name.len() <= MAX_NAME_LEN && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     if ok {
         Ok(())
     } else {
         Err(DapError::UnexpectedResponse {
             what: format!("{kind} `{name}`"),
-            detail: "a DAP name holds only letters, digits and `_`".into(),
+            detail: format!("a DAP name holds only letters, digits and `_`, at most {MAX_NAME_LEN} of them"),
         })
     }
+}
+
+/// The path, body and description of a job creation.
+fn job_request(namespace: &str, table: &str, query: &Query) -> Result<(String, Value, String), DapError> {
+    check_name("namespace", namespace)?;
+    check_name("table", table)?;
+    let what = describe_query(namespace, table, query.since.is_some());
+    let path = format!("/dap/query/{namespace}/table/{table}/data");
+    Ok((path, serde_json::to_value(query).expect("queries serialize"), what))
+}
+
+/// Whether a request is retried by the client itself.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Attempts {
+    /// Up to `max_attempts` for 429, 5xx and lost connections; one new login for a refused token.
+    Retried,
+    /// Exactly one request; the caller retries.
+    One,
 }
 
 impl DapClient {
@@ -149,7 +176,8 @@ impl DapClient {
         check_name("namespace", namespace)?;
         let what = format!("list the tables of `{namespace}`");
         let path = format!("/dap/query/{namespace}/table");
-        let list: TableList = self.call(Method::GET, &path, None, &what, Some(&self.inner.lists)).await?;
+        let list: TableList =
+            self.call(Method::GET, &path, None, &what, Some(&self.inner.lists), Attempts::Retried).await?;
         Ok(list.tables)
     }
 
@@ -159,7 +187,7 @@ impl DapClient {
         check_name("table", table)?;
         let what = format!("get the schema of {namespace}.{table}");
         let path = format!("/dap/query/{namespace}/table/{table}/schema");
-        self.call(Method::GET, &path, None, &what, None).await
+        self.call(Method::GET, &path, None, &what, None, Attempts::Retried).await
     }
 
     /// Starts (or finds, for an identical query) a job and waits for it to complete.
@@ -170,13 +198,21 @@ impl DapClient {
     }
 
     /// Starts (or finds, for an identical query) a job; see [`resume_job`](Self::resume_job).
+    /// Every attempt, retries included, takes a slot of this process's job limiter.
     pub async fn start_job(&self, namespace: &str, table: &str, query: &Query) -> Result<Job, DapError> {
-        check_name("namespace", namespace)?;
-        check_name("table", table)?;
-        let what = describe_query(namespace, table, query.since.is_some());
-        let path = format!("/dap/query/{namespace}/table/{table}/data");
-        let body = serde_json::to_value(query).expect("queries serialize");
-        self.call(Method::POST, &path, Some(body), &what, Some(&self.inner.jobs)).await
+        let (path, body, what) = job_request(namespace, table, query)?;
+        self.call(Method::POST, &path, Some(body), &what, Some(&self.inner.jobs), Attempts::Retried).await
+    }
+
+    /// One attempt at starting a job, with no retry of its own: DAP counts every attempt
+    /// against the client's 5 job creations a minute, so a caller that shares that limit
+    /// with other processes takes a slot before each attempt and decides itself whether a
+    /// failure deserves another ([`DapError::is_transient`]; a 429 says how long to hold
+    /// off in [`DapError::RateLimited`]'s `retry_after`). An access token DAP refuses is
+    /// forgotten, so the next attempt logs in again.
+    pub async fn try_start_job(&self, namespace: &str, table: &str, query: &Query) -> Result<Job, DapError> {
+        let (path, body, what) = job_request(namespace, table, query)?;
+        self.call(Method::POST, &path, Some(body), &what, None, Attempts::One).await
     }
 
     /// Polls job `id` until it completes, or until `deadline`, when it answers `None`
@@ -248,14 +284,15 @@ impl DapClient {
 
     async fn job(&self, id: &str, what: &str) -> Result<Job, DapError> {
         let path = format!("/dap/job/{id}");
-        self.call(Method::GET, &path, None, what, None).await
+        self.call(Method::GET, &path, None, what, None, Attempts::Retried).await
     }
 
     /// Resolves an object id to its pre-signed URL (valid about 15 minutes).
     pub async fn object_url(&self, object: &ObjectId) -> Result<String, DapError> {
         let what = format!("resolve object {}", object.id);
         let body = serde_json::json!([{ "id": object.id }]);
-        let mut answer: UrlResponse = self.call(Method::POST, "/dap/object/url", Some(body), &what, None).await?;
+        let mut answer: UrlResponse =
+            self.call(Method::POST, "/dap/object/url", Some(body), &what, None, Attempts::Retried).await?;
         answer.urls.remove(&object.id).map(|u| u.url).ok_or_else(|| DapError::UnexpectedResponse {
             what,
             detail: "the answer has no URL for this object".into(),
@@ -339,8 +376,8 @@ impl DapClient {
                 .timeout(cfg.request_timeout)
                 .send()
                 .await;
-            match self.classify(sent, &url, what, attempt).await? {
-                Outcome::Retry(wait) => tokio::time::sleep(wait).await,
+            match self.classify(sent, &url, what, attempt, cfg.max_attempts).await? {
+                Outcome::Retry(wait) | Outcome::HoldOff(wait) => tokio::time::sleep(wait).await,
                 Outcome::Done(body) => {
                     let t: TokenResponse = parse(&body, what, Answer::Secret)?;
                     let expires = auth::expiry(&t.access_token).ok_or_else(|| DapError::UnexpectedResponse {
@@ -360,8 +397,13 @@ impl DapClient {
         body: Option<Value>,
         what: &str,
         limiter: Option<&RateLimiter>,
+        attempts: Attempts,
     ) -> Result<T, DapError> {
         let url = format!("{}{path}", self.inner.config.base_url);
+        let max_attempts = match attempts {
+            Attempts::Retried => self.inner.config.max_attempts,
+            Attempts::One => 1,
+        };
         let mut attempt = 0;
         let mut relogged = false;
         loop {
@@ -382,7 +424,14 @@ impl DapClient {
                     .header(reqwest::header::CONTENT_TYPE, "application/json")
                     .body(serde_json::to_vec(b).expect("JSON values serialize"));
             }
-            match self.classify(request.send().await, &url, what, attempt).await {
+            match self.classify(request.send().await, &url, what, attempt, max_attempts).await {
+                Ok(Outcome::HoldOff(wait)) => {
+                    // DAP says the client's limit is spent: no call of this process for a while.
+                    if let Some(l) = limiter {
+                        l.hold_off(wait).await;
+                    }
+                    tokio::time::sleep(wait).await
+                }
                 Ok(Outcome::Retry(wait)) => tokio::time::sleep(wait).await,
                 // Pre-signed URLs are credentials: an answer holding them is never quoted.
                 Ok(Outcome::Done(bytes)) => {
@@ -393,7 +442,7 @@ impl DapClient {
                     // A token the server no longer takes (revoked, or a clock off): log in
                     // again once; only a refused fresh token means bad credentials.
                     *self.inner.token.lock().await = None;
-                    if relogged {
+                    if relogged || attempts == Attempts::One {
                         return Err(e);
                     }
                     relogged = true;
@@ -411,9 +460,10 @@ impl DapClient {
         url: &str,
         what: &str,
         attempt: u32,
+        max_attempts: u32,
     ) -> Result<Outcome, DapError> {
         let cfg = &self.inner.config;
-        let last = attempt >= cfg.max_attempts;
+        let last = attempt >= max_attempts;
         let backoff = cfg.backoff * 2u32.pow(attempt.saturating_sub(1).min(10));
         let response = match sent {
             Ok(r) => r,
@@ -433,12 +483,12 @@ impl DapClient {
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.trim().parse::<u64>().ok())
                 .map(Duration::from_secs);
-            let wait = retry_after.unwrap_or(Duration::from_secs(30));
+            let wait = retry_after.unwrap_or(cfg.default_retry_after);
             if last || wait > cfg.max_retry_after {
                 return Err(DapError::RateLimited { what: what.into(), attempts: attempt, retry_after });
             }
             tracing::warn!(%what, attempt, wait_s = wait.as_secs(), "DAP answered 429; waiting");
-            return Ok(Outcome::Retry(wait));
+            return Ok(Outcome::HoldOff(wait));
         }
         if status.is_server_error() && !last {
             tracing::warn!(%what, attempt, %status, "DAP server error; retrying");
@@ -484,7 +534,10 @@ impl DapClient {
 
 enum Outcome {
     Done(bytes::Bytes),
+    /// A passing failure: try again after the pause.
     Retry(Duration),
+    /// A 429: try again after the pause, which DAP asked for (or the default).
+    HoldOff(Duration),
 }
 
 /// Whether an answer may be quoted in an error: a token or a pre-signed URL may not.

@@ -52,8 +52,9 @@ pub enum Endpoint {
 pub enum FaultKind {
     /// An error status with a DAP error body of this type.
     Status(u16, String),
-    /// 429 with `Retry-After` in whole seconds.
-    TooManyRequests { retry_after: u64 },
+    /// 429 with `Retry-After` in whole seconds, or (`None`) without the header, as DAP
+    /// sometimes answers.
+    TooManyRequests { retry_after: Option<u64> },
     /// The next job created (inject on `CreateJob`) fails with this DAP error type.
     FailJob(String),
     /// The pre-signed URL answers 403, as an expired one does.
@@ -163,6 +164,8 @@ struct Inner {
     admitted: HashMap<&'static str, std::collections::VecDeque<Instant>>,
     /// 429s answered because a rate limit was reached (injected ones not counted).
     rate_limited: u32,
+    /// When each job creation request arrived, whatever it was answered.
+    job_attempts: Vec<Instant>,
 }
 
 /// A running emulator. Dropping it stops the server.
@@ -316,6 +319,27 @@ impl Emulator {
         lock(&self.state).rate_limited
     }
 
+    /// When each job creation request so far arrived, every attempt counted (refused,
+    /// failed or not), in order.
+    pub fn job_attempts(&self) -> Vec<Instant> {
+        lock(&self.state).job_attempts.clone()
+    }
+
+    /// The most job creation requests that arrived within any one `window`: what a
+    /// client's limit of so many a window must keep at or under.
+    pub fn max_job_attempts_per(&self, window: Duration) -> usize {
+        let times = self.job_attempts();
+        let mut most = 0;
+        let mut first = 0;
+        for (last, t) in times.iter().enumerate() {
+            while t.duration_since(times[first]) >= window {
+                first += 1;
+            }
+            most = most.max(last + 1 - first);
+        }
+        most
+    }
+
     /// The requests served so far, as `METHOD /path`.
     pub fn requests(&self) -> Vec<String> {
         lock(&self.state).log.clone()
@@ -359,29 +383,33 @@ fn fault_response(kind: &FaultKind) -> Option<Response> {
         }
         FaultKind::TooManyRequests { retry_after } => {
             let mut r = error(StatusCode::TOO_MANY_REQUESTS, "TooManyRequests", "Too Many Requests");
-            r.headers_mut().insert(header::RETRY_AFTER, retry_after.to_string().parse().expect("digits"));
+            if let Some(seconds) = retry_after {
+                r.headers_mut().insert(header::RETRY_AFTER, seconds.to_string().parse().expect("digits"));
+            }
             Some(r)
         }
         _ => None,
     }
 }
 
-/// Logs the request, applies an HTTP fault, and checks the bearer token; `Some` is the
-/// answer that refuses the request.
+/// Logs the request, checks the bearer token and the rate limit, and applies an HTTP
+/// fault; `Some` is the answer that refuses the request. A request an injected fault
+/// fails still counts against the rate limit, as every attempt does at DAP.
 fn refuse(state: &Shared, on: Endpoint, line: String, headers: &HeaderMap) -> Option<Response> {
     let mut s = lock(state);
+    if on == Endpoint::CreateJob {
+        s.job_attempts.push(Instant::now());
+    }
     let fault = take_fault(&mut s, on, &line, is_http);
     s.log.push(line);
-    if let Some(r) = fault.as_ref().and_then(fault_response) {
-        return Some(r);
-    }
     let bearer =
         headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
-    match bearer.and_then(|b| s.tokens.get(b)) {
+    let refused = match bearer.and_then(|b| s.tokens.get(b)) {
         Some(exp) if *exp > SystemTime::now() => over_limit(&mut s, on),
         Some(_) => Some(error(StatusCode::UNAUTHORIZED, "AuthenticationError", "The access token has expired")),
         None => Some(error(StatusCode::UNAUTHORIZED, "AuthenticationError", "Missing or unknown access token")),
-    }
+    };
+    refused.or_else(|| fault.as_ref().and_then(fault_response))
 }
 
 /// Admits a call to a rate-limited endpoint, or answers 429 and counts it.

@@ -1,6 +1,6 @@
 //! `list_tables`: the tables of the configured namespaces minus the skip list (or the ones
-//! the execution input names), each as a fresh [`TableState`] for the Map. Errors are
-//! raised, never swallowed into an empty list.
+//! the execution input names), each a [`TableRef`] for the Map (the first call's state).
+//! Errors are raised, never swallowed into an empty list; more than [`MAX_TABLES`] is one.
 //!
 //! Two runs must never replicate at once (a big init can outlast the schedule's period):
 //! when an earlier execution of the same state machine is still running, this one is
@@ -8,7 +8,7 @@
 
 use crate::error::FunctionError;
 use aws_sdk_sfn::types::ExecutionStatus;
-use contract::{ListRequest, TableList, TableRef, TableState};
+use contract::{ErrorName, ListRequest, MAX_TABLES, TableList, TableRef};
 use dap::DapClient;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -48,7 +48,17 @@ impl Lister {
             None => self.configured().await?,
         };
         tracing::info!(tables = tables.len(), "tables to replicate");
-        Ok(TableList { tables: tables.iter().map(TableState::new).collect(), skipped_because: None })
+        if tables.len() > MAX_TABLES {
+            return Err(FunctionError::new(
+                ErrorName::Configuration,
+                format!(
+                    "the namespaces {} hold {} tables, more than the {MAX_TABLES} one run carries in its state: list fewer namespaces, or add tables to skip_tables",
+                    self.namespaces.join(", "),
+                    tables.len()
+                ),
+            ));
+        }
+        Ok(TableList { tables, skipped_because: None })
     }
 
     async fn configured(&self) -> Result<Vec<TableRef>, FunctionError> {
@@ -77,7 +87,7 @@ impl Lister {
             }
             if !known[&t.namespace].contains(&t.table) {
                 return Err(FunctionError::new(
-                    contract::ErrorName::Dap,
+                    ErrorName::Dap,
                     format!("DAP has no table {t}; check the name in the execution input (`cargo xtask run --table`)"),
                 ));
             }

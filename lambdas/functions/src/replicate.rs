@@ -143,8 +143,13 @@ impl Replication {
             state.started_ms = call_started_ms;
         }
         state.duration_ms = now_ms().saturating_sub(state.started_ms);
+        // A call after an `in_progress` one notes a schema change again (the table is
+        // marked as loaded with the new schema only when the load completes): once is enough.
         for note in outcome.notes {
-            state.notes.push(note.chars().take(MAX_NOTE_CHARS).collect());
+            let note: String = note.chars().take(MAX_NOTE_CHARS).collect();
+            if !state.notes.contains(&note) {
+                state.notes.push(note);
+            }
         }
         let excess = state.notes.len().saturating_sub(MAX_NOTES);
         state.notes.drain(..excess);

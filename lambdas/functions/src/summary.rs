@@ -14,6 +14,16 @@ const BODY: &str = include_str!("../../../assets/templates/summary-body.hbs");
 
 /// Tables listed by name among the successes (the ones with the most changed rows).
 pub const LISTED_SUCCESSES: usize = 25;
+/// Failed tables listed in full; the rest are counted by error. With the message cap
+/// below this keeps the report (a state of the run, and an SNS message) small at any
+/// number of tables.
+pub const LISTED_FAILURES: usize = 50;
+/// The longest error message quoted for one table, in characters.
+const MAX_ERROR_CHARS: usize = 1000;
+/// Schema notes listed.
+const LISTED_NOTES: usize = 50;
+/// The longest report, in bytes: SNS takes 256 KB, and the report is part of the run's state.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 /// SNS takes subjects under 100 characters.
 const MAX_SUBJECT: usize = 99;
 
@@ -33,6 +43,13 @@ struct Failure {
     hint: &'static str,
     calls: String,
     duration: String,
+}
+
+/// Failed tables beyond those listed, by error.
+#[derive(Serialize)]
+struct MoreFailures {
+    error: String,
+    tables: usize,
 }
 
 #[derive(Serialize)]
@@ -64,6 +81,7 @@ struct Report {
     totals: Counts,
     run_error: Option<RunError>,
     failures: Vec<Failure>,
+    more_failures: Vec<MoreFailures>,
     changed_tables: Vec<Changed>,
     more: usize,
     unchanged: usize,
@@ -127,13 +145,36 @@ fn failure(state: &TableState) -> Failure {
         table: state.table_ref().to_string(),
         hint: hint(&caught.Error, detail.dap_type.as_deref()),
         error: caught.Error,
-        message: detail.message,
+        message: clip(&detail.message, MAX_ERROR_CHARS),
         dap_type: detail.dap_type,
         dap_uuid: detail.dap_uuid,
         // The state is the one the failed call was given: that call counts too.
         calls: calls(state.calls + 1),
         duration: duration(state.duration_ms),
     }
+}
+
+/// The first `chars` characters of `text`, marked when cut.
+fn clip(text: &str, chars: usize) -> String {
+    match text.char_indices().nth(chars) {
+        Some((end, _)) => format!("{} [...]", &text[..end]),
+        None => text.to_owned(),
+    }
+}
+
+/// At most `bytes` of `text`, cut at a line (or character) boundary, saying so.
+fn cap_message(text: String, bytes: usize) -> String {
+    if text.len() <= bytes {
+        return text;
+    }
+    let note =
+        "\n[... the report was cut here to fit an email; the execution's Summarize output has the start of it too]\n";
+    let mut end = bytes.saturating_sub(note.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let end = text[..end].rfind('\n').unwrap_or(end);
+    format!("{}{note}", &text[..end])
 }
 
 fn run_error(caught: &CaughtError) -> RunError {
@@ -196,8 +237,16 @@ impl Summarizer {
         let notes: Vec<String> = results
             .iter()
             .flat_map(|s| s.notes.iter().map(move |n| format!("{}: {n}", s.table_ref())))
-            .take(50)
+            .take(LISTED_NOTES)
             .collect();
+        let mut more_failures: Vec<MoreFailures> = Vec::new();
+        for s in failed.iter().skip(LISTED_FAILURES) {
+            let error = s.error.as_ref().map(|e| e.Error.clone()).unwrap_or_default();
+            match more_failures.iter_mut().find(|m| m.error == error) {
+                Some(m) => m.tables += 1,
+                None => more_failures.push(MoreFailures { error, tables: 1 }),
+            }
+        }
         let run_error = request.run.run_error.as_ref().map(run_error);
         let report = Report {
             stack: self.stack.clone(),
@@ -207,7 +256,8 @@ impl Summarizer {
             succeeded: ok.len(),
             changed: totals.inserted + totals.updated + totals.deleted,
             totals,
-            failures: failed.iter().map(|s| failure(s)).collect(),
+            failures: failed.iter().take(LISTED_FAILURES).map(|s| failure(s)).collect(),
+            more_failures,
             more: ok.len() - changed_tables.len(),
             changed_tables,
             unchanged,
@@ -226,6 +276,7 @@ impl Summarizer {
         }
         subject.truncate(MAX_SUBJECT);
         let failed = report.failed + usize::from(report.run_error.is_some());
-        Ok(Summary { failed: failed as u32, succeeded: report.succeeded as u32, subject, message: render("body")? })
+        let message = cap_message(render("body")?, MAX_MESSAGE_BYTES);
+        Ok(Summary { failed: failed as u32, succeeded: report.succeeded as u32, subject, message })
     }
 }

@@ -142,7 +142,7 @@ async fn no_call_reaches_the_invocation_deadline() {
     assert!(started.elapsed() < Duration::from_secs(7), "answered {:?} after the start", started.elapsed());
 
     // DAP asking to wait longer than the invocation has: stopped just before the deadline.
-    s.emulator.inject(Endpoint::Schema, FaultKind::TooManyRequests { retry_after: 100 }, 1);
+    s.emulator.inject(Endpoint::Schema, FaultKind::TooManyRequests { retry_after: Some(100) }, 1);
     let started = Instant::now();
     let e = r.handle(Kind::Init, state.clone(), SystemTime::now() + Duration::from_secs(8)).await.unwrap_err();
     assert_eq!(e.name, ErrorName::Transient, "{e}");

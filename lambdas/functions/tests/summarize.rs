@@ -120,3 +120,28 @@ fn five_hundred_tables_make_a_readable_email_and_fit_a_state() {
     assert!(summary.message.contains("... and 470 more tables (1 of them without changes)"), "{}", summary.message);
     assert!(summary.message.contains("canvas.table_494: synced"), "the biggest changes are listed");
 }
+
+#[test]
+fn a_thousand_failed_tables_make_a_bounded_report() {
+    let s = Summarizer::new("cd2-prod").unwrap();
+    let mut results: Vec<TableState> = (0..contract::MAX_TABLES)
+        .map(|i| {
+            let error = if i % 2 == 0 { "TransientError" } else { "DapError" };
+            let detail = ErrorDetail { message: "z".repeat(5000), ..ErrorDetail::default() };
+            failed(&format!("table_{i:04}_{}", "n".repeat(50)), error, detail)
+        })
+        .collect();
+    for r in &mut results {
+        r.notes = vec!["é".repeat(200); 5];
+    }
+    let summary = s.handle(request(results)).unwrap();
+    assert_eq!(summary.failed as usize, contract::MAX_TABLES);
+    let m = &summary.message;
+    assert!(m.len() <= functions::summary::MAX_MESSAGE_BYTES, "{} bytes", m.len());
+    let listed = m.lines().filter(|l| l.starts_with("- canvas.")).count();
+    assert_eq!(listed, functions::summary::LISTED_FAILURES, "{m}");
+    assert!(m.contains("- and 475 more with TransientError"), "{m}");
+    assert!(m.contains("- and 475 more with DapError"), "{m}");
+    let state = serde_json::to_vec(&summary).unwrap().len();
+    assert!(state < contract::STATE_LIMIT / 2, "the summary state is {state} bytes");
+}

@@ -11,7 +11,7 @@
 //! prod) do not share it, and should have a client id each.
 
 use crate::error::{DbContext as _, ReplicaError};
-use dap::Limit;
+use dap::{DapClient, DapError, Job, Limit, Query};
 use sqlx::{Connection as _, PgConnection};
 use std::time::{Duration, Instant};
 
@@ -29,6 +29,62 @@ const MIN_SLACK: Duration = Duration::from_millis(250);
 const MIN_WAIT: Duration = Duration::from_millis(50);
 
 const WHAT: &str = "DAP rate limit";
+
+/// Starts a DAP job, each attempt (the first and every retry) in a slot of the shared
+/// window, so that retries after a 5xx, a lost connection or a 429 never push the client
+/// past DAP's limit. A 429 holds every process off (for `Retry-After`, or the client's
+/// default when DAP sends none). `None`: no slot before `deadline` (the call answers
+/// `in_progress` without a job, and the next call asks again).
+pub(crate) async fn create_job(
+    db: &mut PgConnection,
+    dap: &DapClient,
+    namespace: &str,
+    table: &str,
+    query: &Query,
+    deadline: Option<Instant>,
+) -> Result<Option<Job>, ReplicaError> {
+    let config = dap.config();
+    let limit = config.job_limit;
+    let mut attempt = 0;
+    let mut relogged = false;
+    loop {
+        attempt += 1;
+        // Logged in first, so the slot is not spent on a login before the request.
+        dap.check_credentials().await?;
+        if !take_slot(db, CREATE_JOB, limit, deadline).await? {
+            return Ok(None);
+        }
+        let failure = match dap.try_start_job(namespace, table, query).await {
+            Ok(job) => return Ok(Some(job)),
+            Err(e) => e,
+        };
+        let pause = match &failure {
+            // A token DAP no longer takes: one more attempt, after a new login.
+            DapError::Authentication(_) if !relogged => {
+                relogged = true;
+                Duration::ZERO
+            }
+            DapError::RateLimited { retry_after, .. } => {
+                let wait = retry_after.unwrap_or(config.default_retry_after);
+                if wait > config.max_retry_after {
+                    return Err(failure.into());
+                }
+                hold_off(db, CREATE_JOB, limit, wait).await?;
+                Duration::ZERO
+            }
+            e if e.is_transient() => config.backoff * 2u32.pow((attempt - 1).min(10)),
+            _ => return Err(failure.into()),
+        };
+        if attempt >= config.max_attempts {
+            return Err(failure.into());
+        }
+        tracing::warn!(%namespace, %table, attempt, error = %failure, "job creation failed; trying again in a new slot");
+        if deadline.is_some_and(|d| Instant::now() + pause >= d) {
+            return Err(failure.into());
+        }
+        tokio::time::sleep(pause).await;
+    }
+}
 
 /// Waits for a free slot of `quota` in the shared window, records it and answers `true`;
 /// when no slot can come before `deadline`, waits until then and answers `false` (the call
@@ -54,10 +110,35 @@ pub(crate) async fn take_slot(
     }
 }
 
-/// Records a call when the window has room (`None`); otherwise how long until the oldest
-/// call that keeps it full leaves it.
-async fn try_take(db: &mut PgConnection, quota: &str, limit: Limit) -> Result<Option<Duration>, ReplicaError> {
+/// DAP answered 429 to someone: every process waits `wait` before its next call. The
+/// window is filled with calls that leave it only then, keeping any that leave later.
+pub(crate) async fn hold_off(
+    db: &mut PgConnection,
+    quota: &str,
+    limit: Limit,
+    wait: Duration,
+) -> Result<(), ReplicaError> {
+    let calls = limit.calls.max(1);
+    let per = window_with_slack(limit).as_secs_f64();
     let mut tx = db.begin().await.doing(WHAT, "starting a transaction")?;
+    let (sent, now) = lock_window(&mut tx, quota).await?;
+    // A call "sent" at `now + wait - per` leaves the window `wait` from now.
+    let leaves_then = now + wait.as_secs_f64() - per;
+    let mut held: Vec<f64> = sent.into_iter().filter(|t| *t > now - per).map(|t| t.max(leaves_then)).collect();
+    held.resize(held.len().max(calls), leaves_then);
+    store_window(&mut tx, quota, &held).await?;
+    tx.commit().await.doing(WHAT, "committing the window")?;
+    tracing::warn!(quota, wait_ms = wait.as_millis() as u64, "DAP answered 429: every process holds off");
+    Ok(())
+}
+
+/// DAP's window widened by the slack.
+fn window_with_slack(limit: Limit) -> Duration {
+    limit.per + (limit.per / SLACK_DIVISOR).max(MIN_SLACK)
+}
+
+/// The window's calls and the database's clock, with the row locked for this transaction.
+async fn lock_window(tx: &mut PgConnection, quota: &str) -> Result<(Vec<f64>, f64), ReplicaError> {
     sqlx::query(r#"INSERT INTO "cd2_aws"."dap_rate_limit" ("quota") VALUES ($1) ON CONFLICT ("quota") DO NOTHING"#)
         .bind(quota)
         .execute(&mut *tx)
@@ -74,8 +155,26 @@ async fn try_take(db: &mut PgConnection, quota: &str, limit: Limit) -> Result<Op
         .fetch_one(&mut *tx)
         .await
         .doing(WHAT, "reading the clock")?;
+    Ok((sent, now))
+}
+
+async fn store_window(tx: &mut PgConnection, quota: &str, sent: &[f64]) -> Result<(), ReplicaError> {
+    sqlx::query(r#"UPDATE "cd2_aws"."dap_rate_limit" SET "sent" = $2 WHERE "quota" = $1"#)
+        .bind(quota)
+        .bind(sent)
+        .execute(&mut *tx)
+        .await
+        .doing(WHAT, "recording the call")?;
+    Ok(())
+}
+
+/// Records a call when the window has room (`None`); otherwise how long until the oldest
+/// call that keeps it full leaves it.
+async fn try_take(db: &mut PgConnection, quota: &str, limit: Limit) -> Result<Option<Duration>, ReplicaError> {
+    let mut tx = db.begin().await.doing(WHAT, "starting a transaction")?;
+    let (sent, now) = lock_window(&mut tx, quota).await?;
     let calls = limit.calls.max(1);
-    let per = (limit.per + (limit.per / SLACK_DIVISOR).max(MIN_SLACK)).as_secs_f64();
+    let per = window_with_slack(limit).as_secs_f64();
     let mut recent: Vec<f64> = sent.into_iter().filter(|t| *t > now - per).collect();
     recent.sort_by(f64::total_cmp);
     let wait = if recent.len() < calls {
@@ -85,12 +184,7 @@ async fn try_take(db: &mut PgConnection, quota: &str, limit: Limit) -> Result<Op
         let oldest_to_leave = recent[recent.len() - calls];
         Some(Duration::from_secs_f64((oldest_to_leave + per - now).max(0.0)).max(MIN_WAIT))
     };
-    sqlx::query(r#"UPDATE "cd2_aws"."dap_rate_limit" SET "sent" = $2 WHERE "quota" = $1"#)
-        .bind(quota)
-        .bind(&recent)
-        .execute(&mut *tx)
-        .await
-        .doing(WHAT, "recording the call")?;
+    store_window(&mut tx, quota, &recent).await?;
     tx.commit().await.doing(WHAT, "committing the window")?;
     Ok(wait)
 }

@@ -26,7 +26,7 @@ impl Replicator {
         let mut outcome = Outcome::new(Status::Success);
         let mut tx = self.begin(&name, budget).await?;
         crate::batch(ddl::DDL_LOCK).execute(&mut *tx).await.doing(&name, "waiting for other schema changes")?;
-        outcome.notes = migrate::ensure_enums(&mut tx, &model).await?;
+        outcome.notes = migrate::ensure_enums(&mut tx, &model, None).await?;
         tx.commit().await.doing(&name, "committing enum types")?;
 
         let staged =

@@ -291,14 +291,34 @@ impl Replicator {
         namespace: &str,
         table: &str,
     ) -> Result<Option<DateTime<Utc>>, ReplicaError> {
-        let at: Option<NaiveDateTime> = sqlx::query_scalar(
-            r#"SELECT "timestamp" FROM "instructure_dap"."table_sync" WHERE "source_namespace" = $1 AND "source_table" = $2 ORDER BY "id" LIMIT 1"#,
+        Ok(self.loaded(namespace, table).await?.map(|l| l.since))
+    }
+
+    /// The table's `table_sync` row, when it is replicated.
+    pub(crate) async fn loaded(&mut self, namespace: &str, table: &str) -> Result<Option<Loaded>, ReplicaError> {
+        let row: Option<(NaiveDateTime, Option<String>)> = sqlx::query_as(
+            r#"SELECT "timestamp", "schema_description" FROM "instructure_dap"."table_sync" WHERE "source_namespace" = $1 AND "source_table" = $2 ORDER BY "id" LIMIT 1"#,
         )
         .bind(namespace)
         .bind(table)
         .fetch_optional(&mut self.db)
         .await
         .doing(&format!("{namespace}.{table}"), "reading instructure_dap.table_sync")?;
-        Ok(at.map(|t| t.and_utc()))
+        Ok(row.map(|(at, description)| {
+            let schema = description.and_then(|d| serde_json::from_str::<serde_json::Value>(&d).ok());
+            Loaded {
+                since: at.and_utc(),
+                model: schema.and_then(|s| TableModel::from_schema(namespace, table, &s).ok()),
+            }
+        }))
     }
+}
+
+/// What `table_sync` records of a replicated table.
+#[derive(Debug)]
+pub(crate) struct Loaded {
+    /// Where the next sync starts.
+    pub(crate) since: DateTime<Utc>,
+    /// The schema it was last loaded with (`None` when its description does not read as one).
+    pub(crate) model: Option<TableModel>,
 }

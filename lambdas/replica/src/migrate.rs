@@ -62,8 +62,14 @@ async fn enum_labels(db: &mut PgConnection, schema: &str, name: &str) -> Result<
 
 /// Creates the table's enum types, or adds the labels they lack (the official `dropdb`
 /// leaves types behind, and its `initdb` then fails on them). Labels DAP no longer lists
-/// are kept: rows may still hold them. Returns what changed, for the run report.
-pub async fn ensure_enums(db: &mut PgConnection, model: &TableModel) -> Result<Vec<String>, ReplicaError> {
+/// are kept: rows may still hold them. Returns what changed, for the run report; a label
+/// kept is reported only when `previous` (the schema the table was last loaded with)
+/// still had it, so that the report says it once, in the run where DAP dropped it.
+pub async fn ensure_enums(
+    db: &mut PgConnection,
+    model: &TableModel,
+    previous: Option<&TableModel>,
+) -> Result<Vec<String>, ReplicaError> {
     let table = format!("{}.{}", model.namespace, model.name);
     let mut notes = Vec::new();
     for (schema, name, labels) in model.enums() {
@@ -82,7 +88,11 @@ pub async fn ensure_enums(db: &mut PgConnection, model: &TableModel) -> Result<V
                         .doing(&table, "adding an enum label")?;
                     notes.push(format!("enum {schema}.{name}: added label `{label}`"));
                 }
-                for label in existing.iter().filter(|l| !labels.contains(l)) {
+                let was_listed = |label: &String| {
+                    previous
+                        .is_none_or(|p| p.enums().any(|(s, n, old)| s == schema && n == name && old.contains(label)))
+                };
+                for label in existing.iter().filter(|l| !labels.contains(l) && was_listed(l)) {
                     notes.push(format!("enum {schema}.{name}: label `{label}` is no longer in the DAP schema; kept, since rows may hold it"));
                 }
             }
@@ -92,16 +102,19 @@ pub async fn ensure_enums(db: &mut PgConnection, model: &TableModel) -> Result<V
 }
 
 /// Brings `schema.table` in step with `model`. Runs in the caller's transaction.
+/// `previous` is the schema the table was last loaded with (`table_sync`'s description):
+/// what DAP dropped and the replica keeps is reported only when it left since then.
 pub async fn migrate(
     tx: &mut PgConnection,
     model: &TableModel,
+    previous: Option<&TableModel>,
     schema: &str,
     budget: crate::Budget,
 ) -> Result<Vec<String>, ReplicaError> {
     let table = format!("{}.{}", model.namespace, model.name);
     let qualified = ddl::qualified(schema, &model.name);
     crate::batch(ddl::DDL_LOCK).execute(&mut *tx).await.doing(&table, "waiting for other schema changes")?;
-    let mut notes = ensure_enums(&mut *tx, model).await?;
+    let mut notes = ensure_enums(&mut *tx, model, previous).await?;
     let existing = columns(&mut *tx, schema, &model.name).await.doing(&table, "reading the table's columns")?;
     let mut statements: Vec<String> = Vec::new();
     let mut retypes: Vec<String> = Vec::new();
@@ -149,6 +162,9 @@ pub async fn migrate(
         // The official client drops the column and its data; we keep both.
         if db.not_null {
             statements.push(format!("ALTER TABLE {qualified} ALTER COLUMN {} DROP NOT NULL", quote_ident(&db.name)));
+        }
+        if previous.is_some_and(|p| p.column(&db.name).is_none()) {
+            continue;
         }
         notes.push(format!(
             "column `{}` is no longer in the DAP schema; kept with its data (drop it by hand when no view needs it)",

@@ -130,19 +130,16 @@ impl Replicator {
         let id = match &pending {
             Some(id) => id.clone(),
             None => {
-                // Logged in first, so the slot is not spent on a login before the request.
-                self.dap.check_credentials().await?;
-                let limit = self.dap.config().job_limit;
-                if !crate::dap_limit::take_slot(&mut self.db, crate::dap_limit::CREATE_JOB, limit, budget.deadline())
-                    .await?
-                {
-                    return Ok(Obtained::Pending(None));
-                }
                 let query = match since {
                     Some(s) => Query::incremental(s),
                     None => Query::snapshot(),
                 };
-                let job = self.dap.start_job(namespace, table, &query).await?;
+                let deadline = budget.deadline();
+                let Some(job) =
+                    crate::dap_limit::create_job(&mut self.db, &self.dap, namespace, table, &query, deadline).await?
+                else {
+                    return Ok(Obtained::Pending(None));
+                };
                 let row = SavedJob::Pending { id: job.id.clone(), since };
                 let mut tx = self.begin(&name, budget).await?;
                 save_job(&mut tx, namespace, table, kind, &row, version).await?;

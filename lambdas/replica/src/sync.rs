@@ -13,14 +13,14 @@ impl Replicator {
 
     async fn sync_locked(&mut self, namespace: &str, table: &str, budget: Budget) -> Result<Outcome, ReplicaError> {
         let name = format!("{namespace}.{table}");
-        let Some(since) = self.last_timestamp(namespace, table).await? else {
+        let Some(crate::Loaded { since, model: previous }) = self.loaded(namespace, table).await? else {
             return Ok(Outcome::new(Status::InitNeeded));
         };
         let schema = self.dap.schema(namespace, table).await?;
         let model = TableModel::from_schema(namespace, table, &schema.schema)?;
         let mut outcome = Outcome::new(Status::Success);
         let mut tx = self.begin(&name, budget).await?;
-        outcome.notes = migrate::migrate(&mut tx, &model, namespace, budget).await?;
+        outcome.notes = migrate::migrate(&mut tx, &model, previous.as_ref(), namespace, budget).await?;
         tx.commit().await.doing(&name, "committing schema changes")?;
 
         let wanted = JobWanted {

@@ -26,7 +26,7 @@ async fn nothing_published(f: &Fixture) {
 #[tokio::test]
 async fn rate_limits_are_waited_out_with_retry_after() {
     let f = seeded().await;
-    f.emulator.inject(Endpoint::CreateJob, FaultKind::TooManyRequests { retry_after: 1 }, 2);
+    f.emulator.inject(Endpoint::CreateJob, FaultKind::TooManyRequests { retry_after: Some(1) }, 2);
     let out = f.replicate("accounts").await.unwrap();
     assert_eq!((out.status, out.counts.inserted), (Status::Success, 5));
     assert_eq!(count(&f.emulator.requests(), "POST /dap/query/canvas/table/accounts/data"), 3);
@@ -35,7 +35,7 @@ async fn rate_limits_are_waited_out_with_retry_after() {
 #[tokio::test]
 async fn a_rate_limit_longer_than_allowed_is_a_clear_transient_error() {
     let f = seeded().await;
-    f.emulator.inject(Endpoint::CreateJob, FaultKind::TooManyRequests { retry_after: 3600 }, 1);
+    f.emulator.inject(Endpoint::CreateJob, FaultKind::TooManyRequests { retry_after: Some(3600) }, 1);
     let err = f.replicate("accounts").await.unwrap_err();
     assert!(err.is_transient());
     assert!(err.to_string().contains("429 Too Many Requests"), "{err}");

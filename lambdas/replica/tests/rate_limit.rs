@@ -5,7 +5,7 @@
 mod support;
 
 use dap::{DapClient, DapError, Limit, Query};
-use emulator::{Emulator, RateLimit, Settings};
+use emulator::{Emulator, Endpoint, FaultKind, RateLimit, Settings};
 use replica::{Budget, Replicator, Status};
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
@@ -20,11 +20,38 @@ fn settings() -> Settings {
     Settings { rate_limit: Some(RateLimit { calls: CALLS, window: WINDOW }), rows_per_object: 2, ..Settings::default() }
 }
 
-/// What each Lambda has: its own DAP client, which keeps DAP's limit in-process too.
+/// What each Lambda has: its own DAP client, which keeps DAP's limit in-process too, on
+/// the shrunk clock (the pause after a 429 without `Retry-After` shrunk alike).
 fn lambda_client(emulator: &Emulator) -> DapClient {
     let mut config = client_config(emulator);
     config.job_limit = Limit { calls: CALLS, per: WINDOW };
+    config.default_retry_after = WINDOW / 2;
     DapClient::new(config).unwrap()
+}
+
+/// `workers` concurrent replicators (each its own DAP client and connection, as the Map's
+/// Lambdas are) working through `tables`; every table must succeed.
+async fn replicate_all(f: &Fixture, tables: Vec<String>, workers: usize) {
+    let queue = Arc::new(Mutex::new(tables));
+    let options = replica::parse_connection_string(&f.db_url).unwrap();
+    let workers: Vec<_> = (0..workers)
+        .map(|_| {
+            let (queue, options, dap) = (queue.clone(), options.clone(), lambda_client(&f.emulator));
+            tokio::spawn(async move {
+                // A warm container: logged in before its first slot.
+                dap.check_credentials().await.unwrap();
+                let mut r = Replicator::connect(&options, dap).await.unwrap();
+                loop {
+                    let Some(table) = queue.lock().unwrap().pop() else { break };
+                    let outcome = r.replicate("canvas", &table, Budget::unlimited()).await.unwrap();
+                    assert_eq!(outcome.status, Status::Success, "{table}");
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.await.unwrap();
+    }
 }
 
 fn small_schema() -> Value {
@@ -55,27 +82,8 @@ fn job_requests(emulator: &Emulator) -> usize {
 async fn a_hundred_tables_ten_at_a_time_share_the_limit_and_meet_no_429() {
     let f = Fixture::with_settings(settings()).await;
     let tables = add_tables(&f.emulator, 100);
-    let queue = Arc::new(Mutex::new(tables));
-    let options = replica::parse_connection_string(&f.db_url).unwrap();
     let started = Instant::now();
-    let workers: Vec<_> = (0..10)
-        .map(|_| {
-            let (queue, options, dap) = (queue.clone(), options.clone(), lambda_client(&f.emulator));
-            tokio::spawn(async move {
-                // A warm container: logged in before its first slot.
-                dap.check_credentials().await.unwrap();
-                let mut r = Replicator::connect(&options, dap).await.unwrap();
-                loop {
-                    let Some(table) = queue.lock().unwrap().pop() else { break };
-                    let outcome = r.replicate("canvas", &table, Budget::unlimited()).await.unwrap();
-                    assert_eq!(outcome.status, Status::Success, "{table}");
-                }
-            })
-        })
-        .collect();
-    for w in workers {
-        w.await.unwrap();
-    }
+    replicate_all(&f, tables, 10).await;
     let elapsed = started.elapsed();
     assert_eq!(f.emulator.rate_limited(), 0, "no 429 from DAP");
     assert_eq!(job_requests(&f.emulator), 100, "one snapshot job per table");
@@ -87,6 +95,52 @@ async fn a_hundred_tables_ten_at_a_time_share_the_limit_and_meet_no_429() {
     // 100 creations at 5 a window need 19 windows after the first: the shared window, not
     // luck, kept them apart.
     assert!(elapsed >= WINDOW * 19, "{elapsed:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_after_502s_and_429s_take_slots_too_and_a_429_holds_every_process_off() {
+    let f = Fixture::with_settings(settings()).await;
+    let tables = add_tables(&f.emulator, 30);
+    // Spread over the run (each fault's skip counts from the end of the one before): 502s
+    // from the gateway, 429s with and without Retry-After.
+    let (bad_gateway, too_many) =
+        (FaultKind::Status(502, "BadGateway".into()), FaultKind::TooManyRequests { retry_after: None });
+    f.emulator.inject_after(Endpoint::CreateJob, bad_gateway.clone(), 2, 2);
+    f.emulator.inject_after(Endpoint::CreateJob, too_many, 8, 2);
+    f.emulator.inject_after(Endpoint::CreateJob, FaultKind::TooManyRequests { retry_after: Some(1) }, 6, 1);
+    f.emulator.inject_after(Endpoint::CreateJob, bad_gateway, 4, 1);
+    replicate_all(&f, tables, 6).await;
+
+    let attempts = f.emulator.job_attempts();
+    assert_eq!(attempts.len(), 30 + 6, "one attempt a table, and one more for each fault");
+    let most = f.emulator.max_job_attempts_per(WINDOW);
+    assert!(most <= CALLS, "{most} attempts in one window: retries skipped the shared window");
+    assert_eq!(f.emulator.rate_limited(), 0, "no 429 from DAP's own limit");
+    let loaded =
+        f.texts("SELECT count(*)::text FROM instructure_dap.table_sync WHERE source_namespace = 'canvas'").await;
+    assert_eq!(loaded, [Some("30".into())]);
+}
+
+#[tokio::test]
+async fn a_429_to_one_process_holds_the_others_off_for_its_retry_after() {
+    let f = Fixture::with_settings(settings()).await;
+    let mut tables = add_tables(&f.emulator, 4);
+    f.emulator.inject(Endpoint::CreateJob, FaultKind::TooManyRequests { retry_after: Some(2) }, 1);
+    let first = tables.split_off(3);
+    // One process meets the 429; three more start while it holds off, with room in the window.
+    let later = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        replicate_all(&f, tables, 3).await;
+    };
+    tokio::join!(replicate_all(&f, first, 1), later);
+    let attempts = f.emulator.job_attempts();
+    assert_eq!(attempts.len(), 5);
+    let refused = attempts[0];
+    assert!(
+        attempts[1..].iter().all(|t| t.duration_since(refused) >= Duration::from_millis(1900)),
+        "every process waited out the Retry-After: {:?}",
+        attempts.iter().map(|t| t.duration_since(refused)).collect::<Vec<_>>()
+    );
 }
 
 #[tokio::test]

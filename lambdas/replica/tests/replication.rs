@@ -221,6 +221,29 @@ async fn sync_resumes_and_advances_metadata_with_the_last_object() {
 }
 
 #[tokio::test]
+async fn what_dap_drops_is_reported_in_the_run_it_happens_and_not_in_the_next() {
+    let f = Fixture::new().await;
+    f.accounts(vec![account(1, "one")]);
+    f.replicate("accounts").await.unwrap();
+    // DAP drops a column and an enum label.
+    let mut schema = accounts_schema(1);
+    let values = schema["properties"]["value"]["properties"].as_object_mut().unwrap();
+    values.shift_remove("uuid");
+    values.insert("workflow_state".into(), json!({"type": "string", "enum": ["active", "deleted"]}));
+    f.emulator.put_schema("canvas", "accounts", schema);
+    f.emulator.commit("canvas", "accounts", vec![account(2, "two")], vec![]);
+    let out = f.replicate("accounts").await.unwrap();
+    let notes = out.notes.join("\n");
+    assert!(notes.contains("column `uuid` is no longer in the DAP schema; kept"), "{notes}");
+    assert!(notes.contains("label `suspended` is no longer in the DAP schema; kept"), "{notes}");
+    // The next run: the same schema, new data, nothing to report.
+    f.emulator.commit("canvas", "accounts", vec![account(3, "three")], vec![]);
+    let out = f.replicate("accounts").await.unwrap();
+    assert_eq!((out.status, out.counts.inserted), (Status::Success, 1));
+    assert_eq!(out.notes, Vec::<String>::new(), "reported once, in the run where it happened");
+}
+
+#[tokio::test]
 async fn schema_changes_keep_data_and_users_views() {
     let f = Fixture::new().await;
     let mut a = account(1, "one");

@@ -11,8 +11,10 @@
 //!   with the state to call them again with; they count their calls and fail with
 //!   `NoProgressError` after too many, so the loop is bounded by the handlers.
 //! - Each table runs in a child execution with its own history (a table needing 40 calls
-//!   is about 300 events there), and its result is one small [`TableState`]: 500 tables
-//!   fit in the 25,000 events and 256 KB a Standard execution allows.
+//!   is about 300 events there), so 500 tables fit in the 25,000 events a Standard
+//!   execution allows. The listing is at most `MAX_TABLES` short [`contract::TableRef`]s;
+//!   the Map's output is every table's last [`TableState`], whose notes and errors are
+//!   capped per table (at 500 tables the one state still bounded only by those caps).
 //! - A Lambda raises `TransientError` for what a pause may cure (retried here with backoff)
 //!   and a named permanent error otherwise ([`ErrorName`]); a failed table is recorded and
 //!   the others go on; the summary runs whatever happened, and any failure makes the run
