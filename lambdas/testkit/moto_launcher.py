@@ -89,6 +89,47 @@ def execute_change_set(self, change_set_name, stack_name=None):
 cfn_parsing.parse_and_create_resource = create_resource
 CloudFormationBackend.execute_change_set = execute_change_set
 
+# moto's Distributed Map ResultWriter writes only an empty manifest (its code leaves the
+# results out, "TODO"). Step Functions writes the children's results too: a manifest naming
+# result files, each a JSON array of child executions with their Input and Output as JSON
+# text. Do that, in its layout, so that summarize reads what a real run leaves in S3.
+import json  # noqa: E402
+from moto.stepfunctions.parser.asl.component.state.exec.state_map.result_writer.resource_eval.resource_eval_s3 import (  # noqa: E402
+    ResourceEvalS3,
+)
+
+
+def put_results(env, resource_runtime_part, state_credentials):
+    parameters = env.stack.pop()
+    results = env.stack.pop()
+    s3 = ResourceEvalS3._get_s3_client(
+        resource_runtime_part=resource_runtime_part, state_credentials=state_credentials
+    )
+    map_run_arn = env.map_run_record_pool_manager.get_all().pop().map_run_arn
+    prefix = parameters.get("Prefix", "")
+    if prefix and not prefix.endswith("/"):
+        prefix += "/"
+    folder = prefix + map_run_arn.split(":")[-1] + "/"
+    children = [
+        {"ExecutionArn": f"{map_run_arn}:{i}", "Input": "{}", "InputDetails": {"Included": True},
+         "Name": str(i), "Output": json.dumps(result), "OutputDetails": {"Included": True},
+         "RedriveCount": 0, "RedriveStatus": "NOT_REDRIVABLE", "Status": "SUCCEEDED"}
+        for i, result in enumerate(results or [])
+    ]
+    files = {"FAILED": [], "PENDING": [], "SUCCEEDED": []}
+    if children:
+        body = json.dumps(children).encode("utf8")
+        s3.put_object(Bucket=parameters["Bucket"], Key=folder + "SUCCEEDED_0.json", Body=body)
+        files["SUCCEEDED"].append({"Key": folder + "SUCCEEDED_0.json", "Size": len(body)})
+    manifest = {"DestinationBucket": parameters["Bucket"], "MapRunArn": map_run_arn, "ResultFiles": files}
+    s3.put_object(Bucket=parameters["Bucket"], Key=folder + "manifest.json", Body=json.dumps(manifest).encode("utf8"))
+    env.stack.append(
+        {"MapRunArn": map_run_arn, "ResultWriterDetails": {"Bucket": parameters["Bucket"], "Key": folder + "manifest.json"}}
+    )
+
+
+ResourceEvalS3._handle_put_object = staticmethod(put_results)
+
 if __name__ == "__main__":
     from moto.server import main
 

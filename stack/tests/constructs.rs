@@ -174,7 +174,19 @@ fn roles_hold_only_what_their_function_uses_and_no_wildcard_actions() {
         ["states:StartExecution", "states:DescribeExecution", "states:StopExecution"],
         "the Distributed Map starts child executions of its own state machine"
     );
-    assert!(actions("SummarizeRole").is_empty(), "summarize needs no AWS API but its logs and network");
+    let results_objects = json!({"Fn::Join": ["", [{"Fn::GetAtt": ["RunResults", "Arn"]}, "/*"]]});
+    assert_eq!(
+        statements(&d, "SummarizeRole"),
+        [
+            (vec!["s3:GetObject".to_owned()], vec![results_objects.clone()]),
+            (vec!["kms:Decrypt".to_owned()], vec![json!({"Fn::GetAtt": ["DataKey", "Arn"]})]),
+        ],
+        "summarize reads the run's results, and nothing else"
+    );
+    let writes: Vec<(Vec<String>, Vec<Value>)> =
+        statements(&d, "ReplicationRole").into_iter().filter(|(a, _)| a.iter().any(|a| a.starts_with("s3:"))).collect();
+    assert_eq!(writes.len(), 1);
+    assert_eq!(writes[0].1, [results_objects], "the Map's ResultWriter writes only to the results bucket");
     for role in ["SyncTableRole", "InitTableRole"] {
         assert_eq!(
             actions(role),
@@ -321,7 +333,11 @@ fn the_state_machine_runs_the_pipeline_with_configured_concurrency() {
     assert_eq!(map["Type"], "Map");
     assert_eq!(map["MaxConcurrency"], 3);
     assert_eq!(map["ItemProcessor"]["ProcessorConfig"]["Mode"], "DISTRIBUTED", "each table has its own history");
-    assert_eq!(map["ResultSelector"], json!({"results.$": "$"}), "only the tables' states go on");
+    assert_eq!(
+        map["ResultSelector"],
+        json!({"written.$": "$.ResultWriterDetails", "results": []}),
+        "the tables' states go to S3; only where they are goes on"
+    );
     assert_eq!(asl["States"]["IsSkipped"]["Choices"][0]["Variable"], "$.skipped_because");
     let inner = &map["ItemProcessor"]["States"];
     assert_eq!(
@@ -474,4 +490,26 @@ fn without_the_bootstrap_there_is_no_bootstrap_function_or_its_code_parameter() 
     assert_eq!(connect.1[0]["Fn::Join"][1][1], "*");
     let created = doc("dev", &[]);
     assert!(created["Parameters"].get("DbBootstrapCodeKey").is_some());
+}
+
+#[test]
+fn run_results_are_private_encrypted_tls_only_and_expire() {
+    let d = doc("dev", &[]);
+    let bucket = props(&d, "RunResults");
+    let rule = &bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0];
+    assert_eq!(rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"], "aws:kms");
+    assert_eq!(rule["ServerSideEncryptionByDefault"]["KMSMasterKeyID"], json!({"Fn::GetAtt": ["DataKey", "Arn"]}));
+    for flag in ["BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"] {
+        assert_eq!(bucket["PublicAccessBlockConfiguration"][flag], true, "{flag}");
+    }
+    assert_eq!(bucket["LifecycleConfiguration"]["Rules"][0]["ExpirationInDays"], 30);
+    let policy = &props(&d, "RunResultsPolicy")["PolicyDocument"]["Statement"][0];
+    assert_eq!(policy["Effect"], "Deny");
+    assert_eq!(policy["Condition"]["Bool"]["aws:SecureTransport"], "false");
+    // The Map writes there, and the state keeps only where.
+    let map = &common::synth("dev", &[]).state_machine["States"]["ReplicateTables"];
+    assert_eq!(map["ResultWriter"]["Resource"], "arn:aws:states:::s3:putObject");
+    assert_eq!(map["ResultWriter"]["Parameters"]["Bucket"], "${ResultsBucket}");
+    assert_eq!(props(&d, "Replication")["DefinitionSubstitutions"]["ResultsBucket"], json!({"Ref": "RunResults"}));
+    assert_eq!(map["ResultSelector"]["written.$"], "$.ResultWriterDetails");
 }

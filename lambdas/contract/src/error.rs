@@ -86,12 +86,16 @@ impl ErrorDetail {
             Some((cut, _)) => format!("{}...", &one_line[..cut]),
             None => one_line,
         };
+        // DAP's own words: cut, and one token each, so that the line parses back.
+        let token = |s: &str| -> String {
+            s.chars().filter(|c| !c.is_whitespace() && *c != ']').take(crate::MAX_DAP_ID).collect()
+        };
         if let Some(kind) = &self.dap_type {
             line.push_str(DAP_MARK);
-            line.push_str(kind);
+            line.push_str(&token(kind));
             if let Some(uuid) = &self.dap_uuid {
                 line.push(' ');
-                line.push_str(uuid);
+                line.push_str(&token(uuid));
             }
             line.push(']');
         }

@@ -100,6 +100,10 @@ pub const MAX_TABLES: usize = 1000;
 /// Step Functions' limit on a state's input or output, in bytes.
 pub const STATE_LIMIT: usize = 256 * 1024;
 
+/// The longest DAP job id (or error type or uuid) carried: DAP's are uuids; the DAP client
+/// refuses longer job ids, and error lines cut longer types and uuids.
+pub const MAX_DAP_ID: usize = 64;
+
 payload! {
     /// `list_tables`' answer: the tables, each the input of one Map item (a [`TableRef`]
     /// is a [`TableState`] not yet called: its other fields have defaults). At most
@@ -191,8 +195,27 @@ payload! {
 }
 
 impl TableState {
+    /// Schema notes kept (the latest), and the characters kept of each: with the caps of
+    /// the other fields they bound a table's state (`tests::a_table_state_at_every_cap_is_small`).
+    pub const MAX_NOTES: usize = 5;
+    pub const MAX_NOTE_CHARS: usize = 200;
+
     pub fn new(table: &TableRef) -> Self {
         Self { namespace: table.namespace.clone(), table: table.table.clone(), ..Self::default() }
+    }
+
+    /// Adds a schema note for the report: on one line, cut at [`Self::MAX_NOTE_CHARS`],
+    /// once (a call after an `in_progress` one notes the same change again, since the table
+    /// counts as loaded with the new schema only when its load completes), keeping the
+    /// latest [`Self::MAX_NOTES`].
+    pub fn add_note(&mut self, note: &str) {
+        let note: String =
+            note.chars().map(|c| if c.is_control() { ' ' } else { c }).take(Self::MAX_NOTE_CHARS).collect();
+        if !self.notes.contains(&note) {
+            self.notes.push(note);
+        }
+        let excess = self.notes.len().saturating_sub(Self::MAX_NOTES);
+        self.notes.drain(..excess);
     }
 
     pub fn table_ref(&self) -> TableRef {
@@ -225,15 +248,74 @@ impl CaughtError {
 }
 
 payload! {
-    /// The state the Map hands on: every table's last state, or why there are none.
+    /// The state the Map hands on: where its `ResultWriter` put every table's last state
+    /// (or, given directly, the states themselves), or why there are none.
     #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
     pub struct RunResults {
         #[serde(default)]
         pub results: Vec<TableState>,
+        /// The manifest of the results a Distributed Map wrote to S3.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub written: Option<ResultWriterDetails>,
         /// Listing the tables (or running the Map) failed.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub run_error: Option<CaughtError>,
     }
+}
+
+payload! {
+    /// Where a Distributed Map's `ResultWriter` wrote the manifest of its results
+    /// (Step Functions' `ResultWriterDetails`; the names are Step Functions').
+    #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+    #[allow(non_snake_case)]
+    pub struct ResultWriterDetails {
+        pub Bucket: String,
+        pub Key: String,
+    }
+}
+
+/// The manifest a `ResultWriter` writes: which result files hold which children.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ResultManifest {
+    pub result_files: ResultFiles,
+}
+
+/// The result files by how the children ended (Step Functions' names).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub struct ResultFiles {
+    #[serde(default)]
+    pub succeeded: Vec<ResultFile>,
+    #[serde(default)]
+    pub failed: Vec<ResultFile>,
+    #[serde(default)]
+    pub pending: Vec<ResultFile>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ResultFile {
+    pub key: String,
+    #[serde(default)]
+    pub size: u64,
+}
+
+/// One child execution in a result file (a JSON array of them): its input and output as
+/// JSON text, or for a failed one the error and cause.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ChildResult {
+    #[serde(default)]
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
 }
 
 payload! {
@@ -306,6 +388,53 @@ mod tests {
     /// 63-byte identifiers; the DAP client refuses longer ones).
     const LONGEST_NAMESPACE: &str = "new_quizzes";
     const LONGEST_TABLE: usize = 63;
+
+    #[test]
+    fn notes_are_kept_once_short_and_latest() {
+        let mut state = TableState::default();
+        for i in 0..8 {
+            state.add_note(&format!("note {i}"));
+            state.add_note(&format!("note {i}"));
+        }
+        assert_eq!(state.notes, ["note 3", "note 4", "note 5", "note 6", "note 7"]);
+        state.add_note(&format!("a\nb{}", "x".repeat(500)));
+        assert_eq!(state.notes.last().unwrap().chars().count(), TableState::MAX_NOTE_CHARS);
+        assert!(state.notes.last().unwrap().starts_with("a b"));
+    }
+
+    /// One table's state with every field at its cap: the child execution's state, and its
+    /// line in the results the Map writes to S3.
+    #[test]
+    fn a_table_state_at_every_cap_is_small() {
+        let mut state = TableState {
+            namespace: LONGEST_NAMESPACE.into(),
+            table: "t".repeat(LONGEST_TABLE),
+            status: Status::InitNeeded,
+            cursor: Some("j".repeat(crate::MAX_DAP_ID)),
+            calls: u32::MAX,
+            idle_calls: u32::MAX,
+            counts: Counts { inserted: u64::MAX, updated: u64::MAX, deleted: u64::MAX },
+            started_ms: u64::MAX,
+            duration_ms: u64::MAX,
+            ..TableState::default()
+        };
+        // The widest character JSON writes: a control character would be `\u001f` (6
+        // bytes), but notes have none; 4-byte characters are the widest left.
+        for i in 0..TableState::MAX_NOTES {
+            state.add_note(&format!("{i}{}", "\u{1F600}".repeat(TableState::MAX_NOTE_CHARS)));
+        }
+        let detail = ErrorDetail {
+            message: "\u{1F600}".repeat(10_000),
+            dap_type: Some("T".repeat(10_000)),
+            dap_uuid: Some("u".repeat(10_000)),
+        };
+        let cause = serde_json::json!({"errorType": "TransientError", "errorMessage": detail.to_line()});
+        state.error = Some(CaughtError { Error: "States.TaskFailed".into(), Cause: cause.to_string() });
+        let bytes = serde_json::to_vec(&state).unwrap().len();
+        assert!(bytes < 8 * 1024, "{bytes} bytes");
+        // In the Map's results a state is JSON text inside JSON: quotes escaped, at most double.
+        assert!(2 * bytes * MAX_TABLES > STATE_LIMIT, "the results could never be a state: they go to S3");
+    }
 
     #[test]
     fn the_longest_table_list_fits_in_half_a_state() {

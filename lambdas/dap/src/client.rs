@@ -119,6 +119,28 @@ fn check_name(kind: &str, name: &str) -> Result<(), DapError> {
     }
 }
 
+/// The longest job id taken: DAP's are uuids. Ids go into URL paths and the workflow's
+/// state (`contract::MAX_DAP_ID` is at least this).
+pub const MAX_JOB_ID_LEN: usize = 64;
+
+/// A job id, from DAP or from a saved job, before it goes into a path.
+fn check_job_id(id: &str) -> Result<(), DapError> {
+    let ok = !id.is_empty()
+        && id.len() <= MAX_JOB_ID_LEN
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(DapError::UnexpectedResponse {
+            what: "a job".into(),
+            detail: format!(
+                "job id `{}` is not an id (letters, digits, `-` and `_`, at most {MAX_JOB_ID_LEN})",
+                id.chars().take(80).collect::<String>()
+            ),
+        })
+    }
+}
+
 /// The path, body and description of a job creation.
 fn job_request(namespace: &str, table: &str, query: &Query) -> Result<(String, Value, String), DapError> {
     check_name("namespace", namespace)?;
@@ -201,7 +223,9 @@ impl DapClient {
     /// Every attempt, retries included, takes a slot of this process's job limiter.
     pub async fn start_job(&self, namespace: &str, table: &str, query: &Query) -> Result<Job, DapError> {
         let (path, body, what) = job_request(namespace, table, query)?;
-        self.call(Method::POST, &path, Some(body), &what, Some(&self.inner.jobs), Attempts::Retried).await
+        let job: Job =
+            self.call(Method::POST, &path, Some(body), &what, Some(&self.inner.jobs), Attempts::Retried).await?;
+        check_job_id(&job.id).map(|()| job)
     }
 
     /// One attempt at starting a job, with no retry of its own: DAP counts every attempt
@@ -212,7 +236,8 @@ impl DapClient {
     /// forgotten, so the next attempt logs in again.
     pub async fn try_start_job(&self, namespace: &str, table: &str, query: &Query) -> Result<Job, DapError> {
         let (path, body, what) = job_request(namespace, table, query)?;
-        self.call(Method::POST, &path, Some(body), &what, None, Attempts::One).await
+        let job: Job = self.call(Method::POST, &path, Some(body), &what, None, Attempts::One).await?;
+        check_job_id(&job.id).map(|()| job)
     }
 
     /// Polls job `id` until it completes, or until `deadline`, when it answers `None`
@@ -283,6 +308,7 @@ impl DapClient {
     }
 
     async fn job(&self, id: &str, what: &str) -> Result<Job, DapError> {
+        check_job_id(id)?;
         let path = format!("/dap/job/{id}");
         self.call(Method::GET, &path, None, what, None, Attempts::Retried).await
     }
@@ -437,6 +463,13 @@ impl DapClient {
                 Ok(Outcome::Done(bytes)) => {
                     let answer = if path == "/dap/object/url" { Answer::Secret } else { Answer::Quotable };
                     return parse(&bytes, what, answer);
+                }
+                Err(e @ DapError::RateLimited { retry_after: Some(wait), .. }) => {
+                    // Too long to wait out here, but no call of this process should go sooner.
+                    if let Some(l) = limiter {
+                        l.hold_off(wait).await;
+                    }
+                    return Err(e);
                 }
                 Err(e @ DapError::Authentication(_)) => {
                     // A token the server no longer takes (revoked, or a clock off): log in

@@ -84,6 +84,16 @@ impl DapError {
         }
     }
 
+    /// For a transient error: whether sending the request again may succeed. A transport
+    /// error counts only when the request failed on its way (connecting, a timeout, sending
+    /// it), not when the client could not build it or read a redirect.
+    pub fn request_may_not_have_arrived(&self) -> bool {
+        match self {
+            DapError::Transport { source, .. } => source.is_connect() || source.is_timeout() || source.is_request(),
+            _ => true,
+        }
+    }
+
     /// The DAP error, when the API sent one.
     pub fn api_error(&self) -> Option<&ApiError> {
         match self {

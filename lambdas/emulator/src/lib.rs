@@ -400,8 +400,6 @@ fn refuse(state: &Shared, on: Endpoint, line: String, headers: &HeaderMap) -> Op
     if on == Endpoint::CreateJob {
         s.job_attempts.push(Instant::now());
     }
-    let fault = take_fault(&mut s, on, &line, is_http);
-    s.log.push(line);
     let bearer =
         headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
     let refused = match bearer.and_then(|b| s.tokens.get(b)) {
@@ -409,6 +407,9 @@ fn refuse(state: &Shared, on: Endpoint, line: String, headers: &HeaderMap) -> Op
         Some(_) => Some(error(StatusCode::UNAUTHORIZED, "AuthenticationError", "The access token has expired")),
         None => Some(error(StatusCode::UNAUTHORIZED, "AuthenticationError", "Missing or unknown access token")),
     };
+    // A fault is taken only by a request that got this far, so none is lost to a refusal.
+    let fault = if refused.is_none() { take_fault(&mut s, on, &line, is_http) } else { None };
+    s.log.push(line);
     refused.or_else(|| fault.as_ref().and_then(fault_response))
 }
 

@@ -3,7 +3,8 @@
 //!
 //! - [`list`]: the tables to replicate, or *skipped* when an earlier run still holds them;
 //! - [`replicate`]: `sync_table` and `init_table`, one budgeted call each;
-//! - [`summary`]: the run report and failure alert, from templates in `assets/`;
+//! - [`summary`]: the run report and failure alert, from templates in `assets/`, over the
+//!   table results [`results`] reads from S3;
 //! - [`bootstrap`]: the CloudFormation custom resource that sets the database up.
 //!
 //! Errors carry stable names the state machine matches ([`error::FunctionError`]).
@@ -14,6 +15,7 @@ pub mod database;
 pub mod error;
 pub mod list;
 pub mod replicate;
+pub mod results;
 pub mod settings;
 pub mod summary;
 

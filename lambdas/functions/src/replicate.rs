@@ -38,9 +38,9 @@ pub struct Replication {
     loaded: Arc<AtomicU64>,
 }
 
-/// The last few schema notes are kept, short: the state must stay small.
-const MAX_NOTES: usize = 5;
-const MAX_NOTE_CHARS: usize = 200;
+// A job id the DAP client takes fits the cap the state's size is computed with.
+const _: () = assert!(dap::MAX_JOB_ID_LEN <= contract::MAX_DAP_ID);
+
 /// What is kept free after the hard stop, for the answer to reach Lambda (at most half
 /// the margin, so that the hard stop comes after the budget's end).
 const ANSWER_TIME: Duration = Duration::from_secs(5);
@@ -143,16 +143,9 @@ impl Replication {
             state.started_ms = call_started_ms;
         }
         state.duration_ms = now_ms().saturating_sub(state.started_ms);
-        // A call after an `in_progress` one notes a schema change again (the table is
-        // marked as loaded with the new schema only when the load completes): once is enough.
-        for note in outcome.notes {
-            let note: String = note.chars().take(MAX_NOTE_CHARS).collect();
-            if !state.notes.contains(&note) {
-                state.notes.push(note);
-            }
+        for note in &outcome.notes {
+            state.add_note(note);
         }
-        let excess = state.notes.len().saturating_sub(MAX_NOTES);
-        state.notes.drain(..excess);
 
         let loaded = self.loaded.load(Ordering::Relaxed);
         state.idle_calls = if state.status == Status::InProgress && loaded == 0 { state.idle_calls + 1 } else { 0 };

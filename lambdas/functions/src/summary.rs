@@ -18,8 +18,9 @@ pub const LISTED_SUCCESSES: usize = 25;
 /// below this keeps the report (a state of the run, and an SNS message) small at any
 /// number of tables.
 pub const LISTED_FAILURES: usize = 50;
-/// The longest error message quoted for one table, in characters.
-const MAX_ERROR_CHARS: usize = 1000;
+/// The longest error message quoted for one table, in bytes (our errors are shorter; a
+/// cause Step Functions or Lambda wrote may not be).
+const MAX_ERROR_BYTES: usize = 600;
 /// Schema notes listed.
 const LISTED_NOTES: usize = 50;
 /// The longest report, in bytes: SNS takes 256 KB, and the report is part of the run's state.
@@ -145,7 +146,7 @@ fn failure(state: &TableState) -> Failure {
         table: state.table_ref().to_string(),
         hint: hint(&caught.Error, detail.dap_type.as_deref()),
         error: caught.Error,
-        message: clip(&detail.message, MAX_ERROR_CHARS),
+        message: clip(&detail.message, MAX_ERROR_BYTES),
         dap_type: detail.dap_type,
         dap_uuid: detail.dap_uuid,
         // The state is the one the failed call was given: that call counts too.
@@ -154,12 +155,16 @@ fn failure(state: &TableState) -> Failure {
     }
 }
 
-/// The first `chars` characters of `text`, marked when cut.
-fn clip(text: &str, chars: usize) -> String {
-    match text.char_indices().nth(chars) {
-        Some((end, _)) => format!("{} [...]", &text[..end]),
-        None => text.to_owned(),
+/// At most `bytes` of `text` (cut at a character), marked when cut.
+fn clip(text: &str, bytes: usize) -> String {
+    if text.len() <= bytes {
+        return text.to_owned();
     }
+    let mut end = bytes;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{} [...]", &text[..end])
 }
 
 /// At most `bytes` of `text`, cut at a line (or character) boundary, saying so.

@@ -23,6 +23,9 @@ const FUNCTIONS: [(&str, &str, usize); 4] = [
 
 const ACCOUNT: &str = "123456789012";
 
+/// The bucket the Map's ResultWriter writes the tables' results to.
+const RESULTS_BUCKET: &str = "cd2-e2e-results";
+
 /// The dev environment's definition, with one namespace.
 fn definition(topic_arn: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../stack/envs/dev.toml");
@@ -39,6 +42,7 @@ fn definition(topic_arn: &str) -> String {
         asl = asl.replace(&format!("${{{placeholder}}}"), &arn);
     }
     asl.replace(&format!("${{{}}}", pipeline::ALERTS_TOPIC_ARN), topic_arn)
+        .replace(&format!("${{{}}}", pipeline::RESULTS_BUCKET), RESULTS_BUCKET)
 }
 
 /// canvas.accounts and canvas.courses from the demo data, and two more tables like
@@ -117,6 +121,8 @@ async fn a_run_replicates_retries_records_a_failure_alerts_and_keeps_a_second_ru
     let queue = sqs.create_queue().queue_name("alerts").send().await.unwrap().queue_url.unwrap();
     let queue_arn = format!("arn:aws:sqs:us-east-1:{ACCOUNT}:alerts");
     sns.subscribe().topic_arn(&topic).protocol("sqs").endpoint(&queue_arn).send().await.unwrap();
+    let s3 = functions::results::s3_client(&aws.sdk);
+    s3.create_bucket().bucket(RESULTS_BUCKET).send().await.unwrap();
 
     let env: Vec<(String, String)> = [
         ("AWS_ENDPOINT_URL", aws.moto.endpoint()),
@@ -176,6 +182,11 @@ async fn a_run_replicates_retries_records_a_failure_alerts_and_keeps_a_second_ru
     let done = run.finish(&first, Duration::from_secs(300)).await;
     assert_eq!(done.status, ExecutionStatus::Failed, "one table failed, so the run did; logs in {}", logs.display());
     assert_eq!(done.error.as_deref(), Some(pipeline::RUN_FAILED));
+    // The tables' results went to S3, under the prefix, with their manifest.
+    let written = s3.list_objects_v2().bucket(RESULTS_BUCKET).send().await.unwrap();
+    let keys: Vec<&str> = written.contents().iter().filter_map(|o| o.key()).collect();
+    assert!(keys.iter().any(|k| k.starts_with("runs/") && k.ends_with("/manifest.json")), "{keys:?}");
+    assert!(keys.iter().any(|k| k.ends_with("/SUCCEEDED_0.json")), "{keys:?}");
 
     // The replica: three tables whole, users absent.
     for (table, rows) in [("accounts", 3), ("courses", 25), ("enrollments", 3)] {

@@ -65,14 +65,17 @@ pub(crate) async fn create_job(
                 Duration::ZERO
             }
             DapError::RateLimited { retry_after, .. } => {
+                // Shared even when too long to wait out here: the others then stop asking.
                 let wait = retry_after.unwrap_or(config.default_retry_after);
+                hold_off(db, CREATE_JOB, limit, wait).await?;
                 if wait > config.max_retry_after {
                     return Err(failure.into());
                 }
-                hold_off(db, CREATE_JOB, limit, wait).await?;
                 Duration::ZERO
             }
-            e if e.is_transient() => config.backoff * 2u32.pow((attempt - 1).min(10)),
+            e if e.is_transient() && e.request_may_not_have_arrived() => {
+                config.backoff * 2u32.pow((attempt - 1).min(10))
+            }
             _ => return Err(failure.into()),
         };
         if attempt >= config.max_attempts {
@@ -80,7 +83,8 @@ pub(crate) async fn create_job(
         }
         tracing::warn!(%namespace, %table, attempt, error = %failure, "job creation failed; trying again in a new slot");
         if deadline.is_some_and(|d| Instant::now() + pause >= d) {
-            return Err(failure.into());
+            // No time for another attempt: this call ends without a job; the next asks again.
+            return Ok(None);
         }
         tokio::time::sleep(pause).await;
     }

@@ -74,6 +74,12 @@ COMMENT ON TABLE "{OWN_SCHEMA}"."object_done" IS 'cd2-aws: objects loaded, each 
 CREATE TABLE IF NOT EXISTS "{OWN_SCHEMA}"."dap_rate_limit" (
 "quota" text PRIMARY KEY,
 "sent" double precision[] NOT NULL DEFAULT '{{}}');
+CREATE TABLE IF NOT EXISTS "{OWN_SCHEMA}"."job_expired" (
+"namespace" text NOT NULL,
+"table" text NOT NULL,
+"times" integer NOT NULL,
+PRIMARY KEY ("namespace", "table"));
+COMMENT ON TABLE "{OWN_SCHEMA}"."job_expired" IS 'cd2-aws: DAP jobs of a table that expired before all their objects were loaded, in a row';
 COMMENT ON TABLE "{OWN_SCHEMA}"."dap_rate_limit" IS 'cd2-aws: DAP calls made in the last window (epoch seconds), shared by every concurrent run';
 COMMIT;
 "#,

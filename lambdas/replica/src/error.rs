@@ -33,6 +33,10 @@ pub enum ReplicaError {
         "could not connect to the database at {target} within {waited:.0?} (a paused Aurora Serverless database takes about 15 s to resume); try again"
     )]
     ConnectTimeout { target: String, waited: Duration },
+    #[error(
+        "{table}: DAP deleted the {kind} job 24 hours after it started, with {loaded} of {total} objects loaded, {times} times in a row: loading the table takes longer than DAP keeps a job. Give it more calls a run (max_calls) or more runs a day; the next run starts the load again"
+    )]
+    JobExpired { table: String, kind: String, loaded: usize, total: usize, times: i32 },
     /// The call's time budget ran out in the middle of an object; its transaction was rolled
     /// back. Init and sync answer `in_progress` instead of returning this.
     #[error("{table}: the time budget ran out while loading object {object}; it is loaded again by the next call")]
@@ -81,6 +85,7 @@ impl ReplicaError {
             ReplicaError::BadConnectionString(_) => "ConfigurationError",
             ReplicaError::Connect { .. } | ReplicaError::ConnectTimeout { .. } => "ConnectError",
             ReplicaError::OutOfTime { .. } => "OutOfTime",
+            ReplicaError::JobExpired { .. } => "JobExpired",
         }
     }
 }

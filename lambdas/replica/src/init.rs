@@ -3,7 +3,7 @@
 use crate::error::{DbContext, ReplicaError};
 use crate::load::{self, upsert_object};
 use crate::model::quote_ident;
-use crate::progress::{AfterFailure, JobWanted, Obtained, forget_job, mark_done, object_failed};
+use crate::progress::{AfterFailure, JobWanted, Obtained, clear_expired, forget_job, mark_done, object_failed};
 use crate::{Budget, Outcome, Replicator, Status, TableModel, ddl, migrate};
 
 impl Replicator {
@@ -111,6 +111,7 @@ impl Replicator {
         .await
         .doing(&name, "registering the table in instructure_dap.table_sync")?;
         forget_job(&mut tx, namespace, table).await?;
+        clear_expired(&mut tx, namespace, table).await?;
         tx.commit().await.doing(&name, "committing the initialized table")?;
         outcome.counts.inserted = total;
         Ok(outcome)

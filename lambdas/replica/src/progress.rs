@@ -122,6 +122,24 @@ impl Replicator {
                     tracing::info!(table = %name, job = %job.id, "resuming the saved job");
                     return Ok(Obtained::Ready(job));
                 }
+                // DAP deletes the job (its objects with it) soon: what is left of it cannot be
+                // loaded, so a new job starts over. Counted, so that a table whose load always
+                // outlasts DAP's 24 hours fails loudly instead of starting over for ever.
+                let times = self.job_expired(namespace, table, budget).await?;
+                tracing::warn!(table = %name, job = %job.id, loaded = done.len(), total = job.objects.len(), times, "the saved job expires before its objects are all loaded; starting a new one");
+                if times >= MAX_EXPIRED_JOBS {
+                    let mut tx = self.begin(&name, budget).await?;
+                    forget_job(&mut tx, namespace, table).await?;
+                    clear_expired(&mut tx, namespace, table).await?;
+                    tx.commit().await.doing(&name, "forgetting the expired job")?;
+                    return Err(ReplicaError::JobExpired {
+                        table: name,
+                        kind: if since.is_some() { "incremental" } else { "snapshot" }.into(),
+                        loaded: done.len(),
+                        total: job.objects.len(),
+                        times,
+                    });
+                }
                 None
             }
             Some(SavedJob::Pending { id, since: s }) if s == since => Some(id),
@@ -169,6 +187,40 @@ impl Replicator {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// Jobs of one table that may expire in a row before its load fails (the first starts
+/// over at once; the second is reported, and the next run starts over again).
+pub(crate) const MAX_EXPIRED_JOBS: i32 = 2;
+
+impl Replicator {
+    /// Counts one more job of the table that expired before it was loaded; answers how many in a row.
+    async fn job_expired(&mut self, namespace: &str, table: &str, budget: Budget) -> Result<i32, ReplicaError> {
+        let name = format!("{namespace}.{table}");
+        let mut tx = self.begin(&name, budget).await?;
+        let times: i32 = sqlx::query_scalar(
+            r#"INSERT INTO "cd2_aws"."job_expired" ("namespace", "table", "times") VALUES ($1, $2, 1)
+               ON CONFLICT ("namespace", "table") DO UPDATE SET "times" = "job_expired"."times" + 1 RETURNING "times""#,
+        )
+        .bind(namespace)
+        .bind(table)
+        .fetch_one(&mut *tx)
+        .await
+        .doing(&name, "counting an expired job")?;
+        tx.commit().await.doing(&name, "counting an expired job")?;
+        Ok(times)
+    }
+}
+
+/// The table's load completed: no expired job counts against it any more.
+pub(crate) async fn clear_expired(tx: &mut PgConnection, namespace: &str, table: &str) -> Result<(), ReplicaError> {
+    sqlx::query(r#"DELETE FROM "cd2_aws"."job_expired" WHERE "namespace" = $1 AND "table" = $2"#)
+        .bind(namespace)
+        .bind(table)
+        .execute(&mut *tx)
+        .await
+        .doing(&format!("{namespace}.{table}"), "clearing the expired-job count")?;
+    Ok(())
 }
 
 /// Attempts per object for transient failures (a download cut off, a lost connection);
@@ -291,5 +343,6 @@ pub(crate) async fn advance(
     .execute(&mut *tx)
     .await
     .doing(&format!("{namespace}.{table}"), "advancing instructure_dap.table_sync")?;
+    clear_expired(tx, namespace, table).await?;
     forget_job(tx, namespace, table).await
 }

@@ -170,8 +170,9 @@ async fn clients_that_count_only_their_own_calls_meet_a_storm_of_429s() {
     for t in tasks {
         refused.extend(t.await.unwrap());
     }
-    // Each client stays within 5 a window; together they make 50 requests.
-    assert!(refused.len() >= 40, "{} refused", refused.len());
+    // Each client stays within 5 a window, and holds off once DAP said 429; together they
+    // still make 50 requests into one window (30 or so are refused in a typical run).
+    assert!(refused.len() >= 15, "{} refused", refused.len());
     assert_eq!(emulator.rate_limited() as usize, refused.len());
     assert!(
         refused

@@ -390,6 +390,47 @@ async fn a_job_dap_is_still_preparing_at_the_end_of_the_budget_is_resumed_not_re
 }
 
 #[tokio::test]
+async fn a_snapshot_whose_job_expires_twice_in_a_row_fails_clearly_instead_of_starting_over_for_ever() {
+    use emulator::{Endpoint, FaultKind};
+    let f = Fixture::new().await;
+    f.accounts((1..=6).map(|i| account(i, "x")).collect());
+    // One object of three loads, then the second stalls past the budget: in progress.
+    let partly = async || {
+        f.emulator.inject_after(Endpoint::Download, FaultKind::Stall(std::time::Duration::from_secs(60)), 1, 1);
+        let budget = Budget::of(std::time::Duration::from_millis(1500));
+        let out = f.replicator().await.init("canvas", "accounts", budget).await.unwrap();
+        assert_eq!(out.status, Status::InProgress);
+        assert_eq!(f.texts("SELECT count(*)::text FROM cd2_aws.object_done").await, [Some("1".into())]);
+    };
+    // DAP deletes a job 24 hours after it started: make the saved one about to go.
+    let expire = async || {
+        f.exec(r#"UPDATE cd2_aws.job SET job = jsonb_set(job, '{expires_at}', '"2020-01-01T00:00:00Z"')"#).await;
+    };
+    partly().await;
+    expire().await;
+    // The first expiry starts over with a new job.
+    partly().await;
+    let jobs =
+        || f.emulator.requests().iter().filter(|r| r.starts_with("POST /dap/query/canvas/table/accounts/data")).count();
+    assert_eq!(jobs(), 2);
+    expire().await;
+    // The second in a row fails, saying why and what to do, and leaves a clean start.
+    let err = f.replicator().await.init("canvas", "accounts", Budget::unlimited()).await.unwrap_err();
+    assert!(matches!(err, replica::ReplicaError::JobExpired { loaded: 1, total: 3, times: 2, .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains("canvas.accounts") && text.contains("1 of 3 objects") && text.contains("max_calls"),
+        "{text}"
+    );
+    assert!(!err.is_transient());
+    assert!(f.rows("SELECT 1 FROM cd2_aws.job UNION ALL SELECT 1 FROM cd2_aws.job_expired").await.is_empty());
+    // The next run loads it from the start.
+    let out = f.replicate("accounts").await.unwrap();
+    assert_eq!((out.status, out.counts.inserted), (Status::Success, 6));
+    assert_eq!(jobs(), 3);
+}
+
+#[tokio::test]
 async fn a_budget_that_ends_mid_object_rolls_it_back_and_the_next_call_loads_it_again() {
     let f =
         Fixture::with_settings(emulator::Settings { rows_per_object: 10_000, ..emulator::Settings::default() }).await;

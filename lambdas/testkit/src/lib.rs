@@ -67,7 +67,27 @@ pub fn bin_dir() -> Result<PathBuf, String> {
     }
 }
 
+/// A port free now, for a server started next. Chosen below the kernel's ephemeral range
+/// (32768 and up on Linux), which every port-0 bind draws from (the emulator's, other
+/// tests'): otherwise a server bound to port 0 in the moment between this choice and the
+/// start could take it, and the test would talk to the wrong server.
 pub(crate) fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+    let mut x = nanos
+        ^ (u64::from(std::process::id()) << 32)
+        ^ CALLS.fetch_add(1, Ordering::Relaxed).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    for _ in 0..1000 {
+        // xorshift: spread the tries over the range.
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let port = 20_000 + (x % 12_000) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
 }
 
@@ -362,8 +382,13 @@ impl Moto {
             None => cmd.env_remove("CD2_LAMBDA_FORWARD"),
         };
         let child = cmd.spawn().map_err(|e| format!("starting moto: {e}"))?;
-        let moto = Self { port, child };
+        let mut moto = Self { port, child };
         wait_for_port(port, "moto")?;
+        // Listening, but moto itself? A moto that could not bind its port has exited.
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        if let Ok(Some(status)) = moto.child.try_wait() {
+            return Err(format!("moto exited ({status}) on port {port}, which another server holds"));
+        }
         Ok(moto)
     }
 

@@ -12,6 +12,7 @@ use crate::constructs::function::{Asset, FunctionDefaults, Invoker, RustFunction
 use crate::constructs::grants::SecretRef;
 use crate::constructs::key::EncryptionKey;
 use crate::constructs::network::{self, Network};
+use crate::constructs::results::ResultsBucket;
 use crate::constructs::schedule::schedule_state_machine;
 use crate::constructs::workflow::{Workflow, WorkflowError};
 use crate::intrinsics::Expr;
@@ -24,6 +25,12 @@ pub const FUNCTIONS: [&str; 5] = ["list_tables", "sync_table", "init_table", "su
 
 /// Lambda's hard limit; replication calls get all of it and stop early by their budget.
 const REPLICATE_TIMEOUT_SECONDS: u32 = 900;
+
+/// How long each run's table results stay in the results bucket.
+const RESULTS_EXPIRE_DAYS: u32 = 30;
+
+/// The logical id of the bucket the runs' table results go to (`destroy` empties it).
+pub const RESULTS_BUCKET_ID: &str = "RunResults";
 
 /// Time for the bootstrap to wake a paused cluster (about 15 s), set up and answer.
 const BOOTSTRAP_TIMEOUT_SECONDS: u32 = 300;
@@ -105,6 +112,7 @@ pub fn build(config: &Config) -> Result<Synthesized, AppError> {
     ));
     network_path.push(network::allow_https_out(&mut t, &functions_sg));
     let alerts = Alerts::new(&mut t, "Alerts", &key, &alert_email, &has_email);
+    let results = ResultsBucket::new(&mut t, RESULTS_BUCKET_ID, &key, RESULTS_EXPIRE_DAYS);
 
     let defaults = FunctionDefaults {
         subnet_ids: net.private_subnet_ids.clone(),
@@ -193,15 +201,16 @@ pub fn build(config: &Config) -> Result<Synthesized, AppError> {
     };
     let sync_table = replicate(&mut t, "SyncTable", "Applies DAP incremental changes to one table", "sync_table");
     let init_table = replicate(&mut t, "InitTable", "Loads a DAP snapshot into one new table, resumably", "init_table");
-    let summarize = RustFunction::new(
+    let mut summarize = RustFunction::new(
         "Summarize",
-        "Renders the run summary and failure alert",
+        "Reads the run's table results and renders the run summary and failure alert",
         asset(&mut t, "summarize"),
         256,
         60,
     )
     .env("STACK_NAME", config.stack_name.as_str())
     .env("RUST_LOG", "info");
+    results.grant_read(&mut summarize);
 
     let mut workflow = Workflow::new(
         "Replication",
@@ -232,6 +241,8 @@ pub fn build(config: &Config) -> Result<Synthesized, AppError> {
     }
     workflow.substitutions.insert(pipeline::ALERTS_TOPIC_ARN.into(), alerts.topic.arn());
     alerts.grant_publish(&mut workflow);
+    workflow.substitutions.insert(pipeline::RESULTS_BUCKET.into(), results.name());
+    results.grant_write(&mut workflow);
     let state_machine = workflow.definition_json()?;
     let diagram = crate::asl::to_mermaid(&workflow.definition);
     let workflow = workflow.build(&mut t, &key, config.log_retention_days)?;
@@ -243,6 +254,11 @@ pub fn build(config: &Config) -> Result<Synthesized, AppError> {
 
     t.output("StateMachineArn", "Starts a replication run by hand: aws stepfunctions start-execution", machine_arn);
     t.output("AlertsTopicArn", "Failure alerts are published here", alerts.topic.arn());
+    t.output(
+        RESULTS_BUCKET_ID,
+        &format!("Each run's table results (kept {RESULTS_EXPIRE_DAYS} days; destroy empties it)"),
+        results.name(),
+    );
     t.output("DatabaseEndpoint", "Writer endpoint of the replica (private)", db.endpoint.clone());
     t.output("DatabaseName", "Database holding the replicated schemas", Expr::str(db.name.as_str()));
     if let Some(secret) = &db.admin_secret {

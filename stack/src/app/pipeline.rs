@@ -13,8 +13,8 @@
 //! - Each table runs in a child execution with its own history (a table needing 40 calls
 //!   is about 300 events there), so 500 tables fit in the 25,000 events a Standard
 //!   execution allows. The listing is at most `MAX_TABLES` short [`contract::TableRef`]s;
-//!   the Map's output is every table's last [`TableState`], whose notes and errors are
-//!   capped per table (at 500 tables the one state still bounded only by those caps).
+//!   every table's last [`TableState`] goes to S3 (the Map's `ResultWriter`), where
+//!   `summarize` reads it, so the Map's output is only where the results are.
 //! - A Lambda raises `TransientError` for what a pause may cure (retried here with backoff)
 //!   and a named permanent error otherwise ([`ErrorName`]); a failed table is recorded and
 //!   the others go on; the summary runs whatever happened, and any failure makes the run
@@ -23,8 +23,8 @@
 //!   and this run ends at once, touching nothing.
 
 use crate::asl::{
-    Catcher, Choice, ChoiceRule, Condition, Fail, Graph, Io, MapMode, MapState, Pass, ResultPath, Retrier,
-    StateMachine, Succeed, Task, Transition,
+    Catcher, Choice, ChoiceRule, Condition, Fail, Graph, Io, MapMode, MapState, Pass, ResultPath, ResultWriter,
+    Retrier, StateMachine, Succeed, Task, Transition,
 };
 use crate::constructs::workflow::Workflow;
 use contract::{ErrorName, ListRequest, RunResults, Status, Summary, SummaryRequest, TableList, TableState, path};
@@ -36,6 +36,10 @@ pub const SYNC_TABLE_ARN: &str = "SyncTableArn";
 pub const INIT_TABLE_ARN: &str = "InitTableArn";
 pub const SUMMARIZE_ARN: &str = "SummarizeArn";
 pub const ALERTS_TOPIC_ARN: &str = "AlertsTopicArn";
+pub const RESULTS_BUCKET: &str = "ResultsBucket";
+
+/// Where under the results bucket each run's results go (`runs/<map run id>/...`).
+pub const RESULTS_PREFIX: &str = "runs";
 
 /// Lambda's own transient failures, as Step Functions reports them.
 const LAMBDA_ERRORS: [&str; 4] = [
@@ -239,8 +243,18 @@ pub fn definition(props: &PipelineProps) -> StateMachine {
                 max_concurrency: props.map_concurrency,
                 mode: props.map_mode,
                 processor: table_graph(props),
+                // Every table's result goes to S3, and the state keeps only where: no state
+                // of the run grows with the number of tables.
+                result_writer: Some(Box::new(ResultWriter {
+                    bucket: Workflow::placeholder(RESULTS_BUCKET),
+                    prefix: RESULTS_PREFIX.into(),
+                })),
                 io: Io {
-                    result_selector: Some(selector(&[(RunResults::results, "$")])),
+                    result_selector: Some({
+                        let mut p = selector(&[(RunResults::written, "$.ResultWriterDetails")]);
+                        p[RunResults::results] = json!([]);
+                        p
+                    }),
                     result_path: Some(ResultPath::Path("$".into())),
                     ..Io::default()
                 },

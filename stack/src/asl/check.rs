@@ -149,6 +149,9 @@ fn check_state(name: &str, state: &State, seen: &mut HashSet<String>, problems: 
             if !m.items_path.starts_with('$') {
                 problems.push(format!("state `{name}`: ItemsPath `{}` is not a JSONPath", m.items_path));
             }
+            if m.result_writer.is_some() && m.mode != super::MapMode::Distributed {
+                problems.push(format!("state `{name}`: only a Distributed Map has a ResultWriter"));
+            }
             check_graph(&m.processor, &format!("the ItemProcessor of `{name}`"), seen, problems);
         }
         State::Parallel(p) => {
@@ -203,6 +206,7 @@ mod tests {
             max_concurrency: 1,
             mode: MapMode::Inline,
             processor: inner,
+            result_writer: Some(Box::new(ResultWriter { bucket: "b".into(), prefix: "runs".into() })),
             io: Io::default(),
             retry: vec![],
             catch: vec![],
@@ -212,6 +216,7 @@ mod tests {
         let err = check(&machine(g)).unwrap_err().to_string();
         assert!(err.contains("state `A` is defined more than once"), "{err}");
         assert!(err.contains("state `Lost` cannot be reached"), "{err}");
+        assert!(err.contains("state `M`: only a Distributed Map has a ResultWriter"), "{err}");
     }
 
     #[test]

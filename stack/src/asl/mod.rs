@@ -221,10 +221,23 @@ pub struct MapState {
     pub max_concurrency: u32,
     pub mode: MapMode,
     pub processor: Graph,
+    /// A Distributed Map's results written to S3 instead of returned as its output, which
+    /// then only says where they are (`ResultWriterDetails`): the way past the 256 KiB a
+    /// state may hold, whatever the number of items.
+    pub result_writer: Option<Box<ResultWriter>>,
     pub io: Io,
     pub retry: Vec<Retrier>,
     pub catch: Vec<Catcher>,
     pub transition: Transition,
+}
+
+/// `ResultWriter`: the bucket and key prefix a Distributed Map writes its children's
+/// results under (`<prefix>/<map run id>/manifest.json` and `SUCCEEDED_0.json`, ...).
+#[derive(Clone, Debug)]
+pub struct ResultWriter {
+    /// A bucket name, or a `${Placeholder}` substituted by CloudFormation.
+    pub bucket: String,
+    pub prefix: String,
 }
 
 /// How a Map runs its items.
@@ -415,6 +428,15 @@ impl State {
                     MapMode::Distributed => json!({ "Mode": "DISTRIBUTED", "ExecutionType": "STANDARD" }),
                 };
                 out.insert("ItemProcessor".into(), processor);
+                if let Some(w) = &m.result_writer {
+                    out.insert(
+                        "ResultWriter".into(),
+                        json!({
+                            "Resource": "arn:aws:states:::s3:putObject",
+                            "Parameters": { "Bucket": w.bucket, "Prefix": w.prefix },
+                        }),
+                    );
+                }
                 m.io.write(&mut out, "Parameters");
                 write_errors(&mut out, &m.retry, &m.catch);
                 m.transition.write(&mut out);

@@ -8,6 +8,7 @@ pub mod function;
 pub mod grants;
 pub mod key;
 pub mod network;
+pub mod results;
 pub mod schedule;
 pub mod workflow;
 

@@ -15,6 +15,7 @@ pub mod kms;
 pub mod lambda;
 pub mod logs;
 pub mod rds;
+pub mod s3;
 pub mod sns;
 pub mod stepfunctions;
 

@@ -84,6 +84,13 @@ pub async fn run(flags: &Flags) -> Result<()> {
         Some(c) => snapshots_of(&aws, c).await?.into_iter().map(|s| s.id).collect(),
         None => vec![],
     };
+    // CloudFormation deletes only an empty bucket: the runs' table results go first.
+    if let Some(results) = resources.get(stack::app::RESULTS_BUCKET_ID) {
+        let removed = assets::remove_prefix(&aws, results, "").await?;
+        if removed > 0 {
+            println!("removed {removed} run result objects from s3://{results}");
+        }
+    }
     let total = resources.len();
     let outcome = events::delete_stack(&aws, &stack.id, total).await?;
     if !outcome.succeeded() {

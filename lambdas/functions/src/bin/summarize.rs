@@ -1,4 +1,4 @@
-//! `summarize`: see [`functions::summary`].
+//! `summarize`: see [`functions::summary`] and [`functions::results`].
 
 use contract::{Summary, SummaryRequest};
 use functions::FunctionError;
@@ -9,9 +9,12 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 async fn main() -> Result<(), Error> {
     functions::init_logging();
     let summarizer = Summarizer::from_env()?;
-    let summarizer = &summarizer;
+    let s3 = functions::results::s3_client(&functions::aws::load().await);
+    let (summarizer, s3) = (&summarizer, &s3);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SummaryRequest>| async move {
-        summarizer.handle(event.payload) as Result<Summary, FunctionError>
+        let mut request = event.payload;
+        functions::results::collect(s3, &mut request.run).await?;
+        summarizer.handle(request) as Result<Summary, FunctionError>
     }))
     .await
 }

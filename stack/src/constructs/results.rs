@@ -1,0 +1,105 @@
+//! The bucket a run's Distributed Map writes every table's result to (its `ResultWriter`),
+//! and `summarize` reads them from: the results of 500 tables, their schema notes and
+//! errors included, would pass the 256 KiB a state may hold, and a state that does fails
+//! the run with `States.DataLimitExceeded`, which no `Catch` can catch (so no summary and
+//! no email). Private, encrypted with the stack's key, TLS only; results expire.
+
+use super::grants::Grantee;
+use super::key::EncryptionKey;
+use crate::intrinsics::Expr;
+use crate::resources::iam::{PolicyDocument, Principal, Statement};
+use crate::resources::s3::{
+    AbortIncompleteMultipartUpload, Bucket, BucketEncryption, BucketPolicy, LifecycleConfiguration, LifecycleRule,
+    OwnershipControls, OwnershipControlsRule, PublicAccessBlockConfiguration, ServerSideEncryptionByDefault,
+    ServerSideEncryptionRule,
+};
+use crate::template::{Attributes, Handle, Template};
+
+#[derive(Clone, Debug)]
+pub struct ResultsBucket {
+    pub bucket: Handle<Bucket>,
+    key: EncryptionKey,
+}
+
+impl ResultsBucket {
+    /// Results are kept `expire_days` (a run's report quotes them; nothing else reads them).
+    pub fn new(t: &mut Template, id: &str, key: &EncryptionKey, expire_days: u32) -> Self {
+        let bucket = t.add_with(
+            id,
+            Bucket {
+                bucket_encryption: BucketEncryption {
+                    server_side_encryption_configuration: vec![ServerSideEncryptionRule {
+                        server_side_encryption_by_default: ServerSideEncryptionByDefault {
+                            sse_algorithm: "aws:kms",
+                            kms_master_key_id: key.arn(),
+                        },
+                        bucket_key_enabled: true,
+                    }],
+                },
+                public_access_block_configuration: PublicAccessBlockConfiguration::ALL,
+                ownership_controls: OwnershipControls {
+                    rules: vec![OwnershipControlsRule { object_ownership: "BucketOwnerEnforced" }],
+                },
+                lifecycle_configuration: LifecycleConfiguration {
+                    rules: vec![LifecycleRule {
+                        id: "ExpireRunResults".into(),
+                        status: "Enabled",
+                        expiration_in_days: expire_days,
+                        abort_incomplete_multipart_upload: AbortIncompleteMultipartUpload { days_after_initiation: 1 },
+                    }],
+                },
+                tags: vec![],
+            },
+            Attributes::default()
+                .skip_check("CKV_AWS_18", "run results are written once by Step Functions and expire; CloudTrail data events can log access where wanted")
+                .skip_check("CKV_AWS_21", "run results are written once and never changed; versions would only keep expired results longer"),
+        );
+        let objects = objects_of(&bucket);
+        t.add(
+            &format!("{id}Policy"),
+            BucketPolicy {
+                bucket: bucket.name(),
+                policy_document: PolicyDocument::new(vec![
+                    Statement::deny(&["s3:*"], vec![bucket.arn(), objects])
+                        .with_sid("TlsOnly")
+                        .for_principal(Principal::Aws(vec![Expr::str("*")]))
+                        .with_condition("Bool", "aws:SecureTransport", Expr::str("false")),
+                ]),
+            },
+        );
+        Self { bucket, key: key.clone() }
+    }
+
+    pub fn name(&self) -> Expr {
+        self.bucket.name()
+    }
+
+    fn objects(&self) -> Expr {
+        objects_of(&self.bucket)
+    }
+
+    /// What a Distributed Map's `ResultWriter` needs: write (in parts, for large results),
+    /// and the encryption key.
+    pub fn grant_write(&self, grantee: &mut dyn Grantee) {
+        grantee.add_to_policy(Statement::allow(
+            &["s3:PutObject", "s3:GetObject", "s3:ListMultipartUploadParts", "s3:AbortMultipartUpload"],
+            vec![self.objects()],
+        ));
+        grantee.add_to_policy(Statement::allow(&["kms:GenerateDataKey", "kms:Decrypt"], vec![self.key.arn()]));
+    }
+
+    /// Reading results, and decrypting them.
+    pub fn grant_read(&self, grantee: &mut dyn Grantee) {
+        grantee.add_to_policy(Statement::allow(&["s3:GetObject"], vec![self.objects()]));
+        grantee.add_to_policy(Statement::allow(&["kms:Decrypt"], vec![self.key.arn()]).with_condition(
+            "StringEquals",
+            "kms:ViaService",
+            Expr::sub("s3.${AWS::Region}.amazonaws.com"),
+        ));
+    }
+}
+
+/// Every object of the bucket, as an ARN.
+fn objects_of(bucket: &Handle<Bucket>) -> Expr {
+    Expr::join("", [bucket.arn(), Expr::str("/*")])
+}

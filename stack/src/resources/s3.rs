@@ -1,0 +1,117 @@
+//! `AWS::S3::*`.
+
+use super::iam::PolicyDocument;
+use super::{Resource, Tag};
+use crate::intrinsics::Expr;
+use crate::template::Handle;
+use serde::Serialize;
+
+/// A bucket; CloudFormation names it (`<stack>-<id>-<random>`) when `bucket_name` is `None`.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Bucket {
+    pub bucket_encryption: BucketEncryption,
+    pub public_access_block_configuration: PublicAccessBlockConfiguration,
+    pub ownership_controls: OwnershipControls,
+    pub lifecycle_configuration: LifecycleConfiguration,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<Tag>,
+}
+
+impl Resource for Bucket {
+    const TYPE: &'static str = "AWS::S3::Bucket";
+}
+
+impl Handle<Bucket> {
+    pub fn name(&self) -> Expr {
+        self.as_ref()
+    }
+
+    pub fn arn(&self) -> Expr {
+        self.get_att("Arn")
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct BucketEncryption {
+    pub server_side_encryption_configuration: Vec<ServerSideEncryptionRule>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ServerSideEncryptionRule {
+    pub server_side_encryption_by_default: ServerSideEncryptionByDefault,
+    /// Fewer KMS calls (and less KMS cost) for many small objects.
+    pub bucket_key_enabled: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ServerSideEncryptionByDefault {
+    #[serde(rename = "SSEAlgorithm")]
+    pub sse_algorithm: &'static str,
+    #[serde(rename = "KMSMasterKeyID")]
+    pub kms_master_key_id: Expr,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PublicAccessBlockConfiguration {
+    pub block_public_acls: bool,
+    pub block_public_policy: bool,
+    pub ignore_public_acls: bool,
+    pub restrict_public_buckets: bool,
+}
+
+impl PublicAccessBlockConfiguration {
+    pub const ALL: Self = Self {
+        block_public_acls: true,
+        block_public_policy: true,
+        ignore_public_acls: true,
+        restrict_public_buckets: true,
+    };
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct OwnershipControls {
+    pub rules: Vec<OwnershipControlsRule>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct OwnershipControlsRule {
+    pub object_ownership: &'static str,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct LifecycleConfiguration {
+    pub rules: Vec<LifecycleRule>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct LifecycleRule {
+    pub id: String,
+    pub status: &'static str,
+    pub expiration_in_days: u32,
+    pub abort_incomplete_multipart_upload: AbortIncompleteMultipartUpload,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AbortIncompleteMultipartUpload {
+    pub days_after_initiation: u32,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct BucketPolicy {
+    pub bucket: Expr,
+    pub policy_document: PolicyDocument,
+}
+
+impl Resource for BucketPolicy {
+    const TYPE: &'static str = "AWS::S3::BucketPolicy";
+}
