@@ -46,7 +46,7 @@ enum Command {
     },
     /// Replicate DAP tables into PostgreSQL from this machine (init new tables, sync the others).
     Replicate(replicate::ReplicateFlags),
-    /// Benchmarks: synth time; Lambda zip sizes and start-up; replication rows per second, peak memory and the COPY ceiling; a no-op deploy against moto.
+    /// Benchmarks: synth time; Lambda zip sizes and start-up; replication rows per second, peak memory and the COPY ceiling; a no-op deploy against moto; the scale run (`run`, not in `all`).
     Bench {
         #[arg(value_enum, default_value = "all")]
         which: bench::Which,
@@ -56,6 +56,12 @@ enum Command {
         /// Rows of the generated table (a quarter of it is measured too, to show memory stays flat).
         #[arg(long, default_value_t = 1_000_000)]
         rows: u64,
+        /// Tables of the scale run (`bench run`).
+        #[arg(long, default_value_t = 500)]
+        tables: usize,
+        /// DAP's one-minute limit window, shortened, in milliseconds (`bench run`).
+        #[arg(long, default_value_t = 6000)]
+        window_ms: u64,
     },
     /// Build the Lambdas, upload them, show the change set and the idle cost, and deploy (--env, --set, --email, --yes).
     #[command(disable_help_flag = true)]
@@ -118,7 +124,9 @@ fn main() -> ExitCode {
         Command::Test { no_validators } => test::run(no_validators),
         Command::BuildLambdas => build_lambdas::run(),
         Command::Replicate(flags) => replicate::run(&flags),
-        Command::Bench { which, iterations, rows } => bench::run(which, iterations, rows),
+        Command::Bench { which, iterations, rows, tables, window_ms } => {
+            bench::run(which, bench::Sizes { iterations, rows, tables, window_ms })
+        }
         Command::BenchChild { dap, db } => bench::replication_child(&dap, &db),
         Command::Deploy(_)
         | Command::Diff(_)

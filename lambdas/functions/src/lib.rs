@@ -63,6 +63,12 @@ pub async fn dap_client(
     if let Some(p) = settings.poll_interval {
         config.poll_interval = p;
     }
+    if let Some(w) = settings.rate_window {
+        // DAP's clock shortened: its limits' window, and the pause after a bare 429 with it.
+        config.job_limit.per = w;
+        config.list_limit.per = w;
+        config.default_retry_after = w / 2;
+    }
     DapClient::new(config).map_err(FunctionError::from)
 }
 

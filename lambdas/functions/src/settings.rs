@@ -28,6 +28,14 @@ pub fn parsed<T: FromStr>(name: &str, default: T) -> Result<T, FunctionError> {
     }
 }
 
+/// A duration in milliseconds, when set.
+fn millis(name: &str) -> Result<Option<Duration>, FunctionError> {
+    match var_opt(name) {
+        None => Ok(None),
+        Some(_) => Ok(Some(Duration::from_millis(parsed(name, 0)?))),
+    }
+}
+
 /// A comma-separated list (empty items dropped).
 pub fn list(name: &str) -> Vec<String> {
     var_opt(name)
@@ -43,6 +51,9 @@ pub struct DapSettings {
     /// Between job status polls (`DAP_POLL_INTERVAL_MS`; the official client's 5 s by
     /// default; shorter against the emulator).
     pub poll_interval: Option<Duration>,
+    /// The window of DAP's per-client limits (`DAP_RATE_WINDOW_MS`): DAP's minute by
+    /// default; shorter against an emulator that shortens its clock alike (the scale run).
+    pub rate_window: Option<Duration>,
 }
 
 impl DapSettings {
@@ -50,10 +61,8 @@ impl DapSettings {
         Ok(Self {
             api_url: var_opt("DAP_API_URL").unwrap_or_else(|| dap::DEFAULT_BASE_URL.to_owned()),
             secret_id: var("DAP_SECRET_ID")?,
-            poll_interval: match var_opt("DAP_POLL_INTERVAL_MS") {
-                None => None,
-                Some(_) => Some(Duration::from_millis(parsed("DAP_POLL_INTERVAL_MS", 0)?)),
-            },
+            poll_interval: millis("DAP_POLL_INTERVAL_MS")?,
+            rate_window: millis("DAP_RATE_WINDOW_MS")?,
         })
     }
 }

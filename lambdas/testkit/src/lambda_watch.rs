@@ -50,8 +50,13 @@ impl LambdaWatch {
             .stderr(log)
             .spawn()
             .map_err(|e| format!("starting cargo lambda watch: {e}"))?;
-        let watch = Self { port, watch, functions: Vec::new() };
+        let mut watch = Self { port, watch, functions: Vec::new() };
         wait_for_port(port, &format!("cargo lambda watch (log: {})", log_dir.join("watch.log").display()))?;
+        // Listening, but watch itself? A watch that could not bind its port has exited.
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        if let Ok(Some(status)) = watch.watch.try_wait() {
+            return Err(format!("cargo lambda watch exited ({status}) on port {port}, which another server holds"));
+        }
         Ok(watch)
     }
 

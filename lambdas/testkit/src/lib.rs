@@ -24,6 +24,10 @@ use std::sync::OnceLock;
 pub const DATABASE_URL_VAR: &str = "CD2_TEST_DATABASE_URL";
 /// Set to the PEM file of the CA that signed that server's certificate.
 pub const DATABASE_CA_VAR: &str = "CD2_TEST_DATABASE_CA";
+/// The scale run's size (`cargo xtask bench run --tables N` sets it; the test's own is small).
+pub const SCALE_TABLES_VAR: &str = "CD2_SCALE_TABLES";
+/// The scale run's DAP rate-limit window in milliseconds: DAP's minute, shortened.
+pub const SCALE_WINDOW_MS_VAR: &str = "CD2_SCALE_WINDOW_MS";
 /// A role the server admits only over TLS (the tests create it).
 pub const TLS_ONLY_USER: &str = "cd2_tls_only";
 

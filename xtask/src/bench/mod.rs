@@ -7,10 +7,13 @@
 //!   by the emulator (in its own process), the replicating process's peak memory at two
 //!   table sizes, and a plain `COPY FROM STDIN` of the same rows as the ceiling.
 //! - `deploy`: a deploy that changes nothing, against moto, and synth as a whole process.
+//! - `run`: the scale run, the whole workflow over `--tables` tables inside DAP's limits
+//!   (not part of `all`: it takes most of an hour at 500 tables).
 
 mod deploy;
 mod lambdas;
 mod replication;
+mod run;
 mod synth;
 
 pub use replication::child as replication_child;
@@ -23,10 +26,21 @@ pub enum Which {
     Lambdas,
     Replication,
     Deploy,
+    Run,
     All,
 }
 
-pub fn run(which: Which, iterations: u32, rows: u64) -> Result<()> {
+/// What the benchmarks are given.
+#[derive(Debug, Clone, Copy)]
+pub struct Sizes {
+    pub iterations: u32,
+    pub rows: u64,
+    pub tables: usize,
+    pub window_ms: u64,
+}
+
+pub fn run(which: Which, sizes: Sizes) -> Result<()> {
+    let Sizes { iterations, rows, tables, window_ms } = sizes;
     if matches!(which, Which::Synth | Which::All) {
         synth::run(iterations)?;
     }
@@ -38,6 +52,9 @@ pub fn run(which: Which, iterations: u32, rows: u64) -> Result<()> {
     }
     if matches!(which, Which::Deploy | Which::All) {
         deploy::run()?;
+    }
+    if which == Which::Run {
+        run::run(tables, window_ms)?;
     }
     Ok(())
 }

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod stage;
+
 use aws_config::{Region, SdkConfig};
 use aws_sdk_secretsmanager::config::Credentials;
 use emulator::{Emulator, Settings};
@@ -59,7 +61,12 @@ impl Aws {
         let s = emulator.settings();
         let name = format!("cd2-test/dap-{}", uuid_like());
         self.put_secret(&name, serde_json::json!({"client_id": s.client_id, "client_secret": s.client_secret})).await;
-        DapSettings { api_url: emulator.base_url(), secret_id: name, poll_interval: Some(Duration::from_millis(5)) }
+        DapSettings {
+            api_url: emulator.base_url(),
+            secret_id: name,
+            poll_interval: Some(Duration::from_millis(5)),
+            rate_window: None,
+        }
     }
 }
 

@@ -1,0 +1,214 @@
+//! The whole workflow on this machine: the state machine definition `cargo xtask synth`
+//! writes, executed by moto's Step Functions interpreter, its Lambda tasks reaching the
+//! real function binaries (moto's launcher forwards each invocation to `cargo lambda
+//! watch`, whose runtime API the binaries poll), against the DAP emulator and PostgreSQL;
+//! alerts reach an SQS queue subscribed to the topic, results a bucket in moto's S3.
+
+use super::Aws;
+use aws_sdk_sfn::types::ExecutionStatus;
+use emulator::Emulator;
+use serde_json::json;
+use stack::app::{self, Config, pipeline};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// The binaries, by the names the definition's ARNs end in.
+const FUNCTIONS: [(&str, &str); 4] = [
+    ("list_tables", env!("CARGO_BIN_EXE_list_tables")),
+    ("sync_table", env!("CARGO_BIN_EXE_sync_table")),
+    ("init_table", env!("CARGO_BIN_EXE_init_table")),
+    ("summarize", env!("CARGO_BIN_EXE_summarize")),
+];
+
+pub const ACCOUNT: &str = "123456789012";
+
+/// The bucket the Map's ResultWriter writes the tables' results to.
+pub const RESULTS_BUCKET: &str = "cd2-e2e-results";
+
+/// How the stage is set up.
+pub struct Setup<'a> {
+    /// `--set` overrides of the dev environment (map concurrency, ...).
+    pub overrides: &'a [&'a str],
+    /// What list_tables lists (comma-separated).
+    pub namespaces: &'a str,
+    /// Processes of sync_table and of init_table (list_tables and summarize get one).
+    pub replicators: usize,
+    /// The replication calls' time budget.
+    pub budget_seconds: u32,
+    /// DAP's rate-limit window, when the emulator shortens it.
+    pub rate_window: Option<Duration>,
+}
+
+pub struct Stage {
+    pub aws: Aws,
+    pub sfn: aws_sdk_sfn::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub s3: aws_sdk_s3::Client,
+    pub queue: String,
+    pub machine: String,
+    pub logs: PathBuf,
+    watch: testkit::LambdaWatch,
+}
+
+/// The dev environment's definition with `overrides`, every placeholder filled.
+fn definition(topic_arn: &str, overrides: &[&str]) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../stack/envs/dev.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let overrides: Vec<String> = overrides.iter().map(|o| (*o).to_owned()).collect();
+    let config = Config::from_toml(&text, "dev.toml", &overrides).unwrap();
+    let mut asl = app::build(&config).unwrap().state_machine.to_string();
+    for (placeholder, function) in [
+        (pipeline::LIST_TABLES_ARN, "list_tables"),
+        (pipeline::SYNC_TABLE_ARN, "sync_table"),
+        (pipeline::INIT_TABLE_ARN, "init_table"),
+        (pipeline::SUMMARIZE_ARN, "summarize"),
+    ] {
+        let arn = format!("arn:aws:lambda:us-east-1:{ACCOUNT}:function:{function}");
+        asl = asl.replace(&format!("${{{placeholder}}}"), &arn);
+    }
+    asl.replace(&format!("${{{}}}", pipeline::ALERTS_TOPIC_ARN), topic_arn)
+        .replace(&format!("${{{}}}", pipeline::RESULTS_BUCKET), RESULTS_BUCKET)
+}
+
+impl Stage {
+    pub async fn start(emulator: &Emulator, db_url: &str, setup: &Setup<'_>) -> Self {
+        let logs = tempdir();
+        let watch_logs = logs.clone();
+        let mut watch = tokio::task::spawn_blocking(move || testkit::LambdaWatch::start(&watch_logs))
+            .await
+            .unwrap()
+            .expect("cargo lambda watch");
+        let forward = watch.invoke_url();
+        let moto =
+            tokio::task::spawn_blocking(move || testkit::Moto::start(Some(&forward))).await.unwrap().expect("moto");
+        let aws = Aws::start_with(moto).await;
+        aws.execute_state_machines().await;
+
+        let dap_settings = aws.dap_settings(emulator).await;
+        let target = replica::parse_connection_string(db_url).unwrap();
+        let db_secret = aws.put_secret("cd2-e2e/db", json!({"password": "trusted-on-loopback"})).await;
+        let sns = aws_sdk_sns::Client::new(&aws.sdk);
+        let sqs = aws_sdk_sqs::Client::new(&aws.sdk);
+        let topic = sns.create_topic().name("cd2-e2e-alerts").send().await.unwrap().topic_arn.unwrap();
+        let queue = sqs.create_queue().queue_name("alerts").send().await.unwrap().queue_url.unwrap();
+        let queue_arn = format!("arn:aws:sqs:us-east-1:{ACCOUNT}:alerts");
+        sns.subscribe().topic_arn(&topic).protocol("sqs").endpoint(&queue_arn).send().await.unwrap();
+        let s3 = functions::results::s3_client(&aws.sdk);
+        s3.create_bucket().bucket(RESULTS_BUCKET).send().await.unwrap();
+
+        let env: Vec<(String, String)> = [
+            ("AWS_ENDPOINT_URL", aws.moto.endpoint()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_ACCESS_KEY_ID", "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+            ("DAP_API_URL", dap_settings.api_url.clone()),
+            ("DAP_SECRET_ID", dap_settings.secret_id.clone()),
+            ("DAP_POLL_INTERVAL_MS", "50".into()),
+            ("NAMESPACES", setup.namespaces.into()),
+            ("SKIP_TABLES", String::new()),
+            ("DB_HOST", target.host.clone()),
+            ("DB_PORT", target.port.to_string()),
+            ("DB_NAME", target.database.clone()),
+            ("DB_USER", target.user.clone()),
+            ("DB_AUTH", "secret".into()),
+            ("DB_SECRET_ARN", db_secret),
+            ("DB_TLS", "verify-full".into()),
+            ("DB_ROOT_CERT", testkit::server_ca().expect("the test server has TLS").display().to_string()),
+            ("TIME_BUDGET_SECONDS", setup.budget_seconds.to_string()),
+            ("STACK_NAME", "cd2-e2e".into()),
+            ("RUST_LOG", "info".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .chain(setup.rate_window.map(|w| ("DAP_RATE_WINDOW_MS".to_owned(), w.as_millis().to_string())))
+        .collect();
+        for (name, exe) in FUNCTIONS {
+            let instances = if name.ends_with("_table") && name != "list_tables" { setup.replicators } else { 1 };
+            watch.serve(name, Path::new(exe), instances, &env, &logs).unwrap();
+        }
+
+        let sfn = aws_sdk_sfn::Client::new(&aws.sdk);
+        let machine = sfn
+            .create_state_machine()
+            .name("cd2-e2e-Replication")
+            .definition(definition(&topic, setup.overrides))
+            .role_arn(format!("arn:aws:iam::{ACCOUNT}:role/states"))
+            .send()
+            .await
+            .unwrap()
+            .state_machine_arn;
+        Self { aws, sfn, sqs, s3, queue, machine, logs, watch }
+    }
+
+    pub async fn start_run(&self, name: &str) -> String {
+        let started = self.sfn.start_execution().state_machine_arn(&self.machine).name(name).input("{}").send();
+        started.await.unwrap().execution_arn
+    }
+
+    pub async fn finish(
+        &self,
+        execution: &str,
+        within: Duration,
+    ) -> aws_sdk_sfn::operation::describe_execution::DescribeExecutionOutput {
+        let started = Instant::now();
+        loop {
+            let d = self.sfn.describe_execution().execution_arn(execution).send().await.unwrap();
+            if d.status != ExecutionStatus::Running {
+                return d;
+            }
+            assert!(
+                started.elapsed() < within,
+                "{execution} still running after {within:?}; logs in {}",
+                self.logs.display()
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// The messages on the alerts queue so far (SNS's JSON envelopes).
+    pub async fn alerts(&self) -> Vec<String> {
+        let mut messages = Vec::new();
+        for _ in 0..10 {
+            let got =
+                self.sqs.receive_message().queue_url(&self.queue).max_number_of_messages(10).send().await.unwrap();
+            messages.extend(got.messages.unwrap_or_default().into_iter().filter_map(|m| m.body));
+            if !messages.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        messages
+    }
+
+    /// The largest input or output of any state of `execution`, in bytes.
+    pub async fn max_state_bytes(&self, execution: &str) -> usize {
+        let mut pages = self.sfn.get_execution_history().execution_arn(execution).into_paginator().items().send();
+        let mut most = 0;
+        while let Some(event) = pages.next().await {
+            let e = event.unwrap();
+            let sizes = [
+                e.state_entered_event_details().and_then(|d| d.input()).map(str::len),
+                e.state_exited_event_details().and_then(|d| d.output()).map(str::len),
+                e.task_succeeded_event_details().and_then(|d| d.output()).map(str::len),
+                e.lambda_function_succeeded_event_details().and_then(|d| d.output()).map(str::len),
+                e.execution_started_event_details().and_then(|d| d.input()).map(str::len),
+                e.execution_succeeded_event_details().and_then(|d| d.output()).map(str::len),
+            ];
+            most = most.max(sizes.into_iter().flatten().max().unwrap_or(0));
+        }
+        most
+    }
+
+    /// Stops the functions and watch; removes the logs when the test passed.
+    pub fn stop(self) {
+        let Self { watch, logs, .. } = self;
+        drop(watch);
+        std::fs::remove_dir_all(&logs).ok();
+    }
+}
+
+fn tempdir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("cd2-e2e-{}", super::uuid_like()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
