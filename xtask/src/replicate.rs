@@ -92,9 +92,7 @@ async fn replicate(flags: &ReplicateFlags) -> Result<()> {
             let start = Instant::now();
             let outcome = async {
                 let mut replicator = Replicator::connect(&db_config, dap).await?;
-                replicator.on_progress(std::sync::Arc::new(|table: &str, done, total, rows| {
-                    println!("{table:<40} object {done}/{total} ({rows} rows)");
-                }));
+                replicator.on_progress(std::sync::Arc::new(|progress: &replica::Progress<'_>| println!("{progress}")));
                 let mut outcome = replicator.replicate(&namespace, &table, Budget::unlimited()).await?;
                 // With no budget a call finishes; loop anyway, as the workflow does.
                 while outcome.status == Status::InProgress {

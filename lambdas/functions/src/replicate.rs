@@ -34,7 +34,7 @@ pub struct Replication {
     credentials: Credentials,
     limits: CallLimits,
     replicator: Option<Replicator>,
-    /// Objects loaded by the call under way.
+    /// Objects loaded (and batches of a column's type change done) by the call under way.
     loaded: Arc<AtomicU64>,
 }
 
@@ -109,7 +109,7 @@ impl Replication {
                 let options = self.credentials.options(&password);
                 let mut r = Replicator::connect(&options, self.dap.clone()).await?;
                 let loaded = self.loaded.clone();
-                r.on_progress(Arc::new(move |_, _, _, _| {
+                r.on_progress(Arc::new(move |_: &replica::Progress<'_>| {
                     loaded.fetch_add(1, Ordering::Relaxed);
                 }));
                 self.replicator.insert(r)

@@ -48,6 +48,7 @@ async fn a_run_replicates_retries_records_a_failure_alerts_and_keeps_a_second_ru
         replicators: 3,
         budget_seconds: 2,
         rate_window: None,
+        env: &[],
     };
     let stage = Stage::start(&emulator, &db_url, &setup).await;
 

@@ -80,6 +80,16 @@ CREATE TABLE IF NOT EXISTS "{OWN_SCHEMA}"."job_expired" (
 "times" integer NOT NULL,
 PRIMARY KEY ("namespace", "table"));
 COMMENT ON TABLE "{OWN_SCHEMA}"."job_expired" IS 'cd2-aws: DAP jobs of a table that expired before all their objects were loaded, in a row';
+CREATE TABLE IF NOT EXISTS "{OWN_SCHEMA}"."retype" (
+"namespace" text NOT NULL,
+"table" text NOT NULL,
+"column" text NOT NULL,
+"shadow" text NOT NULL,
+"target_type" text NOT NULL,
+"last_key" text,
+"started_at" timestamptz NOT NULL DEFAULT now(),
+PRIMARY KEY ("namespace", "table", "column"));
+COMMENT ON TABLE "{OWN_SCHEMA}"."retype" IS 'cd2-aws: column type changes made in batches through a shadow column, and the last key converted';
 COMMENT ON TABLE "{OWN_SCHEMA}"."dap_rate_limit" IS 'cd2-aws: DAP calls made in the last window (epoch seconds), shared by every concurrent run';
 COMMIT;
 "#,

@@ -4,7 +4,7 @@ use crate::error::{DbContext, ReplicaError};
 use crate::load::{self, upsert_object};
 use crate::model::quote_ident;
 use crate::progress::{AfterFailure, JobWanted, Obtained, clear_expired, forget_job, mark_done, object_failed};
-use crate::{Budget, Outcome, Replicator, Status, TableModel, ddl, migrate};
+use crate::{Budget, Outcome, Progress, Replicator, Status, TableModel, ddl, migrate};
 
 impl Replicator {
     /// Loads a table that is not in the replica yet; see the crate docs.
@@ -70,7 +70,12 @@ impl Replicator {
                         mark_done(&mut tx, namespace, table, &job.id, &object.id, rows).await?;
                         tx.commit().await.doing(&name, "committing an object")?;
                         tracing::info!(table = %name, object = %object.id, rows, "object loaded");
-                        self.report(&name, job.objects.len() - objects.len() + n + 1, job.objects.len(), rows);
+                        self.report(&Progress::Object {
+                            table: &name,
+                            done: job.objects.len() - objects.len() + n + 1,
+                            total: job.objects.len(),
+                            rows,
+                        });
                         break;
                     }
                     Err(e) => {

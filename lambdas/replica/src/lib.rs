@@ -20,6 +20,7 @@ mod load;
 pub mod migrate;
 pub mod model;
 mod progress;
+mod retype;
 mod sync;
 pub mod tsv;
 pub mod views;
@@ -27,6 +28,7 @@ pub mod views;
 pub use connect::{ConnectOptions, RootCert, TlsMode, parse_connection_string};
 pub use error::ReplicaError;
 pub use model::TableModel;
+pub use retype::RetypeSettings;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use dap::DapClient;
@@ -182,6 +184,7 @@ pub struct Replicator {
     lost: bool,
     dap: DapClient,
     progress: Option<ProgressFn>,
+    retype: RetypeSettings,
 }
 
 impl std::fmt::Debug for Replicator {
@@ -190,13 +193,36 @@ impl std::fmt::Debug for Replicator {
     }
 }
 
-/// Called after each object: (table, objects done, objects in the job, rows of this object).
-pub type ProgressFn = std::sync::Arc<dyn Fn(&str, usize, usize, u64) + Send + Sync>;
+/// What a call has just done: for progress displays, and for the workflow, which counts a
+/// call that reported something as one that made progress.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Progress<'a> {
+    /// An object loaded: objects done of the job's, and the object's rows.
+    Object { table: &'a str, done: usize, total: usize, rows: u64 },
+    /// A batch of a resumable column type change.
+    Converted { table: &'a str, column: &'a str, rows: u64 },
+}
+
+impl std::fmt::Display for Progress<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Progress::Object { table, done, total, rows } => {
+                write!(f, "{table:<40} object {done}/{total} ({rows} rows)")
+            }
+            Progress::Converted { table, column, rows } => {
+                write!(f, "{table:<40} column {column}: {rows} rows converted to its new type")
+            }
+        }
+    }
+}
+
+/// Called after each object or conversion batch.
+pub type ProgressFn = std::sync::Arc<dyn Fn(&Progress<'_>) + Send + Sync>;
 
 impl Replicator {
     pub async fn connect(options: &ConnectOptions, dap: DapClient) -> Result<Self, ReplicaError> {
         let db = Self::open(options).await?;
-        Ok(Self { db, options: options.clone(), lost: false, dap, progress: None })
+        Ok(Self { db, options: options.clone(), lost: false, dap, progress: None, retype: RetypeSettings::default() })
     }
 
     async fn open(options: &ConnectOptions) -> Result<PgConnection, ReplicaError> {
@@ -219,10 +245,15 @@ impl Replicator {
         self.progress = Some(f);
     }
 
-    fn report(&self, table: &str, done: usize, total: usize, rows: u64) {
+    fn report(&self, progress: &Progress<'_>) {
         if let Some(f) = &self.progress {
-            f(table, done, total, rows);
+            f(progress);
         }
+    }
+
+    /// When a column's type changes in place and how a resumable change proceeds.
+    pub fn set_retype(&mut self, settings: RetypeSettings) {
+        self.retype = settings;
     }
 
     /// Sync when the table is in the replica; otherwise init it.

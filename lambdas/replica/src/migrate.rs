@@ -7,6 +7,7 @@
 use crate::ddl;
 use crate::error::{DbContext, ReplicaError};
 use crate::model::{Column, SqlType, TableModel, quote_ident, quote_literal};
+use crate::retype::{self, RetypeSettings};
 use crate::views;
 use sqlx::postgres::PgConnection;
 
@@ -104,18 +105,32 @@ pub async fn ensure_enums(
 /// Brings `schema.table` in step with `model`. Runs in the caller's transaction.
 /// `previous` is the schema the table was last loaded with (`table_sync`'s description):
 /// what DAP dropped and the replica keeps is reported only when it left since then.
+/// A type change on a table larger than `settings` allow in place is only started here
+/// (see [`crate::retype`]); the caller finishes it.
 pub async fn migrate(
     tx: &mut PgConnection,
     model: &TableModel,
     previous: Option<&TableModel>,
     schema: &str,
     budget: crate::Budget,
+    settings: RetypeSettings,
 ) -> Result<Vec<String>, ReplicaError> {
     let table = format!("{}.{}", model.namespace, model.name);
     let qualified = ddl::qualified(schema, &model.name);
     crate::batch(ddl::DDL_LOCK).execute(&mut *tx).await.doing(&table, "waiting for other schema changes")?;
     let mut notes = ensure_enums(&mut *tx, model, previous).await?;
-    let existing = columns(&mut *tx, schema, &model.name).await.doing(&table, "reading the table's columns")?;
+    // Changes under way whose type is still the one DAP has go on; others are given up.
+    let mut under_way = Vec::new();
+    for p in retype::pending(&mut *tx, &model.namespace, &model.name).await? {
+        if model.column(&p.column).is_some_and(|c| c.sql_type.ddl() == p.target) {
+            under_way.push(p);
+        } else {
+            retype::abandon(&mut *tx, model, schema, &p).await?;
+        }
+    }
+    let mut existing = columns(&mut *tx, schema, &model.name).await.doing(&table, "reading the table's columns")?;
+    existing.retain(|c| !under_way.iter().any(|p| p.shadow == c.name));
+    let mut large = None;
     let mut statements: Vec<String> = Vec::new();
     let mut retypes: Vec<String> = Vec::new();
     for column in &model.columns {
@@ -133,7 +148,28 @@ pub async fn migrate(
                 }
             }
             Some(db) => {
-                if !same_type(&db.type_name, &column.sql_type) {
+                if under_way.iter().any(|p| p.column == column.name) {
+                    // Being converted in batches: the old column keeps its type until then.
+                } else if !same_type(&db.type_name, &column.sql_type) {
+                    let bytes = match large {
+                        Some(b) => b,
+                        None => *large.insert(
+                            retype::table_bytes(&mut *tx, schema, &model.name)
+                                .await
+                                .doing(&table, "measuring the table")?,
+                        ),
+                    };
+                    if bytes > settings.in_place_max_bytes && column.name != model.primary_key {
+                        retype::plan(&mut *tx, model, schema, column).await?;
+                        notes.push(format!(
+                            "column `{}`: type {} -> {}, converting in batches ({} MiB table): the table is synced again when it is done",
+                            column.name,
+                            db.type_name,
+                            column.sql_type.ddl(),
+                            bytes >> 20
+                        ));
+                        continue;
+                    }
                     retypes.push(format!(
                         "ALTER TABLE {qualified} ALTER COLUMN {name} SET DATA TYPE {t} USING {name}::{t}",
                         name = quote_ident(&column.name),

@@ -129,7 +129,6 @@ impl Replicator {
                 tracing::warn!(table = %name, job = %job.id, loaded = done.len(), total = job.objects.len(), times, "the saved job expires before its objects are all loaded; starting a new one");
                 if times >= MAX_EXPIRED_JOBS {
                     let mut tx = self.begin(&name, budget).await?;
-                    forget_job(&mut tx, namespace, table).await?;
                     clear_expired(&mut tx, namespace, table).await?;
                     tx.commit().await.doing(&name, "forgetting the expired job")?;
                     return Err(ReplicaError::JobExpired {
@@ -194,10 +193,13 @@ impl Replicator {
 pub(crate) const MAX_EXPIRED_JOBS: i32 = 2;
 
 impl Replicator {
-    /// Counts one more job of the table that expired before it was loaded; answers how many in a row.
+    /// Counts one more job of the table that expired before it was loaded, and forgets it
+    /// in the same transaction (so that a call that then gets no new job does not count it
+    /// again); answers how many in a row.
     async fn job_expired(&mut self, namespace: &str, table: &str, budget: Budget) -> Result<i32, ReplicaError> {
         let name = format!("{namespace}.{table}");
         let mut tx = self.begin(&name, budget).await?;
+        forget_job(&mut tx, namespace, table).await?;
         let times: i32 = sqlx::query_scalar(
             r#"INSERT INTO "cd2_aws"."job_expired" ("namespace", "table", "times") VALUES ($1, $2, 1)
                ON CONFLICT ("namespace", "table") DO UPDATE SET "times" = "job_expired"."times" + 1 RETURNING "times""#,

@@ -3,7 +3,7 @@
 use crate::error::{DbContext, ReplicaError};
 use crate::load::upsert_object;
 use crate::progress::{AfterFailure, JobWanted, Obtained, advance, mark_done, object_failed};
-use crate::{Budget, Outcome, Replicator, Status, TableModel, ddl, migrate};
+use crate::{Budget, Outcome, Progress, Replicator, Status, TableModel, ddl, migrate};
 
 impl Replicator {
     /// Applies the changes since the last load; `init_needed` for a table not in the replica.
@@ -19,9 +19,14 @@ impl Replicator {
         let schema = self.dap.schema(namespace, table).await?;
         let model = TableModel::from_schema(namespace, table, &schema.schema)?;
         let mut outcome = Outcome::new(Status::Success);
+        let retype = self.retype;
         let mut tx = self.begin(&name, budget).await?;
-        outcome.notes = migrate::migrate(&mut tx, &model, previous.as_ref(), namespace, budget).await?;
+        outcome.notes = migrate::migrate(&mut tx, &model, previous.as_ref(), namespace, budget, retype).await?;
         tx.commit().await.doing(&name, "committing schema changes")?;
+        // A large table's type change goes first, over as many calls as it takes.
+        if !self.finish_retypes(&model, namespace, budget, &mut outcome.notes).await? {
+            return Ok(outcome.in_progress(None));
+        }
 
         let wanted = JobWanted {
             kind: "sync",
@@ -75,7 +80,12 @@ impl Replicator {
             };
             tracing::info!(table = %name, object = %object.id, ?counts, "object applied");
             let rows = counts.inserted + counts.updated + counts.deleted;
-            self.report(&name, job.objects.len() - objects.len() + i + 1, job.objects.len(), rows);
+            self.report(&Progress::Object {
+                table: &name,
+                done: job.objects.len() - objects.len() + i + 1,
+                total: job.objects.len(),
+                rows,
+            });
             outcome.counts += counts;
         }
         Ok(outcome)

@@ -486,3 +486,132 @@ async fn a_recreated_materialized_view_runs_its_query_as_its_owner() {
         [Some("cd2_analyst".into())]
     );
 }
+
+/// A type change on a table too big to rewrite in one call (here: every table, in batches
+/// of 100 rows) goes through a shadow column over as many calls as it takes; the table is
+/// synced once it is done, with the users' views and indexes on the column kept.
+#[tokio::test]
+async fn a_type_change_too_big_for_one_call_is_made_in_batches_over_several_calls() {
+    let f = Fixture::with_settings(emulator::Settings { rows_per_object: 500, ..emulator::Settings::default() }).await;
+    let rows = 1_000;
+    f.accounts(
+        (1..=rows)
+            .map(|i| {
+                let mut a = account(i, "x");
+                a["small"] = json!(i % 300);
+                a
+            })
+            .collect(),
+    );
+    f.replicate("accounts").await.unwrap();
+    f.exec(
+        "CREATE VIEW public.smalls AS SELECT id, small FROM canvas.accounts;
+         CREATE INDEX accounts_small ON canvas.accounts (small);",
+    )
+    .await;
+    let sum = "SELECT sum(small)::text FROM canvas.accounts";
+    let before = f.texts(sum).await;
+
+    f.emulator.put_schema("canvas", "accounts", accounts_schema(2));
+    let mut b = account(rows + 1, "after");
+    b["small"] = json!(100_000);
+    f.emulator.commit("canvas", "accounts", vec![b], vec![]);
+
+    let mut r = f.replicator().await;
+    r.set_retype(replica::RetypeSettings { in_place_max_bytes: 0, batch_rows: 100 });
+    let converted = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let seen = converted.clone();
+    r.on_progress(std::sync::Arc::new(move |p: &replica::Progress<'_>| {
+        if let replica::Progress::Converted { rows, .. } = p {
+            seen.fetch_add(*rows, std::sync::atomic::Ordering::Relaxed);
+        }
+    }));
+    let mut notes = Vec::new();
+    let mut calls = 0;
+    // Calls whose budget is spent from the start: each converts one batch.
+    while calls == 0 || !f.rows(r#"SELECT 1 FROM cd2_aws.retype"#).await.is_empty() {
+        calls += 1;
+        assert!(calls < 100, "the change never ends");
+        let out = r.sync("canvas", "accounts", support::budget_zero()).await.unwrap();
+        assert_eq!(out.status, Status::InProgress, "{out:?}");
+        notes.extend(out.notes);
+        if calls == 3 {
+            assert_eq!(f.texts(sum).await, before, "the old column serves readers meanwhile");
+            assert!(
+                f.rows(&format!("SELECT 1 FROM canvas.accounts WHERE id = {}", rows + 1)).await.is_empty(),
+                "not synced while the change is under way"
+            );
+        }
+    }
+    assert!(calls >= 10, "{rows} rows in batches of 100 took {calls} calls");
+    assert_eq!(converted.load(std::sync::atomic::Ordering::Relaxed), rows as u64, "each row converted once");
+    let notes = notes.join("\n");
+    assert!(notes.contains("column `small`: type smallint -> integer, converting in batches"), "{notes}");
+    assert!(notes.contains("column `small`: now integer"), "{notes}");
+    assert_eq!(notes.matches("converting in batches").count(), 1, "said once: {notes}");
+
+    let out = r.sync("canvas", "accounts", Budget::unlimited()).await.unwrap();
+    assert_eq!(out.status, Status::Success, "{out:?}");
+    assert_eq!(
+        f.texts("SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'canvas.accounts'::regclass AND attname = 'small'").await,
+        [Some("integer".into())]
+    );
+    assert!(
+        f.rows(
+            "SELECT 1 FROM pg_attribute WHERE attrelid = 'canvas.accounts'::regclass AND attname LIKE 'cd2_aws_new_%'"
+        )
+        .await
+        .is_empty(),
+        "no shadow column left"
+    );
+    assert_eq!(
+        f.texts(&format!("SELECT small::text FROM public.smalls WHERE id = {}", rows + 1)).await,
+        [Some("100000".into())],
+        "synced after the change, through the user's view"
+    );
+    let after: i64 = f.texts(sum).await[0].as_deref().unwrap().parse().unwrap();
+    let before: i64 = before[0].as_deref().unwrap().parse().unwrap();
+    assert_eq!(after, before + 100_000, "every value converted");
+    assert_eq!(
+        f.texts("SELECT indexdef FROM pg_indexes WHERE indexname = 'accounts_small'").await,
+        [Some("CREATE INDEX accounts_small ON canvas.accounts USING btree (small)".into())],
+        "the user's index is on the new column"
+    );
+    assert_eq!(
+        f.texts("SELECT col_description('canvas.accounts'::regclass, attnum) FROM pg_attribute WHERE attrelid = 'canvas.accounts'::regclass AND attname = 'small'").await,
+        [None],
+        "the column's own comment (none), not the shadow's"
+    );
+}
+
+/// A change under way that DAP takes back (the type is the old one again) is given up:
+/// the shadow column goes and the table syncs at once.
+#[tokio::test]
+async fn a_type_change_under_way_is_given_up_when_dap_takes_it_back() {
+    let f = Fixture::new().await;
+    f.accounts((1..=5).map(|i| account(i, "x")).collect());
+    f.replicate("accounts").await.unwrap();
+    f.emulator.put_schema("canvas", "accounts", accounts_schema(2));
+    let mut r = f.replicator().await;
+    r.set_retype(replica::RetypeSettings { in_place_max_bytes: 0, batch_rows: 2 });
+    let out = r.sync("canvas", "accounts", support::budget_zero()).await.unwrap();
+    assert_eq!(out.status, Status::InProgress, "{out:?}");
+    assert_eq!(f.texts(r#"SELECT "column" FROM cd2_aws.retype"#).await, [Some("small".into())]);
+
+    f.emulator.put_schema("canvas", "accounts", accounts_schema(1));
+    f.emulator.commit("canvas", "accounts", vec![account(6, "six")], vec![]);
+    let out = r.sync("canvas", "accounts", Budget::unlimited()).await.unwrap();
+    assert_eq!(out.status, Status::Success, "{out:?}");
+    assert!(f.rows(r#"SELECT 1 FROM cd2_aws.retype"#).await.is_empty());
+    assert!(
+        f.rows("SELECT 1 FROM pg_attribute WHERE attrelid = 'canvas.accounts'::regclass AND attname LIKE 'cd2_aws_new_%' AND NOT attisdropped")
+            .await
+            .is_empty(),
+        "the shadow column is gone"
+    );
+    assert_eq!(
+        f.texts("SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'canvas.accounts'::regclass AND attname = 'small'").await,
+        [Some("smallint".into())]
+    );
+    assert_eq!(f.texts("SELECT count(*)::text FROM canvas.accounts").await, [Some("6".into())]);
+}

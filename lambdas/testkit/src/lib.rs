@@ -26,6 +26,8 @@ pub const DATABASE_URL_VAR: &str = "CD2_TEST_DATABASE_URL";
 pub const DATABASE_CA_VAR: &str = "CD2_TEST_DATABASE_CA";
 /// The scale run's size (`cargo xtask bench run --tables N` sets it; the test's own is small).
 pub const SCALE_TABLES_VAR: &str = "CD2_SCALE_TABLES";
+/// The fewest tables the scale run's checks need (a refused one, a drifting one).
+pub const SCALE_MIN_TABLES: usize = 8;
 /// The scale run's DAP rate-limit window in milliseconds: DAP's minute, shortened.
 pub const SCALE_WINDOW_MS_VAR: &str = "CD2_SCALE_WINDOW_MS";
 /// A role the server admits only over TLS (the tests create it).

@@ -209,15 +209,33 @@ pub fn definition(props: &PipelineProps) -> StateMachine {
         .state(
             "IsSkipped",
             Choice {
-                comment: Some("An earlier run still holds the tables: end now, touching nothing".into()),
-                choices: vec![ChoiceRule {
-                    condition: Condition::IsPresent(path(&[TableList::skipped_because]), true),
-                    next: "Skipped".into(),
-                }],
+                comment: Some(
+                    "An earlier run still holds the tables: end now, touching nothing; or there is no table".into(),
+                ),
+                choices: vec![
+                    ChoiceRule {
+                        condition: Condition::IsPresent(path(&[TableList::skipped_because]), true),
+                        next: "Skipped".into(),
+                    },
+                    // A Map over no items may write no results: nothing to replicate.
+                    ChoiceRule {
+                        condition: Condition::IsPresent(format!("{}[0]", path(&[TableList::tables])), false),
+                        next: "NothingListed".into(),
+                    },
+                ],
                 default: Some("ReplicateTables".into()),
             },
         )
         .state("Skipped", Succeed { comment: Some("The run that holds the tables reports for both".into()) })
+        .state(
+            "NothingListed",
+            Pass {
+                comment: Some("No table to replicate: summarize an empty run".into()),
+                io: Io { parameters: Some(json!({ RunResults::results: [] })), ..Io::default() },
+                result: None,
+                transition: Transition::next("Summarize"),
+            },
+        )
         .state(
             "NoResults",
             Pass {
@@ -249,6 +267,10 @@ pub fn definition(props: &PipelineProps) -> StateMachine {
                     bucket: Workflow::placeholder(RESULTS_BUCKET),
                     prefix: RESULTS_PREFIX.into(),
                 })),
+                // A child that fails as a whole (no state of its own caught it) is one
+                // table's failure, in the results with its error: the others' results stay.
+                // Every item may fail: the listing holds at most MAX_TABLES.
+                tolerated_failure_count: Some(u32::try_from(contract::MAX_TABLES).expect("MAX_TABLES fits a u32")),
                 io: Io {
                     result_selector: Some({
                         let mut p = selector(&[(RunResults::written, "$.ResultWriterDetails")]);

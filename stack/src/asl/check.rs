@@ -152,6 +152,12 @@ fn check_state(name: &str, state: &State, seen: &mut HashSet<String>, problems: 
             if m.result_writer.is_some() && m.mode != super::MapMode::Distributed {
                 problems.push(format!("state `{name}`: only a Distributed Map has a ResultWriter"));
             }
+            if m.tolerated_failure_count.is_some() && m.mode != super::MapMode::Distributed {
+                problems.push(format!("state `{name}`: only a Distributed Map tolerates failures"));
+            }
+            if m.tolerated_failure_count == Some(0) {
+                problems.push(format!("state `{name}`: a ToleratedFailureCount of 0 is the default; leave it out"));
+            }
             check_graph(&m.processor, &format!("the ItemProcessor of `{name}`"), seen, problems);
         }
         State::Parallel(p) => {
@@ -207,6 +213,7 @@ mod tests {
             mode: MapMode::Inline,
             processor: inner,
             result_writer: Some(Box::new(ResultWriter { bucket: "b".into(), prefix: "runs".into() })),
+            tolerated_failure_count: Some(0),
             io: Io::default(),
             retry: vec![],
             catch: vec![],
@@ -217,6 +224,8 @@ mod tests {
         assert!(err.contains("state `A` is defined more than once"), "{err}");
         assert!(err.contains("state `Lost` cannot be reached"), "{err}");
         assert!(err.contains("state `M`: only a Distributed Map has a ResultWriter"), "{err}");
+        assert!(err.contains("state `M`: only a Distributed Map tolerates failures"), "{err}");
+        assert!(err.contains("a ToleratedFailureCount of 0 is the default"), "{err}");
     }
 
     #[test]

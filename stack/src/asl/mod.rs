@@ -225,6 +225,11 @@ pub struct MapState {
     /// then only says where they are (`ResultWriterDetails`): the way past the 256 KiB a
     /// state may hold, whatever the number of items.
     pub result_writer: Option<Box<ResultWriter>>,
+    /// A Distributed Map's `ToleratedFailureCount`: at the most items the Map is given,
+    /// children that fail as a whole are recorded in the results, and the Map (with every
+    /// other result) goes on. (A count rather than `ToleratedFailurePercentage`: statelint
+    /// wants that one an integer, moto's parser a decimal.)
+    pub tolerated_failure_count: Option<u32>,
     pub io: Io,
     pub retry: Vec<Retrier>,
     pub catch: Vec<Catcher>,
@@ -428,6 +433,9 @@ impl State {
                     MapMode::Distributed => json!({ "Mode": "DISTRIBUTED", "ExecutionType": "STANDARD" }),
                 };
                 out.insert("ItemProcessor".into(), processor);
+                if let Some(n) = m.tolerated_failure_count {
+                    out.insert("ToleratedFailureCount".into(), json!(n));
+                }
                 if let Some(w) = &m.result_writer {
                     out.insert(
                         "ResultWriter".into(),

@@ -14,6 +14,9 @@ use anyhow::{Context, Result, bail};
 use std::process::Command;
 
 pub fn run(tables: usize, window_ms: u64) -> Result<()> {
+    if tables < testkit::SCALE_MIN_TABLES {
+        bail!("--tables {tables}: the scale run needs at least {}", testkit::SCALE_MIN_TABLES);
+    }
     let server = testkit::PgServer::start(&project::target_dir("bench-run-postgres"))
         .map_err(anyhow::Error::msg)
         .context("starting PostgreSQL for the scale run")?;

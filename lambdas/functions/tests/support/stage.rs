@@ -37,6 +37,8 @@ pub struct Setup<'a> {
     pub budget_seconds: u32,
     /// DAP's rate-limit window, when the emulator shortens it.
     pub rate_window: Option<Duration>,
+    /// More of the functions' settings (`MAX_IDLE_CALLS`, ...).
+    pub env: &'a [(&'a str, &'a str)],
 }
 
 pub struct Stage {
@@ -121,6 +123,7 @@ impl Stage {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .chain(setup.rate_window.map(|w| ("DAP_RATE_WINDOW_MS".to_owned(), w.as_millis().to_string())))
+        .chain(setup.env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())))
         .collect();
         for (name, exe) in FUNCTIONS {
             let instances = if name.ends_with("_table") && name != "list_tables" { setup.replicators } else { 1 };
@@ -197,6 +200,17 @@ impl Stage {
             most = most.max(sizes.into_iter().flatten().max().unwrap_or(0));
         }
         most
+    }
+
+    /// The output of state `name` of `execution` as it exited, in bytes.
+    pub async fn state_output_bytes(&self, execution: &str, name: &str) -> Option<usize> {
+        let mut pages = self.sfn.get_execution_history().execution_arn(execution).into_paginator().items().send();
+        while let Some(event) = pages.next().await {
+            if let Some(exited) = event.unwrap().state_exited_event_details().filter(|d| d.name() == name) {
+                return exited.output().map(str::len);
+            }
+        }
+        None
     }
 
     /// Stops the functions and watch; removes the logs when the test passed.

@@ -1,0 +1,301 @@
+//! A column type change on a table too big to rewrite inside one call.
+//!
+//! `ALTER COLUMN ... TYPE` rewrites the whole table in one statement: on a large table it
+//! outlasts any call's budget, is cancelled, and would be tried again (and cancelled) on
+//! every later call, for ever. Above [`RetypeSettings::in_place_max_bytes`] the change is
+//! made resumable instead:
+//!
+//! 1. [`plan`]: a shadow column of the new type is added and recorded in `cd2_aws.retype`,
+//!    in the transaction of the migration's other changes;
+//! 2. [`Replicator::finish_retypes`]: it is filled in key order, a batch per transaction,
+//!    each recording the last key it converted, so that any later call resumes there;
+//! 3. when it is full, one transaction drops the old column (saving and recreating the
+//!    users' views and the indexes on it, as the in-place change would) and gives the
+//!    shadow the column's name.
+//!
+//! Until then the table is not synced: its rows stay as they were last loaded (DAP's next
+//! changes may not fit the old type), and each call reports the rows it converted, so the
+//! workflow counts it as progress. A conversion that fails (a value the new type cannot
+//! take) fails the table with PostgreSQL's message, as the in-place change would.
+
+use crate::error::{DbContext, ReplicaError};
+use crate::model::{Column, TableModel, quote_ident, quote_literal};
+use crate::{Budget, Progress, Replicator, ddl, views};
+use sqlx::postgres::PgConnection;
+
+/// When a type change is made in place and how a resumable one proceeds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetypeSettings {
+    /// Tables (with their indexes and TOAST) up to this size change a column's type in one
+    /// `ALTER`; larger ones through a shadow column filled in batches.
+    pub in_place_max_bytes: i64,
+    /// Rows converted per batch (one transaction each).
+    pub batch_rows: i64,
+}
+
+impl Default for RetypeSettings {
+    /// 1 GiB rewrites in well under a minute on the smallest Aurora capacity; a batch of
+    /// 50,000 rows takes a second or two.
+    fn default() -> Self {
+        Self { in_place_max_bytes: 1 << 30, batch_rows: 50_000 }
+    }
+}
+
+/// A resumable type change under way.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Pending {
+    pub(crate) column: String,
+    pub(crate) shadow: String,
+    /// The new type, as DDL.
+    pub(crate) target: String,
+    /// The last primary key converted, as text (`None`: none yet).
+    last_key: Option<String>,
+}
+
+/// The table's type changes under way.
+pub(crate) async fn pending(db: &mut PgConnection, namespace: &str, table: &str) -> Result<Vec<Pending>, ReplicaError> {
+    let rows: Vec<(String, String, String, Option<String>)> = sqlx::query_as(
+        r#"SELECT "column", "shadow", "target_type", "last_key" FROM "cd2_aws"."retype"
+           WHERE "namespace" = $1 AND "table" = $2 ORDER BY "column""#,
+    )
+    .bind(namespace)
+    .bind(table)
+    .fetch_all(db)
+    .await
+    .doing(&format!("{namespace}.{table}"), "reading the type changes under way")?;
+    Ok(rows
+        .into_iter()
+        .map(|(column, shadow, target, last_key)| Pending { column, shadow, target, last_key })
+        .collect())
+}
+
+/// The table's size with its indexes and TOAST: what an in-place type change rewrites.
+pub(crate) async fn table_bytes(db: &mut PgConnection, schema: &str, table: &str) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT pg_total_relation_size(format('%I.%I', $1::text, $2::text)::regclass)")
+        .bind(schema)
+        .bind(table)
+        .fetch_one(db)
+        .await
+}
+
+/// The shadow column's name: the column's position, which is unique in the table and
+/// leaves the name short whatever the column's own name.
+async fn shadow_name(db: &mut PgConnection, schema: &str, table: &str, column: &str) -> Result<String, sqlx::Error> {
+    let attnum: i16 = sqlx::query_scalar(
+        "SELECT attnum FROM pg_attribute WHERE attrelid = format('%I.%I', $1::text, $2::text)::regclass AND attname = $3",
+    )
+    .bind(schema)
+    .bind(table)
+    .bind(column)
+    .fetch_one(db)
+    .await?;
+    Ok(format!("cd2_aws_new_{attnum}"))
+}
+
+/// Starts a resumable change of `column` to its type in `model`: adds the shadow column
+/// and records it. Runs in the migration's transaction.
+pub(crate) async fn plan(
+    tx: &mut PgConnection,
+    model: &TableModel,
+    schema: &str,
+    column: &Column,
+) -> Result<(), ReplicaError> {
+    let table = format!("{}.{}", model.namespace, model.name);
+    let shadow =
+        shadow_name(&mut *tx, schema, &model.name, &column.name).await.doing(&table, "naming a shadow column")?;
+    let qualified = ddl::qualified(schema, &model.name);
+    let target = column.sql_type.ddl();
+    let comment =
+        format!("cd2-aws: `{}` converted to {target}, in batches; it takes this column's place when full", column.name);
+    crate::batch(&format!(
+        "ALTER TABLE {qualified} ADD COLUMN {s} {target}; COMMENT ON COLUMN {qualified}.{s} IS {c};",
+        s = quote_ident(&shadow),
+        c = quote_literal(&comment)
+    ))
+    .execute(&mut *tx)
+    .await
+    .doing(&table, "adding a shadow column for a type change")?;
+    sqlx::query(
+        r#"INSERT INTO "cd2_aws"."retype" ("namespace", "table", "column", "shadow", "target_type") VALUES ($1, $2, $3, $4, $5)"#,
+    )
+    .bind(&model.namespace)
+    .bind(&model.name)
+    .bind(&column.name)
+    .bind(&shadow)
+    .bind(&target)
+    .execute(&mut *tx)
+    .await
+    .doing(&table, "recording a type change")?;
+    Ok(())
+}
+
+/// Gives up a change that is no longer wanted (DAP changed the type again, or dropped the
+/// column): the shadow column goes, the column stays as it is.
+pub(crate) async fn abandon(
+    tx: &mut PgConnection,
+    model: &TableModel,
+    schema: &str,
+    p: &Pending,
+) -> Result<(), ReplicaError> {
+    let table = format!("{}.{}", model.namespace, model.name);
+    crate::batch(&format!(
+        "ALTER TABLE {} DROP COLUMN IF EXISTS {}",
+        ddl::qualified(schema, &model.name),
+        quote_ident(&p.shadow)
+    ))
+    .execute(&mut *tx)
+    .await
+    .doing(&table, "dropping an abandoned shadow column")?;
+    forget(tx, model, &p.column).await
+}
+
+async fn forget(tx: &mut PgConnection, model: &TableModel, column: &str) -> Result<(), ReplicaError> {
+    sqlx::query(r#"DELETE FROM "cd2_aws"."retype" WHERE "namespace" = $1 AND "table" = $2 AND "column" = $3"#)
+        .bind(&model.namespace)
+        .bind(&model.name)
+        .bind(column)
+        .execute(&mut *tx)
+        .await
+        .doing(&format!("{}.{}", model.namespace, model.name), "forgetting a type change")?;
+    Ok(())
+}
+
+/// User indexes that use `column` (the primary key is never changed this way): dropped
+/// with the old column, recreated on the new one by the same statement.
+const COLUMN_INDEXES: &str = "
+SELECT pg_get_indexdef(i.indexrelid)
+FROM pg_index i
+JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = i.indexrelid
+  AND d.refclassid = 'pg_class'::regclass AND d.refobjid = i.indrelid
+JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = d.refobjsubid
+WHERE i.indrelid = format('%I.%I', $1::text, $2::text)::regclass AND a.attname = $3 AND NOT i.indisprimary
+GROUP BY i.indexrelid ORDER BY i.indexrelid";
+
+/// One batch: the next `limit` keys after `p.last_key`, converted; answers the last key
+/// of the batch (none: nothing left) and the rows converted.
+fn convert_sql(qualified: &str, key: &str, key_type: &str, p: &Pending, target: &str, limit: i64) -> String {
+    let key = quote_ident(key);
+    let after = match p.last_key {
+        Some(_) => format!("WHERE {key} > CAST($1 AS {key_type})"),
+        None => String::new(),
+    };
+    format!(
+        r#"WITH "batch" AS (SELECT {key} FROM {qualified} {after} ORDER BY {key} LIMIT {limit}),
+           "done" AS (UPDATE {qualified} AS t SET {shadow} = t.{column}::{target}
+                      FROM "batch" WHERE t.{key} = "batch".{key} RETURNING 1)
+           SELECT (SELECT max({key})::text FROM "batch"), (SELECT count(*) FROM "done")"#,
+        shadow = quote_ident(&p.shadow),
+        column = quote_ident(&p.column),
+    )
+}
+
+impl Replicator {
+    /// Carries on the table's resumable type changes; answers whether none is left (the
+    /// table may be synced) or the budget ran out first (call again).
+    pub(crate) async fn finish_retypes(
+        &mut self,
+        model: &TableModel,
+        schema: &str,
+        budget: Budget,
+        notes: &mut Vec<String>,
+    ) -> Result<bool, ReplicaError> {
+        let name = format!("{}.{}", model.namespace, model.name);
+        let qualified = ddl::qualified(schema, &model.name);
+        let key_type = model.column(&model.primary_key).map(|c| c.sql_type.ddl()).unwrap_or_else(|| "bigint".into());
+        let mut first = true;
+        for mut p in pending(&mut self.db, &model.namespace, &model.name).await? {
+            let Some(target) = model.column(&p.column).map(|c| c.sql_type.ddl()) else {
+                continue; // migrate abandons a change whose column left the schema
+            };
+            loop {
+                // The first batch of a call always runs (the call's own progress); later
+                // ones while the budget lasts.
+                if !first && budget.spent() {
+                    return Ok(false);
+                }
+                first = false;
+                let sql = convert_sql(&qualified, &model.primary_key, &key_type, &p, &target, self.retype.batch_rows);
+                let mut tx = self.begin(&name, budget).await?;
+                let mut q = sqlx::query_as::<_, (Option<String>, i64)>(sqlx::AssertSqlSafe(sql)).persistent(false);
+                if let Some(k) = &p.last_key {
+                    q = q.bind(k);
+                }
+                let (last, rows) = match q.fetch_one(&mut *tx).await.doing(&name, "converting a column's rows") {
+                    Ok(done) => done,
+                    Err(e) if budget.ran_out(&e) => return Ok(false),
+                    Err(e) => return Err(e),
+                };
+                let Some(last) = last else {
+                    tx.rollback().await.doing(&name, "ending the conversion")?;
+                    match self.swap(model, schema, &p, budget).await {
+                        Ok(()) => {}
+                        Err(e) if budget.ran_out(&e) => return Ok(false),
+                        Err(e) => return Err(e),
+                    }
+                    notes.push(format!(
+                        "column `{}`: now {} (converted in batches; it is now the table's last column)",
+                        p.column, target
+                    ));
+                    break;
+                };
+                sqlx::query(
+                    r#"UPDATE "cd2_aws"."retype" SET "last_key" = $4 WHERE "namespace" = $1 AND "table" = $2 AND "column" = $3"#,
+                )
+                .bind(&model.namespace)
+                .bind(&model.name)
+                .bind(&p.column)
+                .bind(&last)
+                .execute(&mut *tx)
+                .await
+                .doing(&name, "recording a conversion's progress")?;
+                tx.commit().await.doing(&name, "committing a conversion batch")?;
+                p.last_key = Some(last);
+                self.report(&Progress::Converted { table: &name, column: &p.column, rows: rows as u64 });
+            }
+        }
+        Ok(true)
+    }
+
+    /// The old column out, the full shadow in its place, in one transaction with the
+    /// users' views and the column's indexes saved and recreated.
+    async fn swap(
+        &mut self,
+        model: &TableModel,
+        schema: &str,
+        p: &Pending,
+        budget: Budget,
+    ) -> Result<(), ReplicaError> {
+        let name = format!("{}.{}", model.namespace, model.name);
+        let qualified = ddl::qualified(schema, &model.name);
+        let mut tx = self.begin(&name, budget).await?;
+        crate::batch(ddl::DDL_LOCK).execute(&mut *tx).await.doing(&name, "waiting for other schema changes")?;
+        let indexes: Vec<String> = sqlx::query_scalar(COLUMN_INDEXES)
+            .bind(schema)
+            .bind(&model.name)
+            .bind(&p.column)
+            .fetch_all(&mut *tx)
+            .await
+            .doing(&name, "reading the column's indexes")?;
+        let saved = views::save_and_drop(&mut tx, schema, &model.name).await.doing(&name, "saving dependent views")?;
+        let column = quote_ident(&p.column);
+        let mut sql = format!(
+            "ALTER TABLE {qualified} DROP COLUMN {column}; ALTER TABLE {qualified} RENAME COLUMN {} TO {column};\n",
+            quote_ident(&p.shadow)
+        );
+        let comment = model.column(&p.column).and_then(|c| c.comment.as_deref());
+        sql.push_str(&format!(
+            "COMMENT ON COLUMN {qualified}.{column} IS {};\n",
+            comment.map_or_else(|| "NULL".to_owned(), quote_literal)
+        ));
+        for index in &indexes {
+            sql.push_str(index);
+            sql.push_str(";\n");
+        }
+        budget.limit(&mut tx, &name).await?;
+        crate::batch(&sql).execute(&mut *tx).await.doing(&name, "putting the converted column in place")?;
+        views::restore(&mut tx, &saved).await.doing(&name, "recreating dependent views")?;
+        forget(&mut tx, model, &p.column).await?;
+        tx.commit().await.doing(&name, "committing a type change")?;
+        Ok(())
+    }
+}
