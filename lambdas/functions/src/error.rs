@@ -62,7 +62,7 @@ impl From<ReplicaError> for FunctionError {
                 ReplicaError::Schema(_) => ErrorName::Schema,
                 ReplicaError::Data { .. } => ErrorName::Data,
                 ReplicaError::AlreadyInitialized { .. } | ReplicaError::Unregistered { .. } => ErrorName::TableState,
-                ReplicaError::JobExpired { .. } => ErrorName::NoProgress,
+                ReplicaError::JobExpired { .. } | ReplicaError::RetypeTooSlow { .. } => ErrorName::NoProgress,
                 ReplicaError::BadConnectionString(_) => ErrorName::Configuration,
                 _ => ErrorName::Database,
             }

@@ -37,6 +37,14 @@ pub enum ReplicaError {
         "{table}: DAP deleted the {kind} job 24 hours after it started, with {loaded} of {total} objects loaded, {times} times in a row: loading the table takes longer than DAP keeps a job. Give it more calls a run (max_calls) or more runs a day; the next run starts the load again"
     )]
     JobExpired { table: String, kind: String, loaded: usize, total: usize, times: i32 },
+    #[error(
+        "{table}: the type change of column `{column}` cannot finish: {views} use(s) its converted copy `{shadow}` (a view made while the change was under way, perhaps with SELECT *); drop or recreate it without `{shadow}`, and the next sync finishes the change"
+    )]
+    RetypeBlocked { table: String, column: String, shadow: String, views: String },
+    #[error(
+        "{table}: putting the converted column `{column}` in place (dropping the old one, recreating its {indexes} index(es) and the table's {views} dependent view(s)) takes longer than a call's budget; drop what of those you can do without, or make the change by hand: ALTER TABLE ... DROP COLUMN {column}, RENAME COLUMN {shadow} TO {column}, then DELETE its row from cd2_aws.retype"
+    )]
+    RetypeTooSlow { table: String, column: String, shadow: String, indexes: usize, views: usize },
     /// The call's time budget ran out in the middle of an object; its transaction was rolled
     /// back. Init and sync answer `in_progress` instead of returning this.
     #[error("{table}: the time budget ran out while loading object {object}; it is loaded again by the next call")]
@@ -86,6 +94,8 @@ impl ReplicaError {
             ReplicaError::Connect { .. } | ReplicaError::ConnectTimeout { .. } => "ConnectError",
             ReplicaError::OutOfTime { .. } => "OutOfTime",
             ReplicaError::JobExpired { .. } => "JobExpired",
+            ReplicaError::RetypeBlocked { .. } => "RetypeBlocked",
+            ReplicaError::RetypeTooSlow { .. } => "RetypeTooSlow",
         }
     }
 }

@@ -117,6 +117,7 @@ impl Replicator {
         .doing(&name, "registering the table in instructure_dap.table_sync")?;
         forget_job(&mut tx, namespace, table).await?;
         clear_expired(&mut tx, namespace, table).await?;
+        crate::retype::forget_table(&mut tx, namespace, table).await?;
         tx.commit().await.doing(&name, "committing the initialized table")?;
         outcome.counts.inserted = total;
         Ok(outcome)

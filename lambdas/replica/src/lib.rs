@@ -201,6 +201,8 @@ pub enum Progress<'a> {
     Object { table: &'a str, done: usize, total: usize, rows: u64 },
     /// A batch of a resumable column type change.
     Converted { table: &'a str, column: &'a str, rows: u64 },
+    /// A resumable type change's converted column put in the old one's place.
+    Swapped { table: &'a str, column: &'a str },
 }
 
 impl std::fmt::Display for Progress<'_> {
@@ -212,6 +214,7 @@ impl std::fmt::Display for Progress<'_> {
             Progress::Converted { table, column, rows } => {
                 write!(f, "{table:<40} column {column}: {rows} rows converted to its new type")
             }
+            Progress::Swapped { table, column } => write!(f, "{table:<40} column {column}: now of its new type"),
         }
     }
 }

@@ -170,6 +170,9 @@ pub async fn migrate(
                         ));
                         continue;
                     }
+                    if column.name == model.primary_key && !under_way.is_empty() {
+                        retype::restart(&mut *tx, &model.namespace, &model.name).await?;
+                    }
                     retypes.push(format!(
                         "ALTER TABLE {qualified} ALTER COLUMN {name} SET DATA TYPE {t} USING {name}::{t}",
                         name = quote_ident(&column.name),

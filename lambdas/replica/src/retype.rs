@@ -52,8 +52,21 @@ pub(crate) struct Pending {
     last_key: Option<String>,
 }
 
-/// The table's type changes under way.
+/// The table's type changes under way. A record whose shadow column is gone (the table
+/// was initialized again, or someone dropped the column) is forgotten here: it would make
+/// every later sync fail.
 pub(crate) async fn pending(db: &mut PgConnection, namespace: &str, table: &str) -> Result<Vec<Pending>, ReplicaError> {
+    let name = format!("{namespace}.{table}");
+    sqlx::query(
+        r#"DELETE FROM "cd2_aws"."retype" r WHERE r."namespace" = $1 AND r."table" = $2 AND NOT EXISTS (
+             SELECT 1 FROM pg_attribute a WHERE a.attrelid = to_regclass(format('%I.%I', $1::text, $2::text))
+             AND a.attname = r."shadow" AND NOT a.attisdropped)"#,
+    )
+    .bind(namespace)
+    .bind(table)
+    .execute(&mut *db)
+    .await
+    .doing(&name, "forgetting type changes whose shadow column is gone")?;
     let rows: Vec<(String, String, String, Option<String>)> = sqlx::query_as(
         r#"SELECT "column", "shadow", "target_type", "last_key" FROM "cd2_aws"."retype"
            WHERE "namespace" = $1 AND "table" = $2 ORDER BY "column""#,
@@ -62,11 +75,88 @@ pub(crate) async fn pending(db: &mut PgConnection, namespace: &str, table: &str)
     .bind(table)
     .fetch_all(db)
     .await
-    .doing(&format!("{namespace}.{table}"), "reading the type changes under way")?;
+    .doing(&name, "reading the type changes under way")?;
     Ok(rows
         .into_iter()
         .map(|(column, shadow, target, last_key)| Pending { column, shadow, target, last_key })
         .collect())
+}
+
+/// Forgets every change under way on the table: an init replaces the table whole.
+pub(crate) async fn forget_table(tx: &mut PgConnection, namespace: &str, table: &str) -> Result<(), ReplicaError> {
+    on_table(
+        tx,
+        namespace,
+        table,
+        r#"DELETE FROM "cd2_aws"."retype""#,
+        "forgetting type changes of the table it replaces",
+    )
+    .await
+}
+
+/// Starts the table's changes under way over from the first key: the primary key's type
+/// changed, and with it the order the recorded last key was taken in (as text, `10` comes
+/// before `9`). Converting a row again is harmless.
+pub(crate) async fn restart(tx: &mut PgConnection, namespace: &str, table: &str) -> Result<(), ReplicaError> {
+    let sql = r#"UPDATE "cd2_aws"."retype" SET "last_key" = NULL"#;
+    on_table(tx, namespace, table, sql, "restarting type changes after a key type change").await
+}
+
+/// `statement` (an UPDATE or DELETE of `cd2_aws.retype`) on the table's records.
+async fn on_table(
+    tx: &mut PgConnection,
+    namespace: &str,
+    table: &str,
+    statement: &'static str,
+    doing: &str,
+) -> Result<(), ReplicaError> {
+    let sql = format!(r#"{statement} WHERE "namespace" = $1 AND "table" = $2"#);
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(namespace)
+        .bind(table)
+        .execute(tx)
+        .await
+        .doing(&format!("{namespace}.{table}"), doing)?;
+    Ok(())
+}
+
+/// Views that use the shadow column: a view made while the change was under way (with
+/// `SELECT *`, or naming the column). They stop both the swap (their definition names the
+/// shadow, which is renamed) and the abandon (they block the column's drop), so the change
+/// fails with their names instead.
+const SHADOW_DEPENDENTS: &str = "
+SELECT DISTINCT format('%I.%I', n.nspname, c.relname)
+FROM pg_attribute a
+JOIN pg_depend d ON d.refclassid = 'pg_class'::regclass AND d.refobjid = a.attrelid AND d.refobjsubid = a.attnum
+  AND d.classid = 'pg_rewrite'::regclass
+JOIN pg_rewrite r ON r.oid = d.objid
+JOIN pg_class c ON c.oid = r.ev_class JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE a.attrelid = format('%I.%I', $1::text, $2::text)::regclass AND a.attname = $3 AND c.oid <> a.attrelid
+ORDER BY 1";
+
+async fn check_no_dependents(
+    tx: &mut PgConnection,
+    model: &TableModel,
+    schema: &str,
+    p: &Pending,
+) -> Result<(), ReplicaError> {
+    let table = format!("{}.{}", model.namespace, model.name);
+    let views: Vec<String> = sqlx::query_scalar(SHADOW_DEPENDENTS)
+        .bind(schema)
+        .bind(&model.name)
+        .bind(&p.shadow)
+        .fetch_all(tx)
+        .await
+        .doing(&table, "looking for views on a shadow column")?;
+    if views.is_empty() {
+        return Ok(());
+    }
+    Err(ReplicaError::RetypeBlocked {
+        table,
+        column: p.column.clone(),
+        shadow: p.shadow.clone(),
+        views: views.join(", "),
+    })
 }
 
 /// The table's size with its indexes and TOAST: what an in-place type change rewrites.
@@ -138,6 +228,7 @@ pub(crate) async fn abandon(
     p: &Pending,
 ) -> Result<(), ReplicaError> {
     let table = format!("{}.{}", model.namespace, model.name);
+    check_no_dependents(&mut *tx, model, schema, p).await?;
     crate::batch(&format!(
         "ALTER TABLE {} DROP COLUMN IF EXISTS {}",
         ddl::qualified(schema, &model.name),
@@ -170,6 +261,15 @@ JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = i.indexrelid
 JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = d.refobjsubid
 WHERE i.indrelid = format('%I.%I', $1::text, $2::text)::regclass AND a.attname = $3 AND NOT i.indisprimary
 GROUP BY i.indexrelid ORDER BY i.indexrelid";
+
+/// Privileges granted on the column itself (readers given some columns only): they go
+/// with the old column and are granted again on the new one. The grantee comes quoted.
+const COLUMN_GRANTS: &str = "
+SELECT CASE WHEN g.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(g.grantee)) END,
+       g.privilege_type, g.is_grantable
+FROM pg_attribute a, aclexplode(a.attacl) g
+WHERE a.attrelid = format('%I.%I', $1::text, $2::text)::regclass AND a.attname = $3 AND a.attacl IS NOT NULL
+ORDER BY 1, 2";
 
 /// One batch: the next `limit` keys after `p.last_key`, converted; answers the last key
 /// of the batch (none: nothing left) and the rows converted.
@@ -213,7 +313,7 @@ impl Replicator {
                 if !first && budget.spent() {
                     return Ok(false);
                 }
-                first = false;
+                let fresh = std::mem::replace(&mut first, false);
                 let sql = convert_sql(&qualified, &model.primary_key, &key_type, &p, &target, self.retype.batch_rows);
                 let mut tx = self.begin(&name, budget).await?;
                 let mut q = sqlx::query_as::<_, (Option<String>, i64)>(sqlx::AssertSqlSafe(sql)).persistent(false);
@@ -227,11 +327,13 @@ impl Replicator {
                 };
                 let Some(last) = last else {
                     tx.rollback().await.doing(&name, "ending the conversion")?;
-                    match self.swap(model, schema, &p, budget).await {
+                    // A swap that had the whole call and still ran out never will.
+                    match self.swap(model, schema, &p, budget, fresh).await {
                         Ok(()) => {}
                         Err(e) if budget.ran_out(&e) => return Ok(false),
                         Err(e) => return Err(e),
                     }
+                    self.report(&Progress::Swapped { table: &name, column: &p.column });
                     notes.push(format!(
                         "column `{}`: now {} (converted in batches; it is now the table's last column)",
                         p.column, target
@@ -264,11 +366,13 @@ impl Replicator {
         schema: &str,
         p: &Pending,
         budget: Budget,
+        fresh: bool,
     ) -> Result<(), ReplicaError> {
         let name = format!("{}.{}", model.namespace, model.name);
         let qualified = ddl::qualified(schema, &model.name);
         let mut tx = self.begin(&name, budget).await?;
         crate::batch(ddl::DDL_LOCK).execute(&mut *tx).await.doing(&name, "waiting for other schema changes")?;
+        check_no_dependents(&mut tx, model, schema, p).await?;
         let indexes: Vec<String> = sqlx::query_scalar(COLUMN_INDEXES)
             .bind(schema)
             .bind(&model.name)
@@ -276,12 +380,28 @@ impl Replicator {
             .fetch_all(&mut *tx)
             .await
             .doing(&name, "reading the column's indexes")?;
+        let grants: Vec<(String, String, bool)> = sqlx::query_as(COLUMN_GRANTS)
+            .bind(schema)
+            .bind(&model.name)
+            .bind(&p.column)
+            .fetch_all(&mut *tx)
+            .await
+            .doing(&name, "reading the column's grants")?;
         let saved = views::save_and_drop(&mut tx, schema, &model.name).await.doing(&name, "saving dependent views")?;
         let column = quote_ident(&p.column);
         let mut sql = format!(
             "ALTER TABLE {qualified} DROP COLUMN {column}; ALTER TABLE {qualified} RENAME COLUMN {} TO {column};\n",
             quote_ident(&p.shadow)
         );
+        if model.column(&p.column).is_some_and(|c| c.not_null) {
+            // One scan, under the lock the swap holds anyway; the rewrite in place would
+            // have read every row too.
+            sql.push_str(&format!("ALTER TABLE {qualified} ALTER COLUMN {column} SET NOT NULL;\n"));
+        }
+        for (grantee, privilege, grantable) in &grants {
+            let option = if *grantable { " WITH GRANT OPTION" } else { "" };
+            sql.push_str(&format!("GRANT {privilege} ({column}) ON {qualified} TO {grantee}{option};\n"));
+        }
         let comment = model.column(&p.column).and_then(|c| c.comment.as_deref());
         sql.push_str(&format!(
             "COMMENT ON COLUMN {qualified}.{column} IS {};\n",
@@ -291,9 +411,27 @@ impl Replicator {
             sql.push_str(index);
             sql.push_str(";\n");
         }
+        let too_slow = |e: ReplicaError| {
+            if fresh && budget.ran_out(&e) {
+                ReplicaError::RetypeTooSlow {
+                    table: name.clone(),
+                    column: p.column.clone(),
+                    shadow: p.shadow.clone(),
+                    indexes: indexes.len(),
+                    views: saved.len(),
+                }
+            } else {
+                e
+            }
+        };
         budget.limit(&mut tx, &name).await?;
-        crate::batch(&sql).execute(&mut *tx).await.doing(&name, "putting the converted column in place")?;
-        views::restore(&mut tx, &saved).await.doing(&name, "recreating dependent views")?;
+        crate::batch(&sql)
+            .execute(&mut *tx)
+            .await
+            .doing(&name, "putting the converted column in place")
+            .map_err(too_slow)?;
+        budget.limit(&mut tx, &name).await?;
+        views::restore(&mut tx, &saved).await.doing(&name, "recreating dependent views").map_err(too_slow)?;
         forget(&mut tx, model, &p.column).await?;
         tx.commit().await.doing(&name, "committing a type change")?;
         Ok(())

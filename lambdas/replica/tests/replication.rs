@@ -487,32 +487,46 @@ async fn a_recreated_materialized_view_runs_its_query_as_its_owner() {
     );
 }
 
+/// 1,000 accounts in objects of 500, each with a `small` from 1 to 300.
+async fn thousand_accounts() -> Fixture {
+    let f = Fixture::with_settings(emulator::Settings { rows_per_object: 500, ..emulator::Settings::default() }).await;
+    f.accounts(
+        (1..=1_000)
+            .map(|i| {
+                let mut a = account(i, "x");
+                a["small"] = json!(i % 300 + 1);
+                a
+            })
+            .collect(),
+    );
+    f
+}
+
 /// A type change on a table too big to rewrite in one call (here: every table, in batches
 /// of 100 rows) goes through a shadow column over as many calls as it takes; the table is
 /// synced once it is done, with the users' views and indexes on the column kept.
 #[tokio::test]
 async fn a_type_change_too_big_for_one_call_is_made_in_batches_over_several_calls() {
-    let f = Fixture::with_settings(emulator::Settings { rows_per_object: 500, ..emulator::Settings::default() }).await;
-    let rows = 1_000;
-    f.accounts(
-        (1..=rows)
-            .map(|i| {
-                let mut a = account(i, "x");
-                a["small"] = json!(i % 300);
-                a
-            })
-            .collect(),
-    );
+    let (f, rows) = (thousand_accounts().await, 1_000);
+    // `small` required: NOT NULL, which the new column keeps.
+    let required = |version| {
+        let mut s = accounts_schema(version);
+        s["properties"]["value"]["required"].as_array_mut().unwrap().push(json!("small"));
+        s
+    };
+    f.emulator.put_schema("canvas", "accounts", required(1));
     f.replicate("accounts").await.unwrap();
     f.exec(
         "CREATE VIEW public.smalls AS SELECT id, small FROM canvas.accounts;
-         CREATE INDEX accounts_small ON canvas.accounts (small);",
+         CREATE INDEX accounts_small ON canvas.accounts (small);
+         DO $$ BEGIN CREATE ROLE cd2_column_reader; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+         GRANT SELECT (id, small) ON canvas.accounts TO cd2_column_reader;",
     )
     .await;
     let sum = "SELECT sum(small)::text FROM canvas.accounts";
     let before = f.texts(sum).await;
 
-    f.emulator.put_schema("canvas", "accounts", accounts_schema(2));
+    f.emulator.put_schema("canvas", "accounts", required(2));
     let mut b = account(rows + 1, "after");
     b["small"] = json!(100_000);
     f.emulator.commit("canvas", "accounts", vec![b], vec![]);
@@ -582,12 +596,21 @@ async fn a_type_change_too_big_for_one_call_is_made_in_batches_over_several_call
         [None],
         "the column's own comment (none), not the shadow's"
     );
+    assert_eq!(
+        f.texts("SELECT attnotnull::text FROM pg_attribute WHERE attrelid = 'canvas.accounts'::regclass AND attname = 'small'").await,
+        [Some("true".into())],
+        "still NOT NULL"
+    );
+    assert_eq!(
+        f.texts("SELECT has_column_privilege('cd2_column_reader', 'canvas.accounts', 'small', 'SELECT')::text").await,
+        [Some("true".into())],
+        "the column's grant kept"
+    );
 }
 
-/// A change under way that DAP takes back (the type is the old one again) is given up:
-/// the shadow column goes and the table syncs at once.
-#[tokio::test]
-async fn a_type_change_under_way_is_given_up_when_dap_takes_it_back() {
+/// Five accounts replicated, then `small` widened by DAP, and the first call of its
+/// change in batches of 2 made: the change is under way.
+async fn small_change_started() -> (Fixture, replica::Replicator) {
     let f = Fixture::new().await;
     f.accounts((1..=5).map(|i| account(i, "x")).collect());
     f.replicate("accounts").await.unwrap();
@@ -596,6 +619,14 @@ async fn a_type_change_under_way_is_given_up_when_dap_takes_it_back() {
     r.set_retype(replica::RetypeSettings { in_place_max_bytes: 0, batch_rows: 2 });
     let out = r.sync("canvas", "accounts", support::budget_zero()).await.unwrap();
     assert_eq!(out.status, Status::InProgress, "{out:?}");
+    (f, r)
+}
+
+/// A change under way that DAP takes back (the type is the old one again) is given up:
+/// the shadow column goes and the table syncs at once.
+#[tokio::test]
+async fn a_type_change_under_way_is_given_up_when_dap_takes_it_back() {
+    let (f, mut r) = small_change_started().await;
     assert_eq!(f.texts(r#"SELECT "column" FROM cd2_aws.retype"#).await, [Some("small".into())]);
 
     f.emulator.put_schema("canvas", "accounts", accounts_schema(1));
@@ -614,4 +645,120 @@ async fn a_type_change_under_way_is_given_up_when_dap_takes_it_back() {
         [Some("smallint".into())]
     );
     assert_eq!(f.texts("SELECT count(*)::text FROM canvas.accounts").await, [Some("6".into())]);
+}
+
+/// Syncs with a spent budget (one conversion batch a call) until the table's type changes
+/// are done or a call fails; answers the failure, if any.
+async fn convert_until_done(f: &Fixture, r: &mut replica::Replicator) -> Option<replica::ReplicaError> {
+    for _ in 0..100 {
+        if let Err(e) = r.sync("canvas", "accounts", support::budget_zero()).await {
+            return Some(e);
+        }
+        if f.rows(r#"SELECT 1 FROM cd2_aws.retype"#).await.is_empty() {
+            return None;
+        }
+    }
+    panic!("the change never ends");
+}
+
+/// The primary key's type changed while a conversion was under way: the key it had got to
+/// was recorded in the old type's order (as numbers, 1000 comes after 300; as text, before),
+/// so the conversion starts over and no row is left unconverted.
+#[tokio::test]
+async fn a_key_type_change_mid_conversion_starts_it_over_and_no_row_is_skipped() {
+    let f = thousand_accounts().await;
+    f.replicate("accounts").await.unwrap();
+    f.emulator.put_schema("canvas", "accounts", accounts_schema(2));
+    let mut r = f.replicator().await;
+    r.set_retype(replica::RetypeSettings { in_place_max_bytes: 0, batch_rows: 100 });
+    for _ in 0..3 {
+        let out = r.sync("canvas", "accounts", support::budget_zero()).await.unwrap();
+        assert_eq!(out.status, Status::InProgress, "{out:?}");
+    }
+    assert_eq!(f.texts(r#"SELECT last_key FROM cd2_aws.retype"#).await, [Some("300".into())]);
+
+    let mut text_key = accounts_schema(2);
+    text_key["properties"]["key"]["properties"]["id"] = json!({"type": "string"});
+    f.emulator.put_schema("canvas", "accounts", text_key);
+    assert!(convert_until_done(&f, &mut r).await.is_none());
+    assert_eq!(
+        f.texts("SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'canvas.accounts'::regclass AND attname IN ('id', 'small') ORDER BY attname").await,
+        [Some("text".into()), Some("integer".into())]
+    );
+    assert_eq!(
+        f.texts("SELECT count(*)::text FROM canvas.accounts WHERE small IS NULL").await,
+        [Some("0".into())],
+        "every row converted, 1000 included"
+    );
+}
+
+/// A view made while a change is under way takes the shadow column in (`SELECT *`): the
+/// change fails with the view's name and what to do, and finishes once the view is gone.
+#[tokio::test]
+async fn a_view_on_the_shadow_column_stops_the_change_with_its_name_until_it_is_dropped() {
+    let (f, mut r) = small_change_started().await;
+    f.exec("CREATE VIEW public.everything AS SELECT * FROM canvas.accounts").await;
+
+    let err = convert_until_done(&f, &mut r).await.expect("the swap is refused");
+    assert!(matches!(err, replica::ReplicaError::RetypeBlocked { .. }), "{err:?}");
+    let line = err.to_string();
+    assert!(line.contains("public.everything") && line.contains("column `small`"), "{line}");
+    assert!(!err.is_transient());
+    // Taking the change back is refused the same way, not with PostgreSQL's 2BP01.
+    f.emulator.put_schema("canvas", "accounts", accounts_schema(1));
+    let err = r.sync("canvas", "accounts", Budget::unlimited()).await.unwrap_err();
+    assert!(matches!(err, replica::ReplicaError::RetypeBlocked { .. }), "{err:?}");
+
+    f.emulator.put_schema("canvas", "accounts", accounts_schema(2));
+    f.exec("DROP VIEW public.everything").await;
+    let out = r.sync("canvas", "accounts", Budget::unlimited()).await.unwrap();
+    assert_eq!(out.status, Status::Success, "{out:?}");
+    assert!(f.rows(r#"SELECT 1 FROM cd2_aws.retype"#).await.is_empty());
+}
+
+/// A table initialized again (dropped by hand and replicated) starts with no change under
+/// way, and a record whose shadow column is gone is forgotten instead of failing every sync.
+#[tokio::test]
+async fn a_change_left_by_a_replaced_table_is_forgotten() {
+    let (f, mut r) = small_change_started().await;
+    assert_eq!(f.rows(r#"SELECT 1 FROM cd2_aws.retype"#).await.len(), 1);
+
+    f.exec("DROP TABLE canvas.accounts; DELETE FROM instructure_dap.table_sync").await;
+    f.emulator.put_schema("canvas", "accounts", accounts_schema(1)); // the emulator's rows still have `uuid`
+    let out = r.replicate("canvas", "accounts", Budget::unlimited()).await.unwrap();
+    assert_eq!(out.status, Status::Success, "{out:?}");
+    assert!(f.rows(r#"SELECT 1 FROM cd2_aws.retype"#).await.is_empty(), "the init forgot it");
+
+    f.exec(
+        r#"INSERT INTO cd2_aws.retype ("namespace", "table", "column", "shadow", "target_type")
+           VALUES ('canvas', 'accounts', 'small', 'cd2_aws_new_99', 'integer')"#,
+    )
+    .await;
+    let out = r.sync("canvas", "accounts", Budget::unlimited()).await.unwrap();
+    assert_eq!(out.status, Status::Success, "{out:?}");
+    assert!(f.rows(r#"SELECT 1 FROM cd2_aws.retype"#).await.is_empty());
+}
+
+/// Putting the converted column in place had the whole call and still ran out (here: a
+/// materialized view over the table takes longer to refresh than a statement may take):
+/// it fails with what to do instead of being tried again, call after call.
+#[tokio::test]
+async fn a_swap_that_cannot_fit_in_a_call_fails_with_what_to_do() {
+    let f = Fixture::new().await;
+    f.accounts((1..=5).map(|i| account(i, "x")).collect());
+    f.replicate("accounts").await.unwrap();
+    f.exec("CREATE MATERIALIZED VIEW public.slow AS SELECT a.id FROM canvas.accounts a, pg_sleep(3)").await;
+    f.emulator.put_schema("canvas", "accounts", accounts_schema(2));
+    let mut r = f.replicator().await;
+    r.set_retype(replica::RetypeSettings { in_place_max_bytes: 0, batch_rows: 100 });
+
+    let err = convert_until_done(&f, &mut r).await.expect("the swap cannot fit");
+    assert!(matches!(err, replica::ReplicaError::RetypeTooSlow { views: 1, .. }), "{err:?}");
+    assert!(err.to_string().contains("RENAME COLUMN cd2_aws_new_"), "{err}");
+    assert_eq!(
+        f.texts("SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'canvas.accounts'::regclass AND attname = 'small'").await,
+        [Some("smallint".into())],
+        "rolled back whole"
+    );
+    assert_eq!(f.rows("SELECT 1 FROM public.slow").await.len(), 5, "the view is still there");
 }
