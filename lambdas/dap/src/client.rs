@@ -330,6 +330,8 @@ impl DapClient {
     pub async fn open_object(&self, object: &ObjectId) -> Result<ObjectReader, DapError> {
         let cfg = &self.inner.config;
         let mut attempt = 0;
+        // The last attempt's URL was refused with a 403.
+        let mut refused_before = false;
         loop {
             attempt += 1;
             // The URL is pre-signed: it is a credential, and never goes into an error or a log.
@@ -349,18 +351,33 @@ impl DapClient {
                     decoder.multiple_members(true);
                     return Ok(Box::pin(BufReader::with_capacity(64 * 1024, decoder)));
                 }
-                // An expired or refused URL: a fresh one may work.
+                // An expired or refused URL: a fresh one may work; when it does not either,
+                // something on the way refuses them all.
                 Ok(r) if r.status() == StatusCode::FORBIDDEN => {
+                    if refused_before {
+                        return Err(DapError::DownloadRefused { object: object.id.clone() });
+                    }
+                    refused_before = true;
                     format!("HTTP 403 for the pre-signed URL of {}", object.id)
                 }
-                Ok(r) if r.status().is_server_error() => format!("HTTP {}", r.status()),
+                Ok(r) if r.status().is_server_error() => {
+                    refused_before = false;
+                    format!("HTTP {}", r.status())
+                }
                 Ok(r) => {
                     return Err(DapError::Download {
                         object: object.id.clone(),
                         detail: format!("HTTP {}", r.status()),
                     });
                 }
-                Err(e) => format!("connection: {}", describe_transport(e.without_url())),
+                Err(e) => {
+                    if let Some(detail) = crate::error::certificate_refused(&e) {
+                        let what = format!("downloading {}", object.id);
+                        return Err(DapError::Certificate { what, url: "S3".into(), detail });
+                    }
+                    refused_before = false;
+                    format!("connection: {}", describe_transport(e.without_url()))
+                }
             };
             if attempt >= cfg.max_attempts {
                 return Err(DapError::Download {
@@ -500,6 +517,9 @@ impl DapClient {
         let backoff = cfg.backoff * 2u32.pow(attempt.saturating_sub(1).min(10));
         let response = match sent {
             Ok(r) => r,
+            Err(e) if let Some(detail) = crate::error::certificate_refused(&e) => {
+                return Err(DapError::Certificate { what: what.into(), url: url.into(), detail });
+            }
             Err(e) if !last && (e.is_connect() || e.is_timeout() || e.is_request()) => {
                 tracing::warn!(%what, attempt, error = %describe_transport(e.without_url()), "DAP request failed; retrying");
                 return Ok(Outcome::Retry(backoff));

@@ -54,6 +54,40 @@ pub enum DapError {
     },
     #[error("download of {object} failed: {detail}")]
     Download { object: String, detail: String },
+    #[error(
+        "S3 refused the pre-signed URL of {object} (HTTP 403), and a fresh one too: something between this function and S3 refuses DAP's URLs (an S3 gateway endpoint policy or a proxy in an existing VPC); allow s3:GetObject on any bucket through it, or use the stack's own VPC"
+    )]
+    DownloadRefused { object: String },
+    #[error(
+        "the TLS certificate of {url} was not accepted for {what} ({detail}): is a proxy inspecting TLS on the way, or the URL wrong? The functions trust the public web CAs only"
+    )]
+    Certificate { what: String, url: String, detail: String },
+}
+
+/// The certificate error among `e`'s causes, if the other side's certificate was refused
+/// (unknown issuer, expired, not valid for the name, none sent). Such a failure is a
+/// setting to fix, never worth a retry. Used for DAP and the database alike.
+pub fn certificate_refused(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut pending = vec![e];
+    while let Some(cause) = pending.pop() {
+        if let Some(tls) = cause.downcast_ref::<rustls::Error>()
+            && matches!(
+                tls,
+                rustls::Error::InvalidCertificate(_)
+                    | rustls::Error::NoCertificatesPresented
+                    | rustls::Error::UnsupportedNameType
+            )
+        {
+            return Some(tls.to_string());
+        }
+        // io::Error's source() skips the error it wraps (often another io::Error): look
+        // inside it too.
+        if let Some(inner) = cause.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+            pending.push(inner);
+        }
+        pending.extend(cause.source());
+    }
+    None
 }
 
 /// An error and its causes on one line, each cause once (libraries often repeat the
@@ -82,6 +116,19 @@ impl DapError {
             DapError::JobTimeout { .. } => true,
             _ => false,
         }
+    }
+
+    /// A setting or a secret is wrong: the credentials (401), what they may reach (403), a
+    /// certificate refused, S3 refusing every pre-signed URL. Retrying cannot help; the
+    /// message says what to fix.
+    pub fn is_configuration(&self) -> bool {
+        matches!(
+            self,
+            DapError::Authentication(_)
+                | DapError::Forbidden { .. }
+                | DapError::DownloadRefused { .. }
+                | DapError::Certificate { .. }
+        )
     }
 
     /// For a transient error: whether sending the request again may succeed. A transport

@@ -45,7 +45,13 @@ impl FunctionError {
 
 impl From<DapError> for FunctionError {
     fn from(e: DapError) -> Self {
-        let name = if e.is_transient() { ErrorName::Transient } else { ErrorName::Dap };
+        let name = if e.is_configuration() {
+            ErrorName::Configuration
+        } else if e.is_transient() {
+            ErrorName::Transient
+        } else {
+            ErrorName::Dap
+        };
         Self::new(name, e.to_string()).with_dap(&e)
     }
 }
@@ -55,7 +61,9 @@ impl From<ReplicaError> for FunctionError {
         if let ReplicaError::Dap(dap) = e {
             return dap.into();
         }
-        let name = if e.is_transient() {
+        let name = if e.is_configuration() {
+            ErrorName::Configuration
+        } else if e.is_transient() {
             ErrorName::Transient
         } else {
             match &e {
@@ -63,7 +71,6 @@ impl From<ReplicaError> for FunctionError {
                 ReplicaError::Data { .. } => ErrorName::Data,
                 ReplicaError::AlreadyInitialized { .. } | ReplicaError::Unregistered { .. } => ErrorName::TableState,
                 ReplicaError::JobExpired { .. } | ReplicaError::RetypeTooSlow { .. } => ErrorName::NoProgress,
-                ReplicaError::BadConnectionString(_) => ErrorName::Configuration,
                 _ => ErrorName::Database,
             }
         };
@@ -106,5 +113,28 @@ mod tests {
         assert_eq!(data.name, ErrorName::Data);
         let again: FunctionError = ReplicaError::AlreadyInitialized { table: "t".into() }.into();
         assert_eq!(again.name, ErrorName::TableState);
+    }
+
+    /// What no retry can mend is a ConfigurationError, which the state machine does not retry.
+    #[test]
+    fn settings_to_fix_are_configuration_errors() {
+        let api = ApiError { kind: "AuthenticationFailed".into(), ..ApiError::default() };
+        let dap_errors = [
+            DapError::Authentication(api.clone()),
+            DapError::Forbidden { what: "list".into(), error: api },
+            DapError::DownloadRefused { object: "o".into() },
+            DapError::Certificate { what: "list".into(), url: "https://dap".into(), detail: "UnknownIssuer".into() },
+        ];
+        for e in dap_errors {
+            let f: FunctionError = ReplicaError::Dap(e).into();
+            assert_eq!(f.name, ErrorName::Configuration, "{}", f.detail.message);
+        }
+        for e in [
+            ReplicaError::Tls { target: "db".into(), detail: "UnknownIssuer".into() },
+            ReplicaError::Login { target: "db".into(), detail: "28000".into() },
+        ] {
+            let f: FunctionError = e.into();
+            assert_eq!(f.name, ErrorName::Configuration, "{}", f.detail.message);
+        }
     }
 }

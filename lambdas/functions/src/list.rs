@@ -12,6 +12,10 @@ use contract::{ErrorName, ListRequest, MAX_TABLES, TableList, TableRef};
 use dap::DapClient;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::time::{Duration, SystemTime};
+
+/// Kept back from the invocation's time to answer in.
+const ANSWER_TIME: Duration = Duration::from_secs(3);
 
 #[derive(Debug)]
 pub struct Lister {
@@ -38,7 +42,24 @@ impl Lister {
         })
     }
 
-    pub async fn handle(&self, request: ListRequest) -> Result<TableList, FunctionError> {
+    /// Answers before `deadline` (the invocation's): a listing still waiting on DAP (its 429
+    /// pauses last up to two minutes, a slow answer three) just before it ends with a
+    /// transient error the state machine retries, rather than being killed by Lambda
+    /// without an answer.
+    pub async fn handle(&self, request: ListRequest, deadline: SystemTime) -> Result<TableList, FunctionError> {
+        let left = deadline.duration_since(SystemTime::now()).unwrap_or_default();
+        let stop = tokio::time::Instant::now() + left.saturating_sub(ANSWER_TIME);
+        match tokio::time::timeout_at(stop, self.list(request)).await {
+            Ok(answer) => answer,
+            Err(_) => Err(FunctionError::transient(format!(
+                "listing the tables of {} was still waiting on DAP (its rate limit, or a slow answer) after {} s, just before the function's timeout; the run tries again",
+                self.namespaces.join(", "),
+                left.saturating_sub(ANSWER_TIME).as_secs()
+            ))),
+        }
+    }
+
+    async fn list(&self, request: ListRequest) -> Result<TableList, FunctionError> {
         if let Some(holder) = self.earlier_run(&request).await? {
             tracing::warn!(execution = %request.execution, holder = %holder, "an earlier run is still going: skipped");
             return Ok(TableList { tables: vec![], skipped_because: Some(holder) });

@@ -12,7 +12,7 @@ use functions::replicate::{Kind, Replication};
 use functions::settings::CallLimits;
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 use support::{Aws, database, demo_emulator};
 
 /// Stands in for the pre-signed S3 URL CloudFormation waits on: keeps what is PUT.
@@ -64,10 +64,6 @@ async fn sql_as(db_url: &str, user: &str, sql: &str) -> Result<(), String> {
     replica::batch(sql).execute(&mut c).await.map(drop).map_err(|e| replica::error::describe(&e))
 }
 
-fn in_a_minute() -> SystemTime {
-    SystemTime::now() + Duration::from_secs(60)
-}
-
 #[tokio::test]
 async fn create_update_delete_leave_a_least_privilege_role_that_replicates() {
     let aws = Aws::start().await;
@@ -94,7 +90,7 @@ async fn create_update_delete_leave_a_least_privilege_role_that_replicates() {
     let props = Properties { app_user: app.clone(), namespaces: vec!["canvas".into()], iam_auth: "true".into() };
     let (url, answers) = response_catcher().await;
 
-    bootstrap.handle(request("Create", &url, &props), in_a_minute()).await.unwrap();
+    bootstrap.handle(request("Create", &url, &props), support::in_a_minute()).await.unwrap();
     let created = answers.lock().unwrap().pop().expect("an answer was PUT");
     assert_eq!(created["Status"], "SUCCESS", "{created}");
     assert_eq!(created["RequestId"], "req-Create");
@@ -134,7 +130,7 @@ async fn create_update_delete_leave_a_least_privilege_role_that_replicates() {
     assert!(metadata.len() >= 4 && metadata.iter().all(|t| t.ends_with(&format!(":{app}"))), "{metadata:?}");
 
     // An Update that changes nothing changes nothing.
-    bootstrap.handle(request("Update", &url, &props), in_a_minute()).await.unwrap();
+    bootstrap.handle(request("Update", &url, &props), support::in_a_minute()).await.unwrap();
     let updated = answers.lock().unwrap().pop().unwrap();
     assert_eq!(updated["Status"], "SUCCESS", "{updated}");
     assert_eq!(updated["PhysicalResourceId"], "from-create");
@@ -155,10 +151,10 @@ async fn create_update_delete_leave_a_least_privilege_role_that_replicates() {
     let mut r = Replication::new(dap, Credentials::new(settings, &aws.sdk), limits);
     let mut state: contract::TableState =
         serde_json::from_value(json!({"namespace": "canvas", "table": "accounts"})).unwrap();
-    state = r.handle(Kind::Sync, state, in_a_minute()).await.unwrap();
+    state = r.handle(Kind::Sync, state, support::in_a_minute()).await.unwrap();
     assert_eq!(state.status, Status::InitNeeded);
     while state.status != Status::Success {
-        state = r.handle(Kind::Init, state, in_a_minute()).await.unwrap();
+        state = r.handle(Kind::Init, state, support::in_a_minute()).await.unwrap();
     }
     let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM canvas.accounts").fetch_one(&db).await.unwrap();
     assert_eq!(rows, 3);
@@ -176,7 +172,7 @@ async fn create_update_delete_leave_a_least_privilege_role_that_replicates() {
     assert!(e.contains("42501"), "{e}");
 
     // Delete keeps the role, the schemas and the data.
-    bootstrap.handle(request("Delete", &url, &props), in_a_minute()).await.unwrap();
+    bootstrap.handle(request("Delete", &url, &props), support::in_a_minute()).await.unwrap();
     let deleted = answers.lock().unwrap().pop().unwrap();
     assert_eq!(deleted["Status"], "SUCCESS");
     assert_eq!(deleted["PhysicalResourceId"], "from-create");
@@ -196,7 +192,7 @@ async fn a_failure_is_answered_too_without_the_response_url() {
     };
     let props = Properties { app_user: "cd2_app".into(), namespaces: vec!["canvas".into()], iam_auth: "true".into() };
     let (url, answers) = response_catcher().await;
-    bootstrap.handle(request("Create", &url, &props), in_a_minute()).await.unwrap();
+    bootstrap.handle(request("Create", &url, &props), support::in_a_minute()).await.unwrap();
     let answer = answers.lock().unwrap().pop().expect("a failure is answered too");
     assert_eq!(answer["Status"], "FAILED");
     let reason = answer["Reason"].as_str().unwrap();
@@ -205,7 +201,7 @@ async fn a_failure_is_answered_too_without_the_response_url() {
 
     // No one to answer: the handler says so (CloudFormation would wait), naming no URL.
     let gone = request("Create", "http://127.0.0.1:9/cfn-response?X-Amz-Signature=secret-signature", &props);
-    let e = bootstrap.handle(gone, in_a_minute()).await.unwrap_err();
+    let e = bootstrap.handle(gone, support::in_a_minute()).await.unwrap_err();
     assert!(e.to_string().contains("answering CloudFormation failed"), "{e}");
     assert!(!e.to_string().contains("secret-signature"), "{e}");
 }

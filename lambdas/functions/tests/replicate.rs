@@ -58,10 +58,6 @@ fn limits(budget_ms: u64) -> CallLimits {
     }
 }
 
-fn in_a_minute() -> SystemTime {
-    SystemTime::now() + Duration::from_secs(60)
-}
-
 fn courses() -> TableState {
     serde_json::from_value(serde_json::json!({"namespace": "canvas", "table": "courses"})).unwrap()
 }
@@ -74,7 +70,7 @@ async fn run_table(
     let mut seen = Vec::new();
     let mut kind = Kind::Sync;
     loop {
-        state = r.handle(kind, state, in_a_minute()).await?;
+        state = r.handle(kind, state, support::in_a_minute()).await?;
         seen.push(state.status);
         match state.status {
             Status::InitNeeded => kind = Kind::Init,
@@ -115,14 +111,14 @@ async fn a_new_table_loads_over_several_budgeted_calls_and_then_syncs() {
 async fn a_job_that_never_completes_fails_with_no_progress() {
     let s = Setup::new(Settings { polls_before_complete: u32::MAX, ..Settings::default() }).await;
     let mut r = s.replication(limits(1100)).await;
-    let mut state = r.handle(Kind::Sync, courses(), in_a_minute()).await.unwrap();
+    let mut state = r.handle(Kind::Sync, courses(), support::in_a_minute()).await.unwrap();
     assert_eq!(state.status, Status::InitNeeded);
     for idle in 1..3 {
-        state = r.handle(Kind::Init, state, in_a_minute()).await.unwrap();
+        state = r.handle(Kind::Init, state, support::in_a_minute()).await.unwrap();
         assert_eq!((state.status, state.idle_calls), (Status::InProgress, idle));
         assert!(state.cursor.is_some(), "the job is carried");
     }
-    let e = r.handle(Kind::Init, state, in_a_minute()).await.unwrap_err();
+    let e = r.handle(Kind::Init, state, support::in_a_minute()).await.unwrap_err();
     assert_eq!(e.name, ErrorName::NoProgress, "{e}");
     assert!(e.detail.message.contains("nothing loaded in 3 calls in a row"), "{e}");
 }
@@ -131,7 +127,7 @@ async fn a_job_that_never_completes_fails_with_no_progress() {
 async fn no_call_reaches_the_invocation_deadline() {
     let s = Setup::new(Settings { rows_per_object: 5, ..Settings::default() }).await;
     let mut r = s.replication(CallLimits { budget: Duration::from_secs(600), ..limits(0) }).await;
-    let state = r.handle(Kind::Sync, courses(), in_a_minute()).await.unwrap();
+    let state = r.handle(Kind::Sync, courses(), support::in_a_minute()).await.unwrap();
 
     // A download that stalls far beyond the deadline: the object is abandoned at the budget.
     s.emulator.inject(Endpoint::Download, FaultKind::Stall(Duration::from_secs(60)), 1);
@@ -159,20 +155,20 @@ async fn failures_carry_stable_names_and_the_dap_error() {
     let s = Setup::new(Settings::default()).await;
     let mut r = s.replication(limits(30_000)).await;
     s.emulator.inject(Endpoint::CreateJob, FaultKind::FailJob("ValidationError".into()), 1);
-    let state = r.handle(Kind::Sync, courses(), in_a_minute()).await.unwrap();
-    let e = r.handle(Kind::Init, state.clone(), in_a_minute()).await.unwrap_err();
+    let state = r.handle(Kind::Sync, courses(), support::in_a_minute()).await.unwrap();
+    let e = r.handle(Kind::Init, state.clone(), support::in_a_minute()).await.unwrap_err();
     assert_eq!(e.name, ErrorName::Dap, "{e}");
     assert_eq!(e.detail.dap_type.as_deref(), Some("ValidationError"));
     let d: lambda_runtime::Diagnostic = e.into();
     assert_eq!(d.error_type, "DapError");
 
     s.emulator.inject(Endpoint::CreateJob, FaultKind::FailJob("ProcessingError".into()), 1);
-    let e = r.handle(Kind::Init, state.clone(), in_a_minute()).await.unwrap_err();
+    let e = r.handle(Kind::Init, state.clone(), support::in_a_minute()).await.unwrap_err();
     assert_eq!(e.name, ErrorName::Transient, "DAP's ProcessingError is worth a retry: {e}");
 
     let (done, _) = run_table(&mut r, state.clone()).await.unwrap();
     assert_eq!(done.status, Status::Success);
-    let e = r.handle(Kind::Init, state, in_a_minute()).await.unwrap_err();
+    let e = r.handle(Kind::Init, state, support::in_a_minute()).await.unwrap_err();
     assert_eq!(e.name, ErrorName::TableState, "{e}");
 
     let accounts: TableState =

@@ -337,7 +337,7 @@ pub async fn connect(options: &ConnectOptions) -> Result<PgConnection, ReplicaEr
                     tracing::info!(target = %options.target(), "the database is starting up; waiting");
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
-                Err(e) => return Err(ReplicaError::Connect { target: options.target(), cause: e }),
+                Err(e) => return Err(crate::error::connect_error(options.target(), e)),
             }
         }
     };

@@ -27,6 +27,14 @@ pub enum ReplicaError {
         "the connection string is not valid: {0}; expected postgresql://user:password@host:port/database[?sslmode=verify-full&sslrootcert=/path/to/ca.pem]"
     )]
     BadConnectionString(String),
+    #[error(
+        "TLS to the database at {target} failed ({detail}): sslrootcert must hold the CA of the database's region (the functions ship the RDS bundle), the server must offer TLS, and with verify-full the host must be a name its certificate carries (the cluster endpoint, not an address or another name)"
+    )]
+    Tls { target: String, detail: String },
+    #[error(
+        "the database at {target} refused the login ({detail}): check the user name, the database name, and that the user may log in as configured (IAM: GRANT rds_iam and rds-db:connect in the function's role; a password: the secret set_key.sh stored)"
+    )]
+    Login { target: String, detail: String },
     #[error("could not connect to the database at {target}: {}", describe(cause))]
     Connect { target: String, cause: sqlx::Error },
     #[error(
@@ -52,6 +60,15 @@ pub enum ReplicaError {
 }
 
 impl ReplicaError {
+    /// A setting or a secret is wrong: retrying cannot help.
+    pub fn is_configuration(&self) -> bool {
+        match self {
+            ReplicaError::Dap(e) => e.is_configuration(),
+            ReplicaError::BadConnectionString(_) | ReplicaError::Tls { .. } | ReplicaError::Login { .. } => true,
+            _ => false,
+        }
+    }
+
     /// Worth retrying later without any change.
     pub fn is_transient(&self) -> bool {
         match self {
@@ -90,7 +107,9 @@ impl ReplicaError {
             ReplicaError::Busy { .. } => "TableBusy",
             ReplicaError::AlreadyInitialized { .. } => "AlreadyInitialized",
             ReplicaError::Unregistered { .. } => "UnregisteredTable",
-            ReplicaError::BadConnectionString(_) => "ConfigurationError",
+            ReplicaError::BadConnectionString(_) | ReplicaError::Tls { .. } | ReplicaError::Login { .. } => {
+                "ConfigurationError"
+            }
             ReplicaError::Connect { .. } | ReplicaError::ConnectTimeout { .. } => "ConnectError",
             ReplicaError::OutOfTime { .. } => "OutOfTime",
             ReplicaError::JobExpired { .. } => "JobExpired",
@@ -98,6 +117,23 @@ impl ReplicaError {
             ReplicaError::RetypeTooSlow { .. } => "RetypeTooSlow",
         }
     }
+}
+
+/// A failed connection, classified: TLS that failed (a certificate refused, no TLS where
+/// it is required) and a refused login are settings to fix; anything else may pass.
+pub fn connect_error(target: String, cause: sqlx::Error) -> ReplicaError {
+    if let Some(detail) = dap::certificate_refused(&cause) {
+        return ReplicaError::Tls { target, detail };
+    }
+    if let sqlx::Error::Tls(e) = &cause {
+        return ReplicaError::Tls { target, detail: e.to_string() };
+    }
+    // 28000 invalid authorization (pg_hba.conf, IAM), 28P01 wrong password, 3D000 no such database.
+    if let Some(code) = sqlstate(&cause).filter(|c| c.starts_with("28") || c == "3D000") {
+        let detail = cause.as_database_error().map_or_else(|| code.clone(), |d| format!("{code}: {}", d.message()));
+        return ReplicaError::Login { target, detail };
+    }
+    ReplicaError::Connect { target, cause }
 }
 
 /// The SQLSTATE of a database error.

@@ -150,6 +150,18 @@ pub async fn migrate(
             Some(db) => {
                 if under_way.iter().any(|p| p.column == column.name) {
                     // Being converted in batches: the old column keeps its type until then.
+                } else if narrows(&db.type_name, &column.sql_type) {
+                    // A cast would cut or round what the rows hold; what DAP sends now fits
+                    // the wider type as well.
+                    if previous.is_none_or(|p| p.column(&column.name).is_none_or(|c| c.sql_type != column.sql_type)) {
+                        notes.push(format!(
+                            "column `{}`: DAP narrowed its type from {} to {}; kept as {}, so that no value is cut or rounded (what DAP sends fits both)",
+                            column.name,
+                            db.type_name,
+                            column.sql_type.ddl(),
+                            db.type_name
+                        ));
+                    }
                 } else if !same_type(&db.type_name, &column.sql_type) {
                     let bytes = match large {
                         Some(b) => b,
@@ -236,6 +248,66 @@ fn comment(qualified: &str, column: &Column, text: &str) -> String {
     format!("COMMENT ON COLUMN {qualified}.{} IS {}", quote_ident(&column.name), quote_literal(text))
 }
 
+/// Whether changing a column of type `catalog` (as `format_type` writes it) to `to` would
+/// lose what rows may hold without an error: an explicit cast truncates `varchar`, rounds
+/// `numeric` and `real`, drops a timestamp's time; a smaller integer fails on large values.
+fn narrows(catalog: &str, to: &SqlType) -> bool {
+    if let (Some(inner), SqlType::Array(to)) = (catalog.strip_suffix("[]"), to) {
+        return narrows(inner, to);
+    }
+    let int_rank = |t: &str| match t {
+        "smallint" => Some(1),
+        "integer" => Some(2),
+        "bigint" => Some(3),
+        _ => None,
+    };
+    // (precision, scale) of a numeric; `numeric` without them holds any.
+    let numeric = |t: &str| -> Option<Option<(u32, u32)>> {
+        let args = t.strip_prefix("numeric")?;
+        if args.is_empty() {
+            return Some(None);
+        }
+        let (p, s) = args.strip_prefix('(')?.strip_suffix(')')?.split_once(',')?;
+        Some(Some((p.trim().parse().ok()?, s.trim().parse().ok()?)))
+    };
+    // The longest string a text type holds; `None`: unbounded.
+    let length = |t: &str| -> Option<Option<u64>> {
+        match t {
+            "text" | "character varying" => Some(None),
+            _ => {
+                let n = t.strip_prefix("character varying(").or_else(|| t.strip_prefix("character("))?;
+                Some(Some(n.strip_suffix(')')?.parse().ok()?))
+            }
+        }
+    };
+    match to {
+        SqlType::SmallInt | SqlType::Integer => {
+            let want = if matches!(to, SqlType::SmallInt) { 1 } else { 2 };
+            int_rank(catalog).is_some_and(|r| r > want) || catalog == "real" || catalog == "double precision"
+        }
+        SqlType::Real => catalog == "double precision" || catalog == "bigint" || numeric(catalog).is_some(),
+        SqlType::Decimal(p, s) => match numeric(catalog) {
+            Some(None) => true,
+            // Fewer decimals, or fewer digits before the point.
+            Some(Some((op, os))) => *s < os || i64::from(*p) - i64::from(*s) < i64::from(op) - i64::from(os),
+            None => catalog == "real" || catalog == "double precision",
+        },
+        SqlType::Varchar(n) => shorter(length(catalog), *n),
+        SqlType::Char(n) => shorter(length(catalog), u64::try_from(*n).unwrap_or(u64::MAX)),
+        SqlType::Date => catalog.starts_with("timestamp"),
+        _ => false,
+    }
+}
+
+/// A text type of at most `n` characters holds less than `old` (`Some(None)`: unbounded).
+fn shorter(old: Option<Option<u64>>, n: u64) -> bool {
+    match old {
+        Some(None) => true,
+        Some(Some(old)) => n < old,
+        None => false,
+    }
+}
+
 /// Compares the catalog's `format_type` with the model's type; `format_type` quotes
 /// names that need it and leaves out the schema when it is on the search path.
 fn same_type(catalog: &str, t: &SqlType) -> bool {
@@ -249,5 +321,44 @@ fn same_type(catalog: &str, t: &SqlType) -> bool {
             bare == name
         }
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn narrowing_is_what_a_cast_would_cut_or_round() {
+        let narrowing = [
+            ("character varying(200)", SqlType::Varchar(100)),
+            ("text", SqlType::Varchar(255)),
+            ("character(4)", SqlType::Char(2)),
+            ("numeric(10,4)", SqlType::Decimal(10, 2)),
+            ("numeric(10,2)", SqlType::Decimal(8, 2)),
+            ("numeric", SqlType::Decimal(38, 10)),
+            ("double precision", SqlType::Real),
+            ("bigint", SqlType::Integer),
+            ("integer", SqlType::SmallInt),
+            ("timestamp without time zone", SqlType::Date),
+            ("character varying(10)[]", SqlType::Array(Box::new(SqlType::Varchar(5)))),
+        ];
+        for (catalog, to) in narrowing {
+            assert!(narrows(catalog, &to), "{catalog} -> {to:?}");
+        }
+        let widening = [
+            ("character varying(100)", SqlType::Varchar(200)),
+            ("character varying(100)", SqlType::Text),
+            ("numeric(10,2)", SqlType::Decimal(12, 4)),
+            ("real", SqlType::Double),
+            ("smallint", SqlType::Integer),
+            ("integer", SqlType::BigInt),
+            ("date", SqlType::Timestamp),
+            ("text", SqlType::Jsonb),
+            ("smallint[]", SqlType::Array(Box::new(SqlType::BigInt))),
+        ];
+        for (catalog, to) in widening {
+            assert!(!narrows(catalog, &to), "{catalog} -> {to:?}");
+        }
     }
 }

@@ -82,6 +82,38 @@ async fn an_expired_url_is_resolved_again() {
     assert_eq!(count(&requests, "POST /dap/object/url"), 4, "{requests:#?}");
 }
 
+/// A 403 on a fresh URL too: something on the way refuses DAP's URLs (an S3 endpoint
+/// policy in an existing VPC); a setting to fix, not retried.
+#[tokio::test]
+async fn a_url_refused_again_when_fresh_is_a_configuration_error() {
+    let f = seeded().await;
+    f.emulator.inject(Endpoint::Download, FaultKind::ExpiredUrl, 2);
+    let err = f.replicate("accounts").await.unwrap_err();
+    assert!(matches!(err, ReplicaError::Dap(DapError::DownloadRefused { .. })), "{err:?}");
+    assert!(err.is_configuration() && !err.is_transient());
+    assert!(err.to_string().contains("S3 gateway endpoint policy"), "{err}");
+    assert_eq!(count(&f.emulator.requests(), "POST /dap/object/url"), 2, "two URLs, then it stops");
+    nothing_published(&f).await;
+}
+
+/// DAP behind a certificate the functions do not trust (a proxy inspecting TLS): one clear
+/// error at the first request, not retries until the run's retries give up.
+#[tokio::test]
+async fn a_refused_certificate_is_a_configuration_error_at_the_first_request() {
+    let dir = std::env::temp_dir().join(format!("cd2-https-{}", std::process::id()));
+    let https = testkit::UntrustedHttps::start(&dir).expect("openssl s_server");
+    let f = seeded().await;
+    let mut config = support::client_config(&f.emulator);
+    config.base_url = https.url();
+    config.backoff = std::time::Duration::from_secs(5);
+    let started = std::time::Instant::now();
+    let err = DapClient::new(config).unwrap().schema("canvas", "accounts").await.unwrap_err();
+    assert!(matches!(err, DapError::Certificate { .. }), "{err:?}");
+    assert!(err.is_configuration() && !err.is_transient());
+    assert!(err.to_string().contains("not accepted") && err.to_string().contains("invalid peer certificate"), "{err}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "not retried after a backoff");
+}
+
 #[tokio::test]
 async fn a_malformed_row_names_object_and_line_and_loads_nothing_of_it() {
     let f = seeded().await;
@@ -106,6 +138,7 @@ async fn bad_credentials_say_what_to_check_and_never_show_the_secret() {
     let err = dap.schema("canvas", "accounts").await.unwrap_err();
     let text = err.to_string();
     assert!(matches!(err, DapError::Authentication(_)), "{err:?}");
+    assert!(err.is_configuration() && !err.is_transient(), "a wrong secret is not retried");
     assert!(text.contains("check the credentials"), "{text}");
     assert!(
         !text.contains("hunter2")

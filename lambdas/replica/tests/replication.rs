@@ -762,3 +762,37 @@ async fn a_swap_that_cannot_fit_in_a_call_fails_with_what_to_do() {
     );
     assert_eq!(f.rows("SELECT 1 FROM public.slow").await.len(), 5, "the view is still there");
 }
+
+/// DAP narrowing a column's type (`varchar(255)` to `varchar(100)`): a cast would cut the
+/// values longer than that; the column keeps its type, the run says so once, and the table
+/// goes on syncing.
+#[tokio::test]
+async fn a_narrowed_type_is_kept_wide_and_no_value_is_cut() {
+    let f = Fixture::new().await;
+    let long = "x".repeat(200);
+    f.accounts(vec![account(1, &long)]);
+    f.replicate("accounts").await.unwrap();
+    let mut narrow = accounts_schema(1);
+    narrow["properties"]["value"]["properties"]["name"]["maxLength"] = json!(100);
+    f.emulator.put_schema("canvas", "accounts", narrow);
+    f.emulator.commit("canvas", "accounts", vec![account(2, "two")], vec![]);
+
+    let out = f.replicate("accounts").await.unwrap();
+    assert_eq!(out.status, Status::Success, "{out:?}");
+    let notes = out.notes.join("\n");
+    assert!(
+        notes.contains("column `name`: DAP narrowed its type from character varying(255) to varchar(100)"),
+        "{notes}"
+    );
+    assert_eq!(
+        f.texts("SELECT length(name)::text FROM canvas.accounts ORDER BY id").await,
+        [Some("200".into()), Some("3".into())],
+        "nothing cut, and the table synced"
+    );
+    assert_eq!(
+        f.texts("SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'canvas.accounts'::regclass AND attname = 'name'").await,
+        [Some("character varying(255)".into())]
+    );
+    let again = f.replicate("accounts").await.unwrap();
+    assert!(!again.notes.join("\n").contains("narrowed"), "said once: {:?}", again.notes);
+}

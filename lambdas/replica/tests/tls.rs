@@ -121,3 +121,30 @@ async fn an_unreachable_database_fails_fast_and_names_the_target() {
     assert!(text.contains(&format!("127.0.0.1:{port}/canvas")), "{text}");
     assert!(!text.contains("s3cret") && !format!("{err:?}").contains("s3cret"), "{text}");
 }
+
+/// A certificate refused, a name it does not carry, a login refused, a database that does
+/// not exist: each a setting to fix, said at once and never retried as if passing.
+#[tokio::test]
+async fn a_refused_certificate_or_login_is_a_configuration_error_at_once() {
+    let s = server().await;
+    let started = std::time::Instant::now();
+    let cases = [
+        (s.options("127.0.0.1", "cd2", TlsMode::VerifyFull).root_cert_pem(std::fs::read(&s.other_ca).unwrap()), "Tls"),
+        (s.options("127.0.0.2", "cd2", TlsMode::VerifyFull).root_cert_pem(std::fs::read(&s.ca).unwrap()), "Tls"),
+        (s.options("127.0.0.1", testkit::TLS_ONLY_USER, TlsMode::Disable), "Login"),
+        (ConnectOptions::new("127.0.0.1", "no_such_database", "cd2").port(s.port).tls(TlsMode::Disable), "Login"),
+    ];
+    for (options, want) in cases {
+        let err = connect::connect(&options).await.unwrap_err();
+        let got = match &err {
+            replica::ReplicaError::Tls { .. } => "Tls",
+            replica::ReplicaError::Login { .. } => "Login",
+            _ => "other",
+        };
+        assert_eq!(got, want, "{err:?}");
+        assert!(err.is_configuration() && !err.is_transient(), "{err}");
+        assert_eq!(err.kind(), "ConfigurationError");
+        assert!(err.to_string().contains(&options.target()), "names the database: {err}");
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "no waiting: {:?}", started.elapsed());
+}

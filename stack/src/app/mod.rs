@@ -25,6 +25,9 @@ pub const FUNCTIONS: [&str; 5] = ["list_tables", "sync_table", "init_table", "su
 
 /// Lambda's hard limit; replication calls get all of it and stop early by their budget.
 const REPLICATE_TIMEOUT_SECONDS: u32 = 900;
+/// Room for DAP's documented waits while listing: a 429's pause (up to 120 s honoured) and
+/// a slow answer (180 s), with a call to spare; the function answers just before it ends.
+const LIST_TIMEOUT_SECONDS: u32 = 330;
 
 /// How long each run's table results stay in the results bucket.
 const RESULTS_EXPIRE_DAYS: u32 = 30;
@@ -141,7 +144,7 @@ pub fn build(config: &Config) -> Result<Synthesized, AppError> {
         "Lists the DAP tables to replicate",
         asset(&mut t, "list_tables"),
         256,
-        60,
+        LIST_TIMEOUT_SECONDS,
     ))
     .env("NAMESPACES", namespaces.join(","))
     .env("SKIP_TABLES", config.skip_tables.join(","));
@@ -220,6 +223,7 @@ pub fn build(config: &Config) -> Result<Synthesized, AppError> {
             notify_on_success: config.notify_on_success,
             run_timeout_seconds: config.run_timeout_hours * 3600,
             replicate_timeout_seconds: REPLICATE_TIMEOUT_SECONDS,
+            list_timeout_seconds: LIST_TIMEOUT_SECONDS,
         }),
     );
     workflow.grant_list_executions(&mut list_tables);

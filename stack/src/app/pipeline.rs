@@ -60,6 +60,8 @@ pub struct PipelineProps {
     pub run_timeout_seconds: u32,
     /// Lambda timeout of the replication functions; the task timeout sits just above it.
     pub replicate_timeout_seconds: u32,
+    /// Lambda timeout of `list_tables`; its task's sits just above it.
+    pub list_timeout_seconds: u32,
 }
 
 fn lambda_retries() -> Vec<Retrier> {
@@ -201,7 +203,7 @@ pub fn definition(props: &PipelineProps) -> StateMachine {
                     (ListRequest::state_machine, "$$.StateMachine.Id"),
                     (ListRequest::input, "$"),
                 ])),
-                120,
+                props.list_timeout_seconds + 30,
                 vec![Catcher::new(&["States.ALL"], &run_error, "NoResults")],
                 Transition::next("IsSkipped"),
             ),

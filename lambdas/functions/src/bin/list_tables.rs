@@ -11,7 +11,8 @@ async fn main() -> Result<(), Error> {
     let lister = PerContainer::<Lister>::default();
     let (sdk, lister) = (&sdk, &lister);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<ListRequest>| async move {
-        lister.with(async || Lister::from_env(sdk).await, async |l| l.handle(event.payload).await).await
+        let deadline = functions::deadline(&event.context);
+        lister.with(async || Lister::from_env(sdk).await, async |l| l.handle(event.payload, deadline).await).await
             as Result<TableList, FunctionError>
     }))
     .await

@@ -70,6 +70,11 @@ impl Aws {
     }
 }
 
+/// An invocation's deadline a minute from now.
+pub fn in_a_minute() -> std::time::SystemTime {
+    std::time::SystemTime::now() + Duration::from_secs(60)
+}
+
 pub fn uuid_like() -> String {
     format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos())
 }
