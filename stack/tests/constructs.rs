@@ -157,8 +157,10 @@ fn roles_hold_only_what_their_function_uses_and_no_wildcard_actions() {
     let actions = |role: &str| -> Vec<String> { statements(&d, role).into_iter().flat_map(|(a, _)| a).collect() };
     assert_eq!(
         actions("ListTablesRole"),
-        ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret", "states:ListExecutions"]
+        ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret", "rds-db:connect", "states:ListExecutions"],
+        "the DAP key, the preflight's login to the database, the overlap check"
     );
+    assert_eq!(actions("ListTablesRole")[..3], actions("SyncTableRole")[..3], "the same login as the tables' calls");
     let overlap = statements(&d, "ListTablesRole").pop().unwrap().1;
     assert_eq!(
         overlap,

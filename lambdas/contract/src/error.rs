@@ -79,10 +79,19 @@ impl ErrorDetail {
     /// The longest message kept: 500 failed tables must fit in one 256 KB state.
     pub const MAX_MESSAGE: usize = 160;
 
+    /// The longest message of an error that ends the whole run (one of them, not one a
+    /// table): room for the thing that failed and what to do about it.
+    pub const MAX_RUN_MESSAGE: usize = 1000;
+
     /// One line: the message (cut at [`Self::MAX_MESSAGE`]) then `[DAP error TYPE UUID]`.
     pub fn to_line(&self) -> String {
+        self.to_line_within(Self::MAX_MESSAGE)
+    }
+
+    /// [`to_line`](Self::to_line) with the message cut at `max` characters.
+    pub fn to_line_within(&self, max: usize) -> String {
         let one_line = self.message.split_whitespace().collect::<Vec<_>>().join(" ");
-        let mut line = match one_line.char_indices().nth(Self::MAX_MESSAGE) {
+        let mut line = match one_line.char_indices().nth(max) {
             Some((cut, _)) => format!("{}...", &one_line[..cut]),
             None => one_line,
         };

@@ -11,6 +11,9 @@ use replica::ReplicaError;
 pub struct FunctionError {
     pub name: ErrorName,
     pub detail: ErrorDetail,
+    /// DAP refused the client id or secret: the key may have been replaced since it was
+    /// read ([`crate::DapAccess::renewed_after`]).
+    pub dap_key_refused: bool,
 }
 
 impl std::fmt::Display for FunctionError {
@@ -23,7 +26,7 @@ impl std::error::Error for FunctionError {}
 
 impl FunctionError {
     pub fn new(name: ErrorName, message: impl Into<String>) -> Self {
-        Self { name, detail: ErrorDetail { message: message.into(), ..ErrorDetail::default() } }
+        Self { name, detail: ErrorDetail { message: message.into(), ..ErrorDetail::default() }, dap_key_refused: false }
     }
 
     pub fn config(message: impl Into<String>) -> Self {
@@ -52,7 +55,9 @@ impl From<DapError> for FunctionError {
         } else {
             ErrorName::Dap
         };
-        Self::new(name, e.to_string()).with_dap(&e)
+        let mut error = Self::new(name, e.to_string()).with_dap(&e);
+        error.dap_key_refused = matches!(e, DapError::Authentication(_));
+        error
     }
 }
 
@@ -82,6 +87,17 @@ impl From<ReplicaError> for FunctionError {
 impl From<FunctionError> for lambda_runtime::Diagnostic {
     fn from(e: FunctionError) -> Self {
         Self { error_type: e.name.as_str().to_owned(), error_message: e.detail.to_line() }
+    }
+}
+
+impl FunctionError {
+    /// What Lambda reports for an error that ends the whole run (the listing's): one, so
+    /// its message keeps up to [`ErrorDetail::MAX_RUN_MESSAGE`] for what to do.
+    pub fn ending_the_run(self) -> lambda_runtime::Diagnostic {
+        lambda_runtime::Diagnostic {
+            error_type: self.name.as_str().to_owned(),
+            error_message: self.detail.to_line_within(ErrorDetail::MAX_RUN_MESSAGE),
+        }
     }
 }
 

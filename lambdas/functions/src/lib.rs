@@ -11,6 +11,7 @@
 
 pub mod aws;
 pub mod bootstrap;
+pub mod dap_access;
 pub mod database;
 pub mod error;
 pub mod list;
@@ -19,10 +20,8 @@ pub mod results;
 pub mod settings;
 pub mod summary;
 
+pub use dap_access::DapAccess;
 pub use error::FunctionError;
-
-use dap::{ClientConfig, Credentials, DapClient};
-use settings::DapSettings;
 
 /// The invocation's deadline. Lambda sends it as epoch milliseconds; `cargo lambda watch`,
 /// the local runtime the end-to-end test runs the functions under, sends a fixed 600000
@@ -46,30 +45,6 @@ pub fn deadline(context: &lambda_runtime::Context) -> std::time::SystemTime {
 /// configuration sets (`AWS_LAMBDA_LOG_LEVEL`, or `RUST_LOG`).
 pub fn init_logging() {
     lambda_runtime::tracing::init_default_subscriber();
-}
-
-/// The DAP client, with the client id and secret read from Secrets Manager.
-pub async fn dap_client(
-    settings: &DapSettings,
-    secrets: &aws_sdk_secretsmanager::Client,
-) -> Result<DapClient, FunctionError> {
-    let id = &settings.secret_id;
-    let text = aws::secret_string(secrets, id, "DAP").await?;
-    let credentials = Credentials {
-        client_id: aws::secret_field(&text, "client_id", id)?,
-        client_secret: aws::secret_field(&text, "client_secret", id)?,
-    };
-    let mut config = ClientConfig::new(&settings.api_url, credentials);
-    if let Some(p) = settings.poll_interval {
-        config.poll_interval = p;
-    }
-    if let Some(w) = settings.rate_window {
-        // DAP's clock shortened: its limits' window, and the pause after a bare 429 with it.
-        config.job_limit.per = w;
-        config.list_limit.per = w;
-        config.default_retry_after = w / 2;
-    }
-    DapClient::new(config).map_err(FunctionError::from)
 }
 
 /// What a function keeps for the container's life, built on the first invocation that

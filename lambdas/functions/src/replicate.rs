@@ -6,15 +6,20 @@
 //! dropped with its connection, and the call fails as transient with nothing lost. So no
 //! invocation ever reaches its timeout, where Lambda would kill it without an answer.
 //!
+//! Each call makes its own database connection and closes it when it ends, so a warm
+//! container holds none between calls and Aurora can pause once the run is over; the DAP
+//! client stays, and takes a new key when DAP refuses the old one and `set_key.sh` stored
+//! another ([`crate::DapAccess`]).
+//!
 //! The state carries the table's calls: a table that loads nothing in `max_idle_calls`
 //! calls in a row (a DAP job that never completes) or is still going after `max_calls`
 //! fails with `NoProgressError` instead of looping until the execution times out.
 
+use crate::DapAccess;
 use crate::database::Credentials;
 use crate::error::FunctionError;
 use crate::settings::CallLimits;
 use contract::{ErrorName, Status, TableState};
-use dap::DapClient;
 use replica::{Budget, Outcome, Replicator};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,14 +31,13 @@ pub enum Kind {
     Init,
 }
 
-/// Kept in the container between invocations: the DAP client and the database
-/// connection (made again when lost, with a fresh credential).
+/// Kept in the container between invocations: the DAP client and how to make a database
+/// connection (a fresh credential each call).
 #[derive(Debug)]
 pub struct Replication {
-    dap: DapClient,
+    dap: DapAccess,
     credentials: Credentials,
     limits: CallLimits,
-    replicator: Option<Replicator>,
     /// Objects loaded (and batches of a column's type change done) by the call under way.
     loaded: Arc<AtomicU64>,
 }
@@ -54,14 +58,13 @@ impl Replication {
     /// and the call limits, from the environment.
     pub async fn from_env(sdk: &aws_config::SdkConfig) -> Result<Self, FunctionError> {
         let dap =
-            crate::dap_client(&crate::settings::DapSettings::from_env()?, &aws_sdk_secretsmanager::Client::new(sdk))
-                .await?;
+            DapAccess::new(crate::settings::DapSettings::from_env()?, aws_sdk_secretsmanager::Client::new(sdk)).await?;
         let credentials = Credentials::new(crate::database::DbSettings::from_env()?, sdk);
         Ok(Self::new(dap, credentials, CallLimits::from_env()?))
     }
 
-    pub fn new(dap: DapClient, credentials: Credentials, limits: CallLimits) -> Self {
-        Self { dap, credentials, limits, replicator: None, loaded: Arc::new(AtomicU64::new(0)) }
+    pub fn new(dap: DapAccess, credentials: Credentials, limits: CallLimits) -> Self {
+        Self { dap, credentials, limits, loaded: Arc::new(AtomicU64::new(0)) }
     }
 
     /// One call, ending well before `deadline` (the invocation's).
@@ -84,12 +87,17 @@ impl Replication {
         }
         let table = state.table_ref().to_string();
         tracing::info!(%table, ?kind, call = state.calls + 1, budget_s = (budget_end - now).as_secs(), "call starts");
-        let call = self.call(kind, &state, Budget::until(budget_end));
-        let outcome = match tokio::time::timeout_at(hard_stop.into(), call).await {
+        let budget = Budget::until(budget_end);
+        let attempts = async {
+            match self.call(kind, &state, budget).await {
+                Err(e) if self.dap.renewed_after(&e).await? => self.call(kind, &state, budget).await,
+                answer => answer,
+            }
+        };
+        let outcome = match tokio::time::timeout_at(hard_stop.into(), attempts).await {
             Ok(outcome) => outcome?,
             Err(_) => {
-                // Dropping the connection rolls back whatever it was doing.
-                self.replicator = None;
+                // The call's connection was dropped with it, rolling back what it was doing.
                 return Err(FunctionError::transient(format!(
                     "{table}: the call was still waiting (on DAP or the database) just before the invocation's deadline and was stopped; nothing was lost, the next call resumes"
                 )));
@@ -98,29 +106,22 @@ impl Replication {
         self.next_state(state, outcome, started_ms)
     }
 
-    async fn call(&mut self, kind: Kind, state: &TableState, budget: Budget) -> Result<Outcome, FunctionError> {
+    /// One call on its own connection, closed when it ends whatever the outcome.
+    async fn call(&self, kind: Kind, state: &TableState, budget: Budget) -> Result<Outcome, FunctionError> {
         let password = self.credentials.password().await?;
-        let replicator = match &mut self.replicator {
-            Some(r) => {
-                r.set_password(&password);
-                r
-            }
-            None => {
-                let options = self.credentials.options(&password);
-                let mut r = Replicator::connect(&options, self.dap.clone()).await?;
-                let loaded = self.loaded.clone();
-                r.on_progress(Arc::new(move |_: &replica::Progress<'_>| {
-                    loaded.fetch_add(1, Ordering::Relaxed);
-                }));
-                self.replicator.insert(r)
-            }
-        };
+        let mut replicator =
+            Replicator::connect(&self.credentials.options(&password), self.dap.client().clone()).await?;
+        let loaded = self.loaded.clone();
+        replicator.on_progress(Arc::new(move |_: &replica::Progress<'_>| {
+            loaded.fetch_add(1, Ordering::Relaxed);
+        }));
         self.loaded.store(0, Ordering::Relaxed);
         let (ns, table) = (&state.namespace, &state.table);
         let outcome = match kind {
             Kind::Sync => replicator.sync(ns, table, budget).await,
             Kind::Init => replicator.init(ns, table, budget).await,
         };
+        replicator.close().await;
         Ok(outcome?)
     }
 

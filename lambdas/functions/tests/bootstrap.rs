@@ -139,7 +139,7 @@ async fn create_update_delete_leave_a_least_privilege_role_that_replicates() {
 
     // The role replicates (as the Lambdas do) ...
     let emulator = demo_emulator(emulator::Settings::default()).await;
-    let dap = functions::dap_client(&aws.dap_settings(&emulator).await, &aws.secrets()).await.unwrap();
+    let dap = functions::DapAccess::new(aws.dap_settings(&emulator).await, aws.secrets()).await.unwrap();
     let password = aws.put_secret(&format!("cd2-test/app-{}", support::uuid_like()), json!({"password": "x"})).await;
     let settings = DbSettings { target: support::target(&db_url, &app), auth: DbAuth::Secret(password) };
     let limits = CallLimits {

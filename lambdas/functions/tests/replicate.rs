@@ -28,7 +28,7 @@ impl Setup {
 
     async fn replication(&self, limits: CallLimits) -> Replication {
         let dap =
-            functions::dap_client(&self.aws.dap_settings(&self.emulator).await, &self.aws.secrets()).await.unwrap();
+            functions::DapAccess::new(self.aws.dap_settings(&self.emulator).await, self.aws.secrets()).await.unwrap();
         let user = support::admin_user(&self.db_url);
         let secret = self
             .aws
@@ -223,4 +223,43 @@ fn every_rds_certificate_shipped_is_valid_for_another_year() {
         );
     }
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A warm container holds no database connection between calls (Aurora pauses only when
+/// none is open): the call's session is gone once it answered, whatever its outcome.
+#[tokio::test]
+async fn no_database_connection_outlives_a_call() {
+    let s = Setup::new(Settings { rows_per_object: 5, ..Settings::default() }).await;
+    let user = support::admin_user(&s.db_url);
+    let secret =
+        s.aws.put_secret(&format!("cd2-test/db-{}", support::uuid_like()), serde_json::json!({"password": "x"})).await;
+    let mut target = support::target(&s.db_url, &user);
+    target.application_name = format!("cd2-held-{}", support::uuid_like());
+    let dap = functions::DapAccess::new(s.aws.dap_settings(&s.emulator).await, s.aws.secrets()).await.unwrap();
+    let credentials = Credentials::new(DbSettings { target: target.clone(), auth: DbAuth::Secret(secret) }, &s.aws.sdk);
+    let mut r = Replication::new(dap, credentials, limits(30_000));
+    let sessions = async || -> i64 {
+        // The server ends a backend just after the client's goodbye: give it a moment.
+        for _ in 0..50 {
+            let n: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1")
+                .bind(&target.application_name)
+                .fetch_one(&s.db)
+                .await
+                .unwrap();
+            if n == 0 {
+                return 0;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        1
+    };
+
+    let (done, _) = run_table(&mut r, courses()).await.unwrap();
+    assert_eq!(done.status, Status::Success);
+    assert_eq!(sessions().await, 0, "a finished table leaves no session behind");
+    s.emulator.inject(Endpoint::CreateJob, FaultKind::FailJob("ValidationError".into()), 1);
+    let accounts: TableState =
+        serde_json::from_value(serde_json::json!({"namespace": "canvas", "table": "accounts"})).unwrap();
+    run_table(&mut r, accounts).await.unwrap_err();
+    assert_eq!(sessions().await, 0, "nor does a failed call");
 }

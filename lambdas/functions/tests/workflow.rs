@@ -113,3 +113,52 @@ async fn a_run_replicates_retries_records_a_failure_alerts_and_keeps_a_second_ru
     assert!(calls >= 3, "courses loaded over several budgeted calls: {courses}");
     stage.stop();
 }
+
+/// The run's preflight, end to end: the database's certificate is one the functions do not
+/// trust (a region whose authority the bundle lacks, a wrong endpoint). One alert says so
+/// and no table is attempted. The time from the start to the alert is printed (the README
+/// quotes it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_the_functions_do_not_trust_is_one_alert_before_any_table() {
+    let emulator = Emulator::start(dap()).await.unwrap();
+    add_tables(&emulator);
+    let (db_url, _db) = database().await;
+    let dir = std::env::temp_dir().join(format!("cd2-untrusted-{}", support::uuid_like()));
+    let other_ca = testkit::unrelated_ca(&dir).unwrap().display().to_string();
+    let setup = Setup {
+        overrides: &["namespaces=[\"canvas\"]"],
+        namespaces: "canvas",
+        replicators: 1,
+        budget_seconds: 2,
+        rate_window: None,
+        env: &[("DB_ROOT_CERT", &other_ca)],
+    };
+    let stage = Stage::start(&emulator, &db_url, &setup).await;
+
+    let started = Instant::now();
+    let run = stage.start_run("untrusted").await;
+    let alerts = loop {
+        let alerts = stage.alerts().await;
+        if !alerts.is_empty() {
+            break alerts;
+        }
+        assert!(started.elapsed() < Duration::from_secs(300), "no alert; logs in {}", stage.logs.display());
+    };
+    let to_alert = started.elapsed();
+    let done = stage.finish(&run, Duration::from_secs(60)).await;
+    assert_eq!(done.status, ExecutionStatus::Failed, "logs in {}", stage.logs.display());
+    assert_eq!(done.error.as_deref(), Some(pipeline::RUN_FAILED));
+
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    let envelope: Value = serde_json::from_str(&alerts[0]).unwrap();
+    let (subject, body) = (envelope["Subject"].as_str().unwrap(), envelope["Message"].as_str().unwrap());
+    assert_eq!(subject, "[cd2-e2e] Canvas Data 2 replication FAILED: no table was replicated");
+    assert!(body.contains("ConfigurationError"), "{body}");
+    assert!(body.contains("before any table, the run's check of the database failed"), "{body}");
+    assert!(body.contains("certificate") || body.contains("UnknownIssuer"), "{body}");
+    let attempted: Vec<String> = emulator.requests().into_iter().filter(|r| r.contains("/schema")).collect();
+    assert!(attempted.is_empty(), "no table is attempted: {attempted:?}");
+    println!("preflight: time from the run's start to the alert {:.1} s", to_alert.as_secs_f64());
+    std::fs::remove_dir_all(dir).ok();
+    stage.stop();
+}

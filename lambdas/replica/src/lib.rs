@@ -228,6 +228,22 @@ impl Replicator {
         Ok(Self { db, options: options.clone(), lost: false, dap, progress: None, retype: RetypeSettings::default() })
     }
 
+    /// What every call's connection needs, tried once and closed: the login (TLS as
+    /// configured, the credential) and the metadata tables, made or there. A run checks
+    /// this before its tables, so that a setting to fix is said once rather than per table.
+    pub async fn check_access(options: &ConnectOptions) -> Result<(), ReplicaError> {
+        let db = Self::open(options).await?;
+        // Closing tells the server at once; a failure to say goodbye changes nothing.
+        let _ = db.close().await;
+        Ok(())
+    }
+
+    /// Ends the session at once (the server frees its backend), rather than when the
+    /// process ends: a warm Lambda holding a connection keeps Aurora from pausing.
+    pub async fn close(self) {
+        let _ = self.db.close().await;
+    }
+
     async fn open(options: &ConnectOptions) -> Result<PgConnection, ReplicaError> {
         let mut db = connect::connect(options).await?;
         crate::batch(&ddl::metadata())

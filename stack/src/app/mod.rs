@@ -139,17 +139,6 @@ pub fn build(config: &Config) -> Result<Synthesized, AppError> {
             .env("RUST_LOG", "info")
     };
 
-    let mut list_tables = dap_env(RustFunction::new(
-        "ListTables",
-        "Lists the DAP tables to replicate",
-        asset(&mut t, "list_tables"),
-        256,
-        LIST_TIMEOUT_SECONDS,
-    ))
-    .env("NAMESPACES", namespaces.join(","))
-    .env("SKIP_TABLES", config.skip_tables.join(","));
-    dap_secret.grant_read(&mut list_tables);
-
     // Where the database is; every connection verifies the server against the RDS CA bundle.
     let db_env = |f: RustFunction| {
         f.env("DB_HOST", db.endpoint.clone()).env("DB_PORT", db.port.clone()).env("DB_NAME", db.name.as_str())
@@ -181,26 +170,38 @@ pub fn build(config: &Config) -> Result<Synthesized, AppError> {
         _ => None,
     };
 
-    // Created after the bootstrap: their role logs in only once it exists.
-    let replicate = |t: &mut Template, id: &str, description: &str, function: &str| {
-        let mut f = db_env(dap_env(RustFunction::new(
-            id,
-            description,
-            asset(t, function),
-            config.lambda.replicate_memory_mb,
-            REPLICATE_TIMEOUT_SECONDS,
-        )))
-        .env("DB_USER", db.app_user.as_str())
-        .env("DB_AUTH", "iam")
-        .env("TIME_BUDGET_SECONDS", config.lambda.time_budget_seconds.to_string())
-        .env("MAX_CALLS", config.lambda.max_calls.to_string())
-        .env("MAX_IDLE_CALLS", config.lambda.max_idle_calls.to_string());
+    // The functions that log in as the application role (with an IAM token) and read the
+    // DAP key; created after the bootstrap, since their role exists only once it ran.
+    let app_function = |f: RustFunction| {
+        let mut f = db_env(dap_env(f)).env("DB_USER", db.app_user.as_str()).env("DB_AUTH", "iam");
         if let Some(ready) = &database_ready {
             f = f.after(ready);
         }
         dap_secret.grant_read(&mut f);
         db.grant_connect(&mut f);
         f
+    };
+    // The run's preflight too: it makes the connection the tables' calls will make.
+    let mut list_tables = app_function(RustFunction::new(
+        "ListTables",
+        "Lists the DAP tables to replicate, once DAP and the database accept the functions",
+        asset(&mut t, "list_tables"),
+        256,
+        LIST_TIMEOUT_SECONDS,
+    ))
+    .env("NAMESPACES", namespaces.join(","))
+    .env("SKIP_TABLES", config.skip_tables.join(","));
+    let replicate = |t: &mut Template, id: &str, description: &str, function: &str| {
+        app_function(RustFunction::new(
+            id,
+            description,
+            asset(t, function),
+            config.lambda.replicate_memory_mb,
+            REPLICATE_TIMEOUT_SECONDS,
+        ))
+        .env("TIME_BUDGET_SECONDS", config.lambda.time_budget_seconds.to_string())
+        .env("MAX_CALLS", config.lambda.max_calls.to_string())
+        .env("MAX_IDLE_CALLS", config.lambda.max_idle_calls.to_string())
     };
     let sync_table = replicate(&mut t, "SyncTable", "Applies DAP incremental changes to one table", "sync_table");
     let init_table = replicate(&mut t, "InitTable", "Loads a DAP snapshot into one new table, resumably", "init_table");

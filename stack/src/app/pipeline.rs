@@ -21,6 +21,9 @@
 //!   fail after the alert is published.
 //! - When an earlier run still holds the tables, `list_tables` answers `skipped_because`
 //!   and this run ends at once, touching nothing.
+//! - `list_tables` is the run's preflight: its listing logs in to DAP and it makes the
+//!   database connection the tables' calls will make; a setting to fix in either is one
+//!   `ConfigurationError`, summarized and alerted before any table is attempted.
 
 use crate::asl::{
     Catcher, Choice, ChoiceRule, Condition, Fail, Graph, Io, MapMode, MapState, Pass, ResultPath, ResultWriter,
@@ -196,17 +199,22 @@ pub fn definition(props: &PipelineProps) -> StateMachine {
     let mut graph = Graph::new("ListTables")
         .state(
             "ListTables",
-            invoke(
-                LIST_TABLES_ARN,
-                Some(selector(&[
-                    (ListRequest::execution, "$$.Execution.Id"),
-                    (ListRequest::state_machine, "$$.StateMachine.Id"),
-                    (ListRequest::input, "$"),
-                ])),
-                props.list_timeout_seconds + 30,
-                vec![Catcher::new(&["States.ALL"], &run_error, "NoResults")],
-                Transition::next("IsSkipped"),
-            ),
+            Task {
+                comment: Some(
+                    "The preflight too: DAP takes the key and the database the functions' connection, or the run ends here with one alert".into(),
+                ),
+                ..invoke(
+                    LIST_TABLES_ARN,
+                    Some(selector(&[
+                        (ListRequest::execution, "$$.Execution.Id"),
+                        (ListRequest::state_machine, "$$.StateMachine.Id"),
+                        (ListRequest::input, "$"),
+                    ])),
+                    props.list_timeout_seconds + 30,
+                    vec![Catcher::new(&["States.ALL"], &run_error, "NoResults")],
+                    Transition::next("IsSkipped"),
+                )
+            },
         )
         .state(
             "IsSkipped",

@@ -10,10 +10,15 @@ async fn main() -> Result<(), Error> {
     let sdk = functions::aws::load().await;
     let lister = PerContainer::<Lister>::default();
     let (sdk, lister) = (&sdk, &lister);
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<ListRequest>| async move {
-        let deadline = functions::deadline(&event.context);
-        lister.with(async || Lister::from_env(sdk).await, async |l| l.handle(event.payload, deadline).await).await
-            as Result<TableList, FunctionError>
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<ListRequest>| {
+        // Boxed: the listing's future is deep, and rustc's layout queries overflow on it inline.
+        Box::pin(async move {
+            let deadline = functions::deadline(&event.context);
+            let listed: Result<TableList, FunctionError> = lister
+                .with(async || Lister::from_env(sdk).await, async |l| l.handle(event.payload, deadline).await)
+                .await;
+            listed.map_err(FunctionError::ending_the_run)
+        })
     }))
     .await
 }
