@@ -237,9 +237,16 @@ fn the_database_is_bootstrapped_by_a_custom_resource_before_any_run() {
             "ServiceTimeout": 600,
             "AppUser": "cd2_app",
             "Namespaces": ["canvas", "canvas_logs", "catalog", "new_quizzes"],
-            "IamAuth": "true"
-        })
+            "IamAuth": "true",
+            "Endpoint": {"Fn::GetAtt": ["DatabaseCluster", "Endpoint.Address"]},
+            "Port": {"Fn::GetAtt": ["DatabaseCluster", "Endpoint.Port"]},
+            "ResourceId": {"Fn::GetAtt": ["DatabaseCluster", "DBClusterResourceId"]}
+        }),
+        "a new cluster changes the properties, so CloudFormation sends the bootstrap an Update"
     );
+    let own = &props(&d, "DbBootstrap")["Environment"]["Variables"];
+    assert_eq!(own["STACK_ID"], json!({"Fn::Sub": "${AWS::StackId}"}), "it answers its own stack only");
+    assert_eq!(own["BOOTSTRAP_RESOURCE"], "DatabaseBootstrap", "and only for this resource");
     assert_eq!(
         bootstrap["DependsOn"],
         json!([
@@ -372,9 +379,10 @@ fn the_state_machine_runs_the_pipeline_with_configured_concurrency() {
 fn success_reports_are_optional() {
     let quiet = common::synth("dev", &[]).state_machine;
     assert!(quiet["States"].get("PublishReport").is_none());
-    assert_eq!(quiet["States"]["AnyFailed"]["Default"], "Done");
+    assert_eq!(quiet["States"]["AnyFailed"]["Default"], "CountSuccess");
+    assert_eq!(quiet["States"]["CountSuccess"]["Next"], "Done");
     let chatty = common::synth("dev", &["notify_on_success=true"]).state_machine;
-    assert_eq!(chatty["States"]["AnyFailed"]["Default"], "PublishReport");
+    assert_eq!(chatty["States"]["CountSuccess"]["Next"], "PublishReport");
 }
 
 #[test]
@@ -389,13 +397,40 @@ fn alerts_go_to_an_encrypted_topic_with_an_optional_email_and_alarms() {
     let metrics: Vec<&str> = alarms.iter().map(|(_, a)| a["Properties"]["MetricName"].as_str().unwrap()).collect();
     assert_eq!(
         metrics,
-        ["ExecutionsTimedOut", "ExecutionsAborted", "ExecutionsSucceeded"],
+        ["ExecutionsTimedOut", "ExecutionsAborted", "AlertsNotSent", "RunsSucceeded"],
         "a failed run sends its own alert; alarms only for what it cannot report"
     );
     for (_, a) in &alarms {
         assert_eq!(a["Properties"]["AlarmActions"], json!([{"Ref": "AlertsTopic"}]));
         assert_eq!(a["Properties"]["Dimensions"][0]["Value"], json!({"Ref": "Replication"}));
     }
+    // The workflow's own counts: what it records is what the alarms watch.
+    let sm = common::synth("dev", &[]).state_machine;
+    for (state, alarm) in
+        [("CountSuccess", "ReplicationNoSuccessAlarm"), ("CountAlertNotSent", "ReplicationAlertsNotSentAlarm")]
+    {
+        let recorded = &sm["States"][state]["Parameters"];
+        let watched = props(&d, alarm);
+        assert_eq!(recorded["Namespace"], watched["Namespace"], "{state}");
+        assert_eq!(recorded["MetricData"][0]["MetricName"], watched["MetricName"], "{state}");
+        assert_eq!(recorded["MetricData"][0]["Dimensions"][0]["Name"], watched["Dimensions"][0]["Name"], "{state}");
+        assert_eq!(
+            recorded["MetricData"][0]["Dimensions"][0]["Value.$"], "$$.StateMachine.Id",
+            "the state machine's ARN"
+        );
+    }
+    for publish in ["PublishAlert", "SummaryFailed"] {
+        assert_eq!(sm["States"][publish]["Catch"][0]["Next"], "CountAlertNotSent", "{publish} failing is not silent");
+    }
+    let count = statements(&d, "ReplicationRole").into_iter().find(|(a, _)| a == &["cloudwatch:PutMetricData"]);
+    assert!(count.is_some(), "the workflow may count its runs");
+    let role = props(&d, "ReplicationRole")["Policies"][0]["PolicyDocument"]["Statement"].clone();
+    let count = role.as_array().unwrap().iter().find(|s| s["Sid"] == "CountRuns").unwrap().clone();
+    assert_eq!(
+        count["Condition"],
+        json!({"StringEquals": {"cloudwatch:namespace": "cd2-aws"}}),
+        "in its namespace only"
+    );
     let quiet = &props(&d, "ReplicationNoSuccessAlarm");
     assert_eq!(
         (&quiet["Period"], &quiet["EvaluationPeriods"], &quiet["DatapointsToAlarm"]),
@@ -458,6 +493,16 @@ fn an_existing_database_gets_only_an_ingress_rule_and_the_grants() {
     let admin = &props(&d, "DbBootstrap")["Environment"]["Variables"];
     assert_eq!(admin["ADMIN_SECRET_ARN"], "arn:aws:secretsmanager:us-east-1:123456789012:secret:replica-admin-AbCdEf");
     assert_eq!(d["Resources"]["DatabaseBootstrap"]["DependsOn"].as_array().unwrap().len(), 3);
+    let named = &props(&d, "DatabaseBootstrap");
+    assert_eq!(
+        (&named["Endpoint"], &named["Port"], &named["ResourceId"]),
+        (
+            &json!("replica.cluster-c0ffee123456.us-east-1.rds.amazonaws.com"),
+            &json!("5432"),
+            &json!("cluster-ABCDEFGHIJKLMNOPQRSTUVWXY0")
+        ),
+        "pointing the stack at another database runs the bootstrap again"
+    );
     assert_eq!(
         d["Outputs"]["AdminSecretArn"]["Value"],
         "arn:aws:secretsmanager:us-east-1:123456789012:secret:replica-admin-AbCdEf"

@@ -4,10 +4,12 @@
 use serde::{Deserialize, Serialize};
 
 /// As the template sets them; CloudFormation hands every scalar to the function as a
-/// string, so `iam_auth` is one here too.
+/// string, so `iam_auth` is one here too. `V` is what names the database: the stack's
+/// expressions when it writes them, the strings CloudFormation resolved them to when the
+/// function reads them.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct BootstrapProperties {
+pub struct BootstrapProperties<V = String> {
     /// The application role the Lambdas log in as.
     pub app_user: String,
     /// The DAP namespaces replicated.
@@ -16,13 +18,20 @@ pub struct BootstrapProperties {
     /// role a password (a database without IAM authentication).
     #[serde(default = "yes")]
     pub iam_auth: String,
+    /// The database set up: its writer endpoint's host and port, and the cluster's resource
+    /// id (`*` when the configuration does not give it). Pointing the stack at another
+    /// database changes them, so CloudFormation sends an Update and that one is set up too;
+    /// the function refuses a request whose database is not the one it is configured for.
+    pub endpoint: V,
+    pub port: V,
+    pub resource_id: V,
 }
 
 fn yes() -> String {
     "true".into()
 }
 
-impl BootstrapProperties {
+impl<V> BootstrapProperties<V> {
     pub fn iam_auth(&self) -> bool {
         self.iam_auth != "false"
     }

@@ -79,8 +79,9 @@ impl ErrorDetail {
     /// The longest message kept: 500 failed tables must fit in one 256 KB state.
     pub const MAX_MESSAGE: usize = 160;
 
-    /// The longest message of an error that ends the whole run (one of them, not one a
-    /// table): room for the thing that failed and what to do about it.
+    /// The longest message of an error said once rather than once a table (one that ends
+    /// the whole run, a custom resource's answer): room for the thing that failed and what
+    /// to do about it.
     pub const MAX_RUN_MESSAGE: usize = 1000;
 
     /// One line: the message (cut at [`Self::MAX_MESSAGE`]) then `[DAP error TYPE UUID]`.

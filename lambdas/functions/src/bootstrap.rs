@@ -11,6 +11,13 @@
 //! CloudFormation waits for an answer PUT to the request's pre-signed `ResponseURL`; it is
 //! always sent, failures included, before the function's own timeout. That URL is a
 //! credential: it never goes into a log or an error.
+//!
+//! The function serves one resource: a request from another stack or for another logical
+//! id is answered FAILED without touching anything, and so is one whose properties name a
+//! database other than the one the function is configured for. The properties carry the
+//! database's endpoint and resource id, so pointing the stack at another database is an
+//! Update that sets that one up. A cluster paused for long may take more than one connect
+//! timeout to resume: the connection is tried again until the function's own stop time.
 
 use crate::aws;
 use crate::error::FunctionError;
@@ -19,6 +26,7 @@ use aws_lambda_events::event::cloudformation::{
     CloudFormationCustomResourceRequest, CloudFormationCustomResourceResponse,
     CloudFormationCustomResourceResponseStatus,
 };
+use backon::{ExponentialBuilder, Retryable as _};
 use replica::ConnectOptions;
 use replica::ddl::{META_SCHEMA, OWN_SCHEMA, ensure_schema, staging_schema};
 use replica::error::DbContext as _;
@@ -41,13 +49,19 @@ pub struct Bootstrap {
     pub admin_secret: String,
     pub secrets: aws_sdk_secretsmanager::Client,
     pub http: reqwest::Client,
+    /// The resource this function answers for: its stack's id and its logical id.
+    pub stack_id: String,
+    pub logical_id: String,
 }
 
 impl Bootstrap {
     /// `DB_HOST`, `DB_PORT`, `DB_NAME`, `DB_TLS`, `DB_ROOT_CERT` as the replication functions
-    /// read them; `ADMIN_SECRET_ARN`: the secret RDS manages (`username`, `password`).
+    /// read them; `ADMIN_SECRET_ARN`: the secret RDS manages (`username`, `password`);
+    /// `STACK_ID` and `BOOTSTRAP_RESOURCE`: the one resource it answers for.
     pub fn from_env(sdk: &aws_config::SdkConfig) -> Result<Self, FunctionError> {
         Ok(Self {
+            stack_id: var("STACK_ID")?,
+            logical_id: var("BOOTSTRAP_RESOURCE")?,
             target: crate::database::target_from_env("")?,
             admin_secret: var("ADMIN_SECRET_ARN")?,
             secrets: aws_sdk_secretsmanager::Client::new(sdk),
@@ -66,11 +80,13 @@ impl Bootstrap {
         let (kind, props, common) = parts(&request);
         let physical_id = format!("{}/{}", self.target.database, props.app_user);
         let result = match kind {
+            _ if let Some(refused) = self.refusal(kind, props, &common) => Err(FunctionError::config(refused)),
             "Delete" => {
                 tracing::info!("delete: the role, the schemas and the data stay");
                 Ok(())
             }
-            _ => match tokio::time::timeout_at(stop, self.apply(props)).await {
+            // Connecting gives up a second before the rest, so that its last error is said.
+            _ => match tokio::time::timeout_at(stop, self.apply(props, stop - Duration::from_secs(1))).await {
                 Ok(r) => r,
                 Err(_) => Err(FunctionError::transient(format!(
                     "setting up the database at {} did not finish in time (a paused database takes about 15 s to resume); update the stack to try again",
@@ -87,7 +103,8 @@ impl Bootstrap {
             Err(e) => {
                 tracing::error!(kind, error = %e, "database setup failed");
                 answer.status = CloudFormationCustomResourceResponseStatus::Failed;
-                answer.reason = Some(e.detail.to_line());
+                // One answer, read by a person in the stack's events: room for what to do.
+                answer.reason = Some(e.detail.to_line_within(contract::ErrorDetail::MAX_RUN_MESSAGE));
             }
         }
         answer.physical_resource_id = match (kind, common.physical_id) {
@@ -101,6 +118,25 @@ impl Bootstrap {
         answer.logical_resource_id = common.logical_id.to_owned();
         answer.data.insert("AppUser".into(), props.app_user.clone());
         self.respond(common.response_url, &answer).await
+    }
+
+    /// Why this request is not this function's to carry out, if it is not: another stack's
+    /// or resource's, or (but for a Delete, which touches nothing) another database's.
+    fn refusal(&self, kind: &str, props: &Properties, common: &Common<'_>) -> Option<String> {
+        if common.stack_id != self.stack_id || common.logical_id != self.logical_id {
+            return Some(format!(
+                "a request for resource {} of stack {}: this function answers only for resource {} of stack {}",
+                common.logical_id, common.stack_id, self.logical_id, self.stack_id
+            ));
+        }
+        let configured = (self.target.host.as_str(), self.target.port.to_string());
+        if kind != "Delete" && (props.endpoint.as_str(), props.port.clone()) != configured {
+            return Some(format!(
+                "the request names the database at {}:{}, but the function is configured for {}:{}; deploy again so that both name the same database",
+                props.endpoint, props.port, configured.0, configured.1
+            ));
+        }
+        None
     }
 
     /// PUTs the answer (empty Content-Type, as the pre-signed URL expects), retrying a few times.
@@ -127,9 +163,9 @@ impl Bootstrap {
         Ok(options.password(&aws::secret_field(&text, "password", &self.admin_secret)?))
     }
 
-    async fn apply(&self, props: &Properties) -> Result<(), FunctionError> {
+    async fn apply(&self, props: &Properties, connect_stop: tokio::time::Instant) -> Result<(), FunctionError> {
         let options = self.admin_options().await?;
-        let mut db = replica::connect::connect(&options).await?;
+        let mut db = connect_patiently(&options, connect_stop).await?;
         let sql = setup_sql(props, &mut db).await?;
         replica::batch(&sql)
             .execute(&mut db)
@@ -140,6 +176,34 @@ impl Bootstrap {
         replica::batch(&as_app).execute(&mut db).await.doing("bootstrap", "creating the metadata tables")?;
         db.close().await.ok();
         Ok(())
+    }
+}
+
+/// Connects, trying again while the database cannot take the connection yet (a cluster
+/// resuming, its endpoint not yet resolvable, a connect timeout), for as long as the
+/// caller lets it run; a setting to fix (TLS, the login) ends it at once.
+async fn connect_patiently(
+    options: &ConnectOptions,
+    stop: tokio::time::Instant,
+) -> Result<sqlx::PgConnection, FunctionError> {
+    let connect = || replica::connect::connect(options);
+    let backoff = ExponentialBuilder::default()
+        .with_min_delay(Duration::from_secs(1))
+        .with_max_delay(Duration::from_secs(10))
+        .without_max_times();
+    let last = std::sync::Mutex::new(String::new());
+    let attempts = connect.retry(backoff).sleep(tokio::time::sleep).when(replica::ReplicaError::is_transient).notify(
+        |e, after| {
+            tracing::warn!(error = %e, ?after, "the database does not take the connection yet; trying again");
+            *last.lock().expect("not poisoned") = e.to_string();
+        },
+    );
+    match tokio::time::timeout_at(stop, attempts).await {
+        Ok(connected) => Ok(connected?),
+        Err(_) => Err(FunctionError::transient(format!(
+            "the database did not take the connection before the function's stop time (a paused cluster resumes in about 15 s; is it stopped, or its security group closed?); the last attempt: {}; update the stack to try again",
+            last.lock().expect("not poisoned")
+        ))),
     }
 }
 

@@ -35,12 +35,39 @@ async fn response_catcher() -> (String, Arc<Mutex<Vec<Value>>>) {
     (url, got)
 }
 
+const STACK_ID: &str = "arn:aws:cloudformation:us-east-1:123456789012:stack/cd2-test/1";
+
+/// The function as the stack configures it: for the database at `target` (as `admin_secret`
+/// says), answering this stack's `DatabaseBootstrap` only.
+fn bootstrap(aws: &Aws, target: replica::ConnectOptions, admin_secret: String) -> Bootstrap {
+    Bootstrap {
+        target,
+        admin_secret,
+        secrets: aws.secrets(),
+        http: reqwest::Client::new(),
+        stack_id: STACK_ID.into(),
+        logical_id: "DatabaseBootstrap".into(),
+    }
+}
+
+/// The properties the stack sets for `app` on the database at `target`.
+fn properties(app: &str, target: &replica::ConnectOptions) -> Properties {
+    Properties {
+        app_user: app.into(),
+        namespaces: vec!["canvas".into()],
+        iam_auth: "true".into(),
+        endpoint: target.host.clone(),
+        port: target.port.to_string(),
+        resource_id: "cluster-TEST".into(),
+    }
+}
+
 fn request(kind: &str, url: &str, props: &Properties) -> Request {
     let mut r = json!({
         "RequestType": kind,
         "RequestId": format!("req-{kind}"),
         "ResponseURL": url,
-        "StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/cd2-test/1",
+        "StackId": STACK_ID,
         "ResourceType": "Custom::DatabaseBootstrap",
         "LogicalResourceId": "DatabaseBootstrap",
         "ResourceProperties": props,
@@ -81,13 +108,8 @@ async fn create_update_delete_leave_a_least_privilege_role_that_replicates() {
         )
         .await;
     let app = format!("cd2_app_{}", support::uuid_like());
-    let bootstrap = Bootstrap {
-        target: support::target(&db_url, "unused"),
-        admin_secret: secret,
-        secrets: aws.secrets(),
-        http: reqwest::Client::new(),
-    };
-    let props = Properties { app_user: app.clone(), namespaces: vec!["canvas".into()], iam_auth: "true".into() };
+    let bootstrap = bootstrap(&aws, support::target(&db_url, "unused"), secret);
+    let props = properties(&app, &bootstrap.target);
     let (url, answers) = response_catcher().await;
 
     bootstrap.handle(request("Create", &url, &props), support::in_a_minute()).await.unwrap();
@@ -184,13 +206,8 @@ async fn create_update_delete_leave_a_least_privilege_role_that_replicates() {
 async fn a_failure_is_answered_too_without_the_response_url() {
     let aws = Aws::start().await;
     let (db_url, _) = database().await;
-    let bootstrap = Bootstrap {
-        target: support::target(&db_url, "unused"),
-        admin_secret: "cd2-test/no-such-admin-secret".into(),
-        secrets: aws.secrets(),
-        http: reqwest::Client::new(),
-    };
-    let props = Properties { app_user: "cd2_app".into(), namespaces: vec!["canvas".into()], iam_auth: "true".into() };
+    let bootstrap = bootstrap(&aws, support::target(&db_url, "unused"), "cd2-test/no-such-admin-secret".into());
+    let props = properties("cd2_app", &bootstrap.target);
     let (url, answers) = response_catcher().await;
     bootstrap.handle(request("Create", &url, &props), support::in_a_minute()).await.unwrap();
     let answer = answers.lock().unwrap().pop().expect("a failure is answered too");
@@ -204,4 +221,124 @@ async fn a_failure_is_answered_too_without_the_response_url() {
     let e = bootstrap.handle(gone, support::in_a_minute()).await.unwrap_err();
     assert!(e.to_string().contains("answering CloudFormation failed"), "{e}");
     assert!(!e.to_string().contains("secret-signature"), "{e}");
+}
+
+/// What the database must look like for the tests below: Aurora's `rds_iam` role, and the
+/// admin secret RDS would manage.
+async fn admin_secret(aws: &Aws, db_url: &str, db: &sqlx::PgPool) -> String {
+    sqlx::raw_sql("DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'rds_iam') THEN CREATE ROLE rds_iam NOLOGIN; END IF; END $$")
+        .execute(db)
+        .await
+        .ok();
+    let admin = support::admin_user(db_url);
+    aws.put_secret(&format!("cd2-test/admin-{}", support::uuid_like()), json!({"username": admin, "password": "x"}))
+        .await
+}
+
+async fn role_exists(db: &sqlx::PgPool, role: &str) -> bool {
+    sqlx::query_scalar("SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = $1)")
+        .bind(role)
+        .fetch_one(db)
+        .await
+        .unwrap()
+}
+
+/// A request from another stack, for another resource, or naming another database is
+/// answered FAILED with the reason, and nothing is made.
+#[tokio::test]
+async fn requests_for_another_stack_resource_or_database_are_refused() {
+    let aws = Aws::start().await;
+    let (db_url, db) = database().await;
+    let secret = admin_secret(&aws, &db_url, &db).await;
+    let bootstrap = bootstrap(&aws, support::target(&db_url, "unused"), secret);
+    let app = format!("cd2_app_{}", support::uuid_like());
+    let props = properties(&app, &bootstrap.target);
+    let (url, answers) = response_catcher().await;
+    let answer = |mut request: Value| {
+        let answers = answers.clone();
+        let bootstrap = &bootstrap;
+        async move {
+            if request["RequestType"] != "Create" {
+                request["PhysicalResourceId"] = json!("from-create");
+                request["OldResourceProperties"] = request["ResourceProperties"].clone();
+            }
+            let request: Request = serde_json::from_value(request).unwrap();
+            bootstrap.handle(request, support::in_a_minute()).await.unwrap();
+            answers.lock().unwrap().pop().expect("answered")
+        }
+    };
+    let good = serde_json::to_value(request("Create", &url, &props)).unwrap();
+
+    let mut other_stack = good.clone();
+    other_stack["StackId"] = json!("arn:aws:cloudformation:us-east-1:123456789012:stack/someone-else/2");
+    let refused = answer(other_stack).await;
+    assert_eq!(refused["Status"], "FAILED");
+    assert!(refused["Reason"].as_str().unwrap().contains("stack/someone-else/2"), "{refused}");
+
+    let mut other_resource = good.clone();
+    other_resource["LogicalResourceId"] = json!("SomethingElse");
+    let refused = answer(other_resource).await;
+    assert_eq!(refused["Status"], "FAILED");
+    assert!(refused["Reason"].as_str().unwrap().contains("resource SomethingElse"), "{refused}");
+
+    let mut other_database = good.clone();
+    other_database["ResourceProperties"]["Endpoint"] = json!("another.cluster-x.us-east-1.rds.amazonaws.com");
+    let refused = answer(other_database.clone()).await;
+    assert_eq!(refused["Status"], "FAILED");
+    assert!(refused["Reason"].as_str().unwrap().contains("another.cluster-x"), "{refused}");
+    assert!(!role_exists(&db, &app).await, "nothing was made for a refused request");
+
+    // A Delete names the database it was made for, which may be gone: nothing to refuse.
+    other_database["RequestType"] = json!("Delete");
+    assert_eq!(answer(other_database).await["Status"], "SUCCESS");
+    assert_eq!(answer(good).await["Status"], "SUCCESS");
+    assert!(role_exists(&db, &app).await);
+}
+
+/// A database that takes connections only some seconds after the request (a cluster
+/// resuming, its endpoint not up yet) is waited for, up to the function's stop time.
+#[tokio::test]
+async fn a_database_not_up_yet_is_waited_for() {
+    let aws = Aws::start().await;
+    let (db_url, db) = database().await;
+    let secret = admin_secret(&aws, &db_url, &db).await;
+    let real = support::target(&db_url, "unused");
+    // A port nothing listens on yet; in three seconds it forwards to the server.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let server = (real.host.clone(), real.port);
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+        loop {
+            let (mut inbound, _) = listener.accept().await.unwrap();
+            let server = server.clone();
+            tokio::spawn(async move {
+                let mut outbound = tokio::net::TcpStream::connect(server).await.unwrap();
+                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+            });
+        }
+    });
+    let bootstrap = bootstrap(&aws, real.port(port), secret);
+    let app = format!("cd2_app_{}", support::uuid_like());
+    let (url, answers) = response_catcher().await;
+    let started = std::time::Instant::now();
+    let props = properties(&app, &bootstrap.target);
+    bootstrap.handle(request("Create", &url, &props), support::in_a_minute()).await.unwrap();
+    let answer = answers.lock().unwrap().pop().unwrap();
+    assert_eq!(answer["Status"], "SUCCESS", "{answer}");
+    assert!(started.elapsed() >= Duration::from_secs(3), "the database came up after three seconds");
+    assert!(role_exists(&db, &app).await);
+
+    // One that never comes up: FAILED just before the stop time, with the last error.
+    let nowhere = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let never = Bootstrap { target: bootstrap.target.clone().port(nowhere), ..bootstrap };
+    let props = properties(&app, &never.target);
+    let started = std::time::Instant::now();
+    let soon = std::time::SystemTime::now() + Duration::from_secs(20);
+    never.handle(request("Create", &url, &props), soon).await.unwrap();
+    let answer = answers.lock().unwrap().pop().unwrap();
+    assert_eq!(answer["Status"], "FAILED");
+    let reason = answer["Reason"].as_str().unwrap();
+    assert!(reason.contains("did not take the connection before the function's stop time"), "{reason}");
+    assert!(started.elapsed() < Duration::from_secs(20), "answered before the deadline");
 }

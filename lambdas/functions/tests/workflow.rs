@@ -7,6 +7,7 @@ use aws_sdk_sfn::types::ExecutionStatus;
 use emulator::{Emulator, Endpoint, FaultKind, Settings};
 use serde_json::{Value, json};
 use stack::app::pipeline;
+use stack::constructs::alerts::{ALERTS_NOT_SENT, RUNS_SUCCEEDED};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use support::database;
@@ -65,6 +66,7 @@ async fn a_run_replicates_retries_records_a_failure_alerts_and_keeps_a_second_ru
     let output: Value = serde_json::from_str(skipped.output.as_deref().unwrap()).unwrap();
     assert_eq!(output["skipped_because"].as_str(), Some(first.as_str()), "names the run that holds the tables");
     assert_eq!(output["tables"], json!([]));
+    assert_eq!(stage.counted(RUNS_SUCCEEDED), 0.0, "a skipped run is no success for the no-success alarm");
 
     let done = stage.finish(&first, Duration::from_secs(300)).await;
     assert_eq!(
@@ -111,6 +113,15 @@ async fn a_run_replicates_retries_records_a_failure_alerts_and_keeps_a_second_ru
     let courses = body.lines().find(|l| l.trim_start().starts_with("canvas.courses:")).expect(body);
     let calls: u32 = courses.split('(').nth(1).and_then(|c| c.split(' ').next()).unwrap().parse().unwrap();
     assert!(calls >= 3, "courses loaded over several budgeted calls: {courses}");
+    assert_eq!(stage.counted(RUNS_SUCCEEDED), 0.0, "a run with a failed table is no success");
+
+    // A run of the tables that load is one.
+    let input = json!({"tables": [{"namespace": "canvas", "table": "accounts"}]}).to_string();
+    let started = stage.sfn.start_execution().state_machine_arn(&stage.machine).name("picked").input(input);
+    let picked = started.send().await.unwrap().execution_arn;
+    let done = stage.finish(&picked, Duration::from_secs(120)).await;
+    assert_eq!(done.status, ExecutionStatus::Succeeded, "logs in {}", stage.logs.display());
+    assert_eq!(stage.counted(RUNS_SUCCEEDED), 1.0, "the run that replicated every table counts");
     stage.stop();
 }
 
@@ -159,6 +170,16 @@ async fn a_database_the_functions_do_not_trust_is_one_alert_before_any_table() {
     let attempted: Vec<String> = emulator.requests().into_iter().filter(|r| r.contains("/schema")).collect();
     assert!(attempted.is_empty(), "no table is attempted: {attempted:?}");
     println!("preflight: time from the run's start to the alert {:.1} s", to_alert.as_secs_f64());
+
+    // The alert cannot be published (the topic is gone): the run still fails, as
+    // AlertNotSent, and is counted for the alarm that says so.
+    let sns = aws_sdk_sns::Client::new(&stage.aws.sdk);
+    sns.delete_topic().topic_arn(&stage.topic).send().await.unwrap();
+    let unsent = stage.start_run("unsent").await;
+    let done = stage.finish(&unsent, Duration::from_secs(180)).await;
+    assert_eq!(done.status, ExecutionStatus::Failed);
+    assert_eq!(done.error.as_deref(), Some(pipeline::ALERT_NOT_SENT), "logs in {}", stage.logs.display());
+    assert_eq!(stage.counted(ALERTS_NOT_SENT), 1.0);
     std::fs::remove_dir_all(dir).ok();
     stage.stop();
 }

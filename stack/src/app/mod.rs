@@ -35,6 +35,12 @@ const RESULTS_EXPIRE_DAYS: u32 = 30;
 /// The logical id of the bucket the runs' table results go to (`destroy` empties it).
 pub const RESULTS_BUCKET_ID: &str = "RunResults";
 
+/// The id of the alerts construct (`status` finds its topic and lists its subscriptions).
+pub const ALERTS_ID: &str = "Alerts";
+
+/// The logical id of the database bootstrap, which its function checks requests against.
+pub const DATABASE_BOOTSTRAP_ID: &str = "DatabaseBootstrap";
+
 /// Time for the bootstrap to wake a paused cluster (about 15 s), set up and answer.
 const BOOTSTRAP_TIMEOUT_SECONDS: u32 = 300;
 
@@ -114,7 +120,7 @@ pub fn build(config: &Config) -> Result<Synthesized, AppError> {
         "Lambdas to Aurora PostgreSQL",
     ));
     network_path.push(network::allow_https_out(&mut t, &functions_sg));
-    let alerts = Alerts::new(&mut t, "Alerts", &key, &alert_email, &has_email);
+    let alerts = Alerts::new(&mut t, ALERTS_ID, &key, &alert_email, &has_email);
     let results = ResultsBucket::new(&mut t, RESULTS_BUCKET_ID, &key, RESULTS_EXPIRE_DAYS);
 
     let defaults = FunctionDefaults {
@@ -154,13 +160,16 @@ pub fn build(config: &Config) -> Result<Synthesized, AppError> {
                 BOOTSTRAP_TIMEOUT_SECONDS,
             ))
             .env("ADMIN_SECRET_ARN", admin_secret.arn.clone())
+            // The one request it answers: this stack's, for this resource.
+            .env("STACK_ID", Expr::sub("${AWS::StackId}"))
+            .env("BOOTSTRAP_RESOURCE", DATABASE_BOOTSTRAP_ID)
             .env("RUST_LOG", "info")
             .invoked_by(Invoker::CloudFormation);
             admin_secret.grant_read(&mut db_bootstrap);
             let db_bootstrap = db_bootstrap.build(&mut t, &defaults);
             Some(db.bootstrap(
                 &mut t,
-                "DatabaseBootstrap",
+                DATABASE_BOOTSTRAP_ID,
                 &db_bootstrap,
                 namespaces.clone(),
                 network_path,
@@ -246,6 +255,7 @@ pub fn build(config: &Config) -> Result<Synthesized, AppError> {
     }
     workflow.substitutions.insert(pipeline::ALERTS_TOPIC_ARN.into(), alerts.topic.arn());
     alerts.grant_publish(&mut workflow);
+    alerts.grant_count_runs(&mut workflow);
     workflow.substitutions.insert(pipeline::RESULTS_BUCKET.into(), results.name());
     results.grant_write(&mut workflow);
     let state_machine = workflow.definition_json()?;

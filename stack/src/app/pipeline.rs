@@ -29,6 +29,7 @@ use crate::asl::{
     Catcher, Choice, ChoiceRule, Condition, Fail, Graph, Io, MapMode, MapState, Pass, ResultPath, ResultWriter,
     Retrier, StateMachine, Succeed, Task, Transition,
 };
+use crate::constructs::alerts::{ALERTS_NOT_SENT, METRIC_DIMENSION, METRICS_NAMESPACE, RUNS_SUCCEEDED};
 use crate::constructs::workflow::Workflow;
 use contract::{ErrorName, ListRequest, RunResults, Status, Summary, SummaryRequest, TableList, TableState, path};
 use serde_json::{Map, Value, json};
@@ -54,6 +55,9 @@ const LAMBDA_ERRORS: [&str; 4] = [
 
 /// The name the whole run fails with when a table (or the listing) failed.
 pub const RUN_FAILED: &str = "ReplicationFailed";
+
+/// The name a run fails with when its alert (or report) could not be published.
+pub const ALERT_NOT_SENT: &str = "AlertNotSent";
 
 #[derive(Clone, Debug)]
 pub struct PipelineProps {
@@ -105,6 +109,37 @@ fn invoke(
     }
 }
 
+/// Adds one to `metric` of this state machine (`$.recorded` keeps the answer).
+fn record(metric: &str, catch: Vec<Catcher>, next: &str) -> Task {
+    Task {
+        comment: None,
+        resource: "arn:aws:states:::aws-sdk:cloudwatch:putMetricData".into(),
+        io: Io {
+            parameters: Some(json!({
+                "Namespace": METRICS_NAMESPACE,
+                "MetricData": [{
+                    "MetricName": metric,
+                    "Dimensions": [{ "Name": METRIC_DIMENSION, "Value.$": "$$.StateMachine.Id" }],
+                    "Value": 1,
+                    "Unit": "Count",
+                }],
+            })),
+            result_path: Some(ResultPath::Discard),
+            ..Io::default()
+        },
+        timeout_seconds: Some(60),
+        retry: vec![Retrier::new(&["States.ALL"], 5, 3, 2.0)],
+        catch,
+        transition: Transition::next(next),
+    }
+}
+
+/// Where a publish that failed after its retries goes: the run fails as `AlertNotSent`,
+/// counted for the alarm that says so by CloudWatch's own way to the topic.
+fn to_alert_not_sent() -> Vec<Catcher> {
+    vec![Catcher::new(&["States.ALL"], "$.alert_error", "CountAlertNotSent")]
+}
+
 fn publish(subject: Value, message: Value, next: &str) -> Task {
     Task {
         comment: None,
@@ -123,7 +158,7 @@ fn publish(subject: Value, message: Value, next: &str) -> Task {
         },
         timeout_seconds: Some(60),
         retry: vec![Retrier::new(&["States.ALL"], 5, 3, 2.0)],
-        catch: vec![],
+        catch: to_alert_not_sent(),
         transition: Transition::next(next),
     }
 }
@@ -313,7 +348,17 @@ pub fn definition(props: &PipelineProps) -> StateMachine {
                     condition: Condition::NumericGreaterThan(path(&[Summary::failed]), 0.0),
                     next: "PublishAlert".into(),
                 }],
-                default: Some(done_or_report.into()),
+                default: Some("CountSuccess".into()),
+            },
+        )
+        .state(
+            "CountSuccess",
+            Task {
+                comment: Some(
+                    "Every table replicated: one more success for the no-success alarm (a skipped run is none); a failure to count it is said by that alarm"
+                        .into(),
+                ),
+                ..record(RUNS_SUCCEEDED, vec![Catcher::new(&["States.ALL"], "$.count_error", done_or_report)], done_or_report)
             },
         )
         .state("PublishAlert", publish(json!(path(&[Summary::subject])), json!(path(&[Summary::message])), "RunFailed"))
@@ -324,6 +369,19 @@ pub fn definition(props: &PipelineProps) -> StateMachine {
                 json!("States.JsonToString($.summary_error)"),
                 "RunFailed",
             ),
+        )
+        .state(
+            "CountAlertNotSent",
+            record(ALERTS_NOT_SENT, vec![Catcher::new(&["States.ALL"], "$.count_error", "AlertNotSent")], "AlertNotSent"),
+        )
+        .state(
+            "AlertNotSent",
+            Fail {
+                comment: None,
+                error: ALERT_NOT_SENT.into(),
+                cause: "The run's alert could not be published to the alerts topic (SNS or KMS refused it: see the publish step's error); the AlertsNotSent alarm reports it"
+                    .into(),
+            },
         )
         .state(
             "RunFailed",

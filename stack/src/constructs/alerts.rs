@@ -10,6 +10,21 @@ use crate::resources::iam::{PolicyDocument, Principal, Statement};
 use crate::resources::sns::{Subscription, Topic, TopicPolicy};
 use crate::template::{Attributes, ConditionRef, Handle, ParameterRef, Template};
 
+/// The CloudWatch namespace of the runs' own metrics, which the alarms watch.
+pub const METRICS_NAMESPACE: &str = "cd2-aws";
+/// One for each run that replicated every table: a run skipped because another held the
+/// tables is not one, so it does not keep the no-success alarm quiet.
+pub const RUNS_SUCCEEDED: &str = "RunsSucceeded";
+/// One for each run whose alert could not be published to the topic.
+pub const ALERTS_NOT_SENT: &str = "AlertsNotSent";
+/// The dimension the state machine's metrics carry, its own and Step Functions': its ARN.
+pub const METRIC_DIMENSION: &str = "StateMachineArn";
+
+/// The logical id of the topic of the alerts made with `id` (`status` finds it by it).
+pub fn topic_id(id: &str) -> String {
+    format!("{id}Topic")
+}
+
 #[derive(Clone, Debug)]
 pub struct Alerts {
     pub topic: Handle<Topic>,
@@ -26,7 +41,7 @@ impl Alerts {
         has_email: &ConditionRef,
     ) -> Self {
         let topic = t.add(
-            &format!("{id}Topic"),
+            &topic_id(id),
             Topic { display_name: "Canvas Data 2 replica".into(), kms_master_key_id: key.arn(), tags: vec![] },
         );
         let topic_arn = || vec![topic.arn()];
@@ -67,15 +82,32 @@ impl Alerts {
         grantee.add_to_policy(Statement::allow(&["kms:Decrypt", "kms:GenerateDataKey*"], vec![self.key.arn()]));
     }
 
+    /// Lets `grantee` (the workflow) count its runs' outcomes in the namespace the alarms
+    /// of [`watch_state_machine`](Self::watch_state_machine) watch, and only there.
+    pub fn grant_count_runs(&self, grantee: &mut dyn Grantee) {
+        // PutMetricData has no resource-level permission: AWS documents `*`, narrowed by
+        // the namespace condition.
+        grantee.add_to_policy(
+            Statement::allow(&["cloudwatch:PutMetricData"], vec![Expr::str("*")]).with_sid("CountRuns").with_condition(
+                "StringEquals",
+                "cloudwatch:namespace",
+                Expr::str(METRICS_NAMESPACE),
+            ),
+        );
+    }
+
     /// Alarms for what a run cannot report itself, on a state machine whose failed runs
     /// publish their own alert (so a failure is one email, not two): a run that timed out
-    /// or was stopped, and no run that succeeded for `quiet_hours`, so a replica that
-    /// silently stopped (schedule disabled, runs that never start) is noticed.
+    /// or was stopped; a run whose alert could not be published (SNS or KMS refusing the
+    /// workflow: the alarm reaches the topic as CloudWatch, by the topic's policy, not the
+    /// workflow's role); and no run that replicated every table for `quiet_hours`, so a
+    /// replica that silently stopped (schedule disabled, runs that never start, runs that
+    /// are all skipped) is noticed.
     ///
-    /// The metrics are the state machine's own executions: a Distributed Map's child
-    /// executions report under `Name/MapRunLabel`, another dimension. A run skipped because
-    /// another still held the tables succeeds, and counts: the one holding them ends in a
-    /// success, a failure (its alert) or a timeout (the alarm).
+    /// The Step Functions metrics are the state machine's own executions: a Distributed
+    /// Map's child executions report under `Name/MapRunLabel`, another dimension. The
+    /// successes are the workflow's own count ([`RUNS_SUCCEEDED`]): a run skipped because
+    /// another still held the tables succeeds without counting.
     ///
     /// `quiet_hours` is `None` when nothing runs on a schedule: then no run is expected.
     /// A new stack's alarm goes off once `quiet_hours` pass without a first success.
@@ -84,7 +116,7 @@ impl Alerts {
             alarm_description: description,
             namespace: "AWS/States".into(),
             metric_name: metric.into(),
-            dimensions: vec![Dimension { name: "StateMachineArn".into(), value: state_machine_arn.clone() }],
+            dimensions: vec![Dimension { name: METRIC_DIMENSION.into(), value: state_machine_arn.clone() }],
             statistic: "Sum",
             period: 300,
             evaluation_periods: 1,
@@ -102,6 +134,16 @@ impl Alerts {
                 format!("A Canvas Data 2 replication run {what}; see the execution in the Step Functions console");
             t.add(&format!("{id}{metric}Alarm"), alarm(metric, description));
         }
+        t.add(
+            &format!("{id}{ALERTS_NOT_SENT}Alarm"),
+            Alarm {
+                namespace: METRICS_NAMESPACE.into(),
+                ..alarm(
+                    ALERTS_NOT_SENT,
+                    "A Canvas Data 2 replication run failed and its alert could not be published (SNS or KMS refused the workflow); see the failed run's publish step in the Step Functions console".into(),
+                )
+            },
+        );
         let Some(quiet_hours) = quiet_hours else { return };
         // Hourly sums, every one of the last `quiet_hours` without a success; no data
         // (no run at all) counts as none.
@@ -113,8 +155,9 @@ impl Alerts {
                 datapoints_to_alarm: Some(quiet_hours),
                 comparison_operator: "LessThanThreshold",
                 treat_missing_data: "breaching",
+                namespace: METRICS_NAMESPACE.into(),
                 ..alarm(
-                    "ExecutionsSucceeded",
+                    RUNS_SUCCEEDED,
                     format!(
                         "No Canvas Data 2 replication run has succeeded for {quiet_hours} hours: the replica is going stale; check the schedule and the last runs' alerts"
                     ),

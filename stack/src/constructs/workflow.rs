@@ -197,10 +197,10 @@ impl Workflow {
                 tags: vec![],
             },
             Attributes::default()
-                .skip_check("CKV_AWS_111", "only CloudWatch Logs delivery and X-Ray actions use `*`; they have no resource-level permissions")
+                .skip_check("CKV_AWS_111", "only CloudWatch Logs delivery, X-Ray and PutMetricData (held to its namespace by a condition) use `*`; they have no resource-level permissions")
                 .skip_check("CKV_AWS_109", "logs:PutResourcePolicy on `*` is how Step Functions sets up log delivery; AWS documents no narrower form")
-                .skip_check("CKV_AWS_290", "only CloudWatch Logs delivery and X-Ray actions use `*`; they have no resource-level permissions")
-                .skip_check("CKV_AWS_355", "only CloudWatch Logs delivery and X-Ray actions use `*`; they have no resource-level permissions"),
+                .skip_check("CKV_AWS_290", "only CloudWatch Logs delivery, X-Ray and PutMetricData (held to its namespace by a condition) use `*`; they have no resource-level permissions")
+                .skip_check("CKV_AWS_355", "only CloudWatch Logs delivery, X-Ray and PutMetricData (held to its namespace by a condition) use `*`; they have no resource-level permissions"),
         );
         let state_machine = t.add_with(
             id,

@@ -15,7 +15,7 @@ pub struct DatabaseBootstrap {
     /// default is an hour).
     pub service_timeout: u32,
     #[serde(flatten)]
-    pub properties: contract::BootstrapProperties,
+    pub properties: contract::BootstrapProperties<Expr>,
 }
 
 impl Resource for DatabaseBootstrap {

@@ -23,6 +23,7 @@ pub struct Aws {
     secrets: aws_sdk_secretsmanager::Client,
     rds: aws_sdk_rds::Client,
     kms: aws_sdk_kms::Client,
+    sns: aws_sdk_sns::Client,
 }
 
 /// Who the credentials belong to.
@@ -59,6 +60,7 @@ impl Aws {
             secrets: aws_sdk_secretsmanager::Client::new(&config),
             rds: aws_sdk_rds::Client::new(&config),
             kms: aws_sdk_kms::Client::new(&config),
+            sns: aws_sdk_sns::Client::new(&config),
             config,
             region: region.to_owned(),
         }
@@ -90,6 +92,10 @@ impl Aws {
 
     pub fn kms(&self) -> &aws_sdk_kms::Client {
         &self.kms
+    }
+
+    pub fn sns(&self) -> &aws_sdk_sns::Client {
+        &self.sns
     }
 
     /// The first call of every command: credentials that work, and whose they are.

@@ -1,4 +1,5 @@
-//! `status`: the recent runs, newest first, with their outcome, duration and counts.
+//! `status`: who gets the alerts (a subscription still waiting for its confirmation gets
+//! nothing), then the recent runs, newest first, with their outcome, duration and counts.
 
 use crate::EnvFlags;
 use crate::aws::{Aws, Explain};
@@ -19,6 +20,10 @@ pub async fn run(flags: &Flags) -> Result<()> {
     let config = flags.env.load(&crate::root())?;
     let aws = Aws::connect(&config.region).await;
     let machine = crate::run::state_machine(&aws, &config.stack_name).await?;
+    match subscriptions(&aws, &config.stack_name).await? {
+        Some(found) => alert_lines(&found).iter().for_each(|line| println!("{line}")),
+        None => println!("alerts: the stack has no alerts topic"),
+    }
     let sfn = aws.sfn();
     let list = sfn
         .list_executions()
@@ -73,4 +78,63 @@ async fn summary(aws: &Aws, execution: &str, status: &ExecutionStatus) -> Option
         let payload = v.get("Payload").cloned().unwrap_or(v);
         serde_json::from_value::<Summary>(payload).ok().filter(|s| !s.subject.is_empty())
     })
+}
+
+/// An alerts topic subscription: protocol, endpoint, and its ARN (`PendingConfirmation`
+/// until the link in the email AWS sent is followed).
+type Subscription = (String, String, String);
+
+/// The subscriptions of the stack's alerts topic, when the stack names one.
+async fn subscriptions(aws: &Aws, stack: &str) -> Result<Option<Vec<Subscription>>> {
+    if crate::stacks::describe(aws, stack).await?.is_none() {
+        return Ok(None);
+    }
+    let resources = crate::stacks::resources(aws, stack).await?;
+    let Some(topic) = resources.get(&stack::constructs::alerts::topic_id(stack::app::ALERTS_ID)) else {
+        return Ok(None);
+    };
+    let mut pages = aws.sns().list_subscriptions_by_topic().topic_arn(topic).into_paginator().items().send();
+    let mut found = Vec::new();
+    while let Some(s) = pages.next().await {
+        let s = s.doing("listing the alerts topic's subscriptions")?;
+        let text = |v: Option<&str>| v.unwrap_or_default().to_owned();
+        found.push((text(s.protocol()), text(s.endpoint()), text(s.subscription_arn())));
+    }
+    Ok(Some(found))
+}
+
+/// What `status` says about who gets the alerts.
+fn alert_lines(subscriptions: &[Subscription]) -> Vec<String> {
+    if subscriptions.is_empty() {
+        return vec![
+            "alerts: the alerts topic has no subscriber, so failures reach no one: set alert_email and deploy".into(),
+        ];
+    }
+    subscriptions
+        .iter()
+        .map(|(protocol, endpoint, arn)| {
+            if arn == "PendingConfirmation" {
+                format!(
+                    "alerts: {protocol} {endpoint} is PENDING CONFIRMATION and gets nothing until the link in the email from AWS Notifications is followed (aws sns subscribe sends another)"
+                )
+            } else {
+                format!("alerts: {protocol} {endpoint} (confirmed)")
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_subscription_waiting_for_its_confirmation_is_said_loudly() {
+        let pending = ("email".to_owned(), "ops@example.org".to_owned(), "PendingConfirmation".to_owned());
+        let confirmed = ("email".to_owned(), "dba@example.org".to_owned(), "arn:aws:sns:us-east-1:1:t:abc".to_owned());
+        let lines = alert_lines(&[pending, confirmed]);
+        assert!(lines[0].contains("ops@example.org is PENDING CONFIRMATION"), "{lines:?}");
+        assert_eq!(lines[1], "alerts: email dba@example.org (confirmed)");
+        assert!(alert_lines(&[])[0].contains("no subscriber"));
+    }
 }

@@ -140,6 +140,19 @@ fn deploy_update_run_status_and_destroy_a_stack() {
     // No bootstrap: the four replication zips, not db_bootstrap's.
     assert_eq!(bucket["keys"].as_array().unwrap().len(), 4, "{bucket}");
 
+    // Who gets the alerts (alert_email is empty here; moto's CloudFormation makes no
+    // AWS::SNS::Subscription, and confirms an email subscription at once where AWS waits
+    // for its link to be followed).
+    let t = ok(env.ops("status", &[]));
+    assert!(t.contains("alerts: the alerts topic has no subscriber"), "{t}");
+    env.boto(
+        "resources = cfn.list_stack_resources(StackName='cd2-existing')['StackResourceSummaries']\n\
+         topic = next(r['PhysicalResourceId'] for r in resources if r['ResourceType'] == 'AWS::SNS::Topic')\n\
+         boto3.client('sns', **kw).subscribe(TopicArn=topic, Protocol='email', Endpoint='ops@example.org')",
+    );
+    let t = ok(env.ops("status", &[]));
+    assert!(t.contains("alerts: email ops@example.org (confirmed)"), "{t}");
+
     let t = ok(env.ops("deploy", &["--yes"]));
     assert!(t.contains("no changes: stack cd2-existing in us-east-1 is up to date"), "{t}");
     assert!(t.contains("zips: 0 uploaded, 4 already there"), "{t}");

@@ -47,6 +47,8 @@ pub struct Stage {
     pub sqs: aws_sdk_sqs::Client,
     pub s3: aws_sdk_s3::Client,
     pub queue: String,
+    /// The alerts topic the definition publishes to.
+    pub topic: String,
     pub machine: String,
     pub logs: PathBuf,
     watch: testkit::LambdaWatch,
@@ -140,7 +142,7 @@ impl Stage {
             .await
             .unwrap()
             .state_machine_arn;
-        Self { aws, sfn, sqs, s3, queue, machine, logs, watch }
+        Self { aws, sfn, sqs, s3, queue, topic, machine, logs, watch }
     }
 
     pub async fn start_run(&self, name: &str) -> String {
@@ -181,6 +183,22 @@ impl Stage {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         messages
+    }
+
+    /// The sum of the workflow's own count `metric` (what the alarms watch) so far.
+    pub fn counted(&self, metric: &str) -> f64 {
+        use stack::constructs::alerts::{METRIC_DIMENSION, METRICS_NAMESPACE};
+        let code = format!(
+            "import datetime\n\
+             cw = boto3.client('cloudwatch', **kw)\n\
+             now = datetime.datetime.now(datetime.timezone.utc)\n\
+             got = cw.get_metric_statistics(Namespace='{METRICS_NAMESPACE}', MetricName='{metric}', \
+             Dimensions=[{{'Name': '{METRIC_DIMENSION}', 'Value': '{}'}}], StartTime=now - datetime.timedelta(hours=1), \
+             EndTime=now + datetime.timedelta(minutes=5), Period=3600, Statistics=['Sum'])\n\
+             print(sum(p['Sum'] for p in got['Datapoints']))",
+            self.machine
+        );
+        self.aws.moto.boto(&code).unwrap().parse().unwrap()
     }
 
     /// The largest input or output of any state of `execution`, in bytes.
