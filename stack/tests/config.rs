@@ -87,7 +87,7 @@ fn network_modes_require_their_own_keys() {
     let err = config_error("dev", &["network.mode=existing"]);
     assert!(err.contains("`network.vpc_id`"), "{err}");
     assert!(err.contains("`network.private_subnet_ids`"), "{err}");
-    assert!(err.contains("`network.cidr`: cidr and nat_gateways go with mode = \"create\""), "{err}");
+    assert!(err.contains("`network.cidr`: cidr, nat_gateways and availability_zone_ids go with mode = \"create\""), "{err}");
     let err = config_error("dev", &["network.mode=somewhere"]);
     assert!(err.contains("unknown variant `somewhere`, expected `create` or `existing`"), "{err}");
     config("dev", &common::EXISTING_VPC);
@@ -130,4 +130,28 @@ fn a_database_mode_takes_only_its_own_keys() {
     assert!(err.contains("unknown field `endpoint`"), "{err}");
     let err = config_error("dev", &["database.mode=borrowed"]);
     assert!(err.contains("unknown variant `borrowed`") && err.contains("`existing`"), "{err}");
+}
+
+/// A region whose certificate authorities the shipped RDS bundle lacks: every connection
+/// to its database would be refused as untrusted, so synth refuses it and says what to do.
+#[test]
+fn a_region_the_rds_bundle_does_not_cover_is_refused() {
+    let err = config_error("dev", &["region=mx-central-1"]);
+    assert!(err.contains("region"), "{err}");
+    assert!(err.contains("`mx-central-1` has no certificate authority in the RDS bundle"), "{err}");
+    assert!(err.contains("global-bundle.pem"), "{err}");
+    assert_eq!(config("dev", &["region=eu-west-1"]).region, "eu-west-1");
+}
+
+#[test]
+fn availability_zone_ids_are_two_ids_and_only_for_a_new_vpc() {
+    let err = config_error("dev", &["network.availability_zone_ids=[\"us-east-1a\", \"us-east-1b\"]"]);
+    assert!(err.contains("network.availability_zone_ids"), "{err}");
+    assert!(err.contains("two different Availability Zone ids"), "{err}");
+    let err = config_error("dev", &["network.availability_zone_ids=[\"use1-az1\"]"]);
+    assert!(err.contains("network.availability_zone_ids"), "{err}");
+    let c = config("dev", &["network.availability_zone_ids=[\"use1-az1\", \"use1-az2\"]"]);
+    assert_eq!(c.network.availability_zone_ids, ["use1-az1", "use1-az2"]);
+    let err = config_error("existing", &["network.availability_zone_ids=[\"use1-az1\", \"use1-az2\"]"]);
+    assert!(err.contains("availability_zone_ids go with mode = \"create\""), "{err}");
 }

@@ -38,6 +38,16 @@ fn network_spans_two_azs_with_the_configured_nat_count() {
     let prod = doc("prod", &[]);
     assert_eq!(of_type(&prod, "AWS::EC2::NatGateway").len(), 2);
     assert_eq!(props(&prod, "NetworkPrivateDefaultRouteB")["NatGatewayId"], json!({"Ref": "NetworkNatGatewayB"}));
+
+    // Zones chosen by id (the same zones in every account; a zone without Lambda avoided).
+    let chosen = doc("dev", &["network.availability_zone_ids=[\"use1-az1\", \"use1-az4\"]"]);
+    for (subnet, zone) in
+        [("PublicSubnetA", "use1-az1"), ("PrivateSubnetA", "use1-az1"), ("PrivateSubnetB", "use1-az4")]
+    {
+        let p = props(&chosen, &format!("Network{subnet}"));
+        assert_eq!(p["AvailabilityZoneId"], zone, "{subnet}");
+        assert!(p.get("AvailabilityZone").is_none(), "{subnet}: by id, not by name");
+    }
 }
 
 #[test]

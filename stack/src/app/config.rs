@@ -94,6 +94,11 @@ pub struct NetworkConfig {
     /// With `create`: 1 (cheaper) or 2 (one per AZ).
     #[serde(default)]
     pub nat_gateways: Option<u8>,
+    /// With `create` (optional): the two Availability Zone ids to use (`use1-az1`), the
+    /// same zones in every account; by default the region's first two zone names, which
+    /// may include one where Lambda cannot run (deploy checks).
+    #[serde(default)]
+    pub availability_zone_ids: Vec<String>,
     /// With `existing`: the VPC id.
     #[serde(default)]
     pub vpc_id: Option<String>,
@@ -223,6 +228,14 @@ impl Config {
         };
         check(region_ok, "region", format!("`{}` is not an AWS region name like `us-east-1`", self.region));
         check(
+            !region_ok || super::rds_ca::regions(super::rds_ca::BUNDLE).contains(&self.region),
+            "region",
+            format!(
+                "`{}` has no certificate authority in the RDS bundle the functions trust (assets/rds-ca-bundle.pem), so they could not verify its database: replace that file with AWS's current global bundle (https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem), or choose another region",
+                self.region
+            ),
+        );
+        check(
             is_schedule(&self.schedule),
             "schedule",
             format!("`{}` must be `rate(N minutes|hours|days)` or `cron(...)` with six fields", self.schedule),
@@ -338,6 +351,15 @@ impl Config {
                     "network.vpc_id",
                     "vpc_id and private_subnet_ids go with mode = \"existing\"".into(),
                 );
+                let zones = &net.availability_zone_ids;
+                check(
+                    zones.is_empty()
+                        || (zones.len() == 2 && zones[0] != zones[1] && zones.iter().all(|z| is_zone_id(z))),
+                    "network.availability_zone_ids",
+                    format!(
+                        "{zones:?}: list two different Availability Zone ids of the region, like [\"use1-az1\", \"use1-az2\"], or leave it out"
+                    ),
+                );
             }
             NetworkMode::Existing => {
                 check(
@@ -351,9 +373,9 @@ impl Config {
                     "with mode = \"existing\", list at least two subnet ids (subnet-...) in different AZs".into(),
                 );
                 check(
-                    net.cidr.is_none() && net.nat_gateways.is_none(),
+                    net.cidr.is_none() && net.nat_gateways.is_none() && net.availability_zone_ids.is_empty(),
                     "network.cidr",
-                    "cidr and nat_gateways go with mode = \"create\"".into(),
+                    "cidr, nat_gateways and availability_zone_ids go with mode = \"create\"".into(),
                 );
             }
         }
@@ -389,6 +411,7 @@ impl Config {
             NetworkMode::Create => NetworkProps::Create {
                 cidr: self.network.cidr.clone().unwrap_or_default(),
                 nat_gateways: self.network.nat_gateways.unwrap_or(1),
+                zone_ids: self.network.availability_zone_ids.clone(),
             },
             NetworkMode::Existing => NetworkProps::Existing {
                 vpc_id: self.network.vpc_id.clone().unwrap_or_default(),
@@ -575,4 +598,14 @@ fn is_pg_identifier(s: &str) -> bool {
 fn is_aws_id(s: &str, prefix: &str) -> bool {
     s.strip_prefix(prefix)
         .is_some_and(|hex| (8..=17).contains(&hex.len()) && hex.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+/// An Availability Zone id: `use1-az1`, `apse2-az3`.
+fn is_zone_id(id: &str) -> bool {
+    id.split_once("-az").is_some_and(|(region, n)| {
+        !region.is_empty()
+            && region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            && !n.is_empty()
+            && n.bytes().all(|b| b.is_ascii_digit())
+    })
 }

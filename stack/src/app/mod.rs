@@ -3,6 +3,7 @@
 pub mod config;
 pub mod envs;
 pub mod pipeline;
+pub mod rds_ca;
 
 pub use config::{Config, ConfigError, Namespace};
 

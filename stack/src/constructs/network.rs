@@ -5,7 +5,7 @@ use crate::intrinsics::{Expr, LogicalId};
 use crate::resources::Tag;
 use crate::resources::ec2::{
     Eip, InternetGateway, NatGateway, Route, RouteTable, SecurityGroup, SecurityGroupEgress, SecurityGroupIngress,
-    SecurityGroupRule, Subnet, SubnetRouteTableAssociation, Vpc, VpcEndpoint, VpcGatewayAttachment,
+    SecurityGroupRule, Subnet, SubnetRouteTableAssociation, Vpc, VpcEndpoint, VpcGatewayAttachment, Zone,
 };
 use crate::template::{Attributes, Handle, Template};
 
@@ -14,7 +14,9 @@ use crate::template::{Attributes, Handle, Template};
 pub enum NetworkProps {
     /// A VPC with public and private subnets in two AZs and `nat_gateways` NAT gateways
     /// (1 saves about $33 a month over 2; the NAT's AZ is then a single point of egress).
-    Create { cidr: String, nat_gateways: u8 },
+    /// The zones are the two `zone_ids` when given (a zone where Lambda cannot run can be
+    /// avoided), else the region's first two zone names.
+    Create { cidr: String, nat_gateways: u8, zone_ids: Vec<String> },
     /// Existing private subnets (two AZs at least) that already reach the internet.
     Existing { vpc_id: String, private_subnet_ids: Vec<String> },
 }
@@ -40,11 +42,11 @@ impl Network {
                 private_subnet_ids: private_subnet_ids.iter().map(Expr::str).collect(),
                 outbound: Vec::new(),
             },
-            NetworkProps::Create { cidr, nat_gateways } => Self::create(t, id, cidr, *nat_gateways),
+            NetworkProps::Create { cidr, nat_gateways, zone_ids } => Self::create(t, id, cidr, *nat_gateways, zone_ids),
         }
     }
 
-    fn create(t: &mut Template, id: &str, cidr: &str, nat_gateways: u8) -> Self {
+    fn create(t: &mut Template, id: &str, cidr: &str, nat_gateways: u8, zone_ids: &[String]) -> Self {
         let name = |suffix: &str| Tag::name(Expr::sub(format!("${{AWS::StackName}}-{suffix}")));
         let vpc = t.add(
             id,
@@ -52,7 +54,10 @@ impl Network {
         );
         // Four /24-sized blocks (for a /16) in order: public a, public b, private a, private b.
         let block = |i: u32| Expr::select(i, Expr::cidr(vpc.cidr_block(), 2 * AZS, 8));
-        let az = |i: u32| Expr::select(i, Expr::azs());
+        let az = |i: u32| match zone_ids.get(i as usize) {
+            Some(zone) => Zone::Id(Expr::str(zone)),
+            None => Zone::Name(Expr::select(i, Expr::azs())),
+        };
 
         let igw = t.add(&format!("{id}InternetGateway"), InternetGateway { tags: name("igw") });
         let attachment = t.add(
@@ -82,7 +87,7 @@ impl Network {
                     Subnet {
                         vpc_id: vpc.vpc_id(),
                         cidr_block: block(index),
-                        availability_zone: az(i),
+                        zone: az(i),
                         map_public_ip_on_launch: false,
                         tags: {
                             let mut tags = name(&format!("{}-{}", kind.to_lowercase(), letter.to_ascii_lowercase()));

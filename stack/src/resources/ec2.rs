@@ -38,10 +38,22 @@ impl Handle<Vpc> {
 pub struct Subnet {
     pub vpc_id: Expr,
     pub cidr_block: Expr,
-    pub availability_zone: Expr,
+    /// The zone by name (`us-east-1a`, which names a different zone in each account) or,
+    /// when chosen, by id (`use1-az1`, the same zone everywhere).
+    #[serde(flatten)]
+    pub zone: Zone,
     pub map_public_ip_on_launch: bool,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<Tag>,
+}
+
+/// Where a subnet is: `AvailabilityZone` or `AvailabilityZoneId`.
+#[derive(Clone, Debug, Serialize)]
+pub enum Zone {
+    #[serde(rename = "AvailabilityZone")]
+    Name(Expr),
+    #[serde(rename = "AvailabilityZoneId")]
+    Id(Expr),
 }
 
 impl Resource for Subnet {

@@ -24,6 +24,7 @@ pub struct Aws {
     rds: aws_sdk_rds::Client,
     kms: aws_sdk_kms::Client,
     sns: aws_sdk_sns::Client,
+    ec2: aws_sdk_ec2::Client,
 }
 
 /// Who the credentials belong to.
@@ -61,6 +62,7 @@ impl Aws {
             rds: aws_sdk_rds::Client::new(&config),
             kms: aws_sdk_kms::Client::new(&config),
             sns: aws_sdk_sns::Client::new(&config),
+            ec2: aws_sdk_ec2::Client::new(&config),
             config,
             region: region.to_owned(),
         }
@@ -96,6 +98,10 @@ impl Aws {
 
     pub fn sns(&self) -> &aws_sdk_sns::Client {
         &self.sns
+    }
+
+    pub fn ec2(&self) -> &aws_sdk_ec2::Client {
+        &self.ec2
     }
 
     /// The first call of every command: credentials that work, and whose they are.

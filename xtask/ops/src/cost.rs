@@ -25,6 +25,8 @@ pub mod usd {
     pub const KMS_KEY_MONTH: f64 = 1.00;
     pub const SECRET_MONTH: f64 = 0.40;
     pub const ALARM_MONTH: f64 = 0.10;
+    /// A custom metric published at least once in the month.
+    pub const CUSTOM_METRIC_MONTH: f64 = 0.30;
     pub const LOG_STORAGE_GB_MONTH: f64 = 0.03;
 }
 
@@ -74,7 +76,14 @@ pub fn idle(config: &Config) -> Vec<Line> {
         secrets * usd::SECRET_MONTH,
         if secrets > 1.0 { "the DAP credential and the admin credential".into() } else { "the DAP credential".into() },
     ));
-    lines.push(fixed("CloudWatch alarms", 3.0 * usd::ALARM_MONTH, "3 standard alarms".into()));
+    // Timed out, stopped, alert not sent; and no success when runs are scheduled.
+    let alarms = 3 + u32::from(config.schedule_enabled);
+    lines.push(fixed("CloudWatch alarms", f64::from(alarms) * usd::ALARM_MONTH, format!("{alarms} standard alarms")));
+    lines.push(fixed(
+        "CloudWatch metrics",
+        usd::CUSTOM_METRIC_MONTH,
+        "the workflow's count of successful runs (and of unsent alerts, in a month that has one)".into(),
+    ));
     lines.push(per_gb(
         "Log storage",
         format!("${} per GB-month kept ({} days)", usd::LOG_STORAGE_GB_MONTH, config.log_retention_days),
@@ -117,8 +126,11 @@ mod tests {
     #[test]
     fn dev_idles_at_the_nat_gateway_key_secrets_and_alarms() {
         let lines = idle(&config("dev", &[]));
-        // One NAT with its address (36.50), no compute while paused, key 1, two secrets 0.80, alarms 0.30.
-        assert!((total(&lines) - 38.60).abs() < 0.005, "{lines:?}");
+        // One NAT with its address (36.50), no compute while paused, key 1, two secrets 0.80,
+        // four alarms 0.40, the count of successes 0.30.
+        assert!((total(&lines) - 39.00).abs() < 0.005, "{lines:?}");
+        let unscheduled = idle(&config("dev", &["schedule_enabled=false"]));
+        assert!((total(&unscheduled) - 38.90).abs() < 0.005, "no run expected, no no-success alarm: {unscheduled:?}");
         let table = render(&lines);
         assert!(table.contains("read 2026-11-24"), "{table}");
         assert!(table.contains("no compute charge"), "{table}");
@@ -137,6 +149,6 @@ mod tests {
     fn an_existing_vpc_and_database_leave_only_the_small_items() {
         let lines = idle(&config("existing", &[]));
         assert!(lines.iter().all(|l| l.item != "NAT gateways"));
-        assert!((total(&lines) - 1.70).abs() < 0.005, "{lines:?}");
+        assert!((total(&lines) - 2.10).abs() < 0.005, "key, secret, four alarms, the count of successes: {lines:?}");
     }
 }

@@ -101,6 +101,7 @@ pub async fn preflight(flags: &Flags, mode: Mode) -> Result<Preflight> {
         ),
         Err(e) => return Err(e).doing(format!("looking for the DAP secret {secret}")),
     }
+    crate::offers::check(&aws, &config).await?;
     let name = &config.stack_name;
     let mut stack = stacks::describe(&aws, name).await?;
     if let Some(s) = &stack {

@@ -12,6 +12,7 @@ mod cost;
 mod deploy;
 mod destroy;
 mod events;
+mod offers;
 mod prompt;
 mod run;
 mod secret;
