@@ -87,7 +87,10 @@ fn network_modes_require_their_own_keys() {
     let err = config_error("dev", &["network.mode=existing"]);
     assert!(err.contains("`network.vpc_id`"), "{err}");
     assert!(err.contains("`network.private_subnet_ids`"), "{err}");
-    assert!(err.contains("`network.cidr`: cidr, nat_gateways and availability_zone_ids go with mode = \"create\""), "{err}");
+    assert!(
+        err.contains("`network.cidr`: cidr, nat_gateways and availability_zone_ids go with mode = \"create\""),
+        "{err}"
+    );
     let err = config_error("dev", &["network.mode=somewhere"]);
     assert!(err.contains("unknown variant `somewhere`, expected `create` or `existing`"), "{err}");
     config("dev", &common::EXISTING_VPC);
