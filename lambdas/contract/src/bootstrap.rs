@@ -22,8 +22,12 @@ pub struct BootstrapProperties<V = String> {
     /// id (`*` when the configuration does not give it). Pointing the stack at another
     /// database changes them, so CloudFormation sends an Update and that one is set up too;
     /// the function refuses a request whose database is not the one it is configured for.
+    /// Empty in properties written before they existed (an Update's old ones, a rollback's).
+    #[serde(default)]
     pub endpoint: V,
+    #[serde(default)]
     pub port: V,
+    #[serde(default)]
     pub resource_id: V,
 }
 

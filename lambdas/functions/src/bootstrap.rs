@@ -130,7 +130,9 @@ impl Bootstrap {
             ));
         }
         let configured = (self.target.host.as_str(), self.target.port.to_string());
-        if kind != "Delete" && (props.endpoint.as_str(), props.port.clone()) != configured {
+        // Properties from before they named the database (a rollback to them) name none.
+        let named = !props.endpoint.is_empty();
+        if kind != "Delete" && named && (props.endpoint.as_str(), props.port.clone()) != configured {
             return Some(format!(
                 "the request names the database at {}:{}, but the function is configured for {}:{}; deploy again so that both name the same database",
                 props.endpoint, props.port, configured.0, configured.1

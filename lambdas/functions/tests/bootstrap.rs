@@ -288,6 +288,15 @@ async fn requests_for_another_stack_resource_or_database_are_refused() {
     assert!(refused["Reason"].as_str().unwrap().contains("another.cluster-x"), "{refused}");
     assert!(!role_exists(&db, &app).await, "nothing was made for a refused request");
 
+    // Properties written before they named the database (an Update's old ones, the new
+    // ones of a rollback to them) are read, and set the configured database up.
+    let mut earlier = good.clone();
+    earlier["RequestType"] = json!("Update");
+    for key in ["Endpoint", "Port", "ResourceId"] {
+        earlier["ResourceProperties"].as_object_mut().unwrap().remove(key);
+    }
+    assert_eq!(answer(earlier).await["Status"], "SUCCESS", "an update from or back to older properties");
+
     // A Delete names the database it was made for, which may be gone: nothing to refuse.
     other_database["RequestType"] = json!("Delete");
     assert_eq!(answer(other_database).await["Status"], "SUCCESS");
