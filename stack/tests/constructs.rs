@@ -167,17 +167,31 @@ fn roles_hold_only_what_their_function_uses_and_no_wildcard_actions() {
     let actions = |role: &str| -> Vec<String> { statements(&d, role).into_iter().flat_map(|(a, _)| a).collect() };
     assert_eq!(
         actions("ListTablesRole"),
-        ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret", "rds-db:connect", "states:ListExecutions"],
-        "the DAP key, the preflight's login to the database, the overlap check"
+        [
+            "secretsmanager:GetSecretValue",
+            "secretsmanager:DescribeSecret",
+            "rds-db:connect",
+            "states:ListExecutions",
+            "states:DescribeExecution"
+        ],
+        "the DAP key, the preflight's login to the database, the overlap check (and this run's start)"
     );
     assert_eq!(actions("ListTablesRole")[..3], actions("SyncTableRole")[..3], "the same login as the tables' calls");
-    let overlap = statements(&d, "ListTablesRole").pop().unwrap().1;
+    let mut overlap = statements(&d, "ListTablesRole");
+    let own_start = overlap.pop().unwrap().1;
     assert_eq!(
-        overlap,
+        overlap.pop().unwrap().1,
         [
             json!({"Fn::Sub": "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:${AWS::StackName}-Replication"})
         ],
         "only this stack's state machine, named so that its ARN is known before it exists"
+    );
+    assert_eq!(
+        own_start,
+        [
+            json!({"Fn::Sub": "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:execution:${AWS::StackName}-Replication:*"})
+        ],
+        "its own executions only, not the Map's children"
     );
     assert_eq!(props(&d, "Replication")["StateMachineName"], json!({"Fn::Sub": "${AWS::StackName}-Replication"}));
     let children: Vec<String> = actions("ReplicationRole").into_iter().filter(|a| a.contains("Execution")).collect();

@@ -39,6 +39,9 @@ pub use contract::BootstrapProperties as Properties;
 
 pub type Request = CloudFormationCustomResourceRequest<Properties, Properties>;
 
+/// The most of an answer's 4 KiB that its reason takes.
+const MAX_REASON_BYTES: usize = 2048;
+
 /// Kept free before the deadline to send the answer.
 const ANSWER_TIME: Duration = Duration::from_secs(15);
 
@@ -104,7 +107,11 @@ impl Bootstrap {
                 tracing::error!(kind, error = %e, "database setup failed");
                 answer.status = CloudFormationCustomResourceResponseStatus::Failed;
                 // One answer, read by a person in the stack's events: room for what to do.
-                answer.reason = Some(e.detail.to_line_within(contract::ErrorDetail::MAX_RUN_MESSAGE));
+                // CloudFormation takes an answer of up to 4 KiB: the reason's bytes are
+                // counted, not its characters.
+                let mut reason = e.detail.to_line_within(contract::ErrorDetail::MAX_RUN_MESSAGE);
+                reason.truncate(reason.floor_char_boundary(MAX_REASON_BYTES));
+                answer.reason = Some(reason);
             }
         }
         answer.physical_resource_id = match (kind, common.physical_id) {
@@ -167,6 +174,8 @@ impl Bootstrap {
 
     async fn apply(&self, props: &Properties, connect_stop: tokio::time::Instant) -> Result<(), FunctionError> {
         let options = self.admin_options().await?;
+        let now = tokio::time::Instant::now();
+        resolve_patiently(&options, now + RESOLVE_GRACE.min((connect_stop - now) / 2)).await?;
         let mut db = connect_patiently(&options, connect_stop).await?;
         let sql = setup_sql(props, &mut db).await?;
         replica::batch(&sql)
@@ -181,6 +190,37 @@ impl Bootstrap {
     }
 }
 
+/// How long a host name that does not resolve is given to appear (a new endpoint's DNS
+/// record may lag behind the cluster), at most half the time to connect in.
+const RESOLVE_GRACE: Duration = Duration::from_secs(60);
+
+/// The database's host name resolves, tried again until `until`: one that never does is a
+/// setting to fix (a mistyped endpoint), said at once rather than after the connection's
+/// retries have spent the function's time.
+async fn resolve_patiently(options: &ConnectOptions, until: tokio::time::Instant) -> Result<(), FunctionError> {
+    let host = options.host.as_str();
+    let lookup = || tokio::net::lookup_host((host, options.port));
+    let backoff = ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(500))
+        .with_max_delay(Duration::from_secs(5))
+        .without_max_times();
+    let last = std::sync::Mutex::new(String::from("no answer yet"));
+    let attempts = lookup.retry(backoff).sleep(tokio::time::sleep).notify(|e, _| {
+        *last.lock().expect("not poisoned") = e.to_string();
+    });
+    match tokio::time::timeout_at(until, attempts).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(unresolved(host, &e.to_string())),
+        Err(_) => Err(unresolved(host, &last.lock().expect("not poisoned"))),
+    }
+}
+
+fn unresolved(host: &str, why: &str) -> FunctionError {
+    FunctionError::config(format!(
+        "the database host {host} does not resolve ({why}): check database.endpoint in the config (the writer endpoint's host name), then deploy again"
+    ))
+}
+
 /// Connects, trying again while the database cannot take the connection yet (a cluster
 /// resuming, its endpoint not yet resolvable, a connect timeout), for as long as the
 /// caller lets it run; a setting to fix (TLS, the login) ends it at once.
@@ -193,7 +233,10 @@ async fn connect_patiently(
         .with_min_delay(Duration::from_secs(1))
         .with_max_delay(Duration::from_secs(10))
         .without_max_times();
-    let last = std::sync::Mutex::new(String::new());
+    let last = std::sync::Mutex::new(format!(
+        "none finished (each waits up to {} s for the server)",
+        options.connect_timeout.as_secs()
+    ));
     let attempts = connect.retry(backoff).sleep(tokio::time::sleep).when(replica::ReplicaError::is_transient).notify(
         |e, after| {
             tracing::warn!(error = %e, ?after, "the database does not take the connection yet; trying again");

@@ -57,19 +57,29 @@ impl DapAccess {
     }
 
     /// After `error`: when it is DAP refusing the key and the secret now holds another one,
-    /// the client takes the new key and the answer is `true` (worth one more try).
-    pub async fn renewed_after(&mut self, error: &FunctionError) -> Result<bool, FunctionError> {
+    /// the client takes the new key and the answer is `Ok` (worth one more try). Otherwise
+    /// `error` comes back, with why the secret could not be read again when that failed
+    /// (the refusal stays the answer: it is what the operator has to act on).
+    pub async fn renew_key_after(&mut self, error: FunctionError) -> Result<(), FunctionError> {
         if !error.dap_key_refused {
-            return Ok(false);
+            return Err(error);
         }
-        let key = read_key(&self.settings, &self.secrets).await?;
+        let key = match read_key(&self.settings, &self.secrets).await {
+            Ok(key) => key,
+            Err(read) => {
+                tracing::warn!(secret = %self.settings.secret_id, error = %read, "DAP refused the key, and the secret could not be read again");
+                return Err(
+                    error.and(&format!("reading the secret again for a new key failed too: {}", read.detail.message))
+                );
+            }
+        };
         if key.client_id == self.key.client_id && key.client_secret == self.key.client_secret {
             tracing::warn!(secret = %self.settings.secret_id, "DAP refused the key, and the secret still holds it");
-            return Ok(false);
+            return Err(error);
         }
         tracing::info!(secret = %self.settings.secret_id, "DAP refused the key; the secret holds another: using it");
         self.client = client_for(&self.settings, key.clone())?;
         self.key = key;
-        Ok(true)
+        Ok(())
     }
 }

@@ -12,7 +12,7 @@ pub struct FunctionError {
     pub name: ErrorName,
     pub detail: ErrorDetail,
     /// DAP refused the client id or secret: the key may have been replaced since it was
-    /// read ([`crate::DapAccess::renewed_after`]).
+    /// read ([`crate::DapAccess::renew_key_after`]).
     pub dap_key_refused: bool,
 }
 
@@ -35,6 +35,12 @@ impl FunctionError {
 
     pub fn transient(message: impl Into<String>) -> Self {
         Self::new(ErrorName::Transient, message)
+    }
+
+    /// This error with `more` said after it (its name and DAP's identifiers unchanged).
+    pub fn and(mut self, more: &str) -> Self {
+        self.detail.message = format!("{}; {more}", self.detail.message);
+        self
     }
 
     fn with_dap(mut self, e: &DapError) -> Self {

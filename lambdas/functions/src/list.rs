@@ -58,94 +58,70 @@ impl Lister {
     /// pauses last up to two minutes, a slow answer three) just before it ends with a
     /// transient error the state machine retries, rather than being killed by Lambda
     /// without an answer. When DAP refuses the key and the secret holds a new one, the
-    /// listing is tried once more with it.
+    /// listing is tried once more with it. A database check that fails with a setting to
+    /// fix answers at once, without waiting for DAP.
     pub async fn handle(&mut self, request: ListRequest, deadline: SystemTime) -> Result<TableList, FunctionError> {
-        let left = deadline.duration_since(SystemTime::now()).unwrap_or_default();
-        let stop = tokio::time::Instant::now() + left.saturating_sub(ANSWER_TIME);
-        let attempts = async {
-            match self.list(&request).await {
-                Err(e) if self.dap.renewed_after(&e).await? => self.list(&request).await,
+        let left = deadline.duration_since(SystemTime::now()).unwrap_or_default().saturating_sub(ANSWER_TIME);
+        let stop = tokio::time::Instant::now() + left;
+        let late = |waiting_on: &str| {
+            FunctionError::transient(format!(
+                "listing the tables of {} was still waiting on {waiting_on} after {} s, just before the function's timeout; the run tries again",
+                self.namespaces.join(", "),
+                left.as_secs()
+            ))
+        };
+        match tokio::time::timeout_at(stop, self.earlier_run(&request)).await {
+            Err(_) => return Err(late("Step Functions (the overlap check)")),
+            Ok(holder) => {
+                if let Some(holder) = holder? {
+                    tracing::warn!(execution = %request.execution, holder = %holder, "an earlier run is still going: skipped");
+                    return Ok(TableList { tables: vec![], skipped_because: Some(holder) });
+                }
+            }
+        }
+        let late_for_dap = late("DAP (its rate limit, or a slow answer)");
+        let late_for_database = late("the database (the run's check of its connection)");
+        let Self { dap, namespaces, skip, database, .. } = self;
+        let (namespaces, skip) = (&*namespaces, &*skip);
+        let listing = async {
+            match listed(dap, namespaces, skip, &request).await {
+                Err(e) => {
+                    dap.renew_key_after(e).await?;
+                    listed(dap, namespaces, skip, &request).await
+                }
                 answer => answer,
             }
         };
-        match tokio::time::timeout_at(stop, attempts).await {
-            Ok(answer) => answer,
-            Err(_) => Err(FunctionError::transient(format!(
-                "listing the tables of {} was still waiting on DAP (its rate limit, or a slow answer) after {} s, just before the function's timeout; the run tries again",
-                self.namespaces.join(", "),
-                left.saturating_sub(ANSWER_TIME).as_secs()
-            ))),
-        }
-    }
-
-    async fn list(&self, request: &ListRequest) -> Result<TableList, FunctionError> {
-        if let Some(holder) = self.earlier_run(request).await? {
-            tracing::warn!(execution = %request.execution, holder = %holder, "an earlier run is still going: skipped");
-            return Ok(TableList { tables: vec![], skipped_because: Some(holder) });
-        }
-        let listing = async {
-            match &request.input.tables {
-                Some(wanted) => self.check_wanted(wanted.clone()).await,
-                None => self.configured().await,
+        let checking = check_database(database.as_ref());
+        tokio::pin!(listing, checking);
+        let mut checked = None;
+        let listed = loop {
+            tokio::select! {
+                listed = &mut listing => break listed,
+                check = &mut checking, if checked.is_none() => match check {
+                    Err(e) if e.name != ErrorName::Transient => return Err(database_failed(e)),
+                    check => checked = Some(check),
+                },
+                () = tokio::time::sleep_until(stop) => return Err(with_database(late_for_dap, checked.unwrap_or(Ok(())))),
             }
         };
-        let (listed, database) = tokio::join!(listing, self.check_database());
-        let tables = preflight(listed, database)?;
+        let checked = match checked {
+            Some(check) => check,
+            None => tokio::time::timeout_at(stop, checking).await.unwrap_or(Err(late_for_database)),
+        };
+        let tables = preflight(listed, checked)?;
         tracing::info!(tables = tables.len(), "tables to replicate");
         if tables.len() > MAX_TABLES {
             return Err(FunctionError::new(
                 ErrorName::Configuration,
                 format!(
                     "the namespaces {} hold {} tables, more than the {MAX_TABLES} one run carries in its state: list fewer namespaces, or add tables to skip_tables",
-                    self.namespaces.join(", "),
+                    namespaces.join(", "),
                     tables.len()
                 ),
             ));
         }
         Ok(TableList { tables, skipped_because: None })
-    }
-
-    /// The connection a table's call makes, made once and closed.
-    async fn check_database(&self) -> Result<(), FunctionError> {
-        let Some(credentials) = &self.database else { return Ok(()) };
-        let password = credentials.password().await?;
-        replica::Replicator::check_access(&credentials.options(&password)).await?;
-        tracing::info!("the database accepts the functions' connection");
-        Ok(())
-    }
-
-    async fn configured(&self) -> Result<Vec<TableRef>, FunctionError> {
-        let mut tables = Vec::new();
-        for namespace in &self.namespaces {
-            for table in self.dap.client().list_tables(namespace).await? {
-                let t = TableRef { namespace: namespace.clone(), table };
-                if !self.skip.contains(&t.to_string()) {
-                    tables.push(t);
-                }
-            }
-        }
-        tables.sort();
-        Ok(tables)
-    }
-
-    /// The tables an execution input names, each checked against DAP's list.
-    async fn check_wanted(&self, mut wanted: Vec<TableRef>) -> Result<Vec<TableRef>, FunctionError> {
-        wanted.sort();
-        wanted.dedup();
-        // Each namespace listed once (listings count against DAP's rate limit).
-        let mut known: HashMap<String, Vec<String>> = HashMap::new();
-        for t in &wanted {
-            if let Entry::Vacant(slot) = known.entry(t.namespace.clone()) {
-                slot.insert(self.dap.client().list_tables(&t.namespace).await?);
-            }
-            if !known[&t.namespace].contains(&t.table) {
-                return Err(FunctionError::new(
-                    ErrorName::Dap,
-                    format!("DAP has no table {t}; check the name in the execution input (`cargo xtask run --table`)"),
-                ));
-            }
-        }
-        Ok(wanted)
     }
 
     /// The ARN of an execution of this state machine that started before this one and is
@@ -164,47 +140,116 @@ impl Lister {
             let e = item.map_err(|e| crate::aws::sdk_error("listing the running executions (overlap check)", e))?;
             running.push((e.start_date().as_nanos(), e.execution_arn().to_owned()));
         }
-        let ours = running.iter().find(|(_, arn)| *arn == request.execution).map(|(at, _)| *at);
-        let earlier = running
-            .into_iter()
-            .filter(|(at, arn)| {
-                *arn != request.execution && ours.is_none_or(|mine| (*at, arn.as_str()) < (mine, &request.execution))
-            })
-            .min();
+        // This run's own start, from the listing or (when the listing does not show it yet)
+        // asked for: two runs started together must order each other the same way, or
+        // each would skip for the other.
+        let ours = match running.iter().find(|(_, arn)| *arn == request.execution) {
+            Some((at, _)) => *at,
+            None => self
+                .sfn
+                .describe_execution()
+                .execution_arn(&request.execution)
+                .send()
+                .await
+                .map_err(|e| crate::aws::sdk_error("reading this run's start (overlap check)", e))?
+                .start_date()
+                .as_nanos(),
+        };
+        let earlier = running.into_iter().filter(|(at, arn)| (*at, arn.as_str()) < (ours, &request.execution)).min();
         Ok(earlier.map(|(_, arn)| arn))
     }
 }
 
-/// The listing (which logged in to DAP) and the database check as one answer: both errors
-/// when both failed, the database's said as the run's check. A setting to fix in either
-/// makes the whole answer one (no retry), since retrying the other cannot save the run.
+/// The tables to replicate: the ones the execution input names, each checked against
+/// DAP's list, or else every table of the namespaces but the skipped ones.
+async fn listed(
+    dap: &DapAccess,
+    namespaces: &[String],
+    skip: &[String],
+    request: &ListRequest,
+) -> Result<Vec<TableRef>, FunctionError> {
+    match &request.input.tables {
+        Some(wanted) => check_wanted(dap, wanted.clone()).await,
+        None => configured(dap, namespaces, skip).await,
+    }
+}
+
+async fn configured(dap: &DapAccess, namespaces: &[String], skip: &[String]) -> Result<Vec<TableRef>, FunctionError> {
+    let mut tables = Vec::new();
+    for namespace in namespaces {
+        for table in dap.client().list_tables(namespace).await? {
+            let t = TableRef { namespace: namespace.clone(), table };
+            if !skip.contains(&t.to_string()) {
+                tables.push(t);
+            }
+        }
+    }
+    tables.sort();
+    Ok(tables)
+}
+
+/// The tables an execution input names, each checked against DAP's list.
+async fn check_wanted(dap: &DapAccess, mut wanted: Vec<TableRef>) -> Result<Vec<TableRef>, FunctionError> {
+    wanted.sort();
+    wanted.dedup();
+    // Each namespace listed once (listings count against DAP's rate limit).
+    let mut known: HashMap<String, Vec<String>> = HashMap::new();
+    for t in &wanted {
+        if let Entry::Vacant(slot) = known.entry(t.namespace.clone()) {
+            slot.insert(dap.client().list_tables(&t.namespace).await?);
+        }
+        if !known[&t.namespace].contains(&t.table) {
+            return Err(FunctionError::new(
+                ErrorName::Dap,
+                format!("DAP has no table {t}; check the name in the execution input (`cargo xtask run --table`)"),
+            ));
+        }
+    }
+    Ok(wanted)
+}
+
+/// The connection a table's call makes, made once and closed.
+async fn check_database(database: Option<&Credentials>) -> Result<(), FunctionError> {
+    let Some(credentials) = database else { return Ok(()) };
+    let password = credentials.password().await?;
+    replica::Replicator::check_access(&credentials.options(&password)).await?;
+    tracing::info!("the database accepts the functions' connection");
+    Ok(())
+}
+
+/// The listing (which logged in to DAP) and the database check as one answer.
 fn preflight(
     listed: Result<Vec<TableRef>, FunctionError>,
     database: Result<(), FunctionError>,
 ) -> Result<Vec<TableRef>, FunctionError> {
-    let database = database.map_err(|mut e| {
-        e.detail.message = format!(
-            "before any table, the run's check of the database failed: {}; no table was attempted",
-            e.detail.message
-        );
-        e
-    });
     match (listed, database) {
         (Ok(tables), Ok(())) => Ok(tables),
-        (Err(e), Ok(())) | (Ok(_), Err(e)) => Err(e),
-        (Err(dap), Err(db)) => {
-            let name = if dap.name == ErrorName::Configuration || db.name == ErrorName::Configuration {
-                ErrorName::Configuration
-            } else if dap.name == ErrorName::Transient && db.name == ErrorName::Transient {
-                ErrorName::Transient
-            } else {
-                dap.name
-            };
-            let mut both = FunctionError { name, ..dap };
-            both.detail.message = format!("{}; and {}", both.detail.message, db.detail.message);
-            Err(both)
-        }
+        (Ok(_), Err(db)) => Err(database_failed(db)),
+        (Err(dap), database) => Err(with_database(dap, database)),
     }
+}
+
+/// The database check's failure, said as the run's.
+fn database_failed(mut e: FunctionError) -> FunctionError {
+    e.detail.message = format!(
+        "before any table, the run's check of the database failed: {}; no table was attempted",
+        e.detail.message
+    );
+    e
+}
+
+/// The listing's error, and the database check's when that failed too: a retry only when
+/// both are worth one (retrying cannot mend the other side), a setting to fix named first.
+fn with_database(dap: FunctionError, database: Result<(), FunctionError>) -> FunctionError {
+    let Err(db) = database else { return dap };
+    let name = if dap.name == ErrorName::Configuration || db.name == ErrorName::Configuration {
+        ErrorName::Configuration
+    } else if dap.name != ErrorName::Transient {
+        dap.name
+    } else {
+        db.name
+    };
+    FunctionError { name, ..dap }.and(&format!("and {}", database_failed(db).detail.message))
 }
 
 #[cfg(test)]
@@ -232,6 +277,10 @@ mod tests {
             .unwrap_err();
         assert_eq!(both.name, ErrorName::Configuration, "retrying cannot mend the database's side");
         assert!(both.detail.message.starts_with("DAP 503; and before any table"), "{both}");
+        let refused = preflight(Err(err(ErrorName::Transient, "DAP 503")), Err(err(ErrorName::Database, "no grant")));
+        assert_eq!(refused.unwrap_err().name, ErrorName::Database, "a permanent failure on either side is the answer");
+        let dap = preflight(Err(err(ErrorName::Dap, "no such table")), Err(err(ErrorName::Transient, "reset")));
+        assert_eq!(dap.unwrap_err().name, ErrorName::Dap);
         let transient = preflight(Err(err(ErrorName::Transient, "a")), Err(err(ErrorName::Transient, "b")));
         assert_eq!(transient.unwrap_err().name, ErrorName::Transient);
     }

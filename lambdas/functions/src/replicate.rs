@@ -88,9 +88,15 @@ impl Replication {
         let table = state.table_ref().to_string();
         tracing::info!(%table, ?kind, call = state.calls + 1, budget_s = (budget_end - now).as_secs(), "call starts");
         let budget = Budget::until(budget_end);
+        // Counted over the whole call: objects a first try loaded before DAP refused the
+        // key are progress too.
+        self.loaded.store(0, Ordering::Relaxed);
         let attempts = async {
             match self.call(kind, &state, budget).await {
-                Err(e) if self.dap.renewed_after(&e).await? => self.call(kind, &state, budget).await,
+                Err(e) => {
+                    self.dap.renew_key_after(e).await?;
+                    self.call(kind, &state, budget).await
+                }
                 answer => answer,
             }
         };
@@ -115,7 +121,6 @@ impl Replication {
         replicator.on_progress(Arc::new(move |_: &replica::Progress<'_>| {
             loaded.fetch_add(1, Ordering::Relaxed);
         }));
-        self.loaded.store(0, Ordering::Relaxed);
         let (ns, table) = (&state.namespace, &state.table);
         let outcome = match kind {
             Kind::Sync => replicator.sync(ns, table, budget).await,

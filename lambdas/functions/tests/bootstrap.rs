@@ -350,4 +350,19 @@ async fn a_database_not_up_yet_is_waited_for() {
     let reason = answer["Reason"].as_str().unwrap();
     assert!(reason.contains("did not take the connection before the function's stop time"), "{reason}");
     assert!(started.elapsed() < Duration::from_secs(20), "answered before the deadline");
+
+    // A host name that does not resolve (a mistyped endpoint): a setting to fix, said once
+    // the name has had its grace (here half the little time left), not after the retries.
+    let target = replica::ConnectOptions { host: "cd2-writer.nowhere.invalid".into(), ..never.target.clone() };
+    let mistyped = Bootstrap { target, ..never };
+    let props = properties(&app, &mistyped.target);
+    let started = std::time::Instant::now();
+    let in_a_while = std::time::SystemTime::now() + Duration::from_secs(45);
+    mistyped.handle(request("Create", &url, &props), in_a_while).await.unwrap();
+    let answer = answers.lock().unwrap().pop().unwrap();
+    assert_eq!(answer["Status"], "FAILED");
+    let reason = answer["Reason"].as_str().unwrap();
+    assert!(reason.contains("cd2-writer.nowhere.invalid does not resolve"), "{reason}");
+    assert!(reason.contains("database.endpoint"), "names the key to fix: {reason}");
+    assert!(started.elapsed() < Duration::from_secs(25), "not retried until the stop time: {:?}", started.elapsed());
 }

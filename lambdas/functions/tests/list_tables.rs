@@ -208,6 +208,29 @@ async fn the_listing_checks_the_database_connection_the_tables_will_make() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// A database check that fails with a setting to fix is the answer at once: the listing,
+/// held by DAP's rate limit for longer than the invocation has, is not waited for.
+#[tokio::test]
+async fn a_database_to_fix_is_said_without_waiting_for_dap() {
+    let aws = Aws::start().await;
+    let emulator = demo_emulator(Settings::default()).await;
+    let machine = state_machine(&aws).await;
+    let execution = start(&aws, &machine, "x").await;
+    let (db_url, _db) = database().await;
+    let dir = std::env::temp_dir().join(format!("cd2-preflight-{}", support::uuid_like()));
+    let other_ca = testkit::unrelated_ca(&dir).unwrap();
+    let mut lister = lister(&aws, &emulator, &[]).await;
+    lister.database = Some(credentials(&aws, &db_url, "postgres", &other_ca).await);
+    emulator.inject(Endpoint::ListTables, FaultKind::TooManyRequests { retry_after: Some(100) }, 1);
+    let started = std::time::Instant::now();
+    let e = lister.handle(request(&machine, &execution), support::in_a_minute()).await.unwrap_err();
+    assert_eq!(e.name, ErrorName::Configuration, "{e}");
+    assert!(e.detail.message.starts_with("before any table, the run's check of the database failed"), "{e}");
+    let waited = started.elapsed();
+    assert!(waited < std::time::Duration::from_secs(30), "DAP's 100 s pause was waited for: {waited:?}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// A warm container read a key DAP now refuses: when set_key.sh has stored another, the
 /// listing reads the secret again and goes on with it; when the secret still holds the
 /// refused key, it fails at once, after one login only.
@@ -229,6 +252,18 @@ async fn a_refused_key_is_read_again_and_a_new_one_is_used_at_once() {
     let e = warm.handle(request(&machine, &execution), support::in_a_minute()).await.unwrap_err();
     assert_eq!(e.name, ErrorName::Configuration, "{e}");
     assert_eq!(logins() - before, 1, "the secret still holds the refused key: no second try");
+
+    // A secret that cannot be read again (here: a field missing) leaves DAP's refusal the
+    // answer, with why no new key was taken.
+    let half = serde_json::json!({"client_id": "us-east-1#new"});
+    aws.secrets().put_secret_value().secret_id(&name).secret_string(half.to_string()).send().await.unwrap();
+    let unread = warm.handle(request(&machine, &execution), support::in_a_minute()).await.unwrap_err();
+    assert_eq!(unread.name, ErrorName::Configuration, "{unread}");
+    assert!(
+        unread.detail.message.starts_with("DAP rejected the client id or secret"),
+        "the refusal stays first: {unread}"
+    );
+    assert!(unread.detail.message.contains("reading the secret again for a new key failed too"), "{unread}");
 
     let good = emulator.settings();
     let key = serde_json::json!({"client_id": good.client_id, "client_secret": good.client_secret});

@@ -122,6 +122,14 @@ async fn a_run_replicates_retries_records_a_failure_alerts_and_keeps_a_second_ru
     let done = stage.finish(&picked, Duration::from_secs(120)).await;
     assert_eq!(done.status, ExecutionStatus::Succeeded, "logs in {}", stage.logs.display());
     assert_eq!(stage.counted(RUNS_SUCCEEDED), 1.0, "the run that replicated every table counts");
+
+    // A run with no table to replicate succeeds, and is no success for the alarm.
+    let none = json!({"tables": []}).to_string();
+    let started = stage.sfn.start_execution().state_machine_arn(&stage.machine).name("empty").input(none);
+    let empty = started.send().await.unwrap().execution_arn;
+    let done = stage.finish(&empty, Duration::from_secs(120)).await;
+    assert_eq!(done.status, ExecutionStatus::Succeeded, "logs in {}", stage.logs.display());
+    assert_eq!(stage.counted(RUNS_SUCCEEDED), 1.0, "a run that replicated nothing is no success");
     stage.stop();
 }
 

@@ -253,12 +253,6 @@ impl Replicator {
         Ok(db)
     }
 
-    /// The password for the next connection: an IAM database auth token lasts 15 minutes,
-    /// so a long-lived process sets a fresh one before each call. The open connection stays.
-    pub fn set_password(&mut self, password: &str) {
-        self.options.password = Some(password.to_owned());
-    }
-
     /// Reports each loaded object to `f` (for progress displays).
     pub fn on_progress(&mut self, f: ProgressFn) {
         self.progress = Some(f);

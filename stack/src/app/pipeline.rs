@@ -109,7 +109,7 @@ fn invoke(
     }
 }
 
-/// Adds one to `metric` of this state machine (`$.recorded` keeps the answer).
+/// Adds one to `metric` of this state machine (its answer is discarded).
 fn record(metric: &str, catch: Vec<Catcher>, next: &str) -> Task {
     Task {
         comment: None,
@@ -344,10 +344,18 @@ pub fn definition(props: &PipelineProps) -> StateMachine {
             "AnyFailed",
             Choice {
                 comment: None,
-                choices: vec![ChoiceRule {
-                    condition: Condition::NumericGreaterThan(path(&[Summary::failed]), 0.0),
-                    next: "PublishAlert".into(),
-                }],
+                choices: vec![
+                    ChoiceRule {
+                        condition: Condition::NumericGreaterThan(path(&[Summary::failed]), 0.0),
+                        next: "PublishAlert".into(),
+                    },
+                    // A run with no table (all skipped, or none named) replicated nothing:
+                    // no success for the no-success alarm.
+                    ChoiceRule {
+                        condition: Condition::NumericEquals(path(&[Summary::succeeded]), 0.0),
+                        next: done_or_report.into(),
+                    },
+                ],
                 default: Some("CountSuccess".into()),
             },
         )

@@ -69,6 +69,7 @@ fn condition(c: &Condition) -> String {
     match c {
         Condition::StringEquals(v, s) => format!("{} = {s}", var(v)),
         Condition::NumericGreaterThan(v, n) => format!("{} > {n}", var(v)),
+        Condition::NumericEquals(v, n) => format!("{} = {n}", var(v)),
         Condition::BooleanEquals(v, b) => format!("{} is {b}", var(v)),
         Condition::IsPresent(v, true) => format!("{} present", var(v)),
         Condition::IsPresent(v, false) => format!("no {}", var(v)),

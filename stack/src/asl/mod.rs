@@ -269,6 +269,7 @@ pub struct Parallel {
 pub enum Condition {
     StringEquals(String, String),
     NumericGreaterThan(String, f64),
+    NumericEquals(String, f64),
     BooleanEquals(String, bool),
     IsPresent(String, bool),
     And(Vec<Condition>),
@@ -283,6 +284,7 @@ impl Condition {
             Condition::NumericGreaterThan(v, n) => {
                 json!({ "Variable": v, "NumericGreaterThan": n })
             }
+            Condition::NumericEquals(v, n) => json!({ "Variable": v, "NumericEquals": n }),
             Condition::BooleanEquals(v, b) => json!({ "Variable": v, "BooleanEquals": b }),
             Condition::IsPresent(v, b) => json!({ "Variable": v, "IsPresent": b }),
             Condition::And(cs) => {

@@ -92,9 +92,12 @@ impl Workflow {
         [":*", "/*"].iter().map(|tail| self.states_arn("execution", tail)).collect()
     }
 
-    /// Lets `grantee` see which executions run (the overlap check of `list_tables`).
+    /// Lets `grantee` see which executions run and when each started (the overlap check of
+    /// `list_tables`): its own executions only, not the Map's children.
     pub fn grant_list_executions(&self, grantee: &mut dyn Grantee) {
         grantee.add_to_policy(Statement::allow(&["states:ListExecutions"], vec![self.arn()]));
+        grantee
+            .add_to_policy(Statement::allow(&["states:DescribeExecution"], vec![self.states_arn("execution", ":*")]));
     }
 
     /// The `${name}` placeholder to put in the definition; its value goes in `substitutions`.

@@ -20,9 +20,13 @@ pub async fn run(flags: &Flags) -> Result<()> {
     let config = flags.env.load(&crate::root())?;
     let aws = Aws::connect(&config.region).await;
     let machine = crate::run::state_machine(&aws, &config.stack_name).await?;
-    match subscriptions(&aws, &config.stack_name).await? {
-        Some(found) => alert_lines(&found).iter().for_each(|line| println!("{line}")),
-        None => println!("alerts: the stack has no alerts topic"),
+    for line in match subscriptions(&aws, &config.stack_name).await {
+        Ok(Some(found)) => alert_lines(&found),
+        Ok(None) => vec!["alerts: the stack has no alerts topic".into()],
+        // Who gets the alerts is worth saying, not worth failing the runs' listing for.
+        Err(e) => vec![format!("alerts: cannot say who gets the alerts: {e:#}")],
+    } {
+        println!("{line}");
     }
     let sfn = aws.sfn();
     let list = sfn
@@ -86,9 +90,6 @@ type Subscription = (String, String, String);
 
 /// The subscriptions of the stack's alerts topic, when the stack names one.
 async fn subscriptions(aws: &Aws, stack: &str) -> Result<Option<Vec<Subscription>>> {
-    if crate::stacks::describe(aws, stack).await?.is_none() {
-        return Ok(None);
-    }
     let resources = crate::stacks::resources(aws, stack).await?;
     let Some(topic) = resources.get(&stack::constructs::alerts::topic_id(stack::app::ALERTS_ID)) else {
         return Ok(None);
@@ -113,12 +114,14 @@ fn alert_lines(subscriptions: &[Subscription]) -> Vec<String> {
     subscriptions
         .iter()
         .map(|(protocol, endpoint, arn)| {
-            if arn == "PendingConfirmation" {
-                format!(
+            // A confirmed subscription has an ARN; until then SNS shows `PendingConfirmation`,
+            // and a subscription on its way out shows `Deleted`.
+            match arn.as_str() {
+                _ if arn.starts_with("arn:") => format!("alerts: {protocol} {endpoint} (confirmed)"),
+                "PendingConfirmation" => format!(
                     "alerts: {protocol} {endpoint} is PENDING CONFIRMATION and gets nothing until the link in the email from AWS Notifications is followed (aws sns subscribe sends another)"
-                )
-            } else {
-                format!("alerts: {protocol} {endpoint} (confirmed)")
+                ),
+                other => format!("alerts: {protocol} {endpoint} is NOT SUBSCRIBED ({other}) and gets nothing: deploy again to subscribe it"),
             }
         })
         .collect()
@@ -136,5 +139,10 @@ mod tests {
         assert!(lines[0].contains("ops@example.org is PENDING CONFIRMATION"), "{lines:?}");
         assert_eq!(lines[1], "alerts: email dba@example.org (confirmed)");
         assert!(alert_lines(&[])[0].contains("no subscriber"));
+        let deleted = ("email".to_owned(), "old@example.org".to_owned(), "Deleted".to_owned());
+        assert!(
+            alert_lines(&[deleted])[0].contains("NOT SUBSCRIBED (Deleted)"),
+            "only an ARN is a confirmed subscription"
+        );
     }
 }
