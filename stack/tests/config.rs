@@ -158,3 +158,27 @@ fn availability_zone_ids_are_two_ids_and_only_for_a_new_vpc() {
     let err = config_error("existing", &["network.availability_zone_ids=[\"use1-az1\", \"use1-az2\"]"]);
     assert!(err.contains("availability_zone_ids go with mode = \"create\""), "{err}");
 }
+
+/// Readers are plain role names, each named once, apart from the roles and schemas the
+/// replication itself uses.
+#[test]
+fn readers_are_plain_names_apart_from_the_replication_s_own() {
+    assert_eq!(config("dev", &[]).database.readers(), ["analyst"]);
+    assert!(config("prod", &[]).database.readers().is_empty());
+    for bad in [
+        "canvas",
+        "cd2_app",
+        "cd2_app_keeper",
+        "cd2_app_readers",
+        "Analyst",
+        "pg_x",
+        "public",
+        "cd2_aws_staging_canvas",
+    ] {
+        let err = config_error("dev", &[&format!("database.readers=[\"{bad}\"]")]);
+        assert!(err.contains("database.readers") && err.contains(&format!("`{bad}`")), "{bad}: {err}");
+    }
+    let err = config_error("dev", &["database.readers=[\"bi\", \"bi\"]"]);
+    assert!(err.contains("named once"), "{err}");
+    assert_eq!(config("existing", &["database.readers=[\"bi\"]"]).database.readers(), ["bi"]);
+}

@@ -262,6 +262,7 @@ fn the_database_is_bootstrapped_by_a_custom_resource_before_any_run() {
             "AppUser": "cd2_app",
             "Namespaces": ["canvas", "canvas_logs", "catalog", "new_quizzes"],
             "IamAuth": "true",
+            "Readers": ["analyst"],
             "Endpoint": {"Fn::GetAtt": ["DatabaseCluster", "Endpoint.Address"]},
             "Port": {"Fn::GetAtt": ["DatabaseCluster", "Endpoint.Port"]},
             "ResourceId": {"Fn::GetAtt": ["DatabaseCluster", "DBClusterResourceId"]}
@@ -583,4 +584,18 @@ fn run_results_are_private_encrypted_tls_only_and_expire() {
     assert_eq!(map["ResultWriter"]["Parameters"]["Bucket"], "${ResultsBucket}");
     assert_eq!(props(&d, "Replication")["DefinitionSubstitutions"]["ResultsBucket"], json!({"Ref": "RunResults"}));
     assert_eq!(map["ResultSelector"]["written.$"], "$.ResultWriterDetails");
+}
+
+/// The readers reach the bootstrap, and what their IAM policies need is an output.
+#[test]
+fn readers_reach_the_bootstrap_and_their_connect_arns_are_an_output() {
+    let d = doc("dev", &[]);
+    assert_eq!(props(&d, "DatabaseBootstrap")["Readers"], json!(["analyst"]));
+    let arns = &d["Outputs"]["ReaderConnectArns"]["Value"]["Fn::Join"];
+    assert_eq!(arns[0], ",");
+    let analyst = arns[1][0].to_string();
+    assert!(analyst.contains(":dbuser:") && analyst.contains("/analyst"), "{analyst}");
+    assert!(analyst.contains("ResourceId"), "narrowed to the cluster: {analyst}");
+    let none = doc("dev", &["database.readers=[]"]);
+    assert!(none["Outputs"].get("ReaderConnectArns").is_none());
 }

@@ -18,6 +18,9 @@ pub struct BootstrapProperties<V = String> {
     /// role a password (a database without IAM authentication).
     #[serde(default = "yes")]
     pub iam_auth: String,
+    /// The readers' login roles (`database.readers` in the configuration).
+    #[serde(default)]
+    pub readers: Vec<String>,
     /// The database set up: its writer endpoint's host and port, and the cluster's resource
     /// id (`*` when the configuration does not give it). Pointing the stack at another
     /// database changes them, so CloudFormation sends an Update and that one is set up too;

@@ -2,11 +2,11 @@
 //! nothing is left for the operator to run by hand after a deploy.
 //!
 //! Create and Update connect with the admin credential RDS manages and make, idempotently,
-//! the application role (login through IAM database authentication only: `rds_iam`, no
-//! password), the schemas it writes (the namespaces, their staging schemas,
-//! `instructure_dap` and `cd2_aws`), owned by it, and the metadata tables, created as it.
-//! It gets nothing more: no superuser, no role or database creation, no other schema.
-//! Delete leaves the role, the schemas and the data.
+//! what [`replica::setup`] describes: the application role (login through IAM database
+//! authentication only: `rds_iam`, no password) owning the schemas it writes and the
+//! metadata tables, the readers the configuration names, and the views keeper. The
+//! application role gets nothing more: no superuser, no role or database creation, no other
+//! schema. Delete leaves the roles, the schemas and the data.
 //!
 //! CloudFormation waits for an answer PUT to the request's pre-signed `ResponseURL`; it is
 //! always sent, failures included, before the function's own timeout. That URL is a
@@ -28,9 +28,6 @@ use aws_lambda_events::event::cloudformation::{
 };
 use backon::{ExponentialBuilder, Retryable as _};
 use replica::ConnectOptions;
-use replica::ddl::{META_SCHEMA, OWN_SCHEMA, ensure_schema, staging_schema};
-use replica::error::DbContext as _;
-use replica::model::{quote_ident, quote_literal};
 use sqlx::Connection as _;
 use std::time::{Duration, SystemTime};
 
@@ -177,14 +174,13 @@ impl Bootstrap {
         let now = tokio::time::Instant::now();
         resolve_patiently(&options, now + RESOLVE_GRACE.min((connect_stop - now) / 2)).await?;
         let mut db = connect_patiently(&options, connect_stop).await?;
-        let sql = setup_sql(props, &mut db).await?;
-        replica::batch(&sql)
-            .execute(&mut db)
-            .await
-            .doing("bootstrap", "setting up the application role and its schemas")?;
-        // The metadata tables, created by the application role so that it owns them.
-        let as_app = format!("SET ROLE {};\n{}\nRESET ROLE;", quote_ident(&props.app_user), replica::ddl::metadata());
-        replica::batch(&as_app).execute(&mut db).await.doing("bootstrap", "creating the metadata tables")?;
+        let setup = replica::setup::Setup {
+            app: props.app_user.clone(),
+            namespaces: props.namespaces.clone(),
+            readers: props.readers.clone(),
+            iam: props.iam_auth(),
+        };
+        setup.apply(&mut db).await?;
         db.close().await.ok();
         Ok(())
     }
@@ -298,73 +294,4 @@ fn parts(request: &Request) -> (&'static str, &Properties, Common<'_>) {
         ),
         _ => unreachable!("CloudFormation sends Create, Update or Delete"),
     }
-}
-
-/// A DAP namespace or role name: letters, digits and `_` only.
-fn check_name(kind: &str, name: &str) -> Result<(), FunctionError> {
-    if !name.is_empty() && name.len() <= 63 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        Ok(())
-    } else {
-        Err(FunctionError::config(format!("the {kind} `{name}` is not a plain name (letters, digits, `_`)")))
-    }
-}
-
-/// The role and schemas, as one transaction, after looking at what exists.
-async fn setup_sql(props: &Properties, db: &mut sqlx::PgConnection) -> Result<String, FunctionError> {
-    check_name("application user", &props.app_user)?;
-    for ns in &props.namespaces {
-        check_name("namespace", ns)?;
-    }
-    let app = quote_ident(&props.app_user);
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = $1)")
-        .bind(&props.app_user)
-        .fetch_one(&mut *db)
-        .await
-        .doing("bootstrap", "looking for the application role")?;
-    let iam = props.iam_auth();
-    let has_rds_iam: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'rds_iam')")
-            .fetch_one(&mut *db)
-            .await
-            .doing("bootstrap", "looking for the rds_iam role")?;
-    if iam && !has_rds_iam {
-        return Err(FunctionError::config(
-            "the database has no `rds_iam` role, so IAM database authentication is not available: use Aurora or RDS PostgreSQL with IAM authentication on, or set database.iam_auth = false and give the role a password",
-        ));
-    }
-    let database: String = sqlx::query_scalar("SELECT current_database()")
-        .fetch_one(&mut *db)
-        .await
-        .doing("bootstrap", "reading the database name")?;
-
-    let mut sql = vec![
-        "BEGIN;".to_owned(),
-        "SELECT pg_advisory_xact_lock(hashtextextended('cd2_aws:bootstrap', 0));".to_owned(),
-        if exists {
-            format!("ALTER ROLE {app} WITH LOGIN NOCREATEDB NOCREATEROLE;")
-        } else {
-            format!("CREATE ROLE {app} WITH LOGIN NOCREATEDB NOCREATEROLE;")
-        },
-        // To create schemas for the role and objects as it.
-        format!("GRANT {app} TO CURRENT_USER;"),
-        format!("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {app};", quote_ident(&database)),
-    ];
-    if iam {
-        sql.push(format!("GRANT rds_iam TO {app};"));
-    }
-    let mut schemas = vec![META_SCHEMA.to_owned(), OWN_SCHEMA.to_owned()];
-    for ns in &props.namespaces {
-        schemas.push(ns.clone());
-        schemas.push(staging_schema(ns));
-    }
-    for schema in &schemas {
-        sql.push(ensure_schema(schema));
-        sql.push(format!("ALTER SCHEMA {} OWNER TO {app};", quote_ident(schema)));
-    }
-    sql.push(format!(
-        "COMMENT ON ROLE {app} IS {};",
-        quote_literal("cd2-aws: the replication Lambdas; owns the replicated schemas")
-    ));
-    sql.push("COMMIT;".to_owned());
-    Ok(sql.join("\n"))
 }

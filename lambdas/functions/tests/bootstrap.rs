@@ -56,6 +56,7 @@ fn properties(app: &str, target: &replica::ConnectOptions) -> Properties {
         app_user: app.into(),
         namespaces: vec!["canvas".into()],
         iam_auth: "true".into(),
+        readers: vec![],
         endpoint: target.host.clone(),
         port: target.port.to_string(),
         resource_id: "cluster-TEST".into(),
@@ -109,7 +110,8 @@ async fn create_update_delete_leave_a_least_privilege_role_that_replicates() {
         .await;
     let app = format!("cd2_app_{}", support::uuid_like());
     let bootstrap = bootstrap(&aws, support::target(&db_url, "unused"), secret);
-    let props = properties(&app, &bootstrap.target);
+    let reader = format!("reader_{}", support::uuid_like());
+    let props = Properties { readers: vec![reader.clone()], ..properties(&app, &bootstrap.target) };
     let (url, answers) = response_catcher().await;
 
     bootstrap.handle(request("Create", &url, &props), support::in_a_minute()).await.unwrap();
@@ -192,6 +194,20 @@ async fn create_update_delete_leave_a_least_privilege_role_that_replicates() {
         .unwrap();
     let e = sql_as(&db_url, &app, "SELECT * FROM private.grades").await.unwrap_err();
     assert!(e.contains("42501"), "{e}");
+
+    // The reader the properties name logs in through IAM and reads the table made after it.
+    let reader_iam: bool =
+        sqlx::query_scalar("SELECT pg_has_role($1, 'rds_iam', 'MEMBER')").bind(&reader).fetch_one(&db).await.unwrap();
+    assert!(reader_iam);
+    sql_as(&db_url, &reader, "SELECT * FROM canvas.accounts").await.unwrap();
+    let e = sql_as(&db_url, &reader, "DELETE FROM canvas.accounts").await.unwrap_err();
+    assert!(e.contains("42501"), "{e}");
+    // An Update that no longer names it: it cannot log in any more.
+    let without = properties(&app, &bootstrap.target);
+    bootstrap.handle(request("Update", &url, &without), support::in_a_minute()).await.unwrap();
+    assert_eq!(answers.lock().unwrap().pop().unwrap()["Status"], "SUCCESS");
+    let e = sql_as(&db_url, &reader, "SELECT 1").await.unwrap_err();
+    assert!(e.contains("not permitted to log in"), "{e}");
 
     // Delete keeps the role, the schemas and the data.
     bootstrap.handle(request("Delete", &url, &props), support::in_a_minute()).await.unwrap();

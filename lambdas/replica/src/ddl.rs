@@ -20,9 +20,13 @@ pub const DDL_LOCK: &str = "SELECT pg_advisory_xact_lock(hashtextextended('cd2_a
 /// `database_version = 1` so the official client never runs its 0 -> 1 upgrade (which
 /// truncates `table_sync`).
 pub fn metadata() -> String {
+    format!("BEGIN;\n{}COMMIT;\n", metadata_statements())
+}
+
+/// [`metadata`]'s statements, for a transaction of the caller's (the setup's).
+pub fn metadata_statements() -> String {
     format!(
-        r#"BEGIN;
-SET LOCAL lock_timeout = '60s';
+        r#"SET LOCAL lock_timeout = '60s';
 {DDL_LOCK}
 {meta}
 CREATE TABLE IF NOT EXISTS "{META_SCHEMA}"."database_version" (
@@ -91,7 +95,6 @@ CREATE TABLE IF NOT EXISTS "{OWN_SCHEMA}"."retype" (
 PRIMARY KEY ("namespace", "table", "column"));
 COMMENT ON TABLE "{OWN_SCHEMA}"."retype" IS 'cd2-aws: column type changes made in batches through a shadow column, and the last key converted';
 COMMENT ON TABLE "{OWN_SCHEMA}"."dap_rate_limit" IS 'cd2-aws: DAP calls made in the last window (epoch seconds), shared by every concurrent run';
-COMMIT;
 "#,
         meta = ensure_schema(META_SCHEMA),
         own = ensure_schema(OWN_SCHEMA),

@@ -27,6 +27,9 @@ pub enum ReplicaError {
         "the connection string is not valid: {0}; expected postgresql://user:password@host:port/database[?sslmode=verify-full&sslrootcert=/path/to/ca.pem]"
     )]
     BadConnectionString(String),
+    /// A setup that cannot be made as asked ([`crate::setup::Setup`]): the message says what to change.
+    #[error("setting up the database: {0}")]
+    Setup(String),
     #[error(
         "TLS to the database at {target} failed ({detail}): sslrootcert must hold the CA of the database's region (the functions ship the RDS bundle), the server must offer TLS, and with verify-full the host must be a name its certificate carries (the cluster endpoint, not an address or another name)"
     )]
@@ -64,7 +67,10 @@ impl ReplicaError {
     pub fn is_configuration(&self) -> bool {
         match self {
             ReplicaError::Dap(e) => e.is_configuration(),
-            ReplicaError::BadConnectionString(_) | ReplicaError::Tls { .. } | ReplicaError::Login { .. } => true,
+            ReplicaError::BadConnectionString(_)
+            | ReplicaError::Setup(_)
+            | ReplicaError::Tls { .. }
+            | ReplicaError::Login { .. } => true,
             _ => false,
         }
     }
@@ -107,9 +113,10 @@ impl ReplicaError {
             ReplicaError::Busy { .. } => "TableBusy",
             ReplicaError::AlreadyInitialized { .. } => "AlreadyInitialized",
             ReplicaError::Unregistered { .. } => "UnregisteredTable",
-            ReplicaError::BadConnectionString(_) | ReplicaError::Tls { .. } | ReplicaError::Login { .. } => {
-                "ConfigurationError"
-            }
+            ReplicaError::BadConnectionString(_)
+            | ReplicaError::Setup(_)
+            | ReplicaError::Tls { .. }
+            | ReplicaError::Login { .. } => "ConfigurationError",
             ReplicaError::Connect { .. } | ReplicaError::ConnectTimeout { .. } => "ConnectError",
             ReplicaError::OutOfTime { .. } => "OutOfTime",
             ReplicaError::JobExpired { .. } => "JobExpired",

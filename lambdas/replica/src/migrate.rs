@@ -229,17 +229,19 @@ pub async fn migrate(
     if !retypes.is_empty() {
         // Views and materialized views block a type change: save them, drop them, change,
         // and recreate them with their grants, comments and indexes, all in this transaction.
-        let saved =
-            views::save_and_drop(&mut *tx, schema, &model.name).await.doing(&table, "saving dependent views")?;
+        let set_aside =
+            views::set_aside(&mut *tx, schema, &model.name).await.doing(&table, "setting dependent views aside")?;
         for s in &retypes {
             budget.limit(tx, &table).await?;
             crate::batch(s).execute(&mut *tx).await.doing(&table, "changing a column type")?;
         }
         budget.limit(tx, &table).await?;
-        views::restore(&mut *tx, &saved).await.doing(&table, "recreating dependent views")?;
-        if !saved.is_empty() {
-            notes.push(format!("recreated {} dependent view(s)", saved.len()));
+        let left_empty =
+            views::put_back(&mut *tx, schema, &model.name).await.doing(&table, "recreating dependent views")?;
+        if set_aside > 0 {
+            notes.push(format!("recreated {set_aside} dependent view(s)"));
         }
+        notes.extend(left_empty);
     }
     Ok(notes)
 }

@@ -329,7 +329,7 @@ impl Replicator {
                     tx.rollback().await.doing(&name, "ending the conversion")?;
                     // A swap that had the whole call and still ran out never will.
                     match self.swap(model, schema, &p, budget, fresh).await {
-                        Ok(()) => {}
+                        Ok(left_empty) => notes.extend(left_empty),
                         Err(e) if budget.ran_out(&e) => return Ok(false),
                         Err(e) => return Err(e),
                     }
@@ -359,7 +359,8 @@ impl Replicator {
     }
 
     /// The old column out, the full shadow in its place, in one transaction with the
-    /// users' views and the column's indexes saved and recreated.
+    /// users' views and the column's indexes saved and recreated; the materialized views
+    /// left empty, each as a line.
     async fn swap(
         &mut self,
         model: &TableModel,
@@ -367,7 +368,7 @@ impl Replicator {
         p: &Pending,
         budget: Budget,
         fresh: bool,
-    ) -> Result<(), ReplicaError> {
+    ) -> Result<Vec<String>, ReplicaError> {
         let name = format!("{}.{}", model.namespace, model.name);
         let qualified = ddl::qualified(schema, &model.name);
         let mut tx = self.begin(&name, budget).await?;
@@ -387,7 +388,8 @@ impl Replicator {
             .fetch_all(&mut *tx)
             .await
             .doing(&name, "reading the column's grants")?;
-        let saved = views::save_and_drop(&mut tx, schema, &model.name).await.doing(&name, "saving dependent views")?;
+        let set_aside =
+            views::set_aside(&mut tx, schema, &model.name).await.doing(&name, "setting dependent views aside")?;
         let column = quote_ident(&p.column);
         let mut sql = format!(
             "ALTER TABLE {qualified} DROP COLUMN {column}; ALTER TABLE {qualified} RENAME COLUMN {} TO {column};\n",
@@ -418,7 +420,7 @@ impl Replicator {
                     column: p.column.clone(),
                     shadow: p.shadow.clone(),
                     indexes: indexes.len(),
-                    views: saved.len(),
+                    views: set_aside,
                 }
             } else {
                 e
@@ -431,9 +433,12 @@ impl Replicator {
             .doing(&name, "putting the converted column in place")
             .map_err(too_slow)?;
         budget.limit(&mut tx, &name).await?;
-        views::restore(&mut tx, &saved).await.doing(&name, "recreating dependent views").map_err(too_slow)?;
+        let left_empty = views::put_back(&mut tx, schema, &model.name)
+            .await
+            .doing(&name, "recreating dependent views")
+            .map_err(too_slow)?;
         forget(&mut tx, model, &p.column).await?;
         tx.commit().await.doing(&name, "committing a type change")?;
-        Ok(())
+        Ok(left_empty)
     }
 }

@@ -24,7 +24,7 @@ async fn a_process_killed_mid_init_is_finished_exactly_by_a_rerun() {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args(["child_init", "--exact", "--ignored", "--nocapture"])
         .env("CD2_CHILD_DAP", f.emulator.base_url())
-        .env("CD2_CHILD_DB", &f.db_url)
+        .env("CD2_CHILD_DB", &f.app_url)
         .spawn()
         .expect("the child starts");
     let started = Instant::now();

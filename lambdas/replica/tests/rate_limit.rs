@@ -33,7 +33,7 @@ fn lambda_client(emulator: &Emulator) -> DapClient {
 /// Lambdas are) working through `tables`; every table must succeed.
 async fn replicate_all(f: &Fixture, tables: Vec<String>, workers: usize) {
     let queue = Arc::new(Mutex::new(tables));
-    let options = replica::parse_connection_string(&f.db_url).unwrap();
+    let options = replica::parse_connection_string(&f.app_url).unwrap();
     let workers: Vec<_> = (0..workers)
         .map(|_| {
             let (queue, options, dap) = (queue.clone(), options.clone(), lambda_client(&f.emulator));
@@ -189,7 +189,7 @@ async fn a_call_whose_budget_ends_before_a_slot_frees_creates_no_job_and_comes_b
     let mut config = client_config(&f.emulator);
     config.job_limit = Limit::per_minute(CALLS);
     let mut r =
-        Replicator::connect(&replica::parse_connection_string(&f.db_url).unwrap(), DapClient::new(config).unwrap())
+        Replicator::connect(&replica::parse_connection_string(&f.app_url).unwrap(), DapClient::new(config).unwrap())
             .await
             .unwrap();
     // Other runs took all five slots a moment ago.

@@ -251,21 +251,26 @@ async fn schema_changes_keep_data_and_users_views() {
     a["small"] = json!(7);
     f.accounts(vec![a, account(2, "two")]);
     f.replicate("accounts").await.unwrap();
-    f.exec(
-        "CREATE ROLE cd2_reader;
-         CREATE VIEW public.account_names WITH (security_barrier = true) AS SELECT id, name, small FROM canvas.accounts;
-         COMMENT ON VIEW public.account_names IS 'names';
-         COMMENT ON COLUMN public.account_names.name IS 'the name';
-         GRANT SELECT ON public.account_names TO cd2_reader;
-         CREATE VIEW public.big_small AS SELECT * FROM public.account_names WHERE small > 5;
-         CREATE MATERIALIZED VIEW public.smalls AS SELECT id, small, uuid FROM canvas.accounts;
-         CREATE UNIQUE INDEX smalls_id ON public.smalls (id);
-         GRANT SELECT ON public.smalls TO cd2_reader;
-         GRANT UPDATE (name) ON public.account_names TO cd2_reader;
-         CREATE FUNCTION public.no_writes() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$;
-         CREATE TRIGGER account_names_no_insert INSTEAD OF INSERT ON public.account_names
-             FOR EACH ROW EXECUTE FUNCTION public.no_writes();
-         CREATE RULE big_small_no_delete AS ON DELETE TO public.big_small DO INSTEAD NOTHING;",
+    // A reader's views in the reader's schema, and a grant to another reader.
+    let (r, other) = (f.reader("analyst").await, f.reader("viewer").await);
+    f.exec("CREATE FUNCTION public.no_writes() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$;")
+        .await;
+    f.exec_as(
+        &r,
+        &format!(
+            "CREATE VIEW {r}.account_names WITH (security_barrier = true) AS SELECT id, name, small FROM canvas.accounts;
+             COMMENT ON VIEW {r}.account_names IS 'names';
+             COMMENT ON COLUMN {r}.account_names.name IS 'the name';
+             GRANT SELECT ON {r}.account_names TO {other};
+             CREATE VIEW {r}.big_small AS SELECT * FROM {r}.account_names WHERE small > 5;
+             CREATE MATERIALIZED VIEW {r}.smalls AS SELECT id, small, uuid FROM canvas.accounts;
+             CREATE UNIQUE INDEX smalls_id ON {r}.smalls (id);
+             GRANT SELECT ON {r}.smalls TO {other};
+             GRANT UPDATE (name) ON {r}.account_names TO {other};
+             CREATE TRIGGER account_names_no_insert INSTEAD OF INSERT ON {r}.account_names
+                 FOR EACH ROW EXECUTE FUNCTION public.no_writes();
+             CREATE RULE big_small_no_delete AS ON DELETE TO {r}.big_small DO INSTEAD NOTHING"
+        ),
     )
     .await;
 
@@ -291,45 +296,59 @@ async fn schema_changes_keep_data_and_users_views() {
         "removed column keeps its data"
     );
     assert_eq!(f.texts("SELECT new_col FROM canvas.accounts WHERE id = 3").await, [Some("fresh".into())]);
-    assert_eq!(f.texts("SELECT count(*)::text FROM public.big_small").await, [Some("2".into())]);
+    assert_eq!(f.texts(&format!("SELECT count(*)::text FROM {r}.big_small")).await, [Some("2".into())]);
     assert_eq!(
-        f.texts("SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'public.account_names'::regclass AND attname = 'small'").await,
+        f.texts(&format!("SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = '{r}.account_names'::regclass AND attname = 'small'")).await,
         [Some("integer".into())],
         "the view follows the new type"
     );
     assert_eq!(
-        f.texts("SELECT obj_description('public.account_names'::regclass, 'pg_class')").await,
+        f.texts(&format!("SELECT obj_description('{r}.account_names'::regclass, 'pg_class')")).await,
         [Some("names".into())]
     );
-    assert_eq!(f.texts("SELECT col_description('public.account_names'::regclass, 2)").await, [Some("the name".into())]);
     assert_eq!(
-        f.texts("SELECT array_to_string(reloptions, ',') FROM pg_class WHERE oid = 'public.account_names'::regclass")
-            .await,
+        f.texts(&format!("SELECT col_description('{r}.account_names'::regclass, 2)")).await,
+        [Some("the name".into())]
+    );
+    // Kept as the reader made them, by the replicating role, which never held the
+    // reader's privileges.
+    let kept = format!(
+        "SELECT string_agg(pg_get_userbyid(relowner)::text, ',' ORDER BY relname) FROM pg_class
+         WHERE relnamespace = '{r}'::regnamespace AND relkind IN ('v', 'm')"
+    );
+    assert_eq!(f.texts(&kept).await, [Some(format!("{r},{r},{r}"))]);
+    assert_eq!(
+        f.texts(&format!(
+            "SELECT array_to_string(reloptions, ',') FROM pg_class WHERE oid = '{r}.account_names'::regclass"
+        ))
+        .await,
         [Some("security_barrier=true".into())]
     );
     assert_eq!(
-        f.texts("SELECT has_table_privilege('cd2_reader', 'public.account_names', 'SELECT')::text || has_table_privilege('cd2_reader', 'public.smalls', 'SELECT')::text").await,
+        f.texts(&format!("SELECT has_table_privilege('{other}', '{r}.account_names', 'SELECT')::text || has_table_privilege('{other}', '{r}.smalls', 'SELECT')::text")).await,
         [Some("truetrue".into())]
     );
     assert_eq!(
-        f.texts("SELECT indexname::text FROM pg_indexes WHERE tablename = 'smalls'").await,
+        f.texts(&format!("SELECT indexname::text FROM pg_indexes WHERE schemaname = '{r}' AND tablename = 'smalls'"))
+            .await,
         [Some("smalls_id".into())]
     );
     assert_eq!(
-        f.texts("SELECT has_column_privilege('cd2_reader', 'public.account_names', 'name', 'UPDATE')::text").await,
+        f.texts(&format!("SELECT has_column_privilege('{other}', '{r}.account_names', 'name', 'UPDATE')::text")).await,
         [Some("true".into())],
         "column grants survive"
     );
     assert_eq!(
-        f.texts("SELECT tgname::text FROM pg_trigger WHERE tgrelid = 'public.account_names'::regclass").await,
+        f.texts(&format!("SELECT tgname::text FROM pg_trigger WHERE tgrelid = '{r}.account_names'::regclass")).await,
         [Some("account_names_no_insert".into())]
     );
     assert_eq!(
-        f.texts("SELECT rulename::text FROM pg_rules WHERE tablename = 'big_small'").await,
+        f.texts(&format!("SELECT rulename::text FROM pg_rules WHERE schemaname = '{r}' AND tablename = 'big_small'"))
+            .await,
         [Some("big_small_no_delete".into())]
     );
     // Recreated with the data of the moment (before this sync's rows), as a REFRESH would.
-    assert_eq!(f.texts("SELECT count(*)::text FROM public.smalls").await, [Some("2".into())]);
+    assert_eq!(f.texts(&format!("SELECT count(*)::text FROM {r}.smalls")).await, [Some("2".into())]);
     assert_eq!(f.texts("SELECT schema_version::text FROM instructure_dap.table_sync").await, [Some("2".into())]);
 }
 
@@ -462,29 +481,56 @@ async fn a_recreated_materialized_view_runs_its_query_as_its_owner() {
     let f = Fixture::new().await;
     f.accounts(vec![account(1, "one"), account(2, "two")]);
     f.replicate("accounts").await.unwrap();
-    // The view calls a function that reports who runs it.
-    f.exec(
-        "DO $$ BEGIN CREATE ROLE cd2_analyst; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
-         GRANT USAGE ON SCHEMA canvas TO cd2_analyst;
-         GRANT SELECT ON canvas.accounts TO cd2_analyst;
-         CREATE FUNCTION public.who_runs() RETURNS text LANGUAGE sql VOLATILE AS 'SELECT current_user::text';
-         CREATE MATERIALIZED VIEW public.runners AS SELECT id, public.who_runs() AS runner FROM canvas.accounts WITH NO DATA;
-         ALTER MATERIALIZED VIEW public.runners OWNER TO cd2_analyst;
-         SET ROLE cd2_analyst; REFRESH MATERIALIZED VIEW public.runners; RESET ROLE;",
+    // The reader's view calls a function that reports who runs it.
+    let r = f.reader("analyst").await;
+    f.exec("CREATE FUNCTION public.who_runs() RETURNS text LANGUAGE sql VOLATILE AS 'SELECT current_user::text'").await;
+    f.exec_as(
+        &r,
+        &format!("CREATE MATERIALIZED VIEW {r}.runners AS SELECT id, public.who_runs() AS runner FROM canvas.accounts"),
     )
     .await;
-    let runners = "SELECT string_agg(DISTINCT runner, ',') FROM public.runners";
-    assert_eq!(f.texts(runners).await, [Some("cd2_analyst".into())]);
+    let runners = format!("SELECT string_agg(DISTINCT runner, ',') FROM {r}.runners");
+    assert_eq!(f.texts(&runners).await, [Some(r.clone())]);
 
-    // A type change makes the replicator drop and recreate the view.
+    // A type change makes the keeper drop and recreate the view.
     f.emulator.put_schema("canvas", "accounts", accounts_schema(2));
     let out = f.replicate("accounts").await.unwrap();
     assert!(out.notes.join("\n").contains("recreated 1 dependent view(s)"), "{:?}", out.notes);
-    assert_eq!(f.texts(runners).await, [Some("cd2_analyst".into())], "never run with the replicator's privileges");
     assert_eq!(
-        f.texts("SELECT pg_get_userbyid(relowner)::text FROM pg_class WHERE oid = 'public.runners'::regclass").await,
-        [Some("cd2_analyst".into())]
+        f.texts(&runners).await,
+        [Some(r.clone())],
+        "never run with the replicator's or the keeper's privileges"
     );
+    assert_eq!(
+        f.texts(&format!("SELECT pg_get_userbyid(relowner)::text FROM pg_class WHERE oid = '{r}.runners'::regclass"))
+            .await,
+        [Some(r.clone())]
+    );
+}
+
+/// A view the keeper may not keep (not a reader's, not the replicating role's) stops a type
+/// change with its name and what to do; nothing is changed, and once it is gone the change
+/// goes through.
+#[tokio::test]
+async fn a_view_of_someone_not_a_reader_stops_a_type_change_with_its_name() {
+    let f = Fixture::new().await;
+    f.accounts(vec![account(1, "one")]);
+    f.replicate("accounts").await.unwrap();
+    f.exec("CREATE VIEW public.dba_names AS SELECT id, small FROM canvas.accounts").await;
+    f.emulator.put_schema("canvas", "accounts", accounts_schema(2));
+    let e = f.replicate("accounts").await.unwrap_err();
+    let message = e.to_string();
+    assert!(message.contains("view public.dba_names (owner "), "{message}");
+    assert!(message.contains("drop it"), "says what to do: {message}");
+    assert!(!e.is_transient(), "a view in the way stays in the way: {message}");
+    assert_eq!(
+        f.texts("SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'canvas.accounts'::regclass AND attname = 'small'").await,
+        [Some("smallint".into())],
+        "nothing changed"
+    );
+    assert_eq!(f.rows("SELECT 1 FROM public.dba_names").await.len(), 1, "the view is still there");
+    f.exec("DROP VIEW public.dba_names").await;
+    assert_eq!(f.replicate("accounts").await.unwrap().status, Status::Success);
 }
 
 /// 1,000 accounts in objects of 500, each with a `small` from 1 to 300.
@@ -516,9 +562,10 @@ async fn a_type_change_too_big_for_one_call_is_made_in_batches_over_several_call
     };
     f.emulator.put_schema("canvas", "accounts", required(1));
     f.replicate("accounts").await.unwrap();
+    let reader = f.reader("analyst").await;
+    f.exec_as(&reader, &format!("CREATE VIEW {reader}.smalls AS SELECT id, small FROM canvas.accounts")).await;
     f.exec(
-        "CREATE VIEW public.smalls AS SELECT id, small FROM canvas.accounts;
-         CREATE INDEX accounts_small ON canvas.accounts (small);
+        "CREATE INDEX accounts_small ON canvas.accounts (small);
          DO $$ BEGIN CREATE ROLE cd2_column_reader; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
          GRANT SELECT (id, small) ON canvas.accounts TO cd2_column_reader;",
     )
@@ -579,7 +626,7 @@ async fn a_type_change_too_big_for_one_call_is_made_in_batches_over_several_call
         "no shadow column left"
     );
     assert_eq!(
-        f.texts(&format!("SELECT small::text FROM public.smalls WHERE id = {}", rows + 1)).await,
+        f.texts(&format!("SELECT small::text FROM {reader}.smalls WHERE id = {}", rows + 1)).await,
         [Some("100000".into())],
         "synced after the change, through the user's view"
     );
@@ -747,7 +794,10 @@ async fn a_swap_that_cannot_fit_in_a_call_fails_with_what_to_do() {
     let f = Fixture::new().await;
     f.accounts((1..=5).map(|i| account(i, "x")).collect());
     f.replicate("accounts").await.unwrap();
-    f.exec("CREATE MATERIALIZED VIEW public.slow AS SELECT a.id FROM canvas.accounts a, pg_sleep(3)").await;
+    let reader = f.reader("analyst").await;
+    let slow = format!("{reader}.slow");
+    f.exec_as(&reader, &format!("CREATE MATERIALIZED VIEW {slow} AS SELECT a.id FROM canvas.accounts a, pg_sleep(3)"))
+        .await;
     f.emulator.put_schema("canvas", "accounts", accounts_schema(2));
     let mut r = f.replicator().await;
     r.set_retype(replica::RetypeSettings { in_place_max_bytes: 0, batch_rows: 100 });
@@ -760,7 +810,7 @@ async fn a_swap_that_cannot_fit_in_a_call_fails_with_what_to_do() {
         [Some("smallint".into())],
         "rolled back whole"
     );
-    assert_eq!(f.rows("SELECT 1 FROM public.slow").await.len(), 5, "the view is still there");
+    assert_eq!(f.rows(&format!("SELECT 1 FROM {slow}")).await.len(), 5, "the view is still there");
 }
 
 /// DAP narrowing a column's type (`varchar(255)` to `varchar(100)`): a cast would cut the

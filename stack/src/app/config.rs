@@ -322,6 +322,26 @@ impl Config {
                 ),
             );
         }
+        for (i, reader) in db.readers().iter().enumerate() {
+            let reserved = [
+                db.app_username().to_owned(),
+                format!("{}_readers", db.app_username()),
+                format!("{}_keeper", db.app_username()),
+            ];
+            check(
+                is_pg_identifier(reader)
+                    && !reader.starts_with("pg_")
+                    && !["postgres", "rdsadmin", "public", "instructure_dap"].contains(&reader.as_str())
+                    && !reader.starts_with("cd2_aws")
+                    && !reserved.contains(reader)
+                    && !self.namespaces.iter().any(|ns| ns.as_str() == reader)
+                    && !db.readers()[..i].contains(reader),
+                "database.readers",
+                format!(
+                    "`{reader}` must be a lower-case identifier of 1-63 letters, digits and `_`, starting with a letter, named once, and not a role or schema the replication uses"
+                ),
+            );
+        }
         match db {
             DatabaseProps::Create(db) => validate_cluster(db, &mut check),
             DatabaseProps::Existing(db) => validate_existing(db, &mut check),

@@ -291,6 +291,13 @@ pub fn build(config: &Config) -> Result<Synthesized, AppError> {
         Expr::str(db.app_user.as_str()),
     );
     t.output("DataKeyArn", "KMS key encrypting the database, secrets, logs and alerts", key.arn());
+    if let Some(arns) = db.readers_connect_arns() {
+        t.output(
+            "ReaderConnectArns",
+            "What a reader's IAM policy allows rds-db:connect on (one per reader, comma-separated)",
+            arns,
+        );
+    }
 
     t.validate()?;
     Ok(Synthesized { template: t, state_machine, diagram })

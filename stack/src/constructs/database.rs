@@ -44,6 +44,15 @@ impl DatabaseProps {
             DatabaseProps::Existing(p) => &p.app_username,
         }
     }
+
+    /// The readers: login roles (IAM database authentication) that may read every replicated
+    /// namespace and the sync metadata, each with a schema of its own for views.
+    pub fn readers(&self) -> &[String] {
+        match self {
+            DatabaseProps::Create(p) => &p.readers,
+            DatabaseProps::Existing(p) => &p.readers,
+        }
+    }
 }
 
 /// `mode = "create"`.
@@ -56,6 +65,9 @@ pub struct ClusterProps {
     pub database_name: String,
     pub admin_username: String,
     pub app_username: String,
+    /// Login roles that may read the replica ([`DatabaseProps::readers`]).
+    #[serde(default)]
+    pub readers: Vec<String>,
     /// Aurora capacity units; a minimum of 0 lets the cluster pause when idle.
     pub min_capacity: f64,
     pub max_capacity: f64,
@@ -76,6 +88,9 @@ pub struct ExistingProps {
     #[serde(rename = "name")]
     pub database_name: String,
     pub app_username: String,
+    /// Login roles that may read the replica ([`DatabaseProps::readers`]).
+    #[serde(default)]
+    pub readers: Vec<String>,
     /// The database's security group; the stack adds the ingress rule from the Lambdas.
     pub security_group_id: String,
     /// Create the application role and schemas with the admin credential (default true);
@@ -117,6 +132,8 @@ pub struct Database {
     pub name: String,
     /// The role the Lambdas log in as.
     pub app_user: String,
+    /// The readers' login roles, made by the bootstrap.
+    pub readers: Vec<String>,
     /// The stack creates the role and schemas (a created cluster always does).
     pub bootstrap: bool,
     /// What `rds-db:connect` names: the cluster's or instance's resource id, or `*`.
@@ -161,6 +178,7 @@ impl Database {
             admin_secret,
             name: props.database_name.clone(),
             app_user: props.app_username.clone(),
+            readers: props.readers.clone(),
             bootstrap: props.bootstrap,
             resource_id: Expr::str(props.resource_id.as_deref().unwrap_or("*")),
             ready: vec![],
@@ -285,6 +303,7 @@ impl Database {
             security_group: GroupRef::from(&security_group),
             name: props.database_name.clone(),
             app_user: props.app_username.clone(),
+            readers: props.readers.clone(),
             bootstrap: true,
             resource_id: cluster.resource_id(),
             ready: vec![writer.id().clone()],
@@ -292,19 +311,27 @@ impl Database {
         }
     }
 
+    /// What `rds-db:connect` names to let a principal log in as `user` with an IAM token.
+    pub fn db_user_arn(&self, user: &str) -> Expr {
+        Expr::join(
+            "",
+            [
+                Expr::sub("arn:${AWS::Partition}:rds-db:${AWS::Region}:${AWS::AccountId}:dbuser:"),
+                self.resource_id.clone(),
+                Expr::str(format!("/{user}")),
+            ],
+        )
+    }
+
     /// Lets `grantee` log in as the application user with an IAM authentication token.
     pub fn grant_connect(&self, grantee: &mut dyn Grantee) {
-        grantee.add_to_policy(Statement::allow(
-            &["rds-db:connect"],
-            vec![Expr::join(
-                "",
-                [
-                    Expr::sub("arn:${AWS::Partition}:rds-db:${AWS::Region}:${AWS::AccountId}:dbuser:"),
-                    self.resource_id.clone(),
-                    Expr::str(format!("/{}", self.app_user)),
-                ],
-            )],
-        ));
+        grantee.add_to_policy(Statement::allow(&["rds-db:connect"], vec![self.db_user_arn(&self.app_user)]));
+    }
+
+    /// The readers' [`db_user_arn`](Self::db_user_arn)s, comma-separated: what the IAM
+    /// policy of a person or tool reading as one of them allows `rds-db:connect` on.
+    pub fn readers_connect_arns(&self) -> Option<Expr> {
+        (!self.readers.is_empty()).then(|| Expr::join(",", self.readers.iter().map(|r| self.db_user_arn(r))))
     }
 
     /// The custom resource that `function` (db_bootstrap, granted the admin secret) answers:
@@ -332,6 +359,7 @@ impl Database {
                     app_user: self.app_user.clone(),
                     namespaces,
                     iam_auth: "true".into(),
+                    readers: self.readers.clone(),
                     endpoint: self.endpoint.clone(),
                     port: self.port.clone(),
                     resource_id: self.resource_id.clone(),

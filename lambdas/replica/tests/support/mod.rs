@@ -6,6 +6,7 @@ use dap::{ClientConfig, Credentials, DapClient, Limit};
 use emulator::{Emulator, Settings};
 use replica::{Budget, Outcome, ReplicaError, Replicator};
 use serde_json::{Value, json};
+use sqlx::Connection as _;
 use sqlx::PgPool;
 use sqlx::Row as _;
 use sqlx::postgres::PgRow;
@@ -14,9 +15,15 @@ use std::time::Duration;
 pub struct Fixture {
     pub emulator: Emulator,
     pub dap: DapClient,
+    /// The database as its administrator (the tests' own setup, as a DBA or analyst would).
     pub db_url: String,
-    /// The test's own connections, beside the replicator's.
+    /// The database as the replicating role the bootstrap makes ([`Fixture::app`]): what
+    /// every replicator of the tests connects as, never a superuser.
+    pub app_url: String,
+    pub app: String,
+    /// The test's own connections, as the administrator, beside the replicator's.
     pub db: PgPool,
+    readers: std::sync::Mutex<Vec<String>>,
 }
 
 pub fn client_config(emulator: &Emulator) -> ClientConfig {
@@ -40,11 +47,67 @@ impl Fixture {
         let dap = DapClient::new(client_config(&emulator)).expect("client");
         let db_url = testkit::fresh_database().await;
         let db = PgPool::connect(&format!("{db_url}?sslmode=disable")).await.expect("connect");
-        Self { emulator, dap, db_url, db }
+        // Roles are the server's, databases the test's: the role is named after the database.
+        let (server, database) = db_url.rsplit_once('/').expect("a database in the URL");
+        let app = format!("app_{database}");
+        let (_, host) = server.rsplit_once('@').expect("a user in the URL");
+        let app_url = format!("postgresql://{app}@{host}/{database}");
+        let f = Self { emulator, dap, db_url, app_url, app, db, readers: Default::default() };
+        f.set_up().await;
+        f
+    }
+
+    /// The bootstrap's setup, as the administrator: the replicating role, its schemas, the
+    /// readers named so far and the views keeper.
+    async fn set_up(&self) {
+        let setup = replica::setup::Setup {
+            app: self.app.clone(),
+            namespaces: replica::model::NAMESPACES.iter().map(|n| n.to_string()).collect(),
+            readers: self.readers.lock().unwrap().clone(),
+            iam: false,
+        };
+        let mut admin = self.db.acquire().await.expect("an admin connection");
+        setup.apply(&mut admin).await.unwrap_or_else(|e| panic!("setting up the database: {e}"));
+    }
+
+    /// A reader the configuration names (its role is named after the database too), set
+    /// up as the bootstrap would.
+    pub async fn reader(&self, name: &str) -> String {
+        let role = format!("{name}_{}", self.app.trim_start_matches("app_t_").get(..12).unwrap_or("x"));
+        self.readers.lock().unwrap().push(role.clone());
+        self.set_up().await;
+        role
+    }
+
+    /// A reader no longer named: the setup runs without it.
+    pub async fn forget_reader(&self, role: &str) {
+        self.readers.lock().unwrap().retain(|r| r != role);
+        self.set_up().await;
+    }
+
+    /// Runs SQL statements as `role` (a reader making views, say), in one transaction.
+    pub async fn exec_as(&self, role: &str, sql: &str) {
+        let sql = format!("BEGIN; SET LOCAL ROLE {}; {sql}; COMMIT;", replica::model::quote_ident(role));
+        self.exec(&sql).await;
+    }
+
+    /// SQL statements as `role`, or the error they end with.
+    pub async fn try_as(&self, role: &str, sql: &str) -> Result<(), String> {
+        let mut c = sqlx::PgConnection::connect(&format!("{}?sslmode=disable", self.url_as(role)))
+            .await
+            .map_err(|e| replica::error::describe(&e))?;
+        let result = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut c).await;
+        let _ = sqlx::Connection::close(c).await;
+        result.map(drop).map_err(|e| replica::error::describe(&e))
+    }
+
+    /// The database as `role` (loopback logins are trusted on the test server).
+    pub fn url_as(&self, role: &str) -> String {
+        self.app_url.replacen(&format!("://{}@", self.app), &format!("://{role}@"), 1)
     }
 
     pub async fn replicator(&self) -> Replicator {
-        let config = replica::parse_connection_string(&self.db_url).unwrap();
+        let config = replica::parse_connection_string(&self.app_url).unwrap();
         Replicator::connect(&config, self.dap.clone()).await.expect("replicator connects")
     }
 
