@@ -599,3 +599,17 @@ fn readers_reach_the_bootstrap_and_their_connect_arns_are_an_output() {
     let none = doc("dev", &["database.readers=[]"]);
     assert!(none["Outputs"].get("ReaderConnectArns").is_none());
 }
+
+/// The stack's own cluster answers the RDS Data API (query editor, `cargo xtask sql`), and
+/// its ARN is an output; an existing database has neither.
+#[test]
+fn the_stack_s_cluster_has_the_data_api_and_says_where_it_is() {
+    let d = doc("dev", &[]);
+    assert_eq!(props(&d, "DatabaseCluster")["EnableHttpEndpoint"], json!(true));
+    assert_eq!(
+        d["Outputs"][stack::app::DATABASE_CLUSTER_ARN]["Value"],
+        json!({"Fn::GetAtt": ["DatabaseCluster", "DBClusterArn"]})
+    );
+    let existing = doc("existing", &[]);
+    assert!(existing["Outputs"].get(stack::app::DATABASE_CLUSTER_ARN).is_none());
+}

@@ -78,6 +78,9 @@ enum Command {
     /// The recent runs: outcome, duration and counts.
     #[command(disable_help_flag = true)]
     Status(Passed),
+    /// Run one SQL statement on the stack's Aurora cluster through the RDS Data API ("SELECT ...", --csv).
+    #[command(disable_help_flag = true)]
+    Sql(Passed),
     /// Store the DAP client id and secret (from DAP_CLIENT_ID, DAP_CLIENT_SECRET; set_key.sh asks for them).
     #[command(disable_help_flag = true)]
     SetKey(Passed),
@@ -109,6 +112,7 @@ fn main() -> ExitCode {
         Command::Destroy(p) => Some(("destroy", p)),
         Command::Run(p) => Some(("run", p)),
         Command::Status(p) => Some(("status", p)),
+        Command::Sql(p) => Some(("sql", p)),
         Command::SetKey(p) => Some(("set-key", p)),
         Command::DeleteKey(p) => Some(("delete-key", p)),
         _ => None,
@@ -133,6 +137,7 @@ fn main() -> ExitCode {
         | Command::Destroy(_)
         | Command::Run(_)
         | Command::Status(_)
+        | Command::Sql(_)
         | Command::SetKey(_)
         | Command::DeleteKey(_) => unreachable!("handed to cd2-ops above"),
     };

@@ -42,6 +42,12 @@ pub const ALERTS_ID: &str = "Alerts";
 /// The logical id of the database bootstrap, which its function checks requests against.
 pub const DATABASE_BOOTSTRAP_ID: &str = "DatabaseBootstrap";
 
+/// The outputs `cargo xtask sql` reads: the stack's own cluster (absent for an existing
+/// database), the database, and the credential it queries with.
+pub const DATABASE_CLUSTER_ARN: &str = "DatabaseClusterArn";
+pub const DATABASE_NAME: &str = "DatabaseName";
+pub const ADMIN_SECRET_ARN: &str = "AdminSecretArn";
+
 /// Time for the bootstrap to wake a paused cluster (about 15 s), set up and answer.
 const BOOTSTRAP_TIMEOUT_SECONDS: u32 = 300;
 
@@ -276,14 +282,21 @@ pub fn build(config: &Config) -> Result<Synthesized, AppError> {
         results.name(),
     );
     t.output("DatabaseEndpoint", "Writer endpoint of the replica (private)", db.endpoint.clone());
-    t.output("DatabaseName", "Database holding the replicated schemas", Expr::str(db.name.as_str()));
+    if let Some(cluster) = &db.cluster {
+        t.output(
+            DATABASE_CLUSTER_ARN,
+            "The Aurora cluster, for the RDS Data API (query editor, aws rds-data, cargo xtask sql)",
+            cluster.arn(),
+        );
+    }
+    t.output(DATABASE_NAME, "Database holding the replicated schemas", Expr::str(db.name.as_str()));
     if let Some(secret) = &db.admin_secret {
         let description = if db.cluster.is_some() {
             "Admin credential, generated and rotated by RDS"
         } else {
             "Admin credential the bootstrap uses"
         };
-        t.output("AdminSecretArn", description, secret.arn.clone());
+        t.output(ADMIN_SECRET_ARN, description, secret.arn.clone());
     }
     t.output(
         "DatabaseUser",

@@ -266,6 +266,7 @@ impl Database {
                 copy_tags_to_snapshot: true,
                 deletion_protection: props.deletion_protection,
                 enable_iam_database_authentication: true,
+                enable_http_endpoint: true,
                 enable_cloudwatch_logs_exports: vec!["postgresql"],
                 serverless_v2_scaling_configuration: ServerlessV2Scaling {
                     min_capacity: props.min_capacity,

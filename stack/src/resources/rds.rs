@@ -78,6 +78,9 @@ pub struct DbCluster {
     pub deletion_protection: bool,
     #[serde(rename = "EnableIAMDatabaseAuthentication")]
     pub enable_iam_database_authentication: bool,
+    /// The RDS Data API: SQL over HTTPS with a Secrets Manager credential, for the console's
+    /// query editor and `cargo xtask sql`, with no network path to the private cluster.
+    pub enable_http_endpoint: bool,
     pub enable_cloudwatch_logs_exports: Vec<&'static str>,
     pub serverless_v2_scaling_configuration: ServerlessV2Scaling,
     #[serde(skip_serializing_if = "Vec::is_empty")]

@@ -25,6 +25,7 @@ pub struct Aws {
     kms: aws_sdk_kms::Client,
     sns: aws_sdk_sns::Client,
     ec2: aws_sdk_ec2::Client,
+    rdsdata: aws_sdk_rdsdata::Client,
 }
 
 /// Who the credentials belong to.
@@ -45,13 +46,23 @@ fn s3_endpoint(config: &SdkConfig) -> Option<String> {
 
 impl Aws {
     pub async fn connect(region: &str) -> Self {
+        Self::from_loader(aws_config::defaults(BehaviorVersion::latest()), region).await
+    }
+
+    /// Clients of a local AWS API server (moto) with test credentials, whatever the
+    /// environment says: for tests inside this binary.
+    #[cfg(test)]
+    pub async fn local(region: &str, endpoint: &str) -> Self {
+        let credentials = aws_sdk_sts::config::Credentials::new("testing", "testing", None, None, "tests");
+        let loader =
+            aws_config::defaults(BehaviorVersion::latest()).endpoint_url(endpoint).credentials_provider(credentials);
+        Self::from_loader(loader, region).await
+    }
+
+    async fn from_loader(loader: aws_config::ConfigLoader, region: &str) -> Self {
         let http =
             aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https();
-        let config = aws_config::defaults(BehaviorVersion::latest())
-            .http_client(http)
-            .region(Region::new(region.to_owned()))
-            .load()
-            .await;
+        let config = loader.http_client(http).region(Region::new(region.to_owned())).load().await;
         // Path-style addressing against a local endpoint, which has no bucket host names.
         let s3 = aws_sdk_s3::config::Builder::from(&config).force_path_style(s3_endpoint(&config).is_some()).build();
         Self {
@@ -63,6 +74,7 @@ impl Aws {
             kms: aws_sdk_kms::Client::new(&config),
             sns: aws_sdk_sns::Client::new(&config),
             ec2: aws_sdk_ec2::Client::new(&config),
+            rdsdata: aws_sdk_rdsdata::Client::new(&config),
             config,
             region: region.to_owned(),
         }
@@ -98,6 +110,10 @@ impl Aws {
 
     pub fn sns(&self) -> &aws_sdk_sns::Client {
         &self.sns
+    }
+
+    pub fn rdsdata(&self) -> &aws_sdk_rdsdata::Client {
+        &self.rdsdata
     }
 
     pub fn ec2(&self) -> &aws_sdk_ec2::Client {

@@ -1,5 +1,5 @@
 //! `cd2-ops`: the cd2-aws commands that talk to AWS, run by `cargo xtask deploy | diff |
-//! destroy | run | status | set-key | delete-key`. A package of its own so that `cargo xtask
+//! destroy | run | status | sql | set-key | delete-key`. A package of its own so that `cargo xtask
 //! synth` never compiles the AWS SDK.
 //!
 //! One module per command, each with one `run`; what several share (clients, the assets
@@ -16,6 +16,7 @@ mod offers;
 mod prompt;
 mod run;
 mod secret;
+mod sql;
 mod stacks;
 mod status;
 
@@ -45,6 +46,8 @@ enum Command {
     Run(run::Flags),
     /// The recent runs: outcome, duration and counts.
     Status(status::Flags),
+    /// Run one SQL statement on the stack's Aurora cluster through the RDS Data API.
+    Sql(sql::Flags),
     /// Create or update the DAP credential secret from DAP_CLIENT_ID and DAP_CLIENT_SECRET.
     SetKey(secret::Flags),
     /// Delete the DAP credential secret (with a recovery window).
@@ -67,6 +70,7 @@ fn main() -> ExitCode {
             Command::Destroy(flags) => destroy::run(&flags).await,
             Command::Run(flags) => run::run(&flags).await,
             Command::Status(flags) => status::run(&flags).await,
+            Command::Sql(flags) => sql::run(&flags).await,
             Command::SetKey(flags) => secret::set(&flags).await,
             Command::DeleteKey(flags) => secret::delete(&flags).await,
         }

@@ -174,6 +174,8 @@ fn deploy_update_run_status_and_destroy_a_stack() {
     fails(env.ops("run", &["--table", "accounts"]), "--table accounts: expected NAMESPACE.TABLE");
     let t = ok(env.ops("status", &[]));
     assert!(t.contains("manual-"), "{t}");
+    // An existing database has no Data API of the stack's: sql says how to reach it instead.
+    fails(env.ops("sql", &["SELECT 1"]), "uses a database it does not own");
 
     fails(env.ops("destroy", &[]), "pass --yes");
     let t = ok(env.ops("destroy", &["--yes"]));
