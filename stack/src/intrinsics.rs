@@ -264,6 +264,17 @@ impl From<&Expr> for Expr {
     }
 }
 
+/// `list_tables` -> `ListTables`: a snake-case name as a part of a logical id.
+pub fn pascal_case(snake: &str) -> String {
+    snake
+        .split('_')
+        .map(|w| {
+            let mut c = w.chars();
+            c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -181,4 +181,11 @@ fn readers_are_plain_names_apart_from_the_replication_s_own() {
     let err = config_error("dev", &["database.readers=[\"bi\", \"bi\"]"]);
     assert!(err.contains("named once"), "{err}");
     assert_eq!(config("existing", &["database.readers=[\"bi\"]"]).database.readers(), ["bi"]);
+    assert_eq!(config("dev", &[]).database.password_readers(), ["bi"]);
+    let err = config_error("dev", &["database.password_readers=[\"analyst\"]"]);
+    assert!(err.contains("database.password_readers") && err.contains("named once"), "{err}");
+    let err = config_error("dev", &["database.password_readers=[\"a__b\"]"]);
+    assert!(err.contains("`a__b`"), "{err}");
+    let err = config_error("existing", &["database.bootstrap=false", "database.password_readers=[\"bi\"]"]);
+    assert!(err.contains("database.password_readers") && err.contains("bootstrap = false"), "{err}");
 }

@@ -18,9 +18,14 @@ pub struct BootstrapProperties<V = String> {
     /// role a password (a database without IAM authentication).
     #[serde(default = "yes")]
     pub iam_auth: String,
-    /// The readers' login roles (`database.readers` in the configuration).
+    /// The readers' login roles that log in with IAM tokens (`database.readers` in the
+    /// configuration).
     #[serde(default)]
     pub readers: Vec<String>,
+    /// The readers that log in with a password (`database.password_readers`), each with
+    /// the secret the stack generated for it.
+    #[serde(default)]
+    pub password_readers: Vec<PasswordReader<V>>,
     /// The database set up: its writer endpoint's host and port, and the cluster's resource
     /// id (`*` when the configuration does not give it). Pointing the stack at another
     /// database changes them, so CloudFormation sends an Update and that one is set up too;
@@ -32,6 +37,15 @@ pub struct BootstrapProperties<V = String> {
     pub port: V,
     #[serde(default)]
     pub resource_id: V,
+}
+
+/// A reader that logs in with a password, and where that password is kept: a Secrets
+/// Manager secret of `username` and `password`, as RDS's own and the Data API read them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PasswordReader<V = String> {
+    pub name: String,
+    pub secret_arn: V,
 }
 
 fn yes() -> String {

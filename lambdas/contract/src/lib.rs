@@ -19,7 +19,7 @@
 mod bootstrap;
 mod error;
 
-pub use bootstrap::BootstrapProperties;
+pub use bootstrap::{BootstrapProperties, PasswordReader};
 pub use error::{ErrorDetail, ErrorName};
 
 use serde::{Deserialize, Serialize};

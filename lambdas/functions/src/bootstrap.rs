@@ -4,7 +4,8 @@
 //! Create and Update connect with the admin credential RDS manages and make, idempotently,
 //! what [`replica::setup`] describes: the application role (login through IAM database
 //! authentication only: `rds_iam`, no password) owning the schemas it writes and the
-//! metadata tables, the readers the configuration names, and the views keeper. The
+//! metadata tables, the readers the configuration names (a password reader's password read
+//! from the secret the stack generated for it), and the views keeper. The
 //! application role gets nothing more: no superuser, no role or database creation, no other
 //! schema. Delete leaves the roles, the schemas and the data.
 //!
@@ -169,15 +170,30 @@ impl Bootstrap {
         Ok(options.password(&aws::secret_field(&text, "password", &self.admin_secret)?))
     }
 
+    /// A password reader's password, from the secret the stack generated for it (never logged).
+    async fn reader_password(
+        &self,
+        reader: &contract::PasswordReader,
+    ) -> Result<replica::scram::Password, FunctionError> {
+        let arn = &reader.secret_arn;
+        let text = aws::secret_string(&self.secrets, arn, &format!("database reader {}", reader.name)).await?;
+        Ok(replica::scram::Password::new(aws::secret_field(&text, "password", arn)?))
+    }
+
     async fn apply(&self, props: &Properties, connect_stop: tokio::time::Instant) -> Result<(), FunctionError> {
         let options = self.admin_options().await?;
         let now = tokio::time::Instant::now();
         resolve_patiently(&options, now + RESOLVE_GRACE.min((connect_stop - now) / 2)).await?;
         let mut db = connect_patiently(&options, connect_stop).await?;
+        let mut passwords = std::collections::BTreeMap::new();
+        for reader in &props.password_readers {
+            passwords.insert(reader.name.clone(), self.reader_password(reader).await?);
+        }
         let setup = replica::setup::Setup {
             app: props.app_user.clone(),
             namespaces: props.namespaces.clone(),
-            readers: props.readers.clone(),
+            readers: props.readers.iter().chain(passwords.keys()).cloned().collect(),
+            passwords,
             iam: props.iam_auth(),
         };
         setup.apply(&mut db).await?;

@@ -57,6 +57,7 @@ fn properties(app: &str, target: &replica::ConnectOptions) -> Properties {
         namespaces: vec!["canvas".into()],
         iam_auth: "true".into(),
         readers: vec![],
+        password_readers: vec![],
         endpoint: target.host.clone(),
         port: target.port.to_string(),
         resource_id: "cluster-TEST".into(),
@@ -111,7 +112,16 @@ async fn create_update_delete_leave_a_least_privilege_role_that_replicates() {
     let app = format!("cd2_app_{}", support::uuid_like());
     let bootstrap = bootstrap(&aws, support::target(&db_url, "unused"), secret);
     let reader = format!("reader_{}", support::uuid_like());
-    let props = Properties { readers: vec![reader.clone()], ..properties(&app, &bootstrap.target) };
+    // A password reader, whose secret the stack generated: the function reads it.
+    let bi = format!("bi_{}", support::uuid_like());
+    let bi_password = format!("Pw{}", support::uuid_like());
+    let bi_secret =
+        aws.put_secret(&format!("cd2-test/reader-{bi}"), json!({"username": bi, "password": bi_password})).await;
+    let props = Properties {
+        readers: vec![reader.clone()],
+        password_readers: vec![contract::PasswordReader { name: bi.clone(), secret_arn: bi_secret }],
+        ..properties(&app, &bootstrap.target)
+    };
     let (url, answers) = response_catcher().await;
 
     bootstrap.handle(request("Create", &url, &props), support::in_a_minute()).await.unwrap();
@@ -202,12 +212,35 @@ async fn create_update_delete_leave_a_least_privilege_role_that_replicates() {
     sql_as(&db_url, &reader, "SELECT * FROM canvas.accounts").await.unwrap();
     let e = sql_as(&db_url, &reader, "DELETE FROM canvas.accounts").await.unwrap_err();
     assert!(e.contains("42501"), "{e}");
+    // The password reader logs in with the password from its secret (the test server asks
+    // the members of its password group for theirs), not through IAM; nothing said shows it.
+    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE ROLE {} NOLOGIN", testkit::PASSWORD_LOGIN_GROUP)))
+        .execute(&db)
+        .await;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("GRANT {} TO {bi}", testkit::PASSWORD_LOGIN_GROUP)))
+        .execute(&db)
+        .await
+        .unwrap();
+    let bi_login = |password: &str| {
+        let options = support::target(&db_url, &bi).password(password);
+        async move { replica::connect::connect(&options).await }
+    };
+    let mut c = bi_login(&bi_password).await.expect("the password reader logs in with its secret's password");
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM canvas.accounts").fetch_one(&mut c).await.unwrap();
+    assert_eq!(rows, 3);
+    assert!(bi_login("not-the-password").await.is_err());
+    let bi_iam: bool =
+        sqlx::query_scalar("SELECT pg_has_role($1, 'rds_iam', 'MEMBER')").bind(&bi).fetch_one(&db).await.unwrap();
+    assert!(!bi_iam, "rds_iam would refuse its password");
+    assert!(!format!("{:?}", answers.lock().unwrap()).contains(&bi_password));
+
     // An Update that no longer names it: it cannot log in any more.
     let without = properties(&app, &bootstrap.target);
     bootstrap.handle(request("Update", &url, &without), support::in_a_minute()).await.unwrap();
     assert_eq!(answers.lock().unwrap().pop().unwrap()["Status"], "SUCCESS");
     let e = sql_as(&db_url, &reader, "SELECT 1").await.unwrap_err();
     assert!(e.contains("not permitted to log in"), "{e}");
+    assert!(bi_login(&bi_password).await.unwrap_err().to_string().contains("not permitted to log in"));
 
     // Delete keeps the role, the schemas and the data.
     bootstrap.handle(request("Delete", &url, &props), support::in_a_minute()).await.unwrap();

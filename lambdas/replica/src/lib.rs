@@ -21,6 +21,7 @@ pub mod migrate;
 pub mod model;
 mod progress;
 mod retype;
+pub mod scram;
 pub mod setup;
 mod sync;
 pub mod tsv;

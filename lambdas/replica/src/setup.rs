@@ -10,7 +10,8 @@
 //!   a login role for each reader named, each with a schema of its own for views. A reader
 //!   reads: it cannot write, nor create in the replicated schemas. A reader dropped from the
 //!   configuration keeps its role and schema (they may hold its views) but can no longer
-//!   log in or read;
+//!   log in or read. A reader logs in with IAM tokens, or with a password (for a BI tool
+//!   that knows no other way), which the server receives only as a SCRAM verifier;
 //! - the **views keeper** (`<app>_keeper`): a `NOLOGIN` role with the readers' and the
 //!   replicating role's privileges, owning the two functions of [`crate::views`], which the
 //!   replicating role alone may call. So a DAP type change under a reader's view keeps the
@@ -19,9 +20,12 @@
 use crate::ddl::{META_SCHEMA, OWN_SCHEMA, ensure_schema, metadata_statements, staging_schema};
 use crate::error::DbContext as _;
 use crate::model::{quote_ident, quote_literal};
+use crate::scram::{self, Password};
 use crate::views::{keeper_role, keeper_sql};
 use crate::{ReplicaError, batch};
+use sqlx::Connection as _;
 use sqlx::postgres::PgConnection;
+use std::collections::BTreeMap;
 
 /// What to set up.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,6 +36,9 @@ pub struct Setup {
     pub namespaces: Vec<String>,
     /// The readers' login roles.
     pub readers: Vec<String>,
+    /// The readers that log in with a password rather than with IAM tokens, and their
+    /// passwords (each set on every apply).
+    pub passwords: BTreeMap<String, Password>,
     /// Log in with IAM tokens (`rds_iam`); otherwise the administrator gives the roles passwords.
     pub iam: bool,
 }
@@ -49,7 +56,27 @@ impl Setup {
     pub async fn apply(&self, db: &mut PgConnection) -> Result<(), ReplicaError> {
         self.check()?;
         let sql = self.sql(db).await?;
-        batch(&sql).execute(&mut *db).await.doing("setup", "setting up the roles and their schemas")?;
+        let mut tx = db.begin().await.doing("setup", "beginning the setup's transaction")?;
+        batch(&sql).execute(&mut *tx).await.doing("setup", "setting up the roles and their schemas")?;
+        // A verifier is bound, never written into a statement: nothing that logs statements
+        // (sqlx's slow-statement warning, the server's log_statement) sees it.
+        for (reader, password) in &self.passwords {
+            sqlx::query("SELECT set_config('cd2_aws.verifier', $1, true)")
+                .bind(scram::verifier(password))
+                .execute(&mut *tx)
+                .await
+                .doing("setup", "setting a reader's password")?;
+            let alter = format!(
+                "DO $do$ BEGIN EXECUTE format('ALTER ROLE %I PASSWORD %L', {}, current_setting('cd2_aws.verifier')); END $do$",
+                quote_literal(reader)
+            );
+            batch(&alter).execute(&mut *tx).await.doing("setup", "setting a reader's password")?;
+        }
+        sqlx::query("SELECT set_config('cd2_aws.verifier', '', true)")
+            .execute(&mut *tx)
+            .await
+            .doing("setup", "forgetting the password verifier")?;
+        tx.commit().await.doing("setup", "committing the setup")?;
         Ok(())
     }
 
@@ -86,6 +113,11 @@ impl Setup {
                 return Err(ReplicaError::Setup(format!("the reader `{reader}` is named twice")));
             }
         }
+        if let Some(stranger) = self.passwords.keys().find(|r| !self.readers.contains(r)) {
+            return Err(ReplicaError::Setup(format!(
+                "a password is given for `{stranger}`, which is not one of the readers"
+            )));
+        }
         Ok(())
     }
 
@@ -99,7 +131,8 @@ impl Setup {
         schemas
     }
 
-    /// The setup as one transaction, after looking at what exists.
+    /// The setup's statements (run in one transaction by [`Setup::apply`]), after looking
+    /// at what exists.
     async fn sql(&self, db: &mut PgConnection) -> Result<String, ReplicaError> {
         let existing: Vec<String> =
             sqlx::query_scalar("SELECT rolname::text FROM pg_catalog.pg_roles WHERE rolname = ANY($1)")
@@ -125,17 +158,59 @@ impl Setup {
         let group = readers_role(&self.app);
         // Members of the group that the configuration no longer names (not the
         // administrator, whom PostgreSQL 16 makes a member of every role it creates).
+        // Only roles made as readers count (the keeper holds each): a role someone else
+        // added to the group is left as it is.
         let former: Vec<String> = sqlx::query_scalar(
             "SELECT m.rolname::text FROM pg_catalog.pg_auth_members a
              JOIN pg_catalog.pg_roles g ON g.oid = a.roleid JOIN pg_catalog.pg_roles m ON m.oid = a.member
              WHERE g.rolname = $1 AND NOT m.rolname = ANY($2) AND m.rolname <> current_user AND NOT a.admin_option
+               AND NOT m.rolsuper
+               AND EXISTS (SELECT FROM pg_catalog.pg_auth_members k JOIN pg_catalog.pg_roles kr ON kr.oid = k.member
+                           WHERE k.roleid = m.oid AND kr.rolname = $3)
              ORDER BY 1",
         )
         .bind(&group)
         .bind(&self.readers)
+        .bind(keeper_role(&self.app))
         .fetch_all(&mut *db)
         .await
         .doing("setup", "looking for former readers")?;
+        // The replication's own roles: the application role may predate this setup (a
+        // database handed over), but never as a superuser or as the administrator; the
+        // group and the keeper are this setup's or nobody's.
+        let app_taken: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = $1 AND (rolsuper OR rolname = current_user))",
+        )
+        .bind(&self.app)
+        .fetch_one(&mut *db)
+        .await
+        .doing("setup", "looking at the application role")?;
+        let ours_taken: Vec<String> = sqlx::query_scalar(
+            "SELECT r.rolname::text FROM pg_catalog.pg_roles r
+             WHERE r.rolname = ANY($1) AND (r.rolsuper OR r.rolname = current_user OR NOT EXISTS (
+                 SELECT FROM pg_catalog.pg_auth_members a JOIN pg_catalog.pg_roles k ON k.oid = a.member
+                 JOIN pg_catalog.pg_roles p ON p.oid = a.roleid
+                 WHERE k.rolname = $2 AND p.rolname = $3))
+             ORDER BY 1",
+        )
+        .bind(vec![group.clone(), keeper_role(&self.app)])
+        .bind(keeper_role(&self.app))
+        .bind(&self.app)
+        .fetch_all(&mut *db)
+        .await
+        .doing("setup", "looking at the readers' group and the keeper")?;
+        if app_taken {
+            return Err(ReplicaError::Setup(format!(
+                "the application user `{}` is a superuser or the administrator itself: name another role in database.app_username",
+                self.app
+            )));
+        }
+        if let Some(taken) = ours_taken.first() {
+            return Err(ReplicaError::Setup(format!(
+                "the role `{taken}` exists and was not made by this setup (its keeper does not hold `{}`): rename database.app_username, or drop that role",
+                self.app
+            )));
+        }
         // A reader's role is made by the setup, or was: another role of that name (the
         // administrator's, another stack's) is never taken over.
         let foreign: Vec<String> = sqlx::query_scalar(
@@ -168,7 +243,6 @@ impl Setup {
         let (app, group_q, keeper) =
             (quote_ident(&self.app), quote_ident(&group), quote_ident(&keeper_role(&self.app)));
         let mut sql = vec![
-            "BEGIN;".to_owned(),
             "SELECT pg_advisory_xact_lock(hashtextextended('cd2_aws:bootstrap', 0));".to_owned(),
             role(&self.app, "LOGIN NOCREATEDB NOCREATEROLE"),
             // To create schemas for the role and objects as it.
@@ -217,8 +291,15 @@ impl Setup {
             sql.push(role(reader, "LOGIN NOCREATEDB NOCREATEROLE INHERIT"));
             sql.push(format!("GRANT {group_q} TO {r};"));
             sql.push(format!("GRANT CONNECT ON DATABASE {} TO {r};", quote_ident(&database)));
-            if self.iam {
-                sql.push(format!("GRANT rds_iam TO {r};"));
+            // One way in: IAM tokens (`rds_iam` refuses a password) or the password set
+            // after this batch.
+            match (self.passwords.contains_key(reader), self.iam) {
+                (false, true) => {
+                    sql.push(format!("GRANT rds_iam TO {r};"));
+                    sql.push(format!("ALTER ROLE {r} WITH PASSWORD NULL;"));
+                }
+                (true, _) if has_rds_iam => sql.push(format!("REVOKE rds_iam FROM {r};")),
+                _ => {}
             }
             // Its own schema, for its views.
             sql.push(format!("GRANT {r} TO CURRENT_USER;"));
@@ -254,7 +335,7 @@ impl Setup {
             sql.push(format!("REVOKE ALL ON FUNCTION {keeper}.{function} FROM PUBLIC;"));
             sql.push(format!("GRANT EXECUTE ON FUNCTION {keeper}.{function} TO {app};"));
         }
-        sql.push("COMMIT;".to_owned());
+        sql.push(format!("REVOKE ALL ON FUNCTION {keeper}.views_put_back_check() FROM PUBLIC;"));
         Ok(sql.join("\n"))
     }
 }

@@ -53,13 +53,16 @@ $keeper$;
 CREATE OR REPLACE FUNCTION @schema@.set_aside_views(tbl regclass) RETURNS int
 LANGUAGE plpgsql @definer@
 SET search_path = pg_catalog, pg_temp SET standard_conforming_strings = on SET DateStyle = 'ISO'
-SET IntervalStyle = 'postgres' SET extra_float_digits = 3 AS $keeper$
+SET IntervalStyle = 'postgres' SET extra_float_digits = 3 SET default_tablespace = ''
+SET default_table_access_method = 'heap' AS $keeper$
 DECLARE
     v record;
     n int := 0;
     target text;
     kind text;
     statements text[];
+    rule_drops text[] := '{}';
+    statement text;
 BEGIN
     IF pg_has_role(session_user, (SELECT relowner FROM pg_class WHERE oid = tbl), 'USAGE') IS NOT TRUE THEN
         RAISE EXCEPTION 'only the owner of % may set its views aside', tbl USING ERRCODE = 'insufficient_privilege';
@@ -68,29 +71,48 @@ BEGIN
         RAISE EXCEPTION 'the views of % are already set aside in this transaction', tbl USING ERRCODE = 'invalid_transaction_state';
     END IF;
     FOR v IN
-        WITH RECURSIVE deps(oid, depth, path) AS (
-            SELECT r.ev_class, 1, ARRAY[tbl::oid, r.ev_class]
+        WITH RECURSIVE
+        -- Who names whom: a relation, and a view (or a table) whose query or other rule
+        -- names it; one row per pair, whatever the number of columns named.
+        edges AS (
+            SELECT d.refobjid AS parent, r.ev_class AS child, bool_or(r.rulename = '_RETURN') AS selects
             FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid
             WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass
-              AND d.refobjid = tbl::oid AND r.ev_class <> tbl::oid
+              AND r.ev_class <> d.refobjid
+            GROUP BY d.refobjid, r.ev_class
+        ),
+        -- Everything that names the table, directly or not; rules may make a cycle.
+        reached(oid, path) AS (
+            SELECT child, ARRAY[tbl::oid, child] FROM edges WHERE parent = tbl::oid
           UNION ALL
-            SELECT r.ev_class, deps.depth + 1, deps.path || r.ev_class
-            FROM deps JOIN pg_depend d ON d.refobjid = deps.oid AND d.refclassid = 'pg_class'::regclass
-              AND d.classid = 'pg_rewrite'::regclass
-            JOIN pg_rewrite r ON r.oid = d.objid
-            -- Rules may make views refer to each other: never around a cycle.
-            WHERE NOT r.ev_class = ANY(deps.path)
+            SELECT e.child, reached.path || e.child FROM reached JOIN edges e ON e.parent = reached.oid
+            WHERE NOT e.child = ANY(reached.path)
+        ),
+        members AS (SELECT DISTINCT oid FROM reached),
+        -- The order to make them in: after every member a view's query reads from (its
+        -- other rules are dropped first and made last, so they order nothing).
+        chain(oid, depth) AS (
+            SELECT oid, 1 FROM members
+          UNION ALL
+            SELECT e.child, chain.depth + 1
+            FROM chain JOIN edges e ON e.parent = chain.oid AND e.selects JOIN members m ON m.oid = e.child
         )
-        SELECT c.oid, n.nspname::text AS nspname, c.relname::text AS relname, c.relkind = 'm' AS materialized,
-               c.relispopulated AS populated, pg_get_viewdef(c.oid) AS definition, c.relowner,
+        SELECT c.oid, n.nspname::text AS nspname, c.relname::text AS relname, c.relkind,
+               c.relkind = 'm' AS materialized, c.relispopulated AS populated,
+               CASE WHEN c.relkind IN ('v', 'm') THEN pg_get_viewdef(c.oid) END AS definition, c.relowner,
                pg_get_userbyid(c.relowner)::text AS owner, coalesce(c.reloptions, '{}')::text[] AS options,
-               obj_description(c.oid, 'pg_class') AS comment, max(deps.depth) AS depth
-        FROM deps JOIN pg_class c ON c.oid = deps.oid JOIN pg_namespace n ON n.oid = c.relnamespace
+               obj_description(c.oid, 'pg_class') AS comment, max(chain.depth) AS depth
+        FROM chain JOIN pg_class c ON c.oid = chain.oid JOIN pg_namespace n ON n.oid = c.relnamespace
         GROUP BY c.oid, n.nspname, c.relname, c.relkind, c.relispopulated, c.relowner, c.reloptions
         ORDER BY depth, nspname, relname
     LOOP
-        kind := CASE WHEN v.materialized THEN 'materialized view' ELSE 'view' END;
         target := format('%I.%I', v.nspname, v.relname);
+        IF v.relkind NOT IN ('v', 'm') THEN
+            RAISE EXCEPTION 'the table % has a rule that uses %, whose column type changes: drop the rule (and make it again after the sync)',
+                target, tbl
+                USING ERRCODE = 'dependent_objects_still_exist';
+        END IF;
+        kind := CASE WHEN v.materialized THEN 'materialized view' ELSE 'view' END;
         IF pg_has_role(current_user, v.relowner, 'USAGE') IS NOT TRUE THEN
             RAISE EXCEPTION '% % (owner %) uses %, whose column type changes, and only the views of the readers the configuration names and the replicating role''s own are kept through a type change: drop it (and make it again after the sync), move it to a reader''s schema as that reader, or name its owner as a reader',
                 kind, target, v.owner, tbl
@@ -138,9 +160,16 @@ BEGIN
             ARRAY(SELECT pg_get_triggerdef(oid) FROM pg_trigger WHERE tgrelid = v.oid AND NOT tgisinternal ORDER BY tgname)
               || ARRAY(SELECT pg_get_ruledef(oid) FROM pg_rewrite WHERE ev_class = v.oid AND rulename <> '_RETURN' ORDER BY rulename),
             CASE WHEN v.materialized AND v.populated THEN format('REFRESH MATERIALIZED VIEW %s', target) END);
+        rule_drops := rule_drops || ARRAY(
+            SELECT format('DROP RULE %I ON %s', rulename, target) FROM pg_rewrite
+            WHERE ev_class = v.oid AND rulename <> '_RETURN' ORDER BY rulename);
         n := n + 1;
     END LOOP;
-    -- Deepest first, so that nothing is dropped while another view still needs it.
+    -- The rules first (one may name a view the order below drops earlier), then the views,
+    -- deepest first, so that nothing is dropped while another still reads from it.
+    FOREACH statement IN ARRAY rule_drops LOOP
+        EXECUTE statement;
+    END LOOP;
     FOR v IN SELECT drop_statement FROM @schema@.views_set_aside WHERE table_oid = tbl ORDER BY position DESC LOOP
         EXECUTE v.drop_statement;
     END LOOP;
@@ -155,7 +184,8 @@ $keeper$;
 CREATE OR REPLACE FUNCTION @schema@.put_back_views(tbl regclass) RETURNS text[]
 LANGUAGE plpgsql @definer@
 SET search_path = pg_catalog, pg_temp SET standard_conforming_strings = on SET DateStyle = 'ISO'
-SET IntervalStyle = 'postgres' SET extra_float_digits = 3 AS $keeper$
+SET IntervalStyle = 'postgres' SET extra_float_digits = 3 SET default_tablespace = ''
+SET default_table_access_method = 'heap' AS $keeper$
 DECLARE
     saved record;
     statement text;

@@ -4,6 +4,7 @@
 
 mod support;
 
+use sqlx::Connection as _;
 use support::{Fixture, account, accounts_schema};
 
 #[tokio::test]
@@ -70,6 +71,7 @@ async fn a_reader_named_like_a_role_or_schema_of_the_replication_is_refused() {
             app: f.app.clone(),
             namespaces: vec!["canvas".into()],
             readers: vec![reader.to_owned()],
+            passwords: Default::default(),
             iam: false,
         };
         let e = setup.apply(&mut admin).await.expect_err(reader);
@@ -84,12 +86,51 @@ async fn a_reader_named_like_a_role_or_schema_of_the_replication_is_refused() {
         app: f.app.clone(),
         namespaces: vec!["canvas".into()],
         readers: vec![theirs.clone()],
+        passwords: Default::default(),
         iam: false,
     };
     let e = setup.apply(&mut admin).await.unwrap_err();
     assert!(e.to_string().contains("not one of this replica's readers"), "{e}");
     let kept = format!("SELECT rolcreatedb::text FROM pg_roles WHERE rolname = '{theirs}'");
     assert_eq!(f.texts(&kept).await, [Some("true".into())], "left as it was");
+}
+
+/// A reader with a password (a BI tool's) logs in with that password and nothing else,
+/// reads and cannot write; the server keeps only a SCRAM verifier, set again on each
+/// setup, and a reader no longer named cannot log in with it.
+#[tokio::test]
+async fn a_password_reader_logs_in_with_its_password_alone() {
+    let f = Fixture::new().await;
+    f.accounts(vec![account(1, "one")]);
+    f.replicate("accounts").await.unwrap();
+    let password = "Gx7bQ2mZk9Lw4RtV8yNc";
+    let r = f.password_reader("bi", password).await;
+    let login = |password: &str| {
+        let url = format!("{}?sslmode=disable", f.url_with_password(&r, password));
+        async move { sqlx::PgConnection::connect(&url).await.map_err(|e| replica::error::describe(&e)) }
+    };
+    let mut c = login(password).await.expect("the reader logs in with its password");
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM canvas.accounts").fetch_one(&mut c).await.unwrap();
+    assert_eq!(count, 1);
+    let e = sqlx::raw_sql("DELETE FROM canvas.accounts").execute(&mut c).await.unwrap_err();
+    assert!(replica::error::describe(&e).contains("permission denied"), "{e}");
+    c.close().await.unwrap();
+    for wrong in ["", "gx7bQ2mZk9Lw4RtV8yNc"] {
+        let e = login(wrong).await.unwrap_err();
+        assert!(e.contains("password authentication failed"), "{wrong:?}: {e}");
+    }
+    let stored = format!("SELECT rolpassword FROM pg_authid WHERE rolname = '{r}'");
+    let first = f.texts(&stored).await.remove(0).expect("a password is set");
+    assert!(first.starts_with("SCRAM-SHA-256$4096:") && !first.contains(password), "{first}");
+
+    // The next setup sets it again (a fresh salt); the password stays the same.
+    f.forget_reader("nobody").await;
+    assert_ne!(f.texts(&stored).await.remove(0).unwrap(), first);
+    login(password).await.expect("the same password still logs in");
+
+    f.forget_reader(&r).await;
+    let e = login(password).await.unwrap_err();
+    assert!(e.contains("not permitted to log in"), "{e}");
 }
 
 /// A materialized view its owner can no longer fill (a reader dropped from the
@@ -109,4 +150,39 @@ async fn a_materialized_view_that_cannot_be_filled_again_is_put_back_empty_and_s
     assert!(notes.contains(&format!("REFRESH MATERIALIZED VIEW {r}.names: it stays empty")), "{notes}");
     let populated = format!("SELECT relispopulated::text FROM pg_class WHERE oid = '{r}.names'::regclass");
     assert_eq!(f.texts(&populated).await, [Some("false".into())]);
+}
+
+/// What the keeper sets aside never outlives its transaction: a commit that did not put
+/// the views back fails, and the views are as they were.
+#[tokio::test]
+async fn views_set_aside_and_not_put_back_fail_the_commit() {
+    let f = Fixture::new().await;
+    f.accounts(vec![account(1, "one")]);
+    f.replicate("accounts").await.unwrap();
+    let r = f.reader("analyst").await;
+    f.exec_as(&r, &format!("CREATE VIEW {r}.names AS SELECT id, name FROM canvas.accounts")).await;
+    let keeper = format!("{}_keeper", f.app);
+    let e = f
+        .try_as(&f.app, &format!("BEGIN; SELECT {keeper}.set_aside_views('canvas.accounts'); COMMIT;"))
+        .await
+        .unwrap_err();
+    assert!(e.contains("were not put back"), "{e}");
+    assert_eq!(f.rows(&format!("SELECT 1 FROM {r}.names")).await.len(), 1, "the view is still there");
+}
+
+/// A database no setup prepared (replicated by its owner, `cargo xtask replicate` as an
+/// administrator): the same functions, made in `pg_temp`, keep the views.
+#[tokio::test]
+async fn without_a_keeper_the_session_s_own_functions_keep_the_views() {
+    let f = Fixture::new().await;
+    f.accounts(vec![account(1, "one")]);
+    f.replicate("accounts").await.unwrap();
+    f.exec("CREATE VIEW public.names AS SELECT id, name FROM canvas.accounts").await;
+    let mut admin = f.db.begin().await.unwrap();
+    assert_eq!(replica::views::set_aside(&mut admin, "canvas", "accounts").await.unwrap(), 1);
+    let exists = "SELECT to_regclass('public.names') IS NOT NULL";
+    assert!(!sqlx::query_scalar::<_, bool>(exists).fetch_one(&mut *admin).await.unwrap(), "set aside");
+    assert!(replica::views::put_back(&mut admin, "canvas", "accounts").await.unwrap().is_empty());
+    admin.commit().await.unwrap();
+    assert_eq!(f.rows("SELECT 1 FROM public.names").await.len(), 1);
 }

@@ -32,6 +32,10 @@ pub const SCALE_MIN_TABLES: usize = 8;
 pub const SCALE_WINDOW_MS_VAR: &str = "CD2_SCALE_WINDOW_MS";
 /// A role the server admits only over TLS (the tests create it).
 pub const TLS_ONLY_USER: &str = "cd2_tls_only";
+/// A group whose members log in over loopback with their password (SCRAM-SHA-256) rather
+/// than being trusted: a test makes a role a member to check the password it was given
+/// (the tests create the group).
+pub const PASSWORD_LOGIN_GROUP: &str = "cd2_password_login";
 
 /// A server this process started (stopped by `stop`, or by the watchdog).
 #[derive(Debug)]
@@ -142,10 +146,15 @@ impl PgServer {
                 "--no-sync",
             ],
         )?;
-        // Plain-text connections of the TLS-only role are refused; loopback is trusted.
+        // Plain-text connections of the TLS-only role are refused, the password group's
+        // members give their password (not the administrator, a member of the groups it
+        // makes since PostgreSQL 16); the rest of loopback is trusted.
         let hba = data.join("pg_hba.conf");
         let rules = std::fs::read_to_string(&hba).map_err(|e| format!("reading {}: {e}", hba.display()))?;
-        let rules = format!("hostnossl all {TLS_ONLY_USER} 0.0.0.0/0 reject\nhost all all 127.0.0.0/8 trust\n{rules}");
+        let rules = format!(
+            "hostnossl all {TLS_ONLY_USER} 0.0.0.0/0 reject\nhost all {user} 127.0.0.0/8 trust\nhost all +{PASSWORD_LOGIN_GROUP} 127.0.0.0/8 scram-sha-256\nhost all all 127.0.0.0/8 trust\n{rules}",
+            user = server.user
+        );
         std::fs::write(&hba, rules).map_err(|e| format!("writing {}: {e}", hba.display()))?;
         let mut options = format!(
             "-h 127.0.0.1,127.0.0.2 -p {} -k {} -c fsync=off -c full_page_writes=off -c synchronous_commit=off -c max_connections=200",

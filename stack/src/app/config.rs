@@ -322,7 +322,13 @@ impl Config {
                 ),
             );
         }
-        for (i, reader) in db.readers().iter().enumerate() {
+        let every_reader: Vec<(&str, &String)> = db
+            .readers()
+            .iter()
+            .map(|r| ("database.readers", r))
+            .chain(db.password_readers().iter().map(|r| ("database.password_readers", r)))
+            .collect();
+        for (i, &(key, reader)) in every_reader.iter().enumerate() {
             let reserved = [
                 db.app_username().to_owned(),
                 format!("{}_readers", db.app_username()),
@@ -335,13 +341,23 @@ impl Config {
                     && !reader.starts_with("cd2_aws")
                     && !reserved.contains(reader)
                     && !self.namespaces.iter().any(|ns| ns.as_str() == reader)
-                    && !db.readers()[..i].contains(reader),
-                "database.readers",
+                    && !reader.contains("__")
+                    && !every_reader[..i].iter().any(|(_, r)| *r == reader),
+                key,
                 format!(
-                    "`{reader}` must be a lower-case identifier of 1-63 letters, digits and `_`, starting with a letter, named once, and not a role or schema the replication uses"
+                    "`{reader}` must be a lower-case identifier of 1-63 letters, digits and single `_`, starting with a letter, named once in readers and password_readers, and not a role or schema the replication uses"
                 ),
             );
         }
+        let bootstrapped = match db {
+            DatabaseProps::Create(_) => true,
+            DatabaseProps::Existing(e) => e.bootstrap,
+        };
+        check(
+            bootstrapped || db.password_readers().is_empty(),
+            "database.password_readers",
+            "the bootstrap sets the readers' passwords: with bootstrap = false, give the readers passwords yourself and list them in database.readers".into(),
+        );
         match db {
             DatabaseProps::Create(db) => validate_cluster(db, &mut check),
             DatabaseProps::Existing(db) => validate_existing(db, &mut check),

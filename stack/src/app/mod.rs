@@ -47,6 +47,9 @@ pub const DATABASE_BOOTSTRAP_ID: &str = "DatabaseBootstrap";
 pub const DATABASE_CLUSTER_ARN: &str = "DatabaseClusterArn";
 pub const DATABASE_NAME: &str = "DatabaseName";
 pub const ADMIN_SECRET_ARN: &str = "AdminSecretArn";
+/// The password readers' secrets, comma-separated, for whoever sets up a BI tool or opens
+/// the query editor.
+pub const READER_SECRET_ARNS: &str = "ReaderSecretArns";
 
 /// Time for the bootstrap to wake a paused cluster (about 15 s), set up and answer.
 const BOOTSTRAP_TIMEOUT_SECONDS: u32 = 300;
@@ -173,6 +176,7 @@ pub fn build(config: &Config) -> Result<Synthesized, AppError> {
             .env("RUST_LOG", "info")
             .invoked_by(Invoker::CloudFormation);
             admin_secret.grant_read(&mut db_bootstrap);
+            db.grant_read_reader_passwords(&mut db_bootstrap);
             let db_bootstrap = db_bootstrap.build(&mut t, &defaults);
             Some(db.bootstrap(
                 &mut t,
@@ -304,6 +308,13 @@ pub fn build(config: &Config) -> Result<Synthesized, AppError> {
         Expr::str(db.app_user.as_str()),
     );
     t.output("DataKeyArn", "KMS key encrypting the database, secrets, logs and alerts", key.arn());
+    if let Some(arns) = db.reader_secret_arns() {
+        t.output(
+            READER_SECRET_ARNS,
+            "The password readers' secrets (username, password), for the query editor and BI tools (one per reader, comma-separated)",
+            arns,
+        );
+    }
     if let Some(arns) = db.readers_connect_arns() {
         t.output(
             "ReaderConnectArns",
@@ -321,13 +332,4 @@ pub fn code_key_parameter(function: &str) -> String {
     format!("{}CodeKey", pascal_case(function))
 }
 
-/// `list_tables` -> `ListTables`.
-pub fn pascal_case(snake: &str) -> String {
-    snake
-        .split('_')
-        .map(|w| {
-            let mut c = w.chars();
-            c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
-        })
-        .collect()
-}
+pub use crate::intrinsics::pascal_case;

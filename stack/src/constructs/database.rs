@@ -15,6 +15,7 @@ use crate::resources::logs::LogGroup;
 use crate::resources::rds::{
     DbCluster, DbClusterParameterGroup, DbInstance, DbSubnetGroup, MasterUserSecret, ServerlessV2Scaling,
 };
+use crate::resources::secretsmanager::{GenerateSecretString, Secret};
 use crate::template::{Attributes, Handle, Template};
 use indexmap::IndexMap;
 
@@ -53,6 +54,15 @@ impl DatabaseProps {
             DatabaseProps::Existing(p) => &p.readers,
         }
     }
+
+    /// Readers as [`readers`](Self::readers), that log in with a password the stack
+    /// generates and keeps in Secrets Manager (a BI tool's, the console's query editor's).
+    pub fn password_readers(&self) -> &[String] {
+        match self {
+            DatabaseProps::Create(p) => &p.password_readers,
+            DatabaseProps::Existing(p) => &p.password_readers,
+        }
+    }
 }
 
 /// `mode = "create"`.
@@ -68,6 +78,9 @@ pub struct ClusterProps {
     /// Login roles that may read the replica ([`DatabaseProps::readers`]).
     #[serde(default)]
     pub readers: Vec<String>,
+    /// The same, with passwords ([`DatabaseProps::password_readers`]).
+    #[serde(default)]
+    pub password_readers: Vec<String>,
     /// Aurora capacity units; a minimum of 0 lets the cluster pause when idle.
     pub min_capacity: f64,
     pub max_capacity: f64,
@@ -91,6 +104,9 @@ pub struct ExistingProps {
     /// Login roles that may read the replica ([`DatabaseProps::readers`]).
     #[serde(default)]
     pub readers: Vec<String>,
+    /// The same, with passwords ([`DatabaseProps::password_readers`]).
+    #[serde(default)]
+    pub password_readers: Vec<String>,
     /// The database's security group; the stack adds the ingress rule from the Lambdas.
     pub security_group_id: String,
     /// Create the application role and schemas with the admin credential (default true);
@@ -134,6 +150,8 @@ pub struct Database {
     pub app_user: String,
     /// The readers' login roles, made by the bootstrap.
     pub readers: Vec<String>,
+    /// The readers that log in with a password, and the secret holding each one's.
+    pub password_readers: Vec<(String, SecretRef)>,
     /// The stack creates the role and schemas (a created cluster always does).
     pub bootstrap: bool,
     /// What `rds-db:connect` names: the cluster's or instance's resource id, or `*`.
@@ -158,10 +176,46 @@ impl Database {
         key: &EncryptionKey,
         log_retention_days: u32,
     ) -> Self {
-        match props {
+        let mut db = match props {
             DatabaseProps::Create(p) => Self::create(t, id, identifier, p, network, key, log_retention_days),
             DatabaseProps::Existing(p) => Self::existing(id, p),
+        };
+        for reader in props.password_readers() {
+            let secret = db.reader_secret(t, id, reader, key);
+            db.password_readers.push((reader.clone(), secret));
         }
+        db
+    }
+
+    /// The secret of a reader that logs in with a password: `username` and a password
+    /// CloudFormation generates (40 letters and digits, so that it needs no escaping in a
+    /// connection string); the bootstrap sets it on the role. What the Data API and the
+    /// console's query editor take. CloudFormation names it: a fixed name would be taken for
+    /// the 30 days a deleted secret waits, so a reader taken out and put back, or a stack
+    /// destroyed and deployed again, could not have one.
+    fn reader_secret(&self, t: &mut Template, id: &str, reader: &str, key: &EncryptionKey) -> SecretRef {
+        let template = serde_json::json!({ "username": reader, "dbname": self.name, "engine": "postgres" });
+        let secret = t.add_with(
+            &format!("{id}Reader{}Secret", crate::intrinsics::pascal_case(reader)),
+            Secret {
+                description: format!(
+                    "cd2-aws: the password of the database reader `{reader}` (a BI tool's, the query editor's); generated, never in the template"
+                ),
+                kms_key_id: key.arn(),
+                generate_secret_string: GenerateSecretString {
+                    secret_string_template: template.to_string(),
+                    generate_string_key: "password",
+                    password_length: 40,
+                    exclude_punctuation: true,
+                },
+                tags: vec![],
+            },
+            Attributes::default().skip_check(
+                "CKV2_AWS_57",
+                "a reader's password is changed by a new secret (take the reader out, deploy, put it back); rotation would need a Lambda of its own in the VPC that the bootstrap would have to follow",
+            ),
+        );
+        SecretRef { arn: secret.arn(), key_arn: Some(key.arn()) }
     }
 
     /// A database the stack does not own: only names and the grant on its admin secret.
@@ -179,6 +233,7 @@ impl Database {
             name: props.database_name.clone(),
             app_user: props.app_username.clone(),
             readers: props.readers.clone(),
+            password_readers: vec![],
             bootstrap: props.bootstrap,
             resource_id: Expr::str(props.resource_id.as_deref().unwrap_or("*")),
             ready: vec![],
@@ -305,6 +360,7 @@ impl Database {
             name: props.database_name.clone(),
             app_user: props.app_username.clone(),
             readers: props.readers.clone(),
+            password_readers: vec![],
             bootstrap: true,
             resource_id: cluster.resource_id(),
             ready: vec![writer.id().clone()],
@@ -327,6 +383,20 @@ impl Database {
     /// Lets `grantee` log in as the application user with an IAM authentication token.
     pub fn grant_connect(&self, grantee: &mut dyn Grantee) {
         grantee.add_to_policy(Statement::allow(&["rds-db:connect"], vec![self.db_user_arn(&self.app_user)]));
+    }
+
+    /// The password readers' secrets' ARNs, comma-separated: what the query editor and a
+    /// BI tool's setup are given.
+    pub fn reader_secret_arns(&self) -> Option<Expr> {
+        (!self.password_readers.is_empty())
+            .then(|| Expr::join(",", self.password_readers.iter().map(|(_, secret)| secret.arn.clone())))
+    }
+
+    /// Lets the bootstrap read the password readers' passwords, to set them.
+    pub fn grant_read_reader_passwords(&self, grantee: &mut dyn Grantee) {
+        for (_, secret) in &self.password_readers {
+            secret.grant_read(grantee);
+        }
     }
 
     /// The readers' [`db_user_arn`](Self::db_user_arn)s, comma-separated: what the IAM
@@ -361,6 +431,14 @@ impl Database {
                     namespaces,
                     iam_auth: "true".into(),
                     readers: self.readers.clone(),
+                    password_readers: self
+                        .password_readers
+                        .iter()
+                        .map(|(name, secret)| contract::PasswordReader {
+                            name: name.clone(),
+                            secret_arn: secret.arn.clone(),
+                        })
+                        .collect(),
                     endpoint: self.endpoint.clone(),
                     port: self.port.clone(),
                     resource_id: self.resource_id.clone(),

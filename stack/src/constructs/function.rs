@@ -55,7 +55,7 @@ pub enum Invoker {
 
 impl Grantee for RustFunction {
     fn add_to_policy(&mut self, statement: Statement) {
-        self.statements.push(statement);
+        statement.add_once(&mut self.statements);
     }
 }
 

@@ -28,7 +28,7 @@ pub struct Workflow {
 
 impl Grantee for Workflow {
     fn add_to_policy(&mut self, statement: Statement) {
-        self.statements.push(statement);
+        statement.add_once(&mut self.statements);
     }
 }
 

@@ -46,6 +46,16 @@ pub struct Statement {
 }
 
 impl Statement {
+    /// Adds this statement to `statements` unless an identical one is there (two secrets
+    /// under one key each grant the same decrypt).
+    pub fn add_once(self, statements: &mut Vec<Statement>) {
+        let json = |s: &Statement| serde_json::to_value(s).expect("a statement serializes");
+        let this = json(&self);
+        if !statements.iter().any(|s| json(s) == this) {
+            statements.push(self);
+        }
+    }
+
     /// Deny `actions` on `resources` (with conditions saying when).
     pub fn deny(actions: &[&str], resources: Vec<Expr>) -> Self {
         Self { effect: "Deny", ..Self::allow(actions, resources) }

@@ -24,6 +24,7 @@ pub struct Fixture {
     /// The test's own connections, as the administrator, beside the replicator's.
     pub db: PgPool,
     readers: std::sync::Mutex<Vec<String>>,
+    passwords: std::sync::Mutex<std::collections::BTreeMap<String, replica::scram::Password>>,
 }
 
 pub fn client_config(emulator: &Emulator) -> ClientConfig {
@@ -52,7 +53,16 @@ impl Fixture {
         let app = format!("app_{database}");
         let (_, host) = server.rsplit_once('@').expect("a user in the URL");
         let app_url = format!("postgresql://{app}@{host}/{database}");
-        let f = Self { emulator, dap, db_url, app_url, app, db, readers: Default::default() };
+        let f = Self {
+            emulator,
+            dap,
+            db_url,
+            app_url,
+            app,
+            db,
+            readers: Default::default(),
+            passwords: Default::default(),
+        };
         f.set_up().await;
         f
     }
@@ -64,6 +74,7 @@ impl Fixture {
             app: self.app.clone(),
             namespaces: replica::model::NAMESPACES.iter().map(|n| n.to_string()).collect(),
             readers: self.readers.lock().unwrap().clone(),
+            passwords: self.passwords.lock().unwrap().clone(),
             iam: false,
         };
         let mut admin = self.db.acquire().await.expect("an admin connection");
@@ -73,15 +84,35 @@ impl Fixture {
     /// A reader the configuration names (its role is named after the database too), set
     /// up as the bootstrap would.
     pub async fn reader(&self, name: &str) -> String {
-        let role = format!("{name}_{}", self.app.trim_start_matches("app_t_").get(..12).unwrap_or("x"));
+        let role = self.reader_role(name);
         self.readers.lock().unwrap().push(role.clone());
         self.set_up().await;
         role
     }
 
+    /// A reader the configuration names with a password (a BI tool's), set up as the
+    /// bootstrap would; the server asks it for that password ([`testkit::PASSWORD_LOGIN_GROUP`]).
+    pub async fn password_reader(&self, name: &str, password: &str) -> String {
+        let role = self.reader_role(name);
+        self.readers.lock().unwrap().push(role.clone());
+        self.passwords.lock().unwrap().insert(role.clone(), replica::scram::Password::new(password));
+        self.set_up().await;
+        let group = testkit::PASSWORD_LOGIN_GROUP;
+        // Made by whichever test comes first; the others' attempts fail harmlessly.
+        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE ROLE {group} NOLOGIN"))).execute(&self.db).await;
+        self.exec(&format!("GRANT {group} TO {role}")).await;
+        role
+    }
+
+    /// Readers' roles are named after the database too: the server's roles are shared.
+    fn reader_role(&self, name: &str) -> String {
+        format!("{name}_{}", self.app.trim_start_matches("app_t_").get(..12).unwrap_or("x"))
+    }
+
     /// A reader no longer named: the setup runs without it.
     pub async fn forget_reader(&self, role: &str) {
         self.readers.lock().unwrap().retain(|r| r != role);
+        self.passwords.lock().unwrap().remove(role);
         self.set_up().await;
     }
 
@@ -104,6 +135,11 @@ impl Fixture {
     /// The database as `role` (loopback logins are trusted on the test server).
     pub fn url_as(&self, role: &str) -> String {
         self.app_url.replacen(&format!("://{}@", self.app), &format!("://{role}@"), 1)
+    }
+
+    /// The database as `role`, with a password (`password` needs no escaping in a URL).
+    pub fn url_with_password(&self, role: &str, password: &str) -> String {
+        self.app_url.replacen(&format!("://{}@", self.app), &format!("://{role}:{password}@"), 1)
     }
 
     pub async fn replicator(&self) -> Replicator {
