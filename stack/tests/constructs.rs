@@ -206,8 +206,13 @@ fn roles_hold_only_what_their_function_uses_and_no_wildcard_actions() {
         [
             (vec!["s3:GetObject".to_owned()], vec![results_objects.clone()]),
             (vec!["kms:Decrypt".to_owned()], vec![json!({"Fn::GetAtt": ["DataKey", "Arn"]})]),
+            (
+                vec!["s3:PutObject".to_owned()],
+                vec![json!({"Fn::Join": ["", [{"Fn::GetAtt": ["RunResults", "Arn"]}, "/freshness.json"]]})]
+            ),
+            (vec!["kms:GenerateDataKey".to_owned()], vec![json!({"Fn::GetAtt": ["DataKey", "Arn"]})]),
         ],
-        "summarize reads the run's results, and nothing else"
+        "summarize reads the run's results and writes the tables' freshness, and nothing else"
     );
     let writes: Vec<(Vec<String>, Vec<Value>)> =
         statements(&d, "ReplicationRole").into_iter().filter(|(a, _)| a.iter().any(|a| a.starts_with("s3:"))).collect();
@@ -267,12 +272,22 @@ fn the_database_is_bootstrapped_by_a_custom_resource_before_any_run() {
             "Namespaces": ["canvas", "canvas_logs", "catalog", "new_quizzes"],
             "IamAuth": "true",
             "Readers": ["analyst"],
-            "PasswordReaders": [{"Name": "bi", "SecretArn": {"Ref": "DatabaseReaderBiSecret"}}],
+            "PasswordReaders": [{
+                "Name": "bi",
+                "SecretArn": {"Ref": "DatabaseReaderBiSecret"},
+                "Generation": bootstrap["Properties"]["PasswordReaders"][0]["Generation"]
+            }],
             "Endpoint": {"Fn::GetAtt": ["DatabaseCluster", "Endpoint.Address"]},
             "Port": {"Fn::GetAtt": ["DatabaseCluster", "Endpoint.Port"]},
             "ResourceId": {"Fn::GetAtt": ["DatabaseCluster", "DBClusterResourceId"]}
         }),
         "a new cluster changes the properties, so CloudFormation sends the bootstrap an Update"
+    );
+    // A secret generated anew (its settings changed) is an Update too.
+    let generation = bootstrap["Properties"]["PasswordReaders"][0]["Generation"].as_str().unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(generation).unwrap(),
+        props(&d, "DatabaseReaderBiSecret")["GenerateSecretString"]
     );
     let own = &props(&d, "DbBootstrap")["Environment"]["Variables"];
     assert_eq!(own["STACK_ID"], json!({"Fn::Sub": "${AWS::StackId}"}), "it answers its own stack only");
@@ -431,8 +446,15 @@ fn alerts_go_to_an_encrypted_topic_with_an_optional_email_and_alarms() {
     let metrics: Vec<&str> = alarms.iter().map(|(_, a)| a["Properties"]["MetricName"].as_str().unwrap()).collect();
     assert_eq!(
         metrics,
-        ["ExecutionsTimedOut", "ExecutionsAborted", "AlertsNotSent", "RunsSucceeded"],
-        "a failed run sends its own alert; alarms only for what it cannot report"
+        [
+            "ExecutionsTimedOut",
+            "ExecutionsAborted",
+            "AlertsNotSent",
+            "RunsSucceeded",
+            "OldestTableAgeHours",
+            "TableAgeHours"
+        ],
+        "a failed run sends its own alert; alarms only for what it cannot report, and for the tables' freshness"
     );
     for (_, a) in &alarms {
         assert_eq!(a["Properties"]["AlarmActions"], json!([{"Ref": "AlertsTopic"}]));
@@ -639,6 +661,57 @@ fn a_password_reader_gets_a_generated_secret_that_only_the_bootstrap_reads() {
     let none = doc("dev", &["database.password_readers=[]"]);
     assert!(none["Outputs"].get(stack::app::READER_SECRET_ARNS).is_none());
     assert_eq!(props(&none, "DatabaseBootstrap")["PasswordReaders"], json!([]));
+}
+
+/// The tables' freshness: `summarize` publishes it in its log (embedded metric format, no
+/// IAM action), and two alarms watch it, the canvas_logs one naming its table; the
+/// dashboard shows the pipeline from the same metrics, and deploy prints its link.
+#[test]
+fn freshness_has_alarms_and_the_pipeline_a_dashboard() {
+    let d = doc("dev", &["stale_table_alarm_hours=30", "logs_age_alarm_days=10"]);
+    let stale = props(&d, "ReplicationStaleTableAlarm");
+    assert_eq!((&stale["MetricName"], &stale["Threshold"]), (&json!("OldestTableAgeHours"), &json!(30.0)));
+    assert_eq!(stale["TreatMissingData"], "ignore", "metrics come with runs only: the state holds between them");
+    let logs = props(&d, "ReplicationCanvasLogsWebLogsAgeAlarm");
+    assert_eq!((&logs["MetricName"], &logs["Threshold"]), (&json!("TableAgeHours"), &json!(240.0)));
+    assert_eq!(logs["Dimensions"][1], json!({"Name": "Table", "Value": "canvas_logs.web_logs"}));
+    assert!(logs["AlarmDescription"].as_str().unwrap().starts_with("canvas_logs.web_logs is more than 10 days"));
+    let without_logs = doc("dev", &["namespaces=[\"canvas\"]"]);
+    assert!(without_logs["Resources"].get("ReplicationCanvasLogsWebLogsAgeAlarm").is_none());
+    let summarize = &props(&d, "Summarize")["Environment"]["Variables"];
+    assert_eq!(summarize["RESULTS_BUCKET"], json!({"Ref": "RunResults"}));
+    assert!(
+        !statements(&d, "SummarizeRole").iter().any(|(a, _)| a.iter().any(|a| a.starts_with("cloudwatch:"))),
+        "the metrics are in the log"
+    );
+    let sm = common::synth("dev", &[]).state_machine;
+    assert_eq!(sm["States"]["Summarize"]["Parameters"]["Payload"]["state_machine.$"], "$$.StateMachine.Id");
+
+    let dashboard = &props(&d, "Dashboard");
+    let (body, vars) = (&dashboard["DashboardBody"]["Fn::Sub"][0], &dashboard["DashboardBody"]["Fn::Sub"][1]);
+    let body: Value = serde_json::from_str(body.as_str().unwrap()).unwrap();
+    let titles: Vec<&str> =
+        body["widgets"].as_array().unwrap().iter().map(|w| w["properties"]["title"].as_str().unwrap()).collect();
+    assert_eq!(titles.len(), 6, "{titles:?}");
+    let text = body.to_string();
+    for metric in [
+        "ExecutionsFailed",
+        "ExecutionTime",
+        "TablesFailed",
+        "RowsInserted",
+        "RowsUpdated",
+        "RowsDeleted",
+        "OldestTableAgeHours",
+        "ServerlessDatabaseCapacity",
+    ] {
+        assert!(text.contains(metric), "{metric}");
+    }
+    assert_eq!(vars, &json!({"Machine": {"Ref": "Replication"}, "Cluster": {"Ref": "DatabaseCluster"}}));
+    let url = d["Outputs"][stack::app::DASHBOARD_URL]["Value"]["Fn::Sub"].clone();
+    assert!(url[0].as_str().unwrap().contains("#dashboards/dashboard/${Dashboard}"), "{url}");
+    let existing = doc("existing", &[]);
+    let body = props(&existing, "Dashboard")["DashboardBody"]["Fn::Sub"][0].as_str().unwrap().to_owned();
+    assert!(!body.contains("ServerlessDatabaseCapacity"), "an existing database's capacity is not the stack's to show");
 }
 
 /// The stack's own cluster answers the RDS Data API (query editor, `cargo xtask sql`), and

@@ -46,6 +46,11 @@ pub struct BootstrapProperties<V = String> {
 pub struct PasswordReader<V = String> {
     pub name: String,
     pub secret_arn: V,
+    /// What CloudFormation generated the secret's value from: when that changes, the same
+    /// secret gets a new password, and this property's change makes CloudFormation send the
+    /// bootstrap the Update that sets it.
+    #[serde(default)]
+    pub generation: String,
 }
 
 fn yes() -> String {

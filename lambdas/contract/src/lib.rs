@@ -18,6 +18,7 @@
 
 mod bootstrap;
 mod error;
+pub mod freshness;
 
 pub use bootstrap::{BootstrapProperties, PasswordReader};
 pub use error::{ErrorDetail, ErrorName};
@@ -191,6 +192,12 @@ payload! {
         /// What Step Functions caught when a call failed.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub error: Option<CaughtError>,
+        /// On success: the DAP timestamp the replica's table is now current to (Unix seconds).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub current_to_s: Option<i64>,
+        /// On success: about how many rows the table holds (PostgreSQL's statistics, not a count).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub rows: Option<u64>,
     }
 }
 
@@ -324,6 +331,9 @@ payload! {
     pub struct SummaryRequest {
         /// `$$.Execution.Id`.
         pub execution: String,
+        /// `$$.StateMachine.Id`: the dimension of the run's metrics.
+        #[serde(default)]
+        pub state_machine: String,
         pub run: RunResults,
     }
 }

@@ -14,6 +14,7 @@ pub mod bootstrap;
 pub mod dap_access;
 pub mod database;
 pub mod error;
+pub mod freshness;
 pub mod list;
 pub mod replicate;
 pub mod results;

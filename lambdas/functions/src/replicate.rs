@@ -100,7 +100,7 @@ impl Replication {
                 answer => answer,
             }
         };
-        let outcome = match tokio::time::timeout_at(hard_stop.into(), attempts).await {
+        let (outcome, freshness) = match tokio::time::timeout_at(hard_stop.into(), attempts).await {
             Ok(outcome) => outcome?,
             Err(_) => {
                 // The call's connection was dropped with it, rolling back what it was doing.
@@ -109,11 +109,21 @@ impl Replication {
                 )));
             }
         };
-        self.next_state(state, outcome, started_ms)
+        let mut state = self.next_state(state, outcome, started_ms)?;
+        if state.status == Status::Success {
+            state.current_to_s = freshness.current_to_s;
+            state.rows = freshness.rows;
+        }
+        Ok(state)
     }
 
     /// One call on its own connection, closed when it ends whatever the outcome.
-    async fn call(&self, kind: Kind, state: &TableState, budget: Budget) -> Result<Outcome, FunctionError> {
+    async fn call(
+        &self,
+        kind: Kind,
+        state: &TableState,
+        budget: Budget,
+    ) -> Result<(Outcome, replica::Freshness), FunctionError> {
         let password = self.credentials.password().await?;
         let mut replicator =
             Replicator::connect(&self.credentials.options(&password), self.dap.client().clone()).await?;
@@ -126,8 +136,19 @@ impl Replication {
             Kind::Sync => replicator.sync(ns, table, budget).await,
             Kind::Init => replicator.init(ns, table, budget).await,
         };
+        // How fresh the table now is, for the run's report and metrics: worth a line in the
+        // log when it cannot be read, not the table's failure.
+        let freshness = match &outcome {
+            Ok(o) if o.status == replica::Status::Success => {
+                replicator.freshness(ns, table).await.unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "how fresh the table is could not be read");
+                    replica::Freshness::default()
+                })
+            }
+            _ => replica::Freshness::default(),
+        };
         replicator.close().await;
-        Ok(outcome?)
+        Ok((outcome?, freshness))
     }
 
     fn next_state(

@@ -55,15 +55,31 @@ fn table_state(child: ChildResult, file: &str) -> Result<TableState, FunctionErr
 
 async fn get_json<T: DeserializeOwned>(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<T, FunctionError> {
     let doing = format!("reading the run results s3://{bucket}/{key}");
-    let object = s3.get_object().bucket(bucket).key(key).send().await.map_err(|e| crate::aws::sdk_error(&doing, e))?;
+    let bytes = get_bytes(s3, bucket, key, &doing)
+        .await?
+        .ok_or_else(|| FunctionError::config(format!("{doing} failed: there is no such object")))?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| FunctionError::config(format!("{doing}: not the JSON Step Functions writes: {e}")))
+}
+
+/// An object's bytes, or `None` when the bucket has no such key; `doing` says what for.
+pub(crate) async fn get_bytes(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    doing: &str,
+) -> Result<Option<Vec<u8>>, FunctionError> {
+    let object = match s3.get_object().bucket(bucket).key(key).send().await {
+        Ok(o) => o,
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
+        Err(e) => return Err(crate::aws::sdk_error(doing, e)),
+    };
     let bytes = object
         .body
         .collect()
         .await
-        .map_err(|e| FunctionError::transient(format!("{doing} failed: {}", dap::chain(&e))))?
-        .into_bytes();
-    serde_json::from_slice(&bytes)
-        .map_err(|e| FunctionError::config(format!("{doing}: not the JSON Step Functions writes: {e}")))
+        .map_err(|e| FunctionError::transient(format!("{doing} failed: {}", dap::chain(&e))))?;
+    Ok(Some(bytes.into_bytes().to_vec()))
 }
 
 #[cfg(test)]

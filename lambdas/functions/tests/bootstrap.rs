@@ -119,7 +119,11 @@ async fn create_update_delete_leave_a_least_privilege_role_that_replicates() {
         aws.put_secret(&format!("cd2-test/reader-{bi}"), json!({"username": bi, "password": bi_password})).await;
     let props = Properties {
         readers: vec![reader.clone()],
-        password_readers: vec![contract::PasswordReader { name: bi.clone(), secret_arn: bi_secret }],
+        password_readers: vec![contract::PasswordReader {
+            name: bi.clone(),
+            secret_arn: bi_secret,
+            generation: "v1".into(),
+        }],
         ..properties(&app, &bootstrap.target)
     };
     let (url, answers) = response_catcher().await;

@@ -103,6 +103,8 @@ async fn a_new_table_loads_over_several_budgeted_calls_and_then_syncs() {
     s.emulator.commit("canvas", "courses", vec![row], vec![]);
     let (synced, _) = run_table(&mut r, courses()).await.unwrap();
     assert_eq!(synced.status, Status::Success);
+    assert!(done.current_to_s.is_some() && synced.current_to_s >= done.current_to_s, "{synced:?}");
+    assert!(synced.rows.is_some(), "{synced:?}");
     assert_eq!(synced.calls, 1);
     assert_eq!(synced.counts.inserted + synced.counts.updated, 1);
 }

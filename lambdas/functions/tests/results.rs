@@ -61,3 +61,51 @@ async fn the_results_of_every_child_are_read_from_the_manifest_and_its_files() {
     let err = functions::results::collect(&s3, &mut missing).await.unwrap_err().to_string();
     assert!(err.contains("s3://cd2-results-test/runs/none/manifest.json"), "{err}");
 }
+
+/// After each run `summarize` brings the tables' freshness up to date in the bucket (moto's
+/// S3): a table a later run failed keeps its last success's timestamp, a table the later
+/// run did not have keeps everything; a file that does not parse (an older version's)
+/// starts afresh.
+#[tokio::test]
+async fn the_freshness_file_follows_the_runs() {
+    let aws = Aws::start().await;
+    let s3 = functions::results::s3_client(&aws.sdk);
+    let bucket = "cd2-freshness-test";
+    s3.create_bucket().bucket(bucket).send().await.unwrap();
+    let state = |table: &str, status: &str, current_to_s: Option<i64>| {
+        serde_json::from_value::<contract::TableState>(json!({
+            "namespace": "canvas", "table": table, "status": status, "current_to_s": current_to_s, "rows": 7,
+            "error": (status == "failed").then(|| json!({"Error": "DatabaseError", "Cause": "{}"})),
+        }))
+        .unwrap()
+    };
+    let request = |execution: &str, results| contract::SummaryRequest {
+        execution: format!("arn:aws:states:us-east-1:123456789012:execution:cd2-dev-Replication:{execution}"),
+        state_machine: "arn:aws:states:us-east-1:123456789012:stateMachine:cd2-dev-Replication".into(),
+        run: RunResults { results, ..RunResults::default() },
+    };
+    assert_eq!(functions::freshness::load(&s3, bucket).await.unwrap(), Default::default(), "none yet");
+    let first = request("run-1", vec![state("users", "success", Some(100)), state("accounts", "success", Some(100))]);
+    functions::freshness::after_run(&s3, bucket, &first, 1_000).await;
+    let second = request("run-2", vec![state("users", "failed", None)]);
+    functions::freshness::after_run(&s3, bucket, &second, 2_000).await;
+
+    let fresh = functions::freshness::load(&s3, bucket).await.unwrap();
+    assert_eq!(fresh.written_s, 2_000);
+    let users = &fresh.tables[1];
+    assert_eq!(
+        (users.table.as_str(), users.current_to_s, users.last_outcome.as_str(), users.last_run.as_str()),
+        ("users", Some(100), "DatabaseError", "run-2")
+    );
+    let accounts = &fresh.tables[0];
+    assert_eq!((accounts.last_run.as_str(), accounts.rows), ("run-1", Some(7)));
+
+    s3.put_object()
+        .bucket(bucket)
+        .key(contract::freshness::FRESHNESS_KEY)
+        .body(b"not json".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(functions::freshness::load(&s3, bucket).await.unwrap(), Default::default());
+}

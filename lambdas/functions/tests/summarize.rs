@@ -30,6 +30,7 @@ fn failed(table: &str, error: &str, detail: ErrorDetail) -> TableState {
 fn request(results: Vec<TableState>) -> SummaryRequest {
     SummaryRequest {
         execution: "arn:aws:states:us-east-1:123456789012:execution:cd2-dev-Replication:run-1".into(),
+        state_machine: "arn:aws:states:us-east-1:123456789012:stateMachine:cd2-dev-Replication".into(),
         run: RunResults { results, ..RunResults::default() },
     }
 }

@@ -114,6 +114,36 @@ async fn a_run_replicates_retries_records_a_failure_alerts_and_keeps_a_second_ru
     let calls: u32 = courses.split('(').nth(1).and_then(|c| c.split(' ').next()).unwrap().parse().unwrap();
     assert!(calls >= 3, "courses loaded over several budgeted calls: {courses}");
     assert_eq!(stage.counted(RUNS_SUCCEEDED), 0.0, "a run with a failed table is no success");
+    // How fresh each table is, as summarize wrote it for status --tables, and its metrics
+    // in its log (the embedded metric format).
+    let fresh = functions::freshness::load(&stage.s3, RESULTS_BUCKET).await.unwrap();
+    let outcomes: Vec<(&str, &str, bool)> =
+        fresh.tables.iter().map(|t| (t.table.as_str(), t.last_outcome.as_str(), t.current_to_s.is_some())).collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("accounts", "success", true),
+            ("courses", "success", true),
+            ("enrollments", "success", true),
+            ("users", "DapError", false)
+        ]
+    );
+    assert!(fresh.tables[1].rows.is_some_and(|n| n > 0), "{fresh:?}");
+    let logged = std::fs::read_dir(&stage.logs)
+        .unwrap()
+        .filter_map(|e| std::fs::read_to_string(e.unwrap().path()).ok())
+        .collect::<String>();
+    let metrics: Vec<Value> = logged
+        .lines()
+        .filter(|l| l.contains("\"_aws\"") && l.contains("TablesFailed"))
+        .filter_map(|l| serde_json::from_str(&l[l.find('{')?..]).ok())
+        .collect();
+    let metrics = metrics
+        .iter()
+        .find(|m| m["TablesFailed"].as_f64() == Some(1.0))
+        .unwrap_or_else(|| panic!("summarize's metrics of the first run: {metrics:?}"));
+    assert_eq!(metrics["TablesSucceeded"].as_f64(), Some(3.0));
+    assert_eq!(metrics["StateMachineArn"], stage.machine.as_str());
 
     // A run of the tables that load is one.
     let input = json!({"tables": [{"namespace": "canvas", "table": "accounts"}]}).to_string();

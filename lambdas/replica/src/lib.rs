@@ -61,6 +61,15 @@ pub enum Status {
 /// table's state as they are.
 pub use contract::Counts;
 
+/// How fresh a replicated table is ([`Replicator::freshness`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Freshness {
+    /// The DAP timestamp the table is current to (Unix seconds).
+    pub current_to_s: Option<i64>,
+    /// About how many rows it holds.
+    pub rows: Option<u64>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Outcome {
     pub status: Status,
@@ -269,6 +278,33 @@ impl Replicator {
     /// When a column's type changes in place and how a resumable change proceeds.
     pub fn set_retype(&mut self, settings: RetypeSettings) {
         self.retype = settings;
+    }
+
+    /// How fresh the replica's table is: the DAP timestamp it is current to (Unix seconds)
+    /// and about how many rows it holds (the server's statistics: live rows counted as they
+    /// are written, or the last ANALYZE's estimate, whichever is larger; a count of a
+    /// billion-row table would take minutes). `None`s for a table not in the replica.
+    pub async fn freshness(&mut self, namespace: &str, table: &str) -> Result<Freshness, ReplicaError> {
+        let name = format!("{namespace}.{table}");
+        let found: Option<(i64, Option<i64>)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT extract(epoch FROM s.\"timestamp\")::bigint,
+                    greatest(c.reltuples::bigint, pg_catalog.pg_stat_get_live_tuples(c.oid))
+             FROM {meta}.table_sync s
+             LEFT JOIN pg_catalog.pg_class c ON c.oid = to_regclass(format('%I.%I', s.target_schema, s.target_table))
+             WHERE s.source_namespace = $1 AND s.source_table = $2",
+            meta = model::quote_ident(ddl::META_SCHEMA)
+        )))
+        .bind(namespace)
+        .bind(table)
+        .fetch_optional(&mut self.db)
+        .await
+        .doing(&name, "reading how fresh the table is")?;
+        Ok(match found {
+            Some((current_to_s, rows)) => {
+                Freshness { current_to_s: Some(current_to_s), rows: rows.map(|r| r.max(0) as u64) }
+            }
+            None => Freshness::default(),
+        })
     }
 
     /// Sync when the table is in the replica; otherwise init it.

@@ -58,8 +58,10 @@ impl Setup {
         let sql = self.sql(db).await?;
         let mut tx = db.begin().await.doing("setup", "beginning the setup's transaction")?;
         batch(&sql).execute(&mut *tx).await.doing("setup", "setting up the roles and their schemas")?;
-        // A verifier is bound, never written into a statement: nothing that logs statements
-        // (sqlx's slow-statement warning, the server's log_statement) sees it.
+        // A verifier is bound, never written into a statement: sqlx's slow-statement
+        // warning and an error's context never show it (a server that logs statements with
+        // their parameters does; a verifier does not give back the password, 40 random
+        // letters and digits).
         for (reader, password) in &self.passwords {
             sqlx::query("SELECT set_config('cd2_aws.verifier', $1, true)")
                 .bind(scram::verifier(password))
@@ -67,7 +69,8 @@ impl Setup {
                 .await
                 .doing("setup", "setting a reader's password")?;
             let alter = format!(
-                "DO $do$ BEGIN EXECUTE format('ALTER ROLE %I PASSWORD %L', {}, current_setting('cd2_aws.verifier')); END $do$",
+                "DO $do$ BEGIN EXECUTE format('ALTER ROLE %I PASSWORD %L', {}, current_setting('cd2_aws.verifier'));
+                 EXCEPTION WHEN OTHERS THEN RAISE EXCEPTION '%', SQLERRM USING ERRCODE = SQLSTATE; END $do$",
                 quote_literal(reader)
             );
             batch(&alter).execute(&mut *tx).await.doing("setup", "setting a reader's password")?;
@@ -298,7 +301,10 @@ impl Setup {
                     sql.push(format!("GRANT rds_iam TO {r};"));
                     sql.push(format!("ALTER ROLE {r} WITH PASSWORD NULL;"));
                 }
-                (true, _) if has_rds_iam => sql.push(format!("REVOKE rds_iam FROM {r};")),
+                (true, _) if has_rds_iam => sql.push(format!(
+                    "DO $do$ BEGIN IF pg_catalog.pg_has_role({}, 'rds_iam', 'MEMBER') THEN REVOKE rds_iam FROM {r}; END IF; END $do$;",
+                    quote_literal(reader)
+                )),
                 _ => {}
             }
             // Its own schema, for its views.

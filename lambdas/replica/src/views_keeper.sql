@@ -91,11 +91,13 @@ BEGIN
         members AS (SELECT DISTINCT oid FROM reached),
         -- The order to make them in: after every member a view's query reads from (its
         -- other rules are dropped first and made last, so they order nothing).
-        chain(oid, depth) AS (
-            SELECT oid, 1 FROM members
+        -- Never around a loop (views made to read each other with CREATE OR REPLACE).
+        chain(oid, depth, path) AS (
+            SELECT oid, 1, ARRAY[oid] FROM members
           UNION ALL
-            SELECT e.child, chain.depth + 1
+            SELECT e.child, chain.depth + 1, chain.path || e.child
             FROM chain JOIN edges e ON e.parent = chain.oid AND e.selects JOIN members m ON m.oid = e.child
+            WHERE NOT e.child = ANY(chain.path)
         )
         SELECT c.oid, n.nspname::text AS nspname, c.relname::text AS relname, c.relkind,
                c.relkind = 'm' AS materialized, c.relispopulated AS populated,

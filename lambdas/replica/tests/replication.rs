@@ -54,6 +54,12 @@ async fn init_then_sync_applies_inserts_updates_and_deletes() {
         "advanced to the job's `until`"
     );
     assert!(f.rows(r#"SELECT 1 FROM cd2_aws.job"#).await.is_empty(), "no job left behind");
+    // How fresh it is: the job's `until` (2024-05-01T10:00:02Z), and about its rows.
+    let mut r = f.replicator().await;
+    let fresh = r.freshness("canvas", "accounts").await.unwrap();
+    assert_eq!(fresh.current_to_s, Some(1_714_557_602));
+    assert!(fresh.rows.is_some_and(|n| n <= 7), "{fresh:?}");
+    assert_eq!(r.freshness("canvas", "courses").await.unwrap(), replica::Freshness::default(), "not replicated");
     // The incremental query asked for changes since the stored timestamp.
     let requests = f.emulator.requests();
     assert!(requests.iter().any(|r| r.contains(r#""since":"2024-05-01T10:00:01Z""#)), "{requests:#?}");

@@ -40,6 +40,13 @@ pub struct Config {
     /// Hours without a successful run before the stale-replica alarm emails (default 24).
     #[serde(default = "default_quiet_hours")]
     pub no_success_alarm_hours: u32,
+    /// Hours a table may fall behind DAP before the stale-table alarm emails (default 36).
+    #[serde(default = "default_stale_hours")]
+    pub stale_table_alarm_hours: u32,
+    /// Days `canvas_logs`' tables may fall behind DAP, which keeps them 30 days, before
+    /// their alarm emails (default 14).
+    #[serde(default = "default_logs_days")]
+    pub logs_age_alarm_days: u32,
     pub dap: DapConfig,
     pub database: DatabaseProps,
     pub network: NetworkConfig,
@@ -52,6 +59,14 @@ fn yes() -> bool {
 
 fn default_quiet_hours() -> u32 {
     24
+}
+
+fn default_stale_hours() -> u32 {
+    36
+}
+
+fn default_logs_days() -> u32 {
+    14
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
@@ -284,6 +299,30 @@ impl Config {
                 ),
             );
         }
+        if let Some(interval) = rate_seconds(&self.schedule) {
+            let needed = interval.div_ceil(3600) + 1;
+            check(
+                u64::from(self.stale_table_alarm_hours) >= needed,
+                "stale_table_alarm_hours",
+                format!(
+                    "{} would alarm between two scheduled runs of {}: at least {needed} (the interval and an hour for the run)",
+                    self.stale_table_alarm_hours, self.schedule
+                ),
+            );
+        }
+        check(
+            (1..=720).contains(&self.stale_table_alarm_hours),
+            "stale_table_alarm_hours",
+            format!("{} is out of range 1..=720", self.stale_table_alarm_hours),
+        );
+        check(
+            (1..=29).contains(&self.logs_age_alarm_days),
+            "logs_age_alarm_days",
+            format!(
+                "{} is out of range 1..=29: DAP keeps canvas_logs 30 days, and the alarm must come before that",
+                self.logs_age_alarm_days
+            ),
+        );
         check(
             (1..=168).contains(&self.no_success_alarm_hours),
             "no_success_alarm_hours",
@@ -341,13 +380,27 @@ impl Config {
                     && !reader.starts_with("cd2_aws")
                     && !reserved.contains(reader)
                     && !self.namespaces.iter().any(|ns| ns.as_str() == reader)
-                    && !reader.contains("__")
                     && !every_reader[..i].iter().any(|(_, r)| *r == reader),
                 key,
                 format!(
-                    "`{reader}` must be a lower-case identifier of 1-63 letters, digits and single `_`, starting with a letter, named once in readers and password_readers, and not a role or schema the replication uses"
+                    "`{reader}` must be a lower-case identifier of 1-63 letters, digits and `_`, starting with a letter, named once in readers and password_readers, and not a role or schema the replication uses"
                 ),
             );
+        }
+        // Each password reader's secret has a logical id made of its name.
+        let ids: Vec<String> = db.password_readers().iter().map(|r| crate::intrinsics::pascal_case(r)).collect();
+        for (i, reader) in db.password_readers().iter().enumerate() {
+            if let Some(j) = ids[..i].iter().position(|id| *id == ids[i]) {
+                check(
+                    false,
+                    "database.password_readers",
+                    format!(
+                        "`{reader}` and `{}` would name the same secret ({}): rename one",
+                        db.password_readers()[j],
+                        ids[i]
+                    ),
+                );
+            }
         }
         let bootstrapped = match db {
             DatabaseProps::Create(_) => true,

@@ -47,9 +47,15 @@ pub const DATABASE_BOOTSTRAP_ID: &str = "DatabaseBootstrap";
 pub const DATABASE_CLUSTER_ARN: &str = "DatabaseClusterArn";
 pub const DATABASE_NAME: &str = "DatabaseName";
 pub const ADMIN_SECRET_ARN: &str = "AdminSecretArn";
+/// The CloudWatch dashboard's console link, which deploy prints.
+pub const DASHBOARD_URL: &str = "DashboardUrl";
 /// The password readers' secrets, comma-separated, for whoever sets up a BI tool or opens
 /// the query editor.
 pub const READER_SECRET_ARNS: &str = "ReaderSecretArns";
+
+/// The tables of `canvas_logs`, whose data DAP keeps only 30 days: each has an alarm of its
+/// own well before then.
+pub const SHORT_LIVED_TABLES: [&str; 1] = ["canvas_logs.web_logs"];
 
 /// Time for the bootstrap to wake a paused cluster (about 15 s), set up and answer.
 const BOOTSTRAP_TIMEOUT_SECONDS: u32 = 300;
@@ -233,8 +239,10 @@ pub fn build(config: &Config) -> Result<Synthesized, AppError> {
         60,
     )
     .env("STACK_NAME", config.stack_name.as_str())
+    .env("RESULTS_BUCKET", results.name())
     .env("RUST_LOG", "info");
     results.grant_read(&mut summarize);
+    results.grant_write_freshness(&mut summarize);
 
     let mut workflow = Workflow::new(
         "Replication",
@@ -276,10 +284,34 @@ pub fn build(config: &Config) -> Result<Synthesized, AppError> {
 
     let quiet_hours = config.schedule_enabled.then_some(config.no_success_alarm_hours);
     alerts.watch_state_machine(&mut t, "Replication", &machine_arn, quiet_hours);
+    let short_lived: Vec<&str> =
+        if namespaces.iter().any(|ns| ns == "canvas_logs") { SHORT_LIVED_TABLES.to_vec() } else { vec![] };
+    let dashboard = crate::constructs::dashboard::pipeline_dashboard(
+        &mut t,
+        "Dashboard",
+        crate::constructs::dashboard::DashboardProps {
+            state_machine_arn: machine_arn.clone(),
+            cluster: db.cluster.as_ref().map(|c| c.cluster_identifier()),
+            stale_hours: config.stale_table_alarm_hours,
+        },
+    );
+    alerts.watch_freshness(
+        &mut t,
+        "Replication",
+        &machine_arn,
+        config.stale_table_alarm_hours,
+        &short_lived,
+        config.logs_age_alarm_days,
+    );
     schedule_state_machine(&mut t, "Schedule", &config.schedule, config.schedule_enabled, &machine_arn);
 
     t.output("StateMachineArn", "Starts a replication run by hand: aws stepfunctions start-execution", machine_arn);
     t.output("AlertsTopicArn", "Failure alerts are published here", alerts.topic.arn());
+    t.output(
+        DASHBOARD_URL,
+        "The pipeline at a glance: runs, duration, failed tables, rows changed, the oldest table's age, the database's capacity",
+        Expr::sub_with(crate::constructs::dashboard::CONSOLE_URL, [("Dashboard", dashboard.name())]),
+    );
     t.output(
         RESULTS_BUCKET_ID,
         &format!("Each run's table results (kept {RESULTS_EXPIRE_DAYS} days; destroy empties it)"),

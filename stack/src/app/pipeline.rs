@@ -334,7 +334,11 @@ pub fn definition(props: &PipelineProps) -> StateMachine {
             "Summarize",
             invoke(
                 SUMMARIZE_ARN,
-                Some(selector(&[(SummaryRequest::execution, "$$.Execution.Id"), (SummaryRequest::run, "$")])),
+                Some(selector(&[
+                    (SummaryRequest::execution, "$$.Execution.Id"),
+                    (SummaryRequest::state_machine, "$$.StateMachine.Id"),
+                    (SummaryRequest::run, "$"),
+                ])),
                 120,
                 vec![Catcher::new(&["States.ALL"], "$.summary_error", "SummaryFailed")],
                 Transition::next("AnyFailed"),

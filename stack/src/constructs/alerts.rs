@@ -9,16 +9,17 @@ use crate::resources::cloudwatch::{Alarm, Dimension};
 use crate::resources::iam::{PolicyDocument, Principal, Statement};
 use crate::resources::sns::{Subscription, Topic, TopicPolicy};
 use crate::template::{Attributes, ConditionRef, Handle, ParameterRef, Template};
+use contract::freshness::metrics;
 
 /// The CloudWatch namespace of the runs' own metrics, which the alarms watch.
-pub const METRICS_NAMESPACE: &str = "cd2-aws";
+pub const METRICS_NAMESPACE: &str = metrics::NAMESPACE;
 /// One for each run that replicated every table: a run skipped because another held the
 /// tables is not one, so it does not keep the no-success alarm quiet.
 pub const RUNS_SUCCEEDED: &str = "RunsSucceeded";
 /// One for each run whose alert could not be published to the topic.
 pub const ALERTS_NOT_SENT: &str = "AlertsNotSent";
 /// The dimension the state machine's metrics carry, its own and Step Functions': its ARN.
-pub const METRIC_DIMENSION: &str = "StateMachineArn";
+pub const METRIC_DIMENSION: &str = metrics::STATE_MACHINE;
 
 /// The logical id of the topic of the alerts made with `id` (`status` finds it by it).
 pub fn topic_id(id: &str) -> String {
@@ -164,5 +165,64 @@ impl Alerts {
                 )
             },
         );
+    }
+
+    /// Alarms on how fresh the tables are, from the metrics `summarize` publishes after
+    /// each run: the least current table older than `stale_hours`; and each table of
+    /// `short_lived` (whose data DAP keeps 30 days) older than `short_lived_days`, named in
+    /// its own alarm, while there is time to replicate it before DAP drops what it missed.
+    ///
+    /// The metrics come only with runs: missing hours keep the alarm as it is (`ignore`),
+    /// so an alarm stays on until a run finds the table fresh again, and no run at all is
+    /// the no-success alarm's to say.
+    pub fn watch_freshness(
+        &self,
+        t: &mut Template,
+        id: &str,
+        state_machine_arn: &Expr,
+        stale_hours: u32,
+        short_lived: &[&str],
+        short_lived_days: u32,
+    ) {
+        let alarm = |metric: &str, table: Option<&str>, threshold: f64, description: String| Alarm {
+            alarm_description: description,
+            namespace: METRICS_NAMESPACE.into(),
+            metric_name: metric.into(),
+            dimensions: std::iter::once(Dimension { name: METRIC_DIMENSION.into(), value: state_machine_arn.clone() })
+                .chain(table.map(|table| Dimension { name: metrics::TABLE.into(), value: Expr::str(table) }))
+                .collect(),
+            statistic: "Maximum",
+            period: 3600,
+            evaluation_periods: 1,
+            datapoints_to_alarm: None,
+            threshold,
+            comparison_operator: "GreaterThanThreshold",
+            treat_missing_data: "ignore",
+            alarm_actions: vec![self.topic.arn()],
+        };
+        t.add(
+            &format!("{id}StaleTableAlarm"),
+            alarm(
+                metrics::OLDEST_TABLE_AGE_HOURS,
+                None,
+                f64::from(stale_hours),
+                format!(
+                    "A table of the Canvas Data 2 replica is more than {stale_hours} hours behind DAP (stale_table_alarm_hours): cargo xtask status --tables names it and its last run's outcome"
+                ),
+            ),
+        );
+        for table in short_lived {
+            t.add(
+                &format!("{id}{}AgeAlarm", crate::intrinsics::pascal_case(&table.replace('.', "_"))),
+                alarm(
+                    metrics::TABLE_AGE_HOURS,
+                    Some(table),
+                    f64::from(short_lived_days * 24),
+                    format!(
+                        "{table} is more than {short_lived_days} days behind DAP, which keeps it only 30 days: what is not replicated before then is lost for good; see cargo xtask status --tables and the last runs' alerts"
+                    ),
+                ),
+            );
+        }
     }
 }

@@ -150,8 +150,9 @@ pub struct Database {
     pub app_user: String,
     /// The readers' login roles, made by the bootstrap.
     pub readers: Vec<String>,
-    /// The readers that log in with a password, and the secret holding each one's.
-    pub password_readers: Vec<(String, SecretRef)>,
+    /// The readers that log in with a password: each one's name, secret, and what its
+    /// value was generated from.
+    pub password_readers: Vec<(String, SecretRef, String)>,
     /// The stack creates the role and schemas (a created cluster always does).
     pub bootstrap: bool,
     /// What `rds-db:connect` names: the cluster's or instance's resource id, or `*`.
@@ -181,8 +182,8 @@ impl Database {
             DatabaseProps::Existing(p) => Self::existing(id, p),
         };
         for reader in props.password_readers() {
-            let secret = db.reader_secret(t, id, reader, key);
-            db.password_readers.push((reader.clone(), secret));
+            let (secret, generation) = db.reader_secret(t, id, reader, key);
+            db.password_readers.push((reader.clone(), secret, generation));
         }
         db
     }
@@ -193,8 +194,15 @@ impl Database {
     /// console's query editor take. CloudFormation names it: a fixed name would be taken for
     /// the 30 days a deleted secret waits, so a reader taken out and put back, or a stack
     /// destroyed and deployed again, could not have one.
-    fn reader_secret(&self, t: &mut Template, id: &str, reader: &str, key: &EncryptionKey) -> SecretRef {
+    fn reader_secret(&self, t: &mut Template, id: &str, reader: &str, key: &EncryptionKey) -> (SecretRef, String) {
         let template = serde_json::json!({ "username": reader, "dbname": self.name, "engine": "postgres" });
+        let generate = GenerateSecretString {
+            secret_string_template: template.to_string(),
+            generate_string_key: "password",
+            password_length: 40,
+            exclude_punctuation: true,
+        };
+        let generation = serde_json::to_string(&generate).expect("the settings serialize");
         let secret = t.add_with(
             &format!("{id}Reader{}Secret", crate::intrinsics::pascal_case(reader)),
             Secret {
@@ -202,12 +210,7 @@ impl Database {
                     "cd2-aws: the password of the database reader `{reader}` (a BI tool's, the query editor's); generated, never in the template"
                 ),
                 kms_key_id: key.arn(),
-                generate_secret_string: GenerateSecretString {
-                    secret_string_template: template.to_string(),
-                    generate_string_key: "password",
-                    password_length: 40,
-                    exclude_punctuation: true,
-                },
+                generate_secret_string: generate,
                 tags: vec![],
             },
             Attributes::default().skip_check(
@@ -215,7 +218,7 @@ impl Database {
                 "a reader's password is changed by a new secret (take the reader out, deploy, put it back); rotation would need a Lambda of its own in the VPC that the bootstrap would have to follow",
             ),
         );
-        SecretRef { arn: secret.arn(), key_arn: Some(key.arn()) }
+        (SecretRef { arn: secret.arn(), key_arn: Some(key.arn()) }, generation)
     }
 
     /// A database the stack does not own: only names and the grant on its admin secret.
@@ -389,12 +392,12 @@ impl Database {
     /// BI tool's setup are given.
     pub fn reader_secret_arns(&self) -> Option<Expr> {
         (!self.password_readers.is_empty())
-            .then(|| Expr::join(",", self.password_readers.iter().map(|(_, secret)| secret.arn.clone())))
+            .then(|| Expr::join(",", self.password_readers.iter().map(|(_, secret, _)| secret.arn.clone())))
     }
 
     /// Lets the bootstrap read the password readers' passwords, to set them.
     pub fn grant_read_reader_passwords(&self, grantee: &mut dyn Grantee) {
-        for (_, secret) in &self.password_readers {
+        for (_, secret, _) in &self.password_readers {
             secret.grant_read(grantee);
         }
     }
@@ -434,9 +437,10 @@ impl Database {
                     password_readers: self
                         .password_readers
                         .iter()
-                        .map(|(name, secret)| contract::PasswordReader {
+                        .map(|(name, secret, generation)| contract::PasswordReader {
                             name: name.clone(),
                             secret_arn: secret.arn.clone(),
+                            generation: generation.clone(),
                         })
                         .collect(),
                     endpoint: self.endpoint.clone(),

@@ -3,6 +3,7 @@
 //! and hands back typed references for the next one.
 
 pub mod alerts;
+pub mod dashboard;
 pub mod database;
 pub mod function;
 pub mod grants;

@@ -2,7 +2,8 @@
 //! and `summarize` reads them from: the results of 500 tables, their schema notes and
 //! errors included, would pass the 256 KiB a state may hold, and a state that does fails
 //! the run with `States.DataLimitExceeded`, which no `Catch` can catch (so no summary and
-//! no email). Private, encrypted with the stack's key, TLS only; results expire.
+//! no email). Private, encrypted with the stack's key, TLS only; results expire. It also
+//! keeps the tables' freshness, which `summarize` rewrites after every run.
 
 use super::grants::Grantee;
 use super::key::EncryptionKey;
@@ -86,6 +87,18 @@ impl ResultsBucket {
             vec![self.objects()],
         ));
         grantee.add_to_policy(Statement::allow(&["kms:GenerateDataKey", "kms:Decrypt"], vec![self.key.arn()]));
+    }
+
+    /// Writing the tables' freshness ([`contract::freshness::FRESHNESS_KEY`]), and that
+    /// object alone.
+    pub fn grant_write_freshness(&self, grantee: &mut dyn Grantee) {
+        let object = Expr::join("", [self.bucket.arn(), Expr::str(format!("/{}", contract::freshness::FRESHNESS_KEY))]);
+        grantee.add_to_policy(Statement::allow(&["s3:PutObject"], vec![object]));
+        grantee.add_to_policy(Statement::allow(&["kms:GenerateDataKey"], vec![self.key.arn()]).with_condition(
+            "StringEquals",
+            "kms:ViaService",
+            Expr::sub("s3.${AWS::Region}.amazonaws.com"),
+        ));
     }
 
     /// Reading results, and decrypting them.

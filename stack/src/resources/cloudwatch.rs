@@ -33,3 +33,22 @@ pub struct Alarm {
 impl Resource for Alarm {
     const TYPE: &'static str = "AWS::CloudWatch::Alarm";
 }
+
+/// A dashboard: its body is the JSON CloudWatch documents, as one string.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Dashboard {
+    pub dashboard_name: Expr,
+    pub dashboard_body: Expr,
+}
+
+impl Resource for Dashboard {
+    const TYPE: &'static str = "AWS::CloudWatch::Dashboard";
+}
+
+impl crate::template::Handle<Dashboard> {
+    /// `Ref` gives the dashboard's name.
+    pub fn name(&self) -> Expr {
+        self.as_ref()
+    }
+}

@@ -25,9 +25,11 @@ pub mod usd {
     pub const KMS_KEY_MONTH: f64 = 1.00;
     pub const SECRET_MONTH: f64 = 0.40;
     pub const ALARM_MONTH: f64 = 0.10;
-    /// A custom metric published at least once in the month.
+    /// A custom metric published every hour of the month (prorated by the hour).
     pub const CUSTOM_METRIC_MONTH: f64 = 0.30;
     pub const LOG_STORAGE_GB_MONTH: f64 = 0.03;
+    /// Beyond an account's first three dashboards.
+    pub const DASHBOARD_MONTH: f64 = 3.00;
 }
 
 /// One line of the estimate: a fixed monthly amount, or a price per GB not in the total.
@@ -51,7 +53,7 @@ pub fn idle(config: &Config) -> Vec<Line> {
             format!("{n} x (${} + ${} public IPv4) an hour", usd::NAT_GATEWAY_HOUR, usd::PUBLIC_IPV4_HOUR),
         ));
     }
-    let mut secrets = 1.0;
+    let mut secrets = 1.0 + config.database.password_readers().len() as f64;
     match &config.database {
         DatabaseProps::Create(db) => {
             let note = if db.min_capacity == 0.0 {
@@ -71,18 +73,40 @@ pub fn idle(config: &Config) -> Vec<Line> {
         }
     }
     lines.push(fixed("KMS key", usd::KMS_KEY_MONTH, "one customer-managed key".into()));
+    let readers = config.database.password_readers().len();
+    let admin = matches!(&config.database, DatabaseProps::Create(_));
     lines.push(fixed(
         "Secrets",
         secrets * usd::SECRET_MONTH,
-        if secrets > 1.0 { "the DAP credential and the admin credential".into() } else { "the DAP credential".into() },
+        format!(
+            "the DAP credential{}{}",
+            if admin { ", the admin credential" } else { "" },
+            if readers > 0 { format!(", {readers} password reader(s)") } else { String::new() }
+        ),
     ));
-    // Timed out, stopped, alert not sent; and no success when runs are scheduled.
-    let alarms = 3 + u32::from(config.schedule_enabled);
+    // Timed out, stopped, alert not sent, a stale table, and canvas_logs' table; and no
+    // success when runs are scheduled.
+    let logs = config.namespaces.iter().any(|ns| ns.as_str() == "canvas_logs");
+    let alarms = 4 + u32::from(logs) + u32::from(config.schedule_enabled);
     lines.push(fixed("CloudWatch alarms", f64::from(alarms) * usd::ALARM_MONTH, format!("{alarms} standard alarms")));
+    // Sent only with runs, and billed only for the hours they are sent in.
+    let metrics = 7 + u32::from(logs);
+    let share = match stack::app::config::rate_seconds(&config.schedule).filter(|_| config.schedule_enabled) {
+        Some(interval) => (3600.0 / interval as f64).min(1.0),
+        None => 1.0,
+    };
     lines.push(fixed(
         "CloudWatch metrics",
-        usd::CUSTOM_METRIC_MONTH,
-        "the workflow's count of successful runs (and of unsent alerts, in a month that has one)".into(),
+        f64::from(metrics) * usd::CUSTOM_METRIC_MONTH * share,
+        format!(
+            "{metrics} of the runs' own, billed for the hours a run sends them ({:.0}% of the month on this schedule)",
+            share * 100.0
+        ),
+    ));
+    lines.push(fixed(
+        "CloudWatch dashboard",
+        0.0,
+        format!("free within an account's first three; ${:.2} a month beyond", usd::DASHBOARD_MONTH),
     ));
     lines.push(per_gb(
         "Log storage",
@@ -126,11 +150,15 @@ mod tests {
     #[test]
     fn dev_idles_at_the_nat_gateway_key_secrets_and_alarms() {
         let lines = idle(&config("dev", &[]));
-        // One NAT with its address (36.50), no compute while paused, key 1, two secrets 0.80,
-        // four alarms 0.40, the count of successes 0.30.
-        assert!((total(&lines) - 39.00).abs() < 0.005, "{lines:?}");
+        // One NAT with its address (36.50), no compute while paused, key 1, three secrets
+        // 1.20 (DAP, admin, the bi reader), six alarms 0.60, eight metrics sent a third of
+        // the hours (a run every 3 hours) 0.80.
+        assert!((total(&lines) - 40.10).abs() < 0.005, "{lines:?}");
         let unscheduled = idle(&config("dev", &["schedule_enabled=false"]));
-        assert!((total(&unscheduled) - 38.90).abs() < 0.005, "no run expected, no no-success alarm: {unscheduled:?}");
+        assert!(
+            (total(&unscheduled) - (40.10 - 0.10 - 0.80 + 2.40)).abs() < 0.005,
+            "no no-success alarm; runs by hand, so the metrics are counted in full: {unscheduled:?}"
+        );
         let table = render(&lines);
         assert!(table.contains("read 2026-11-24"), "{table}");
         assert!(table.contains("no compute charge"), "{table}");
@@ -149,6 +177,9 @@ mod tests {
     fn an_existing_vpc_and_database_leave_only_the_small_items() {
         let lines = idle(&config("existing", &[]));
         assert!(lines.iter().all(|l| l.item != "NAT gateways"));
-        assert!((total(&lines) - 2.10).abs() < 0.005, "key, secret, four alarms, the count of successes: {lines:?}");
+        assert!(
+            (total(&lines) - 2.80).abs() < 0.005,
+            "key, secret, six alarms, eight metrics a third of the time: {lines:?}"
+        );
     }
 }

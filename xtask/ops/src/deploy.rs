@@ -309,6 +309,7 @@ async fn save_outputs(aws: &Aws, name: &str, out: &Path) -> Result<()> {
     std::fs::write(&path, serde_json::to_string_pretty(&json)? + "\n")
         .with_context(|| format!("writing {}", path.display()))?;
     println!("saved {}", path.display());
+    println!("dashboard: {}", stack::constructs::dashboard::console_url(&aws.region, name));
     Ok(())
 }
 

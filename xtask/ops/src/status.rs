@@ -1,9 +1,10 @@
 //! `status`: who gets the alerts (a subscription still waiting for its confirmation gets
-//! nothing), then the recent runs, newest first, with their outcome, duration and counts.
+//! nothing), then the recent runs, newest first, with their outcome, duration and counts;
+//! or, with `--tables`, how fresh each table is, as the last run's `summarize` wrote it.
 
 use crate::EnvFlags;
 use crate::aws::{Aws, Explain};
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use aws_sdk_sfn::types::ExecutionStatus;
 use contract::Summary;
 
@@ -14,6 +15,10 @@ pub struct Flags {
     /// How many runs to show.
     #[arg(long, default_value_t = 10)]
     pub limit: i32,
+    /// Each table instead of the runs: the DAP timestamp it is current to, how far behind
+    /// that is, its last run's outcome and about how many rows it holds, least current first.
+    #[arg(long)]
+    pub tables: bool,
 }
 
 pub async fn run(flags: &Flags) -> Result<()> {
@@ -27,6 +32,9 @@ pub async fn run(flags: &Flags) -> Result<()> {
         Err(e) => vec![format!("alerts: cannot say who gets the alerts: {e:#}")],
     } {
         println!("{line}");
+    }
+    if flags.tables {
+        return tables(&aws, &config.stack_name).await;
     }
     let sfn = aws.sfn();
     let list = sfn
@@ -60,6 +68,96 @@ pub async fn run(flags: &Flags) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Each table's freshness, least current first, from the results bucket's freshness file.
+async fn tables(aws: &Aws, stack: &str) -> Result<()> {
+    let resources = crate::stacks::resources(aws, stack).await?;
+    let Some(bucket) = resources.get(stack::app::RESULTS_BUCKET_ID) else {
+        anyhow::bail!("stack {stack} has no results bucket: deploy this version first");
+    };
+    let key = contract::freshness::FRESHNESS_KEY;
+    let object = match aws.s3().get_object().bucket(bucket).key(key).send().await {
+        Ok(o) => o,
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
+            println!("no run has finished yet: cargo xtask run starts one");
+            return Ok(());
+        }
+        Err(e) => return Err(e).doing(format!("reading s3://{bucket}/{key}")),
+    };
+    let bytes = object.body.collect().await.with_context(|| format!("reading s3://{bucket}/{key}"))?.into_bytes();
+    let fresh: contract::freshness::Freshness = serde_json::from_slice(&bytes)
+        .with_context(|| format!("s3://{bucket}/{key} is not the freshness summarize writes"))?;
+    for line in table_lines(&fresh, now_s()) {
+        println!("{line}");
+    }
+    Ok(())
+}
+
+fn now_s() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or_default()
+}
+
+/// The table of `status --tables`: least current first (never replicated before all).
+fn table_lines(fresh: &contract::freshness::Freshness, now_s: i64) -> Vec<String> {
+    use aws_smithy_types::date_time::{DateTime, Format};
+    let date = |s: i64| {
+        DateTime::from_secs(s).fmt(Format::DateTime).unwrap_or_default().trim_end_matches('Z').replace('T', " ")
+    };
+    let mut tables: Vec<_> = fresh.tables.iter().collect();
+    tables.sort_by_key(|t| (t.current_to_s.unwrap_or(i64::MIN), t.namespace.clone(), t.table.clone()));
+    let mut lines = vec![format!(
+        "{:<44} {:<19} {:>8}  {:<34} {:>13}",
+        "table", "current to (UTC)", "behind", "last run: outcome", "rows (about)"
+    )];
+    for t in &tables {
+        let (current_to, behind) = match t.current_to_s {
+            Some(s) => (date(s), age(now_s - s)),
+            None => ("never replicated".to_owned(), "-".to_owned()),
+        };
+        let rows = t.rows.map(thousands).unwrap_or_else(|| "-".into());
+        lines.push(format!(
+            "{:<44} {current_to:<19} {behind:>8}  {:<34} {rows:>13}",
+            format!("{}.{}", t.namespace, t.table),
+            format!("{}: {}", t.last_run, t.last_outcome)
+        ));
+    }
+    match tables.first() {
+        Some(oldest) if oldest.current_to_s.is_some() => lines.push(format!(
+            "{} tables; the least current, {}.{}, is {} behind DAP (as of the last run, {})",
+            tables.len(),
+            oldest.namespace,
+            oldest.table,
+            age(now_s - oldest.current_to_s.unwrap_or_default()),
+            date(fresh.written_s)
+        )),
+        Some(_) => lines.push(format!("{} tables; some have never been replicated", tables.len())),
+        None => lines.push("no table has been replicated yet".into()),
+    }
+    lines
+}
+
+/// `45m`, `3h 05m`, `2d 04h`.
+fn age(seconds: i64) -> String {
+    let m = seconds.max(0) / 60;
+    match m {
+        0..60 => format!("{m}m"),
+        60..1440 => format!("{}h {:02}m", m / 60, m % 60),
+        _ => format!("{}d {:02}h", m / 1440, (m % 1440) / 60),
+    }
+}
+
+/// `1234567` -> `1,234,567`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// The run's summary: its output when it succeeded, else the Summarize step's answer in
@@ -130,6 +228,38 @@ fn alert_lines(subscriptions: &[Subscription]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tables_are_listed_least_current_first() {
+        use contract::freshness::{Freshness, TableFreshness};
+        let now = 1_714_557_600 + 3 * 86_400;
+        let table = |name: &str, current_to_s: Option<i64>, outcome: &str| TableFreshness {
+            namespace: "canvas".into(),
+            table: name.into(),
+            current_to_s,
+            rows: current_to_s.map(|_| 1_234_567),
+            last_run: "run-7".into(),
+            last_run_s: now,
+            last_outcome: outcome.into(),
+        };
+        let fresh = Freshness {
+            written_s: now,
+            tables: vec![
+                table("users", Some(now - 2 * 3600 - 300), "success"),
+                table("courses", Some(now - 3 * 86_400), "DatabaseError"),
+                table("grades", None, "SchemaError"),
+            ],
+        };
+        let lines = table_lines(&fresh, now);
+        assert!(lines[1].starts_with("canvas.grades") && lines[1].contains("never replicated"), "{lines:#?}");
+        assert!(lines[2].contains("2024-05-01 10:00:00") && lines[2].contains("3d 00h"), "{lines:#?}");
+        assert!(lines[2].contains("run-7: DatabaseError") && lines[2].contains("1,234,567"), "{lines:#?}");
+        assert!(lines[3].contains("2h 05m") && lines[3].contains("run-7: success"), "{lines:#?}");
+        assert_eq!(lines[4], "3 tables; some have never been replicated");
+        assert_eq!(age(59), "0m");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+    }
 
     #[test]
     fn a_subscription_waiting_for_its_confirmation_is_said_loudly() {

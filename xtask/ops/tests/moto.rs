@@ -121,6 +121,10 @@ fn deploy_update_run_status_and_destroy_a_stack() {
     assert!(t.contains("changes to create stack cd2-existing"), "{t}");
     assert!(t.contains("+ Replication"), "{t}");
     assert!(t.contains("estimated monthly cost while idle"), "{t}");
+    assert!(
+        t.contains("dashboard: https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1#dashboards/dashboard/cd2-existing"),
+        "deploy prints the dashboard's link:\n{t}"
+    );
     assert!(t.contains("created stack cd2-existing"), "{t}");
     assert_eq!(stack_status(&env), "CREATE_COMPLETE");
     assert!(env.dir.join("out/cd2-existing.outputs.json").exists());
@@ -152,6 +156,37 @@ fn deploy_update_run_status_and_destroy_a_stack() {
     );
     let t = ok(env.ops("status", &[]));
     assert!(t.contains("alerts: email ops@example.org (confirmed)"), "{t}");
+
+    // Each table's freshness, as summarize writes it into the results bucket.
+    let t = ok(env.ops("status", &["--tables"]));
+    assert!(t.contains("no run has finished yet"), "{t}");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let fresh = contract::freshness::Freshness {
+        written_s: now,
+        tables: vec![contract::freshness::TableFreshness {
+            namespace: "canvas".into(),
+            table: "users".into(),
+            current_to_s: Some(now - 5 * 3600),
+            rows: Some(48_213),
+            last_run: "run-1".into(),
+            last_run_s: now,
+            last_outcome: "success".into(),
+        }],
+    };
+    env.boto(&format!(
+        "resources = cfn.list_stack_resources(StackName='cd2-existing')['StackResourceSummaries']\n\
+         bucket = next(r['PhysicalResourceId'] for r in resources if r['LogicalResourceId'] == '{}')\n\
+         s3.put_object(Bucket=bucket, Key='{}', Body={:?})",
+        stack::app::RESULTS_BUCKET_ID,
+        contract::freshness::FRESHNESS_KEY,
+        serde_json::to_string(&fresh).unwrap()
+    ));
+    let t = ok(env.ops("status", &["--tables"]));
+    assert!(
+        t.contains("canvas.users") && t.contains("5h 0") && t.contains("run-1: success") && t.contains("48,213"),
+        "{t}"
+    );
+    assert!(t.contains("1 tables; the least current, canvas.users, is 5h 0"), "{t}");
 
     let t = ok(env.ops("deploy", &["--yes"]));
     assert!(t.contains("no changes: stack cd2-existing in us-east-1 is up to date"), "{t}");

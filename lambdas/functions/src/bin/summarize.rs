@@ -10,10 +10,13 @@ async fn main() -> Result<(), Error> {
     functions::init_logging();
     let summarizer = Summarizer::from_env()?;
     let s3 = functions::results::s3_client(&functions::aws::load().await);
-    let (summarizer, s3) = (&summarizer, &s3);
+    // Where the tables' freshness is kept: the results bucket.
+    let bucket = functions::settings::var("RESULTS_BUCKET")?;
+    let (summarizer, s3, bucket) = (&summarizer, &s3, &bucket);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SummaryRequest>| async move {
         let mut request = event.payload;
         functions::results::collect(s3, &mut request.run).await?;
+        functions::freshness::after_run(s3, bucket, &request, functions::freshness::now_s()).await;
         summarizer.handle(request) as Result<Summary, FunctionError>
     }))
     .await

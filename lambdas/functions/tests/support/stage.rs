@@ -120,6 +120,7 @@ impl Stage {
             ("DB_ROOT_CERT", testkit::server_ca().expect("the test server has TLS").display().to_string()),
             ("TIME_BUDGET_SECONDS", setup.budget_seconds.to_string()),
             ("STACK_NAME", "cd2-e2e".into()),
+            ("RESULTS_BUCKET", RESULTS_BUCKET.into()),
             ("RUST_LOG", "info".into()),
         ]
         .into_iter()
