@@ -210,6 +210,7 @@ fn roles_hold_only_what_their_function_uses_and_no_wildcard_actions() {
                 vec!["s3:PutObject".to_owned()],
                 vec![json!({"Fn::Join": ["", [{"Fn::GetAtt": ["RunResults", "Arn"]}, "/freshness.json"]]})]
             ),
+            (vec!["s3:ListBucket".to_owned()], vec![json!({"Fn::GetAtt": ["RunResults", "Arn"]})]),
             (vec!["kms:GenerateDataKey".to_owned()], vec![json!({"Fn::GetAtt": ["DataKey", "Arn"]})]),
         ],
         "summarize reads the run's results and writes the tables' freshness, and nothing else"
@@ -686,6 +687,14 @@ fn freshness_has_alarms_and_the_pipeline_a_dashboard() {
     );
     let sm = common::synth("dev", &[]).state_machine;
     assert_eq!(sm["States"]["Summarize"]["Parameters"]["Payload"]["state_machine.$"], "$$.StateMachine.Id");
+    // A key not there yet is NoSuchKey only to a role that may list it: that key alone.
+    let role = props(&d, "SummarizeRole")["Policies"][0]["PolicyDocument"]["Statement"].clone();
+    let list = role.as_array().unwrap().iter().find(|s| s["Action"] == json!(["s3:ListBucket"])).unwrap().clone();
+    assert_eq!(list["Condition"], json!({"StringEquals": {"s3:prefix": "freshness.json"}}));
+    // The runs' results expire; the freshness file does not.
+    let rules = &props(&d, "RunResults")["LifecycleConfiguration"]["Rules"];
+    assert_eq!(rules[0]["Prefix"], "runs/");
+    assert_eq!(props(&d, "Dashboard")["DashboardName"], json!({"Fn::Sub": "${AWS::StackName}-${AWS::Region}"}));
 
     let dashboard = &props(&d, "Dashboard");
     let (body, vars) = (&dashboard["DashboardBody"]["Fn::Sub"][0], &dashboard["DashboardBody"]["Fn::Sub"][1]);

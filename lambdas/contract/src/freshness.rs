@@ -25,6 +25,10 @@ pub struct TableFreshness {
     /// first success.
     #[serde(default)]
     pub current_to_s: Option<i64>,
+    /// When a run first had it (Unix seconds; 0 in files written before it was kept): the
+    /// age of a table never replicated counts from then.
+    #[serde(default)]
+    pub first_seen_s: i64,
     /// About how many rows it held at its last success (PostgreSQL's statistics).
     #[serde(default)]
     pub rows: Option<u64>,
@@ -36,9 +40,10 @@ pub struct TableFreshness {
 }
 
 impl TableFreshness {
-    /// Hours from the DAP timestamp it is current to until `now_s`.
+    /// Hours from the DAP timestamp it is current to until `now_s`; for a table never
+    /// replicated, from when a run first had it.
     pub fn age_hours(&self, now_s: i64) -> Option<f64> {
-        self.current_to_s.map(|t| (now_s - t).max(0) as f64 / 3600.0)
+        self.current_to_s.or(Some(self.first_seen_s).filter(|s| *s > 0)).map(|t| (now_s - t).max(0) as f64 / 3600.0)
     }
 }
 

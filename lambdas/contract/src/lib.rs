@@ -426,6 +426,8 @@ mod tests {
             counts: Counts { inserted: u64::MAX, updated: u64::MAX, deleted: u64::MAX },
             started_ms: u64::MAX,
             duration_ms: u64::MAX,
+            current_to_s: Some(i64::MIN),
+            rows: Some(u64::MAX),
             ..TableState::default()
         };
         // The widest character JSON writes: a control character would be `\u001f` (6

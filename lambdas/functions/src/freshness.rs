@@ -8,9 +8,9 @@ use contract::freshness::{FRESHNESS_KEY, Freshness, TableFreshness, metrics};
 use contract::{Status, TableState};
 use serde_json::{Value, json};
 
-/// A table no run has had for this long (skipped since, or gone from DAP) no longer
-/// counts towards the oldest table's age; `status --tables` still lists it.
-pub const FORGOTTEN_AFTER_S: i64 = 7 * 24 * 3600;
+/// A table no run has had for this long (added to skip_tables, or gone from DAP) no
+/// longer counts towards the oldest table's age; `status --tables` still lists it.
+pub const FORGOTTEN_AFTER_S: i64 = 2 * 24 * 3600;
 
 /// The namespace whose data DAP keeps only 30 days: its tables' ages are metrics of their own.
 pub const SHORT_LIVED_NAMESPACE: &str = "canvas_logs";
@@ -26,6 +26,7 @@ pub fn merge(mut previous: Freshness, results: &[TableState], execution: &str, n
                 previous.tables.push(TableFreshness {
                     namespace: state.namespace.clone(),
                     table: state.table.clone(),
+                    first_seen_s: now_s,
                     ..TableFreshness::default()
                 });
                 previous.tables.last_mut().expect("just pushed")
@@ -151,7 +152,10 @@ pub async fn after_run(s3: &aws_sdk_s3::Client, bucket: &str, request: &contract
     let fresh = match load(s3, bucket).await {
         Ok(previous) => {
             let fresh = merge(previous, results, &request.execution, now_s);
-            if let Err(e) = store(s3, bucket, &fresh).await {
+            // A run with no table (its listing failed, or it had none) has nothing to add,
+            // and may overlap another run's summary: the file is left to that one.
+            let stored = if results.is_empty() { Ok(()) } else { store(s3, bucket, &fresh).await };
+            if let Err(e) = stored {
                 tracing::error!(error = %e, "the tables' freshness could not be written; status --tables shows the run before");
             }
             fresh
@@ -269,14 +273,25 @@ mod tests {
         );
     }
 
-    /// A run with no table's timestamp yet (a new stack's first run failing) says its counts
-    /// and no age.
+    /// A table that has failed since it first appeared ages from then, so the stale-table
+    /// alarm covers it too; an older file's table with neither time makes up no age.
     #[test]
-    fn no_age_is_made_up() {
+    fn a_table_never_replicated_ages_from_its_first_run() {
         let results = [failed("canvas", "users")];
-        let fresh = merge(Freshness::default(), &results, "x:run", 10);
-        let docs = metrics(&fresh, &results, "arn:sm", 10);
+        let first = merge(Freshness::default(), &results, "x:run-1", 10);
+        let later = merge(first, &results, "x:run-2", 10 + 40 * HOUR);
+        let docs = metrics(&later, &results, "arn:sm", 10 + 40 * HOUR);
         assert_eq!(docs.len(), 1);
-        assert!(docs[0].get(metrics::OLDEST_TABLE_AGE_HOURS).is_none());
+        assert_eq!(docs[0][metrics::OLDEST_TABLE_AGE_HOURS], 40.0);
+        let older = Freshness {
+            written_s: 10,
+            tables: vec![TableFreshness {
+                namespace: "canvas".into(),
+                table: "users".into(),
+                last_run_s: 10,
+                ..TableFreshness::default()
+            }],
+        };
+        assert!(metrics(&older, &[], "arn:sm", 20)[0].get(metrics::OLDEST_TABLE_AGE_HOURS).is_none());
     }
 }

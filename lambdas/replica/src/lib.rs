@@ -291,7 +291,7 @@ impl Replicator {
                     greatest(c.reltuples::bigint, pg_catalog.pg_stat_get_live_tuples(c.oid))
              FROM {meta}.table_sync s
              LEFT JOIN pg_catalog.pg_class c ON c.oid = to_regclass(format('%I.%I', s.target_schema, s.target_table))
-             WHERE s.source_namespace = $1 AND s.source_table = $2",
+             WHERE s.source_namespace = $1 AND s.source_table = $2 ORDER BY s.id LIMIT 1",
             meta = model::quote_ident(ddl::META_SCHEMA)
         )))
         .bind(namespace)

@@ -137,7 +137,7 @@ pub fn build(config: &Config) -> Result<Synthesized, AppError> {
     ));
     network_path.push(network::allow_https_out(&mut t, &functions_sg));
     let alerts = Alerts::new(&mut t, ALERTS_ID, &key, &alert_email, &has_email);
-    let results = ResultsBucket::new(&mut t, RESULTS_BUCKET_ID, &key, RESULTS_EXPIRE_DAYS);
+    let results = ResultsBucket::new(&mut t, RESULTS_BUCKET_ID, &key, RESULTS_EXPIRE_DAYS, pipeline::RESULTS_PREFIX);
 
     let defaults = FunctionDefaults {
         subnet_ids: net.private_subnet_ids.clone(),

@@ -14,9 +14,14 @@ use serde_json::{Value, json};
 /// in by [`console_url`], for `deploy`.
 pub const CONSOLE_URL: &str = "https://${AWS::Region}.console.aws.amazon.com/cloudwatch/home?region=${AWS::Region}#dashboards/dashboard/${Dashboard}";
 
-/// [`CONSOLE_URL`] of the dashboard of stack `stack` (named after it) in `region`.
+/// The dashboard's name: a dashboard belongs to the account, not to a region, so a stack
+/// of the same name in another region needs another.
+pub const NAME: &str = "${AWS::StackName}-${AWS::Region}";
+
+/// [`CONSOLE_URL`] of the dashboard of stack `stack` in `region`.
 pub fn console_url(region: &str, stack: &str) -> String {
-    CONSOLE_URL.replace("${AWS::Region}", region).replace("${Dashboard}", stack)
+    let name = NAME.replace("${AWS::StackName}", stack).replace("${AWS::Region}", region);
+    CONSOLE_URL.replace("${AWS::Region}", region).replace("${Dashboard}", &name)
 }
 
 /// What the dashboard shows.
@@ -29,7 +34,7 @@ pub struct DashboardProps {
     pub stale_hours: u32,
 }
 
-/// The dashboard, named after the stack.
+/// The dashboard, named after the stack and its region.
 pub fn pipeline_dashboard(t: &mut Template, id: &str, props: DashboardProps) -> Handle<Dashboard> {
     let machine = |namespace: &str, metric: &str, options: Value| {
         json!([namespace, metric, METRIC_DIMENSION, "${Machine}", options])
@@ -97,7 +102,7 @@ pub fn pipeline_dashboard(t: &mut Template, id: &str, props: DashboardProps) -> 
         widget["y"] = json!((i / 2) * 6);
     }
     let body = json!({ "widgets": widgets }).to_string();
-    t.add(id, Dashboard { dashboard_name: Expr::sub("${AWS::StackName}"), dashboard_body: Expr::sub_with(body, vars) })
+    t.add(id, Dashboard { dashboard_name: Expr::sub(NAME), dashboard_body: Expr::sub_with(body, vars) })
 }
 
 /// A graph of `metrics` (each `[namespace, name, dimension, value, options]` or an

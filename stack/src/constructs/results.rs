@@ -23,8 +23,9 @@ pub struct ResultsBucket {
 }
 
 impl ResultsBucket {
-    /// Results are kept `expire_days` (a run's report quotes them; nothing else reads them).
-    pub fn new(t: &mut Template, id: &str, key: &EncryptionKey, expire_days: u32) -> Self {
+    /// Results (under `results_prefix`) are kept `expire_days` (a run's report quotes them;
+    /// nothing else reads them).
+    pub fn new(t: &mut Template, id: &str, key: &EncryptionKey, expire_days: u32, results_prefix: &str) -> Self {
         let bucket = t.add_with(
             id,
             Bucket {
@@ -42,9 +43,12 @@ impl ResultsBucket {
                     rules: vec![OwnershipControlsRule { object_ownership: "BucketOwnerEnforced" }],
                 },
                 lifecycle_configuration: LifecycleConfiguration {
+                    // The runs' results expire; the tables' freshness, rewritten by each run,
+                    // is kept however long the runs pause.
                     rules: vec![LifecycleRule {
                         id: "ExpireRunResults".into(),
                         status: "Enabled",
+                        prefix: Some(format!("{results_prefix}/")),
                         expiration_in_days: expire_days,
                         abort_incomplete_multipart_upload: AbortIncompleteMultipartUpload { days_after_initiation: 1 },
                     }],
@@ -92,8 +96,16 @@ impl ResultsBucket {
     /// Writing the tables' freshness ([`contract::freshness::FRESHNESS_KEY`]), and that
     /// object alone.
     pub fn grant_write_freshness(&self, grantee: &mut dyn Grantee) {
-        let object = Expr::join("", [self.bucket.arn(), Expr::str(format!("/{}", contract::freshness::FRESHNESS_KEY))]);
+        let key = contract::freshness::FRESHNESS_KEY;
+        let object = Expr::join("", [self.bucket.arn(), Expr::str(format!("/{key}"))]);
         grantee.add_to_policy(Statement::allow(&["s3:PutObject"], vec![object]));
+        // Without ListBucket S3 answers a key that is not there yet (a new stack's first
+        // run) with AccessDenied rather than NoSuchKey: listing that one key is enough.
+        grantee.add_to_policy(Statement::allow(&["s3:ListBucket"], vec![self.bucket.arn()]).with_condition(
+            "StringEquals",
+            "s3:prefix",
+            Expr::str(key),
+        ));
         grantee.add_to_policy(Statement::allow(&["kms:GenerateDataKey"], vec![self.key.arn()]).with_condition(
             "StringEquals",
             "kms:ViaService",

@@ -95,6 +95,9 @@ pub struct LifecycleConfiguration {
 pub struct LifecycleRule {
     pub id: String,
     pub status: &'static str,
+    /// Only the objects under this prefix (all when `None`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
     pub expiration_in_days: u32,
     pub abort_incomplete_multipart_upload: AbortIncompleteMultipartUpload,
 }

@@ -113,6 +113,7 @@ fn table_lines(fresh: &contract::freshness::Freshness, now_s: i64) -> Vec<String
     for t in &tables {
         let (current_to, behind) = match t.current_to_s {
             Some(s) => (date(s), age(now_s - s)),
+            None if t.first_seen_s > 0 => ("never replicated".to_owned(), age(now_s - t.first_seen_s)),
             None => ("never replicated".to_owned(), "-".to_owned()),
         };
         let rows = t.rows.map(thousands).unwrap_or_else(|| "-".into());
@@ -124,17 +125,22 @@ fn table_lines(fresh: &contract::freshness::Freshness, now_s: i64) -> Vec<String
     }
     match tables.first() {
         Some(oldest) if oldest.current_to_s.is_some() => lines.push(format!(
-            "{} tables; the least current, {}.{}, is {} behind DAP (as of the last run, {})",
-            tables.len(),
+            "{}; the least current, {}.{}, is {} behind DAP (as of the last run, {})",
+            count(tables.len()),
             oldest.namespace,
             oldest.table,
             age(now_s - oldest.current_to_s.unwrap_or_default()),
             date(fresh.written_s)
         )),
-        Some(_) => lines.push(format!("{} tables; some have never been replicated", tables.len())),
+        Some(_) => lines.push(format!("{}; some have never been replicated", count(tables.len()))),
         None => lines.push("no table has been replicated yet".into()),
     }
     lines
+}
+
+/// "1 table", "4 tables".
+fn count(tables: usize) -> String {
+    if tables == 1 { "1 table".into() } else { format!("{tables} tables") }
 }
 
 /// `45m`, `3h 05m`, `2d 04h`.
@@ -241,6 +247,7 @@ mod tests {
             last_run: "run-7".into(),
             last_run_s: now,
             last_outcome: outcome.into(),
+            first_seen_s: now - 86_400,
         };
         let fresh = Freshness {
             written_s: now,
@@ -252,6 +259,7 @@ mod tests {
         };
         let lines = table_lines(&fresh, now);
         assert!(lines[1].starts_with("canvas.grades") && lines[1].contains("never replicated"), "{lines:#?}");
+        assert!(lines[1].contains("1d 00h"), "behind since a run first had it: {lines:#?}");
         assert!(lines[2].contains("2024-05-01 10:00:00") && lines[2].contains("3d 00h"), "{lines:#?}");
         assert!(lines[2].contains("run-7: DatabaseError") && lines[2].contains("1,234,567"), "{lines:#?}");
         assert!(lines[3].contains("2h 05m") && lines[3].contains("run-7: success"), "{lines:#?}");

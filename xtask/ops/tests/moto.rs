@@ -122,7 +122,7 @@ fn deploy_update_run_status_and_destroy_a_stack() {
     assert!(t.contains("+ Replication"), "{t}");
     assert!(t.contains("estimated monthly cost while idle"), "{t}");
     assert!(
-        t.contains("dashboard: https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1#dashboards/dashboard/cd2-existing"),
+        t.contains("dashboard: https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1#dashboards/dashboard/cd2-existing-us-east-1"),
         "deploy prints the dashboard's link:\n{t}"
     );
     assert!(t.contains("created stack cd2-existing"), "{t}");
@@ -171,6 +171,7 @@ fn deploy_update_run_status_and_destroy_a_stack() {
             last_run: "run-1".into(),
             last_run_s: now,
             last_outcome: "success".into(),
+            first_seen_s: now - 86_400,
         }],
     };
     env.boto(&format!(
@@ -186,7 +187,7 @@ fn deploy_update_run_status_and_destroy_a_stack() {
         t.contains("canvas.users") && t.contains("5h 0") && t.contains("run-1: success") && t.contains("48,213"),
         "{t}"
     );
-    assert!(t.contains("1 tables; the least current, canvas.users, is 5h 0"), "{t}");
+    assert!(t.contains("1 table; the least current, canvas.users, is 5h 0"), "{t}");
 
     let t = ok(env.ops("deploy", &["--yes"]));
     assert!(t.contains("no changes: stack cd2-existing in us-east-1 is up to date"), "{t}");
