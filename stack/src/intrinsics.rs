@@ -108,6 +108,8 @@ pub enum Expr {
     Not(Box<Expr>),
     And(Vec<Expr>),
     Or(Vec<Expr>),
+    /// `Fn::Base64` (an instance's user data).
+    Base64(Box<Expr>),
 }
 
 impl Expr {
@@ -142,6 +144,10 @@ impl Expr {
 
     pub fn cidr(block: Expr, count: u32, host_bits: u32) -> Self {
         Expr::Cidr(Box::new(block), count, host_bits)
+    }
+
+    pub fn base64(value: Expr) -> Self {
+        Expr::Base64(Box::new(value))
     }
 
     pub fn equals(a: Expr, b: Expr) -> Self {
@@ -190,6 +196,7 @@ impl Expr {
             Expr::Or(items) => {
                 json!({ "Fn::Or": items.iter().map(Expr::to_json).collect::<Vec<_>>() })
             }
+            Expr::Base64(value) => json!({ "Fn::Base64": value.to_json() }),
         }
     }
 }

@@ -19,7 +19,7 @@ fn props<'a>(doc: &'a Value, id: &str) -> &'a Value {
 
 #[test]
 fn network_spans_two_azs_with_the_configured_nat_count() {
-    let d = doc("dev", &[]);
+    let d = doc("dev", &["network.nat=\"gateway\""]);
     assert_eq!(of_type(&d, "AWS::EC2::VPC").len(), 1);
     assert_eq!(of_type(&d, "AWS::EC2::Subnet").len(), 4);
     assert_eq!(of_type(&d, "AWS::EC2::NatGateway").len(), 1);
@@ -71,7 +71,10 @@ fn the_database_accepts_postgres_only_from_the_functions_group() {
     assert_eq!(rule["GroupId"], json!({"Fn::GetAtt": ["DatabaseSecurityGroup", "GroupId"]}));
     assert_eq!(rule["SourceSecurityGroupId"], json!({"Fn::GetAtt": ["FunctionsSecurityGroup", "GroupId"]}));
     assert_eq!((rule["FromPort"].clone(), rule["ToPort"].clone()), (json!(5432), json!(5432)));
-    for (id, sg) in of_type(&d, "AWS::EC2::SecurityGroup") {
+    // The NAT instance's group (HTTPS from the VPC, HTTPS out) is tests/nat.rs's.
+    for (id, sg) in
+        of_type(&d, "AWS::EC2::SecurityGroup").into_iter().filter(|(id, _)| *id != "NetworkNatSecurityGroup")
+    {
         assert!(sg["Properties"].get("SecurityGroupIngress").is_none(), "{id} has inline ingress");
         let egress = sg["Properties"]["SecurityGroupEgress"].as_array().unwrap();
         assert_eq!(egress[0]["CidrIp"], "255.255.255.255/32", "{id} must not keep AWS's allow-all egress");
@@ -339,7 +342,9 @@ fn the_database_is_bootstrapped_by_a_custom_resource_before_any_run() {
 #[test]
 fn each_role_trusts_its_service_for_this_account_and_writes_only_its_own_logs() {
     let d = doc("dev", &[]);
-    for (id, role) in of_type(&d, "AWS::IAM::Role") {
+    // EC2 names no source account when an instance takes its role: the NAT's role is
+    // handed out by its instance profile alone (tests/nat.rs).
+    for (id, role) in of_type(&d, "AWS::IAM::Role").into_iter().filter(|(id, _)| *id != "NetworkNatRole") {
         let p = &role["Properties"];
         assert!(p.get("ManagedPolicyArns").is_none(), "{id}: no managed policy (logs:* on every group)");
         let trust = &p["AssumeRolePolicyDocument"]["Statement"][0];
@@ -385,7 +390,7 @@ fn data_outlives_the_stack_and_rds_logs_are_the_stack_s() {
 
 #[test]
 fn the_state_machine_runs_the_pipeline_with_configured_concurrency() {
-    let s = common::synth("dev", &["map_concurrency=3"]);
+    let s = common::synth("dev", &["map_concurrency=3", "network.nat=\"gateway\""]);
     let asl = &s.state_machine;
     assert_eq!(asl["StartAt"], "ListTables");
     let map = &asl["States"]["ReplicateTables"];

@@ -52,6 +52,7 @@ pub fn render(config: &Config, synthesized: &Synthesized) -> String {
             }
         }
     }
+    let _ = writeln!(out, "\n{}", stack::app::cost::idle_line(config));
     out
 }
 

@@ -62,6 +62,7 @@ fn cases() -> Vec<(String, EnvFlags)> {
                 "network.private_subnet_ids=[\"subnet-0123456789abcdef0\", \"subnet-0fedcba9876543210\"]",
                 "network.cidr=",
                 "network.nat_gateways=",
+                "network.nat=",
                 "notify_on_success=true",
                 "alert_email=ops@example.edu",
             ]

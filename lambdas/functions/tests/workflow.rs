@@ -53,6 +53,7 @@ async fn a_run_replicates_retries_records_a_failure_alerts_and_keeps_a_second_ru
     };
     let stage = Stage::start(&emulator, &db_url, &setup).await;
 
+    assert_eq!(stage.nat_state(), "stopped", "the NAT instance is stopped between runs");
     let first = stage.start_run("scheduled-1").await;
     // Once tables load, a second scheduled run starts: it must leave them to the first.
     let started = Instant::now();
@@ -76,6 +77,7 @@ async fn a_run_replicates_retries_records_a_failure_alerts_and_keeps_a_second_ru
         stage.logs.display()
     );
     assert_eq!(done.error.as_deref(), Some(pipeline::RUN_FAILED));
+    assert_eq!(stage.nat_state(), "running", "the run started its NAT instance first");
     // The tables' results went to S3, under the prefix, with their manifest.
     let written = stage.s3.list_objects_v2().bucket(RESULTS_BUCKET).send().await.unwrap();
     let keys: Vec<&str> = written.contents().iter().filter_map(|o| o.key()).collect();

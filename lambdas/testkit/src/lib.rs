@@ -472,6 +472,24 @@ impl Moto {
     /// Runs Python `code` with boto3 on this server: `kw` (the client arguments), `ec2`,
     /// `s3`, `cfn`, `sm` and `json` are there. Answers what it printed.
     pub fn boto(&self, code: &str) -> Result<String, String> {
+        let o = self.boto_command(code)?.output().map_err(|e| format!("running boto3: {e}"))?;
+        if !o.status.success() {
+            return Err(format!("boto3: {}", String::from_utf8_lossy(&o.stderr)));
+        }
+        Ok(String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    }
+
+    /// [`boto`](Self::boto)'s `code` left running (a loop playing what moto cannot), its
+    /// output dropped; the caller kills it.
+    pub fn boto_in_background(&self, code: &str) -> Result<std::process::Child, String> {
+        self.boto_command(code)?
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("running boto3: {e}"))
+    }
+
+    fn boto_command(&self, code: &str) -> Result<Command, String> {
         let script = format!(
             "import boto3, json\n\
              kw = dict(endpoint_url='{}', region_name='us-east-1', aws_access_key_id='testing', aws_secret_access_key='testing')\n\
@@ -479,15 +497,9 @@ impl Moto {
              sm = boto3.client('secretsmanager', **kw)\n{code}",
             self.endpoint()
         );
-        let o = Command::new(python_tools()?.join("python"))
-            .arg("-c")
-            .arg(script)
-            .output()
-            .map_err(|e| format!("running boto3: {e}"))?;
-        if !o.status.success() {
-            return Err(format!("boto3: {}", String::from_utf8_lossy(&o.stderr)));
-        }
-        Ok(String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        let mut command = Command::new(python_tools()?.join("python"));
+        command.arg("-c").arg(script);
+        Ok(command)
     }
 
     /// `--set` overrides that make the `existing` environment one moto can deploy: its

@@ -5,6 +5,7 @@
 //! message names the key and what it accepts.
 
 use crate::constructs::database::{ClusterProps, DatabaseProps, ExistingProps};
+use crate::constructs::nat::{NatInstanceProps, NatMode};
 use crate::constructs::network::NetworkProps;
 use serde::Deserialize;
 use std::fmt;
@@ -61,6 +62,14 @@ fn default_quiet_hours() -> u32 {
     24
 }
 
+fn default_nat_instance_type() -> String {
+    "t4g.nano".into()
+}
+
+fn default_nat_idle_minutes() -> u32 {
+    30
+}
+
 fn default_stale_hours() -> u32 {
     36
 }
@@ -106,9 +115,19 @@ pub struct NetworkConfig {
     /// With `create`: the VPC's CIDR block (a /16 to /24).
     #[serde(default)]
     pub cidr: Option<String>,
-    /// With `create`: 1 (cheaper) or 2 (one per AZ).
+    /// With `create`: 1 (cheaper) or 2 (one per AZ): how many NATs, gateways or instances.
     #[serde(default)]
     pub nat_gateways: Option<u8>,
+    /// With `create`: `gateway` (the default), `instance`, or `instance-on-demand`.
+    #[serde(default)]
+    pub nat: NatMode,
+    /// With an instance `nat`: an arm64 (Graviton) type (default `t4g.nano`).
+    #[serde(default = "default_nat_instance_type")]
+    pub nat_instance_type: String,
+    /// With `instance-on-demand`: minutes with nothing forwarded and no run under way before
+    /// the instance stops itself (default 30).
+    #[serde(default = "default_nat_idle_minutes")]
+    pub nat_idle_minutes: u32,
     /// With `create` (optional): the two Availability Zone ids to use (`use1-az1`), the
     /// same zones in every account; by default the region's first two zone names, which
     /// may include one where Lambda cannot run (deploy checks).
@@ -466,8 +485,31 @@ impl Config {
                     "network.cidr",
                     "cidr, nat_gateways and availability_zone_ids go with mode = \"create\"".into(),
                 );
+                check(
+                    net.nat == NatMode::Gateway,
+                    "network.nat",
+                    "goes with mode = \"create\": an existing VPC's subnets reach the internet their own way".into(),
+                );
             }
         }
+        if net.nat.is_instance() {
+            check(
+                is_arm64_instance_type(&net.nat_instance_type),
+                "network.nat_instance_type",
+                format!(
+                    "`{}` is not an arm64 (Graviton) type like t4g.nano, t4g.micro or c7g.medium: the image is Amazon Linux 2023 for arm64",
+                    net.nat_instance_type
+                ),
+            );
+        }
+        check(
+            (10..=240).contains(&net.nat_idle_minutes),
+            "network.nat_idle_minutes",
+            format!(
+                "{} is out of range 10..=240 (a table's call can go 15 minutes without the internet, loading from S3)",
+                net.nat_idle_minutes
+            ),
+        );
         check(
             (128..=10_240).contains(&self.lambda.replicate_memory_mb),
             "lambda.replicate_memory_mb",
@@ -501,6 +543,11 @@ impl Config {
                 cidr: self.network.cidr.clone().unwrap_or_default(),
                 nat_gateways: self.network.nat_gateways.unwrap_or(1),
                 zone_ids: self.network.availability_zone_ids.clone(),
+                nat: self.network.nat,
+                nat_instance: NatInstanceProps {
+                    instance_type: self.network.nat_instance_type.clone(),
+                    idle_minutes: self.network.nat_idle_minutes,
+                },
             },
             NetworkMode::Existing => NetworkProps::Existing {
                 vpc_id: self.network.vpc_id.clone().unwrap_or_default(),
@@ -508,6 +555,19 @@ impl Config {
             },
         }
     }
+}
+
+/// `t4g.nano`, `c7gn.large`, `m8g.xlarge`: a family whose generation is followed by `g`.
+fn is_arm64_instance_type(t: &str) -> bool {
+    let Some((family, size)) = t.split_once('.') else { return false };
+    let letters = family.trim_start_matches(|c: char| c.is_ascii_lowercase());
+    let after = letters.trim_start_matches(|c: char| c.is_ascii_digit());
+    letters.len() < family.len()
+        && after.len() < letters.len()
+        && after.starts_with('g')
+        && after.chars().all(|c| c.is_ascii_lowercase())
+        && !size.is_empty()
+        && size.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
 }
 
 /// The keys of `mode = "create"`.

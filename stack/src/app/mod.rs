@@ -1,6 +1,7 @@
 //! The Canvas Data 2 replica stack, built from constructs and one [`Config`].
 
 pub mod config;
+pub mod cost;
 pub mod envs;
 pub mod pipeline;
 pub mod rds_ca;
@@ -47,6 +48,9 @@ pub const DATABASE_BOOTSTRAP_ID: &str = "DatabaseBootstrap";
 pub const DATABASE_CLUSTER_ARN: &str = "DatabaseClusterArn";
 pub const DATABASE_NAME: &str = "DatabaseName";
 pub const ADMIN_SECRET_ARN: &str = "AdminSecretArn";
+/// The logical id of the network, whose NAT instances deploy starts before a bootstrap.
+pub const NETWORK_ID: &str = "Network";
+
 /// The CloudWatch dashboard's console link, which deploy prints.
 pub const DASHBOARD_URL: &str = "DashboardUrl";
 /// The password readers' secrets, comma-separated, for whoever sets up a BI tool or opens
@@ -114,7 +118,12 @@ pub fn build(config: &Config) -> Result<Synthesized, AppError> {
     let has_email = t.condition("HasAlertEmail", !Expr::equals(alert_email.as_ref(), Expr::str("")));
 
     let key = EncryptionKey::new(&mut t, "DataKey", &format!("{}/data", config.stack_name));
-    let net = Network::new(&mut t, "Network", &config.network_props());
+    let net = Network::new(
+        &mut t,
+        NETWORK_ID,
+        &config.network_props(),
+        &crate::constructs::workflow::state_machine_arn("Replication"),
+    );
     let db = Database::new(
         &mut t,
         "Database",
@@ -253,6 +262,7 @@ pub fn build(config: &Config) -> Result<Synthesized, AppError> {
             run_timeout_seconds: config.run_timeout_hours * 3600,
             replicate_timeout_seconds: REPLICATE_TIMEOUT_SECONDS,
             list_timeout_seconds: LIST_TIMEOUT_SECONDS,
+            on_demand_nats: net.on_demand_nats.len(),
         }),
     );
     workflow.grant_list_executions(&mut list_tables);
@@ -277,6 +287,10 @@ pub fn build(config: &Config) -> Result<Synthesized, AppError> {
     alerts.grant_count_runs(&mut workflow);
     workflow.substitutions.insert(pipeline::RESULTS_BUCKET.into(), results.name());
     results.grant_write(&mut workflow);
+    for (i, nat) in net.on_demand_nats.iter().enumerate() {
+        workflow.substitutions.insert(pipeline::nat_placeholder(i), nat.clone());
+    }
+    net.grant_start_nats(&mut workflow);
     let state_machine = workflow.definition_json()?;
     let diagram = crate::asl::to_mermaid(&workflow.definition);
     let workflow = workflow.build(&mut t, &key, config.log_retention_days)?;

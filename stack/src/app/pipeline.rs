@@ -26,8 +26,8 @@
 //!   `ConfigurationError`, summarized and alerted before any table is attempted.
 
 use crate::asl::{
-    Catcher, Choice, ChoiceRule, Condition, Fail, Graph, Io, MapMode, MapState, Pass, ResultPath, ResultWriter,
-    Retrier, StateMachine, Succeed, Task, Transition,
+    Catcher, Choice, ChoiceRule, Condition, Fail, Graph, Io, MapMode, MapState, Parallel, Pass, ResultPath,
+    ResultWriter, Retrier, StateMachine, Succeed, Task, Transition, Wait,
 };
 use crate::constructs::alerts::{ALERTS_NOT_SENT, METRIC_DIMENSION, METRICS_NAMESPACE, RUNS_SUCCEEDED};
 use crate::constructs::workflow::Workflow;
@@ -69,6 +69,112 @@ pub struct PipelineProps {
     pub replicate_timeout_seconds: u32,
     /// Lambda timeout of `list_tables`; its task's sits just above it.
     pub list_timeout_seconds: u32,
+    /// NAT instances that run only when needed (`network.nat = "instance-on-demand"`): the
+    /// run starts them and waits until they forward before anything else.
+    pub on_demand_nats: usize,
+}
+
+/// The placeholder of the `i`th on-demand NAT instance's id: `NatInstanceA`, `NatInstanceB`.
+pub fn nat_placeholder(i: usize) -> String {
+    format!("NatInstance{}", char::from(b'A' + u8::try_from(i).expect("two NATs at most")))
+}
+
+/// The name a run fails with when its NAT instances did not come up.
+pub const NAT_NOT_READY: &str = "NatNotReady";
+
+/// How often, and how many times, the run looks whether its NAT instances forward: a
+/// stopped instance boots and sets its ready tag in about a minute; five are given.
+const NAT_POLL_SECONDS: u32 = 10;
+const NAT_POLLS: u32 = 30;
+
+/// The on-demand NAT instances started, then looked at every 10 s until each is running and
+/// has set its ready tag ([`crate::constructs::nat::READY_TAG`]), or failing the run with
+/// [`NAT_NOT_READY`] after five minutes. One branch of a Parallel whose output is dropped,
+/// so the run's input goes on to `list_tables` as it was.
+fn wake_nats(count: usize) -> Graph {
+    let ids: Vec<Value> = (0..count).map(|i| json!(Workflow::placeholder(&nat_placeholder(i)))).collect();
+    let ec2 = |action: &str| format!("arn:aws:states:::aws-sdk:ec2:{action}");
+    let names = (0..count).map(|i| Workflow::placeholder(&nat_placeholder(i))).collect::<Vec<_>>().join(", ");
+    Graph::new("StartNat")
+        .state(
+            "StartNat",
+            Task {
+                comment: Some("Starting a running instance is a no-op; one still stopping is tried again".into()),
+                resource: ec2("startInstances"),
+                io: Io {
+                    parameters: Some(json!({ "InstanceIds": ids })),
+                    result_path: Some(ResultPath::Discard),
+                    ..Io::default()
+                },
+                timeout_seconds: Some(60),
+                retry: vec![Retrier::new(&["States.ALL"], 10, 6, 1.5)],
+                catch: vec![],
+                transition: Transition::next("NatPolls"),
+            },
+        )
+        .state(
+            "NatPolls",
+            Pass { comment: None, io: Io::default(), result: Some(json!({ "polls": 0 })), transition: Transition::next("NatReady") },
+        )
+        .state(
+            "NatReady",
+            Task {
+                comment: Some("The instances running with their ready tag set".into()),
+                resource: ec2("describeInstances"),
+                io: Io {
+                    parameters: Some(json!({
+                        "InstanceIds": ids,
+                        "Filters": [
+                            { "Name": format!("tag:{}", crate::constructs::nat::READY_TAG), "Values": ["yes"] },
+                            { "Name": "instance-state-name", "Values": ["running"] },
+                        ],
+                    })),
+                    result_selector: Some(json!({ "ready.$": "States.ArrayLength($.Reservations)" })),
+                    result_path: Some(ResultPath::Path("$.check".into())),
+                    ..Io::default()
+                },
+                timeout_seconds: Some(60),
+                retry: vec![Retrier::new(&["States.ALL"], 5, 3, 2.0)],
+                catch: vec![],
+                transition: Transition::next("IsNatUp"),
+            },
+        )
+        .state(
+            "IsNatUp",
+            Choice {
+                comment: None,
+                choices: vec![
+                    ChoiceRule { condition: Condition::NumericEquals("$.check.ready".into(), count as f64), next: "NatUp".into() },
+                    ChoiceRule {
+                        condition: Condition::NumericGreaterThan("$.polls".into(), f64::from(NAT_POLLS - 1)),
+                        next: "NatNotUp".into(),
+                    },
+                ],
+                default: Some("WaitForNat".into()),
+            },
+        )
+        .state("WaitForNat", Wait { comment: None, seconds: NAT_POLL_SECONDS, transition: Transition::next("CountNatPoll") })
+        .state(
+            "CountNatPoll",
+            Pass {
+                comment: None,
+                io: Io { parameters: Some(json!({ "polls.$": "States.MathAdd($.polls, 1)" })), ..Io::default() },
+                result: None,
+                transition: Transition::next("NatReady"),
+            },
+        )
+        .state("NatUp", Succeed { comment: None })
+        .state(
+            "NatNotUp",
+            Fail {
+                comment: None,
+                error: NAT_NOT_READY.into(),
+                cause: format!(
+                    "the NAT instance(s) {names} did not start forwarding within {} minutes, so no table was attempted: see the instance's system log (EC2 console, Actions, Monitor and troubleshoot, Get system log); the next run starts it again",
+                    NAT_POLL_SECONDS * NAT_POLLS / 60
+                ),
+            },
+        )
 }
 
 fn lambda_retries() -> Vec<Retrier> {
@@ -231,7 +337,8 @@ fn table_graph(props: &PipelineProps) -> Graph {
 pub fn definition(props: &PipelineProps) -> StateMachine {
     let done_or_report = if props.notify_on_success { "PublishReport" } else { "Done" };
     let run_error = path(&[RunResults::run_error]);
-    let mut graph = Graph::new("ListTables")
+    let start = if props.on_demand_nats > 0 { "WakeNat" } else { "ListTables" };
+    let mut graph = Graph::new(start)
         .state(
             "ListTables",
             Task {
@@ -405,6 +512,21 @@ pub fn definition(props: &PipelineProps) -> StateMachine {
             },
         )
         .state("Done", Succeed::default());
+    if props.on_demand_nats > 0 {
+        graph = graph.state(
+            "WakeNat",
+            Parallel {
+                comment: Some(
+                    "Start the on-demand NAT instances and wait until they forward: the functions reach DAP through them".into(),
+                ),
+                branches: vec![wake_nats(props.on_demand_nats)],
+                io: Io { result_path: Some(ResultPath::Discard), ..Io::default() },
+                retry: vec![],
+                catch: vec![Catcher::new(&["States.ALL"], &run_error, "NoResults")],
+                transition: Transition::next("ListTables"),
+            },
+        );
+    }
     if props.notify_on_success {
         graph = graph.state(
             "PublishReport",

@@ -8,6 +8,7 @@ pub mod database;
 pub mod function;
 pub mod grants;
 pub mod key;
+pub mod nat;
 pub mod network;
 pub mod results;
 pub mod schedule;

@@ -1,13 +1,26 @@
 //! The VPC the database and Lambdas live in: a new one over two availability zones, or the
 //! operator's own (many universities must use a VPC their network team runs).
 
+use super::nat::{NatInstanceProps, NatInstances, NatMode};
 use crate::intrinsics::{Expr, LogicalId};
 use crate::resources::Tag;
 use crate::resources::ec2::{
     Eip, InternetGateway, NatGateway, Route, RouteTable, SecurityGroup, SecurityGroupEgress, SecurityGroupIngress,
     SecurityGroupRule, Subnet, SubnetRouteTableAssociation, Vpc, VpcEndpoint, VpcGatewayAttachment, Zone,
 };
+use crate::resources::iam::Statement;
 use crate::template::{Attributes, Handle, Template};
+
+/// The id the NATs of the network made with `id` are made with.
+pub fn nat_id(id: &str) -> String {
+    format!("{id}Nat")
+}
+
+/// What a private subnet's default route goes to.
+enum NatTarget {
+    Gateway(Handle<NatGateway>),
+    Instance(Handle<crate::resources::ec2::Instance>),
+}
 
 /// How to get a network.
 #[derive(Clone, Debug)]
@@ -16,7 +29,9 @@ pub enum NetworkProps {
     /// (1 saves about $33 a month over 2; the NAT's AZ is then a single point of egress).
     /// The zones are the two `zone_ids` when given (a zone where Lambda cannot run can be
     /// avoided), else the region's first two zone names.
-    Create { cidr: String, nat_gateways: u8, zone_ids: Vec<String> },
+    ///
+    /// `nat`: gateways, or instances ([`super::nat`]) with `nat_instance`'s settings.
+    Create { cidr: String, nat_gateways: u8, zone_ids: Vec<String>, nat: NatMode, nat_instance: NatInstanceProps },
     /// Existing private subnets (two AZs at least) that already reach the internet.
     Existing { vpc_id: String, private_subnet_ids: Vec<String> },
 }
@@ -30,23 +45,37 @@ pub struct Network {
     /// through the NATs, the S3 endpoint), for resources that must come after it and go
     /// before it; empty for an existing VPC, whose routes are not the stack's.
     pub outbound: Vec<LogicalId>,
+    /// NAT instances that run only when needed: what a run (or a deploy) must start first.
+    pub on_demand_nats: Vec<Expr>,
 }
 
 const AZS: u32 = 2;
 
 impl Network {
-    pub fn new(t: &mut Template, id: &str, props: &NetworkProps) -> Self {
+    /// `run_state_machine`: the state machine whose runs keep on-demand NAT instances up.
+    pub fn new(t: &mut Template, id: &str, props: &NetworkProps, run_state_machine: &Expr) -> Self {
         match props {
             NetworkProps::Existing { vpc_id, private_subnet_ids } => Self {
                 vpc_id: Expr::str(vpc_id),
                 private_subnet_ids: private_subnet_ids.iter().map(Expr::str).collect(),
                 outbound: Vec::new(),
+                on_demand_nats: Vec::new(),
             },
-            NetworkProps::Create { cidr, nat_gateways, zone_ids } => Self::create(t, id, cidr, *nat_gateways, zone_ids),
+            NetworkProps::Create { cidr, nat_gateways, zone_ids, nat, nat_instance } => {
+                Self::create(t, id, cidr, *nat_gateways, zone_ids, (*nat, nat_instance), run_state_machine)
+            }
         }
     }
 
-    fn create(t: &mut Template, id: &str, cidr: &str, nat_gateways: u8, zone_ids: &[String]) -> Self {
+    fn create(
+        t: &mut Template,
+        id: &str,
+        cidr: &str,
+        nat_gateways: u8,
+        zone_ids: &[String],
+        (nat, nat_instance): (NatMode, &NatInstanceProps),
+        run_state_machine: &Expr,
+    ) -> Self {
         let name = |suffix: &str| Tag::name(Expr::sub(format!("${{AWS::StackName}}-{suffix}")));
         let vpc = t.add(
             id,
@@ -73,6 +102,7 @@ impl Network {
                 destination_cidr_block: "0.0.0.0/0".into(),
                 gateway_id: Some(igw.as_ref()),
                 nat_gateway_id: None,
+                instance_id: None,
             },
             Attributes::default().depends_on(&attachment),
         );
@@ -106,25 +136,52 @@ impl Network {
             private.push(subnet(t, "Private", AZS + i, false));
         }
 
-        let nats: Vec<Handle<NatGateway>> = (0..u32::from(nat_gateways.clamp(1, AZS as u8)))
-            .map(|i| {
-                let letter = char::from(b'A' + i as u8);
-                let tag = name(&format!("nat-{}", letter.to_ascii_lowercase()));
-                let eip = t.add_with(
-                    &format!("{id}NatEip{letter}"),
-                    Eip { domain: "vpc", tags: tag.clone() },
-                    Attributes::default().depends_on(&attachment),
-                );
-                t.add(
-                    &format!("{id}NatGateway{letter}"),
-                    NatGateway {
-                        allocation_id: eip.allocation_id(),
-                        subnet_id: public[i as usize].as_ref(),
-                        tags: tag,
-                    },
-                )
-            })
-            .collect();
+        let count = u32::from(nat_gateways.clamp(1, AZS as u8));
+        let gateways = |t: &mut Template| -> Vec<NatTarget> {
+            (0..count)
+                .map(|i| {
+                    let letter = char::from(b'A' + i as u8);
+                    let tag = name(&format!("nat-{}", letter.to_ascii_lowercase()));
+                    let eip = t.add_with(
+                        &format!("{id}NatEip{letter}"),
+                        Eip { domain: "vpc", tags: tag.clone() },
+                        Attributes::default().depends_on(&attachment),
+                    );
+                    NatTarget::Gateway(t.add(
+                        &format!("{id}NatGateway{letter}"),
+                        NatGateway {
+                            allocation_id: eip.allocation_id(),
+                            subnet_id: public[i as usize].as_ref(),
+                            tags: tag,
+                        },
+                    ))
+                })
+                .collect()
+        };
+        let (nats, on_demand_nats) = if nat.is_instance() {
+            let mut props = nat_instance.clone();
+            if nat == NatMode::Instance {
+                props.idle_minutes = 0;
+            }
+            let made = NatInstances::new(
+                t,
+                &nat_id(id),
+                &props,
+                &vpc.vpc_id(),
+                &vpc.cidr_block(),
+                &public,
+                count as usize,
+                run_state_machine,
+            );
+            let on_demand = if nat == NatMode::InstanceOnDemand {
+                made.instances.iter().map(Handle::instance_id).collect()
+            } else {
+                vec![]
+            };
+            (made.instances.into_iter().map(NatTarget::Instance).collect::<Vec<_>>(), on_demand)
+        } else {
+            (gateways(t), vec![])
+        };
         let mut private_tables = Vec::new();
         let mut outbound = Vec::new();
         for (i, subnet) in private.iter().enumerate() {
@@ -141,7 +198,14 @@ impl Network {
                     route_table_id: rt.as_ref(),
                     destination_cidr_block: "0.0.0.0/0".into(),
                     gateway_id: None,
-                    nat_gateway_id: Some(nat.as_ref()),
+                    nat_gateway_id: match nat {
+                        NatTarget::Gateway(g) => Some(g.as_ref()),
+                        NatTarget::Instance(_) => None,
+                    },
+                    instance_id: match nat {
+                        NatTarget::Instance(i) => Some(i.instance_id()),
+                        NatTarget::Gateway(_) => None,
+                    },
                 },
             );
             outbound.push(route.id().clone());
@@ -163,7 +227,32 @@ impl Network {
             },
         );
         outbound.push(endpoint.id().clone());
-        Self { vpc_id: vpc.vpc_id(), private_subnet_ids: private.iter().map(Handle::as_ref).collect(), outbound }
+        Self {
+            vpc_id: vpc.vpc_id(),
+            private_subnet_ids: private.iter().map(Handle::as_ref).collect(),
+            outbound,
+            on_demand_nats,
+        }
+    }
+
+    /// Lets `grantee` (the workflow) start the on-demand NAT instances and see whether they
+    /// forward. DescribeInstances has no resource-level permission: AWS documents `*`.
+    pub fn grant_start_nats(&self, grantee: &mut dyn super::grants::Grantee) {
+        if self.on_demand_nats.is_empty() {
+            return;
+        }
+        let arns = self
+            .on_demand_nats
+            .iter()
+            .map(|id| {
+                Expr::sub_with(
+                    "arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:instance/${Id}",
+                    [("Id", id.clone())],
+                )
+            })
+            .collect();
+        grantee.add_to_policy(Statement::allow(&["ec2:StartInstances"], arns).with_sid("StartNat"));
+        grantee.add_to_policy(Statement::allow(&["ec2:DescribeInstances"], vec![Expr::str("*")]).with_sid("WatchNat"));
     }
 
     /// A security group that allows nothing until rules are added (AWS's default allows
@@ -254,15 +343,7 @@ pub fn allow_https_out(t: &mut Template, from: &Handle<SecurityGroup>) -> Logica
         &format!("{}HttpsEgress", from.id()),
         SecurityGroupEgress {
             group_id: from.group_id(),
-            rule: SecurityGroupRule {
-                ip_protocol: "tcp",
-                from_port: 443,
-                to_port: 443,
-                cidr_ip: Some("0.0.0.0/0".into()),
-                source_security_group_id: None,
-                destination_security_group_id: None,
-                description: "HTTPS to the DAP API, its downloads and AWS APIs".into(),
-            },
+            rule: SecurityGroupRule::https("0.0.0.0/0", "HTTPS to the DAP API, its downloads and AWS APIs"),
         },
     );
     rule.id().clone()

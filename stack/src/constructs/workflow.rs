@@ -32,6 +32,18 @@ impl Grantee for Workflow {
     }
 }
 
+/// The ARN of the state machine a [`Workflow`] of `id` makes, known before it exists (it is
+/// built from the name), for what must name it earlier (the NAT instances).
+pub fn state_machine_arn(id: &str) -> Expr {
+    states_arn(id, "stateMachine", "")
+}
+
+fn states_arn(id: &str, resource: &str, tail: &str) -> Expr {
+    Expr::sub(format!(
+        "arn:${{AWS::Partition}}:states:${{AWS::Region}}:${{AWS::AccountId}}:{resource}:${{AWS::StackName}}-{id}{tail}"
+    ))
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum WorkflowError {
     #[error(transparent)]
@@ -75,15 +87,12 @@ impl Workflow {
 
     /// A Step Functions ARN of this state machine's `resource` type, its name followed by `tail`.
     fn states_arn(&self, resource: &str, tail: &str) -> Expr {
-        Expr::sub(format!(
-            "arn:${{AWS::Partition}}:states:${{AWS::Region}}:${{AWS::AccountId}}:{resource}:${{AWS::StackName}}-{}{tail}",
-            self.id
-        ))
+        states_arn(&self.id, resource, tail)
     }
 
     /// The state machine's ARN, built from its name.
     pub fn arn(&self) -> Expr {
-        self.states_arn("stateMachine", "")
+        state_machine_arn(&self.id)
     }
 
     /// Its executions (`Name:execution`) and a Distributed Map's child executions
@@ -200,10 +209,10 @@ impl Workflow {
                 tags: vec![],
             },
             Attributes::default()
-                .skip_check("CKV_AWS_111", "only CloudWatch Logs delivery, X-Ray and PutMetricData (held to its namespace by a condition) use `*`; they have no resource-level permissions")
+                .skip_check("CKV_AWS_111", "only CloudWatch Logs delivery, X-Ray, PutMetricData (held to its namespace by a condition) and, with on-demand NAT instances, ec2:DescribeInstances use `*`; they have no resource-level permissions")
                 .skip_check("CKV_AWS_109", "logs:PutResourcePolicy on `*` is how Step Functions sets up log delivery; AWS documents no narrower form")
-                .skip_check("CKV_AWS_290", "only CloudWatch Logs delivery, X-Ray and PutMetricData (held to its namespace by a condition) use `*`; they have no resource-level permissions")
-                .skip_check("CKV_AWS_355", "only CloudWatch Logs delivery, X-Ray and PutMetricData (held to its namespace by a condition) use `*`; they have no resource-level permissions"),
+                .skip_check("CKV_AWS_290", "only CloudWatch Logs delivery, X-Ray, PutMetricData (held to its namespace by a condition) and, with on-demand NAT instances, ec2:DescribeInstances use `*`; they have no resource-level permissions")
+                .skip_check("CKV_AWS_355", "only CloudWatch Logs delivery, X-Ray, PutMetricData (held to its namespace by a condition) and, with on-demand NAT instances, ec2:DescribeInstances use `*`; they have no resource-level permissions"),
         );
         let state_machine = t.add_with(
             id,

@@ -134,6 +134,9 @@ pub struct Route {
     pub gateway_id: Option<Expr>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nat_gateway_id: Option<Expr>,
+    /// A NAT instance.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance_id: Option<Expr>,
 }
 
 impl Resource for Route {
@@ -196,6 +199,21 @@ pub struct SecurityGroupRule {
     pub description: String,
 }
 
+impl SecurityGroupRule {
+    /// HTTPS (TCP 443) from or to the addresses of `cidr`.
+    pub fn https(cidr: impl Into<Expr>, description: &str) -> Self {
+        Self {
+            ip_protocol: "tcp",
+            from_port: 443,
+            to_port: 443,
+            cidr_ip: Some(cidr.into()),
+            source_security_group_id: None,
+            destination_security_group_id: None,
+            description: description.into(),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct SecurityGroup {
@@ -243,4 +261,102 @@ pub struct SecurityGroupEgress {
 
 impl Resource for SecurityGroupEgress {
     const TYPE: &'static str = "AWS::EC2::SecurityGroupEgress";
+}
+
+/// What an instance starts from: only the settings this stack holds to (IMDSv2, the
+/// encrypted root volume), so they cannot be forgotten on the instance itself.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct LaunchTemplate {
+    pub launch_template_data: LaunchTemplateData,
+}
+
+impl Resource for LaunchTemplate {
+    const TYPE: &'static str = "AWS::EC2::LaunchTemplate";
+}
+
+impl Handle<LaunchTemplate> {
+    pub fn latest_version_number(&self) -> Expr {
+        self.get_att("LatestVersionNumber")
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct LaunchTemplateData {
+    pub metadata_options: MetadataOptions,
+    pub block_device_mappings: Vec<BlockDeviceMapping>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct MetadataOptions {
+    /// `required`: IMDSv2 only.
+    pub http_tokens: &'static str,
+    pub http_endpoint: &'static str,
+    pub http_put_response_hop_limit: u32,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct BlockDeviceMapping {
+    pub device_name: String,
+    pub ebs: Ebs,
+}
+
+/// The volume's size is left to the image's own.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Ebs {
+    pub encrypted: bool,
+    pub volume_type: &'static str,
+    pub delete_on_termination: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct LaunchTemplateRef {
+    pub launch_template_id: Expr,
+    pub version: Expr,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Instance {
+    pub launch_template: LaunchTemplateRef,
+    pub image_id: Expr,
+    pub instance_type: String,
+    pub iam_instance_profile: Expr,
+    /// A NAT forwards what is addressed to others.
+    pub source_dest_check: bool,
+    /// `stop`: shutting down from inside stops the instance (on demand, it stops itself).
+    pub instance_initiated_shutdown_behavior: &'static str,
+    pub monitoring: bool,
+    pub ebs_optimized: bool,
+    pub network_interfaces: Vec<InstanceNetworkInterface>,
+    pub user_data: Expr,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<Tag>,
+}
+
+impl Resource for Instance {
+    const TYPE: &'static str = "AWS::EC2::Instance";
+}
+
+impl Handle<Instance> {
+    /// `Ref` gives the instance id.
+    pub fn instance_id(&self) -> Expr {
+        self.as_ref()
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct InstanceNetworkInterface {
+    pub device_index: &'static str,
+    pub subnet_id: Expr,
+    pub group_set: Vec<Expr>,
+    /// A public address while running, released while stopped: no Elastic IP to pay for.
+    pub associate_public_ip_address: bool,
+    pub delete_on_termination: bool,
 }

@@ -127,3 +127,13 @@ impl Handle<Role> {
         self.get_att("Arn")
     }
 }
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct InstanceProfile {
+    pub roles: Vec<Expr>,
+}
+
+impl Resource for InstanceProfile {
+    const TYPE: &'static str = "AWS::IAM::InstanceProfile";
+}

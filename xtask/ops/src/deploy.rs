@@ -2,16 +2,17 @@
 //! with its replacements, wider access and the idle cost; then (deploy) a confirmation, the
 //! stack events followed to the end, and the outputs saved next to the template.
 
+use crate::EnvFlags;
 use crate::assets;
 use crate::aws::{Aws, Caller, Explain, is_code};
 use crate::changes::{self, Prepared, TemplateSource};
 use crate::events;
 use crate::prompt;
 use crate::stacks::{self, StackInfo};
-use crate::{EnvFlags, cost};
 use anyhow::{Context, Result, bail};
 use aws_sdk_cloudformation::types::{ChangeSetType, Parameter};
 use sha2::{Digest, Sha256};
+use stack::app::cost;
 use stack::app::envs::Written;
 use stack::app::{Config, FUNCTIONS, code_key_parameter};
 use std::path::{Path, PathBuf};
@@ -245,6 +246,16 @@ pub async fn run(flags: &Flags, mode: Mode) -> Result<()> {
             return Ok(());
         }
         bail!("not deployed: the change set was deleted and stack {name} is as it was");
+    }
+    // An update may run the database bootstrap, which needs the internet: on-demand NAT
+    // instances may have stopped since the last run. (A new stack's start running.)
+    let on_demand = config.network.nat == stack::constructs::nat::NatMode::InstanceOnDemand;
+    if kind == ChangeSetType::Update
+        && on_demand
+        && let Err(e) = crate::nat::wake(&aws, &name).await
+    {
+        changes::abandon(&aws, &stack_id, &change_set).await;
+        return Err(e);
     }
     let since = events::latest_event(&aws, &stack_id).await?;
     let executed = aws

@@ -7,11 +7,11 @@
 use crate::EnvFlags;
 use crate::assets;
 use crate::aws::{Aws, Explain, explain, is_code};
-use crate::cost::usd;
 use crate::events;
 use crate::prompt;
 use crate::stacks;
 use anyhow::{Result, bail};
+use stack::app::cost::usd;
 use stack::constructs::database::DatabaseProps;
 
 #[derive(Debug, Clone, clap::Args)]

@@ -8,10 +8,10 @@
 mod assets;
 mod aws;
 mod changes;
-mod cost;
 mod deploy;
 mod destroy;
 mod events;
+mod nat;
 mod offers;
 mod prompt;
 mod run;

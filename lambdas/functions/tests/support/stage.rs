@@ -51,11 +51,31 @@ pub struct Stage {
     pub topic: String,
     pub machine: String,
     pub logs: PathBuf,
+    /// The dev stack's on-demand NAT instance, in moto: stopped, as between runs.
+    pub nat: String,
     watch: testkit::LambdaWatch,
+    /// Plays the NAT instance's boot while the stage lives.
+    booting: std::process::Child,
+}
+
+/// What only a real instance runs: its boot script's last step, the ready tag set once it
+/// runs (and forwards), again after each start; a loop on moto, killed with the stage.
+fn play_nat_boot(moto: &testkit::Moto, nat: &str) -> std::process::Child {
+    let code = format!(
+        "import time\n\
+         while True:\n\
+         \x20   i = ec2.describe_instances(InstanceIds=['{nat}'])['Reservations'][0]['Instances'][0]\n\
+         \x20   tags = {{t['Key'] for t in i.get('Tags', [])}}\n\
+         \x20   if i['State']['Name'] == 'running' and '{tag}' not in tags:\n\
+         \x20       ec2.create_tags(Resources=['{nat}'], Tags=[{{'Key': '{tag}', 'Value': 'yes'}}])\n\
+         \x20   time.sleep(0.3)",
+        tag = stack::constructs::nat::READY_TAG
+    );
+    moto.boto_in_background(&code).expect("boto3 runs")
 }
 
 /// The dev environment's definition with `overrides`, every placeholder filled.
-fn definition(topic_arn: &str, overrides: &[&str]) -> String {
+fn definition(topic_arn: &str, nat: &str, overrides: &[&str]) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../stack/envs/dev.toml");
     let text = std::fs::read_to_string(&path).unwrap();
     let overrides: Vec<String> = overrides.iter().map(|o| (*o).to_owned()).collect();
@@ -72,6 +92,7 @@ fn definition(topic_arn: &str, overrides: &[&str]) -> String {
     }
     asl.replace(&format!("${{{}}}", pipeline::ALERTS_TOPIC_ARN), topic_arn)
         .replace(&format!("${{{}}}", pipeline::RESULTS_BUCKET), RESULTS_BUCKET)
+        .replace(&format!("${{{}}}", pipeline::nat_placeholder(0)), nat)
 }
 
 impl Stage {
@@ -99,6 +120,15 @@ impl Stage {
         sns.subscribe().topic_arn(&topic).protocol("sqs").endpoint(&queue_arn).send().await.unwrap();
         let s3 = functions::results::s3_client(&aws.sdk);
         s3.create_bucket().bucket(RESULTS_BUCKET).send().await.unwrap();
+        // The dev stack's on-demand NAT instance, stopped as between runs: a run starts it.
+        let nat = aws
+            .moto
+            .boto(
+                "out = ec2.run_instances(ImageId='ami-12c6146b', MinCount=1, MaxCount=1)['Instances'][0]['InstanceId']\n\
+                 ec2.stop_instances(InstanceIds=[out])\n\
+                 print(out)",
+            )
+            .unwrap();
 
         let env: Vec<(String, String)> = [
             ("AWS_ENDPOINT_URL", aws.moto.endpoint()),
@@ -137,13 +167,14 @@ impl Stage {
         let machine = sfn
             .create_state_machine()
             .name("cd2-e2e-Replication")
-            .definition(definition(&topic, setup.overrides))
+            .definition(definition(&topic, &nat, setup.overrides))
             .role_arn(format!("arn:aws:iam::{ACCOUNT}:role/states"))
             .send()
             .await
             .unwrap()
             .state_machine_arn;
-        Self { aws, sfn, sqs, s3, queue, topic, machine, logs, watch }
+        let booting = play_nat_boot(&aws.moto, &nat);
+        Self { aws, sfn, sqs, s3, queue, topic, machine, logs, nat, watch, booting }
     }
 
     pub async fn start_run(&self, name: &str) -> String {
@@ -184,6 +215,15 @@ impl Stage {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         messages
+    }
+
+    /// The NAT instance's state: `stopped`, `running`.
+    pub fn nat_state(&self) -> String {
+        let code = format!(
+            "print(ec2.describe_instances(InstanceIds=['{}'])['Reservations'][0]['Instances'][0]['State']['Name'])",
+            self.nat
+        );
+        self.aws.moto.boto(&code).unwrap()
     }
 
     /// The sum of the workflow's own count `metric` (what the alarms watch) so far.
@@ -234,7 +274,9 @@ impl Stage {
 
     /// Stops the functions and watch; removes the logs when the test passed.
     pub fn stop(self) {
-        let Self { watch, logs, .. } = self;
+        let Self { watch, logs, mut booting, .. } = self;
+        booting.kill().ok();
+        booting.wait().ok();
         drop(watch);
         std::fs::remove_dir_all(&logs).ok();
     }

@@ -1,0 +1,59 @@
+//! On-demand NAT instances (`network.nat = "instance-on-demand"`), started before a deploy:
+//! the database bootstrap reaches Secrets Manager and CloudFormation through them, and they
+//! may have stopped themselves since the last run.
+
+use crate::aws::{Aws, Explain};
+use anyhow::{Result, bail};
+use std::time::{Duration, Instant};
+
+/// How long they are given to boot and say they forward (their ready tag).
+const READY_WITHIN: Duration = Duration::from_secs(300);
+
+/// Starts the stack's on-demand NAT instances, if it has any, and waits until each runs with
+/// its ready tag.
+pub async fn wake(aws: &Aws, stack: &str) -> Result<()> {
+    let resources = crate::stacks::resources(aws, stack).await?;
+    let nat = stack::constructs::network::nat_id(stack::app::NETWORK_ID);
+    let ids: Vec<String> =
+        (0..2).filter_map(|i| resources.get(&stack::constructs::nat::instance_id(&nat, i)).cloned()).collect();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    aws.ec2()
+        .start_instances()
+        .set_instance_ids(Some(ids.clone()))
+        .send()
+        .await
+        .doing(format!("starting the NAT instance(s) {}", ids.join(", ")))?;
+    let started = Instant::now();
+    loop {
+        let ready = ready(aws, &ids).await?;
+        if ready == ids.len() {
+            println!("NAT instance(s) {} forwarding ({:.0} s)", ids.join(", "), started.elapsed().as_secs_f64());
+            return Ok(());
+        }
+        if started.elapsed() > READY_WITHIN {
+            bail!(
+                "the NAT instance(s) {} did not start forwarding within {} minutes: see the instance's system log (EC2 console, Actions, Monitor and troubleshoot, Get system log), then deploy again",
+                ids.join(", "),
+                READY_WITHIN.as_secs() / 60
+            );
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+}
+
+/// How many of `ids` run with their ready tag set.
+async fn ready(aws: &Aws, ids: &[String]) -> Result<usize> {
+    use aws_sdk_ec2::types::Filter;
+    let found = aws
+        .ec2()
+        .describe_instances()
+        .set_instance_ids(Some(ids.to_vec()))
+        .filters(Filter::builder().name(format!("tag:{}", stack::constructs::nat::READY_TAG)).values("yes").build())
+        .filters(Filter::builder().name("instance-state-name").values("running").build())
+        .send()
+        .await
+        .doing("looking at the NAT instance(s)")?;
+    Ok(found.reservations().iter().map(|r| r.instances().len()).sum())
+}
