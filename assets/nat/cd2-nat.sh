@@ -1,11 +1,14 @@
 #!/bin/bash
 # cd2-aws's NAT instance: forwards the private subnets' traffic to the internet, and (on
 # demand) stops itself when nothing has been forwarded for a while and no run is under way.
-# The stack's user data writes the settings below, installs this file as
-# /usr/local/sbin/cd2-nat and runs `cd2-nat install`; the rest runs at every boot.
+# The stack's user data (a boothook, so at every boot: a change of the stack's reaches an
+# instance that was only stopped and started) writes the settings below, this file as
+# /usr/local/sbin/cd2-nat, and runs `cd2-nat install`.
 #
-#   cd2-nat install   first boot: packages, the units below, then `boot`
-#   cd2-nat boot      every boot: forwarding and masquerading on, the ready tag set
+#   cd2-nat install   every boot, early: the units below, started once the network is up
+#   cd2-nat boot      the cd2-nat unit: nftables if missing, forwarding and masquerading
+#                     on, security updates, then the ready tag set
+#   cd2-nat untag     the cd2-nat unit's stop (any shutdown): the ready tag removed
 #   cd2-nat tick      every minute (on demand): stop when idle long enough
 #   cd2-nat decide LAST_BYTES IDLE_SINCE BYTES NOW IDLE_MINUTES RUNNING
 #                     the tick's decision alone: prints `stop`, or `wait IDLE_SINCE`
@@ -55,13 +58,32 @@ aws_call() {
 }
 
 # The instance's ready tag, which the workflow waits for: set once forwarding works,
-# removed before the instance stops.
+# removed whenever the instance shuts down. Tried again for a minute: on a first boot the
+# role's credentials may not be there yet.
 tag() {
-    local id
-    id=$(imds meta-data/instance-id)
-    aws_call ec2 "ec2.$REGION.amazonaws.com" --data-urlencode "Action=$1" --data-urlencode "Version=2016-11-15" \
-        --data-urlencode "ResourceId.1=$id" --data-urlencode "Tag.1.Key=$READY_TAG" \
-        ${2:+--data-urlencode "Tag.1.Value=$2"} >/dev/null
+    local id attempt
+    for attempt in $(seq 1 12); do
+        if id=$(imds meta-data/instance-id) &&
+            aws_call ec2 "ec2.$REGION.amazonaws.com" --data-urlencode "Action=$1" \
+                --data-urlencode "Version=2016-11-15" --data-urlencode "ResourceId.1=$id" \
+                --data-urlencode "Tag.1.Key=$READY_TAG" ${2:+--data-urlencode "Tag.1.Value=$2"} >/dev/null; then
+            return 0
+        fi
+        echo "cd2-nat: $1 failed (attempt $attempt); trying again" >&2
+        sleep 5
+    done
+    return 1
+}
+
+# A command tried again, a few times (a package mirror, the network coming up).
+retry() {
+    local attempt
+    for attempt in 1 2 3 4 5; do
+        "$@" && return 0
+        echo "cd2-nat: $* failed (attempt $attempt); trying again" >&2
+        sleep $((attempt * 5))
+    done
+    return 1
 }
 
 # Executions of the state machine still running (0 when it cannot be asked: then traffic
@@ -78,9 +100,16 @@ forwarded_bytes() {
 }
 
 boot() {
-    sysctl -q -w net.ipv4.ip_forward=1
+    # The package manager wants more memory than a nano has: a small swap file first.
+    if ! swapon --show=NAME --noheadings | grep -q /swapfile; then
+        [ -f /swapfile ] || { fallocate -l 256M /swapfile && chmod 600 /swapfile && mkswap -q /swapfile; }
+        swapon /swapfile || true
+    fi
+    command -v nft >/dev/null || retry dnf -y -q --setopt=install_weak_deps=False install nftables
+    sysctl -q -w net.ipv4.ip_forward=1 net.ipv4.conf.all.send_redirects=0
     local out
     out=$(ip route show default | awk '{print $5; exit}')
+    [ -n "$out" ] || { echo "cd2-nat: no default route yet" >&2; return 1; }
     nft -f - <<NFT
 table inet cd2_nat
 delete table inet cd2_nat
@@ -92,9 +121,15 @@ table inet cd2_nat {
 NFT
     mkdir -p "$(dirname "$STATE")"
     echo "0 0" >"$STATE"
+    # Security updates of the latest release (Amazon Linux 2023 holds an image to its own
+    # release otherwise), before the tag: a run waits for them, about a minute.
+    dnf -y -q --releasever=latest upgrade --security ||
+        echo "cd2-nat: security updates failed; the next boot tries again" >&2
     tag CreateTags yes
-    # Security updates after forwarding is up, so that a run is not kept waiting.
-    dnf -y -q upgrade --security || echo "cd2-nat: security updates failed; the next boot tries again" >&2
+}
+
+untag() {
+    tag DeleteTags
 }
 
 tick() {
@@ -106,7 +141,7 @@ tick() {
     answer=$(decide "$last_bytes" "$idle_since" "$bytes" "$now" "$IDLE_MINUTES" "$(running)")
     if [ "$answer" = stop ]; then
         echo "cd2-nat: nothing forwarded for $IDLE_MINUTES minutes and no run under way: stopping"
-        tag DeleteTags || true
+        # Stopping the cd2-nat unit on the way down removes the ready tag.
         shutdown -h now
     else
         echo "$bytes ${answer#wait }" >"$STATE"
@@ -114,15 +149,18 @@ tick() {
 }
 
 install() {
-    dnf -y -q install nftables
     cat >/etc/systemd/system/cd2-nat.service <<UNIT
 [Unit]
-Description=cd2-aws NAT: forwarding and masquerading
+Description=cd2-aws NAT: forwarding and masquerading, and the ready tag while it lasts
 After=network-online.target
 Wants=network-online.target
 [Service]
 Type=oneshot
+RemainAfterExit=yes
 ExecStart=/usr/local/sbin/cd2-nat boot
+ExecStop=/usr/local/sbin/cd2-nat untag
+Restart=on-failure
+RestartSec=15
 [Install]
 WantedBy=multi-user.target
 UNIT
@@ -144,7 +182,8 @@ WantedBy=timers.target
 UNIT
     systemctl daemon-reload
     systemctl enable cd2-nat.service cd2-nat-idle.timer
-    systemctl start cd2-nat.service cd2-nat-idle.timer
+    # Queued, not waited for: this runs early in the boot, before the network is up.
+    systemctl start --no-block cd2-nat.service cd2-nat-idle.timer
 }
 
 main() {
@@ -152,13 +191,13 @@ main() {
     shift || true
     case "$command" in
     decide) decide "$@" ;;
-    boot | tick | install)
+    boot | untag | tick | install)
         # shellcheck source=/dev/null
         . "$CONF"
         "$command"
         ;;
     *)
-        echo "usage: cd2-nat install|boot|tick|decide ..." >&2
+        echo "usage: cd2-nat install|boot|untag|tick|decide ..." >&2
         exit 2
         ;;
     esac

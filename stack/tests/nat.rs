@@ -81,6 +81,17 @@ fn a_nat_instance_forwards_for_the_vpc_alone_with_imdsv2_an_encrypted_volume_and
     // The user data: the settings, then the script the test below runs.
     let user_data = instance["UserData"]["Fn::Base64"]["Fn::Join"][1].to_string();
     assert!(user_data.contains("IDLE_MINUTES=30") && user_data.contains("cd2-nat install"), "{user_data}");
+    assert!(user_data.starts_with("[\"#cloud-boothook\\n"), "written again at every boot: {user_data:.80}");
+    assert_eq!(instance["CreditSpecification"], json!({"CPUCredits": "standard"}));
+    assert_eq!(
+        d["Resources"]["NetworkNatInstanceA"]["DependsOn"],
+        json!([
+            "NetworkPublicDefaultRoute",
+            "NetworkPublicSubnetARouteTableAssociation",
+            "NetworkPublicSubnetBRouteTableAssociation"
+        ]),
+        "it boots with a way out"
+    );
     assert!(user_data.contains("decide()"), "the script itself");
     let always_on = doc(&["network.nat=\"instance\""]);
     let user_data = props(&always_on, "NetworkNatInstanceA")["UserData"]["Fn::Base64"]["Fn::Join"][1].to_string();
@@ -108,6 +119,14 @@ fn a_run_wakes_its_on_demand_nat_first() {
     assert_eq!(branch["StartNat"]["Parameters"]["InstanceIds"], json!(["${NatInstanceA}"]));
     assert_eq!(branch["NatReady"]["Parameters"]["Filters"][0]["Name"], "tag:cd2-aws:nat-ready");
     assert_eq!(branch["NatNotUp"]["Error"], "NatNotReady");
+    assert_eq!(
+        branch["CountNatPoll"]["Next"], "StartNat",
+        "started again at each look: one on its way down comes back"
+    );
+    assert_eq!(
+        branch["IsNatUp"]["Choices"][0],
+        json!({"Variable": "$.check.Reservations[0]", "IsPresent": true, "Next": "NatUp"})
+    );
     assert!(branch["NatNotUp"]["Cause"].as_str().unwrap().contains("no table was attempted"));
 
     let d = s.template.to_json();

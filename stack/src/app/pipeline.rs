@@ -89,13 +89,19 @@ const NAT_POLLS: u32 = 30;
 
 /// The on-demand NAT instances started, then looked at every 10 s until each is running and
 /// has set its ready tag ([`crate::constructs::nat::READY_TAG`]), or failing the run with
-/// [`NAT_NOT_READY`] after five minutes. One branch of a Parallel whose output is dropped,
-/// so the run's input goes on to `list_tables` as it was.
+/// [`NAT_NOT_READY`] after five minutes of looking. Each look starts them again (a no-op on
+/// one running): one that was on its way down when the run began comes back up. One
+/// branch of a Parallel whose output is dropped, so the run's input goes on to
+/// `list_tables` as it was.
 fn wake_nats(count: usize) -> Graph {
     let ids: Vec<Value> = (0..count).map(|i| json!(Workflow::placeholder(&nat_placeholder(i)))).collect();
     let ec2 = |action: &str| format!("arn:aws:states:::aws-sdk:ec2:{action}");
     let names = (0..count).map(|i| Workflow::placeholder(&nat_placeholder(i))).collect::<Vec<_>>().join(", ");
-    Graph::new("StartNat")
+    Graph::new("NatPolls")
+        .state(
+            "NatPolls",
+            Pass { comment: None, io: Io::default(), result: Some(json!({ "polls": 0 })), transition: Transition::next("StartNat") },
+        )
         .state(
             "StartNat",
             Task {
@@ -109,12 +115,8 @@ fn wake_nats(count: usize) -> Graph {
                 timeout_seconds: Some(60),
                 retry: vec![Retrier::new(&["States.ALL"], 10, 6, 1.5)],
                 catch: vec![],
-                transition: Transition::next("NatPolls"),
+                transition: Transition::next("NatReady"),
             },
-        )
-        .state(
-            "NatPolls",
-            Pass { comment: None, io: Io::default(), result: Some(json!({ "polls": 0 })), transition: Transition::next("NatReady") },
         )
         .state(
             "NatReady",
@@ -129,7 +131,9 @@ fn wake_nats(count: usize) -> Graph {
                             { "Name": "instance-state-name", "Values": ["running"] },
                         ],
                     })),
-                    result_selector: Some(json!({ "ready.$": "States.ArrayLength($.Reservations)" })),
+                    // Only those ready are listed, each instance its own reservation: all are
+                    // ready when the last one's is there (an empty list may be left out, so
+                    // no path into it here: the Choice asks whether it is present).
                     result_path: Some(ResultPath::Path("$.check".into())),
                     ..Io::default()
                 },
@@ -144,7 +148,10 @@ fn wake_nats(count: usize) -> Graph {
             Choice {
                 comment: None,
                 choices: vec![
-                    ChoiceRule { condition: Condition::NumericEquals("$.check.ready".into(), count as f64), next: "NatUp".into() },
+                    ChoiceRule {
+                        condition: Condition::IsPresent(format!("$.check.Reservations[{}]", count - 1), true),
+                        next: "NatUp".into(),
+                    },
                     ChoiceRule {
                         condition: Condition::NumericGreaterThan("$.polls".into(), f64::from(NAT_POLLS - 1)),
                         next: "NatNotUp".into(),
@@ -160,7 +167,7 @@ fn wake_nats(count: usize) -> Graph {
                 comment: None,
                 io: Io { parameters: Some(json!({ "polls.$": "States.MathAdd($.polls, 1)" })), ..Io::default() },
                 result: None,
-                transition: Transition::next("NatReady"),
+                transition: Transition::next("StartNat"),
             },
         )
         .state("NatUp", Succeed { comment: None })

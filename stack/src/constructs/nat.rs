@@ -13,8 +13,8 @@
 use crate::intrinsics::Expr;
 use crate::resources::Tag;
 use crate::resources::ec2::{
-    BlockDeviceMapping, Ebs, Instance, InstanceNetworkInterface, LaunchTemplate, LaunchTemplateData, LaunchTemplateRef,
-    MetadataOptions, SecurityGroup, SecurityGroupRule, Subnet,
+    BlockDeviceMapping, CreditSpecification, Ebs, Instance, InstanceNetworkInterface, LaunchTemplate,
+    LaunchTemplateData, LaunchTemplateRef, MetadataOptions, SecurityGroup, SecurityGroupRule, Subnet,
 };
 use crate::resources::iam::{InlinePolicy, InstanceProfile, PolicyDocument, Principal, Role, Statement};
 use crate::template::{Attributes, Handle, Parameter, Template};
@@ -69,7 +69,8 @@ pub struct NatInstances {
 
 impl NatInstances {
     /// `count` instances in the first `count` of `public` subnets, forwarding what comes from
-    /// `vpc_cidr`; `state_machine_arn` is the run whose being under way keeps them up.
+    /// `vpc_cidr`, made once `public_routes` (their way out) exist; `state_machine_arn` is
+    /// the run whose being under way keeps them up.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         t: &mut Template,
@@ -79,6 +80,7 @@ impl NatInstances {
         vpc_cidr: &Expr,
         public: &[Handle<Subnet>],
         count: usize,
+        public_routes: &[crate::intrinsics::LogicalId],
         state_machine_arn: &Expr,
     ) -> Self {
         let name = |suffix: &str| Tag::name(Expr::sub(format!("${{AWS::StackName}}-{suffix}")));
@@ -157,7 +159,9 @@ impl NatInstances {
         let settings = Expr::join(
             "",
             [
-                Expr::str("#!/bin/bash\nset -euo pipefail\ncat >/etc/cd2-nat.conf <<'CONF'\nREGION="),
+                // A boothook runs at every boot: what the stack changes reaches an instance
+                // CloudFormation only stopped and started.
+                Expr::str("#cloud-boothook\n#!/bin/bash\nset -euo pipefail\ncat >/etc/cd2-nat.conf <<'CONF'\nREGION="),
                 Expr::sub("${AWS::Region}"),
                 Expr::str("\nSTATE_MACHINE_ARN="),
                 state_machine_arn.clone(),
@@ -189,6 +193,8 @@ impl NatInstances {
                         instance_initiated_shutdown_behavior: "stop",
                         monitoring: false,
                         ebs_optimized: true,
+                        // No surcharge for bursting: a NAT's load is the runs' HTTPS calls.
+                        credit_specification: CreditSpecification { cpu_credits: "standard" },
                         network_interfaces: vec![InstanceNetworkInterface {
                             device_index: "0",
                             subnet_id: subnet.as_ref(),
@@ -199,10 +205,12 @@ impl NatInstances {
                         user_data: Expr::base64(settings.clone()),
                         tags,
                     },
-                    Attributes::default().skip_check(
-                        "CKV_AWS_88",
-                        "a NAT instance needs a public address; its security group takes nothing from the internet, and the address is released while it is stopped",
-                    ),
+                    Attributes::default()
+                        .depends_on_all(public_routes.iter().cloned())
+                        .skip_check(
+                            "CKV_AWS_88",
+                            "a NAT instance needs a public address; its security group takes nothing from the internet, and the address is released while it is stopped",
+                        ),
                 )
             })
             .collect();

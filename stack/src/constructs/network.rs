@@ -95,7 +95,7 @@ impl Network {
         );
         let public_rt =
             t.add(&format!("{id}PublicRouteTable"), RouteTable { vpc_id: vpc.vpc_id(), tags: name("public") });
-        t.add_with(
+        let public_route = t.add_with(
             &format!("{id}PublicDefaultRoute"),
             Route {
                 route_table_id: public_rt.as_ref(),
@@ -107,6 +107,8 @@ impl Network {
             Attributes::default().depends_on(&attachment),
         );
 
+        // What a NAT instance needs before it boots: its way out.
+        let mut public_routes = vec![public_route.id().clone()];
         let mut public = Vec::new();
         let mut private = Vec::new();
         for i in 0..AZS {
@@ -128,10 +130,11 @@ impl Network {
                 )
             };
             let p = subnet(t, "Public", i, true);
-            t.add(
+            let association = t.add(
                 &format!("{id}PublicSubnet{letter}RouteTableAssociation"),
                 SubnetRouteTableAssociation { route_table_id: public_rt.as_ref(), subnet_id: p.as_ref() },
             );
+            public_routes.push(association.id().clone());
             public.push(p);
             private.push(subnet(t, "Private", AZS + i, false));
         }
@@ -171,6 +174,7 @@ impl Network {
                 &vpc.cidr_block(),
                 &public,
                 count as usize,
+                &public_routes,
                 run_state_machine,
             );
             let on_demand = if nat == NatMode::InstanceOnDemand {

@@ -333,6 +333,7 @@ pub struct Instance {
     pub instance_initiated_shutdown_behavior: &'static str,
     pub monitoring: bool,
     pub ebs_optimized: bool,
+    pub credit_specification: CreditSpecification,
     pub network_interfaces: Vec<InstanceNetworkInterface>,
     pub user_data: Expr,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -359,4 +360,11 @@ pub struct InstanceNetworkInterface {
     /// A public address while running, released while stopped: no Elastic IP to pay for.
     pub associate_public_ip_address: bool,
     pub delete_on_termination: bool,
+}
+
+/// A burstable instance's CPU credits: `standard` never bills past its baseline.
+#[derive(Clone, Debug, Serialize)]
+pub struct CreditSpecification {
+    #[serde(rename = "CPUCredits")]
+    pub cpu_credits: &'static str,
 }

@@ -19,20 +19,20 @@ pub async fn wake(aws: &Aws, stack: &str) -> Result<()> {
     if ids.is_empty() {
         return Ok(());
     }
-    aws.ec2()
-        .start_instances()
-        .set_instance_ids(Some(ids.clone()))
-        .send()
-        .await
-        .doing(format!("starting the NAT instance(s) {}", ids.join(", ")))?;
     let started = Instant::now();
     loop {
-        let ready = ready(aws, &ids).await?;
-        if ready == ids.len() {
+        // Started again at each look: one on its way down when this began comes back up
+        // (until it has stopped, EC2 refuses, which is no answer yet).
+        let start = aws.ec2().start_instances().set_instance_ids(Some(ids.clone())).send().await;
+        if let Err(e) = &start {
+            eprintln!("note: starting the NAT instance(s): {} (trying again)", crate::aws::explain(e));
+        }
+        if ready(aws, &ids).await? == ids.len() {
             println!("NAT instance(s) {} forwarding ({:.0} s)", ids.join(", "), started.elapsed().as_secs_f64());
             return Ok(());
         }
         if started.elapsed() > READY_WITHIN {
+            start.doing(format!("starting the NAT instance(s) {}", ids.join(", ")))?;
             bail!(
                 "the NAT instance(s) {} did not start forwarding within {} minutes: see the instance's system log (EC2 console, Actions, Monitor and troubleshoot, Get system log), then deploy again",
                 ids.join(", "),
