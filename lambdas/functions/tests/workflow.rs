@@ -184,7 +184,7 @@ async fn a_database_the_functions_do_not_trust_is_one_alert_before_any_table() {
         rate_window: None,
         env: &[("DB_ROOT_CERT", &other_ca)],
     };
-    let stage = Stage::start(&emulator, &db_url, &setup).await;
+    let mut stage = Stage::start(&emulator, &db_url, &setup).await;
 
     let started = Instant::now();
     let run = stage.start_run("untrusted").await;
@@ -210,6 +210,20 @@ async fn a_database_the_functions_do_not_trust_is_one_alert_before_any_table() {
     let attempted: Vec<String> = emulator.requests().into_iter().filter(|r| r.contains("/schema")).collect();
     assert!(attempted.is_empty(), "no table is attempted: {attempted:?}");
     println!("preflight: time from the run's start to the alert {:.1} s", to_alert.as_secs_f64());
+
+    // An on-demand NAT instance that never forwards (its boot broken): after its looks the
+    // run fails with one alert that names it, before list_tables.
+    stage.break_nat();
+    let asked = emulator.requests().len();
+    let broken = stage.start_run("no-nat").await;
+    let done = stage.finish(&broken, Duration::from_secs(180)).await;
+    assert_eq!(done.status, ExecutionStatus::Failed, "logs in {}", stage.logs.display());
+    let alerts = stage.alerts().await;
+    let envelope: Value = serde_json::from_str(alerts.last().expect("the run's alert")).unwrap();
+    let body = envelope["Message"].as_str().unwrap();
+    assert!(body.contains("NatNotReady") && body.contains("did not start forwarding"), "{body}");
+    assert!(body.contains(&stage.nat), "names the instance: {body}");
+    assert_eq!(emulator.requests().len(), asked, "DAP was not asked anything");
 
     // The alert cannot be published (the topic is gone): the run still fails, as
     // AlertNotSent, and is counted for the alarm that says so.
