@@ -15,10 +15,18 @@ use sqlx::postgres::PgConnection;
 
 const KEEPER_SQL: &str = include_str!("views_keeper.sql");
 
+/// The settings pinned on both keeper functions (`@pinned@`): those that shape a view's
+/// definition as `pg_get_viewdef` writes it and `CREATE VIEW` reads it back, and where a
+/// recreated relation goes, so the text saved is the text replayed whatever the session.
+const PINNED: &str = "SET search_path = pg_catalog, pg_temp SET standard_conforming_strings = on SET DateStyle = 'ISO'
+SET IntervalStyle = 'postgres' SET extra_float_digits = 3 SET default_tablespace = ''
+SET default_table_access_method = 'heap'";
+
 /// The keeper's table and functions in `schema`, running as their owner when `definer`.
 pub fn keeper_sql(schema: &str, definer: bool) -> String {
     KEEPER_SQL
         .replace("@schema@", &quote_ident(schema))
+        .replace("@pinned@", PINNED)
         .replace("@definer@", if definer { "SECURITY DEFINER" } else { "SECURITY INVOKER" })
 }
 

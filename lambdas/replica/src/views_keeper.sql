@@ -52,9 +52,7 @@ $keeper$;
 
 CREATE OR REPLACE FUNCTION @schema@.set_aside_views(tbl regclass) RETURNS int
 LANGUAGE plpgsql @definer@
-SET search_path = pg_catalog, pg_temp SET standard_conforming_strings = on SET DateStyle = 'ISO'
-SET IntervalStyle = 'postgres' SET extra_float_digits = 3 SET default_tablespace = ''
-SET default_table_access_method = 'heap' AS $keeper$
+@pinned@ AS $keeper$
 DECLARE
     v record;
     n int := 0;
@@ -185,9 +183,7 @@ $keeper$;
 -- says which view to refresh.
 CREATE OR REPLACE FUNCTION @schema@.put_back_views(tbl regclass) RETURNS text[]
 LANGUAGE plpgsql @definer@
-SET search_path = pg_catalog, pg_temp SET standard_conforming_strings = on SET DateStyle = 'ISO'
-SET IntervalStyle = 'postgres' SET extra_float_digits = 3 SET default_tablespace = ''
-SET default_table_access_method = 'heap' AS $keeper$
+@pinned@ AS $keeper$
 DECLARE
     saved record;
     statement text;

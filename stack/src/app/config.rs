@@ -307,27 +307,22 @@ impl Config {
             "alert_email",
             format!("`{}` is not an email address (leave it empty for no subscription)", self.alert_email),
         );
+        // The alarms that count hours since a run leave room for the next scheduled one.
         if let Some(interval) = rate_seconds(&self.schedule) {
             let needed = interval.div_ceil(3600) + 1;
-            check(
-                u64::from(self.no_success_alarm_hours) >= needed,
-                "no_success_alarm_hours",
-                format!(
-                    "{} would alarm between two scheduled runs of {}: at least {needed} (the interval and an hour for the run)",
-                    self.no_success_alarm_hours, self.schedule
-                ),
-            );
-        }
-        if let Some(interval) = rate_seconds(&self.schedule) {
-            let needed = interval.div_ceil(3600) + 1;
-            check(
-                u64::from(self.stale_table_alarm_hours) >= needed,
-                "stale_table_alarm_hours",
-                format!(
-                    "{} would alarm between two scheduled runs of {}: at least {needed} (the interval and an hour for the run)",
-                    self.stale_table_alarm_hours, self.schedule
-                ),
-            );
+            for (key, hours) in [
+                ("no_success_alarm_hours", self.no_success_alarm_hours),
+                ("stale_table_alarm_hours", self.stale_table_alarm_hours),
+            ] {
+                check(
+                    u64::from(hours) >= needed,
+                    key,
+                    format!(
+                        "{hours} would alarm between two scheduled runs of {}: at least {needed} (the interval and an hour for the run)",
+                        self.schedule
+                    ),
+                );
+            }
         }
         check(
             (1..=720).contains(&self.stale_table_alarm_hours),

@@ -48,6 +48,10 @@ pub const DATABASE_BOOTSTRAP_ID: &str = "DatabaseBootstrap";
 pub const DATABASE_CLUSTER_ARN: &str = "DatabaseClusterArn";
 pub const DATABASE_NAME: &str = "DatabaseName";
 pub const ADMIN_SECRET_ARN: &str = "AdminSecretArn";
+/// The state machine's id (its name is `<stack>-Replication`), which its alarms are named
+/// after and which the NAT instances' role names before the state machine exists.
+pub const REPLICATION_ID: &str = "Replication";
+
 /// The logical id of the network, whose NAT instances deploy starts before a bootstrap.
 pub const NETWORK_ID: &str = "Network";
 
@@ -122,7 +126,7 @@ pub fn build(config: &Config) -> Result<Synthesized, AppError> {
         &mut t,
         NETWORK_ID,
         &config.network_props(),
-        &crate::constructs::workflow::state_machine_arn("Replication"),
+        &crate::constructs::workflow::state_machine_arn(REPLICATION_ID),
     );
     let db = Database::new(
         &mut t,
@@ -254,7 +258,7 @@ pub fn build(config: &Config) -> Result<Synthesized, AppError> {
     results.grant_write_freshness(&mut summarize);
 
     let mut workflow = Workflow::new(
-        "Replication",
+        REPLICATION_ID,
         pipeline::definition(&PipelineProps {
             map_concurrency: config.map_concurrency,
             map_mode: crate::asl::MapMode::Distributed,
@@ -297,7 +301,7 @@ pub fn build(config: &Config) -> Result<Synthesized, AppError> {
     let machine_arn = workflow.state_machine.arn();
 
     let quiet_hours = config.schedule_enabled.then_some(config.no_success_alarm_hours);
-    alerts.watch_state_machine(&mut t, "Replication", &machine_arn, quiet_hours);
+    alerts.watch_state_machine(&mut t, REPLICATION_ID, &machine_arn, quiet_hours);
     let short_lived: Vec<&str> =
         if namespaces.iter().any(|ns| ns == "canvas_logs") { SHORT_LIVED_TABLES.to_vec() } else { vec![] };
     let dashboard = crate::constructs::dashboard::pipeline_dashboard(
@@ -311,7 +315,7 @@ pub fn build(config: &Config) -> Result<Synthesized, AppError> {
     );
     alerts.watch_freshness(
         &mut t,
-        "Replication",
+        REPLICATION_ID,
         &machine_arn,
         config.stale_table_alarm_hours,
         &short_lived,
