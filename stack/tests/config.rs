@@ -108,6 +108,25 @@ fn network_modes_require_their_own_keys() {
 }
 
 #[test]
+fn the_vpc_block_is_a_network_address_from_16_to_24_bits() {
+    let err = config_error("dev", &["network.cidr=10.42.1.0/16"]);
+    assert!(
+        err.contains("`network.cidr`: 10.42.1.0 is not the first address of its /16: did you mean 10.42.0.0/16?"),
+        "{err}"
+    );
+    assert!(config_error("dev", &["network.cidr=10.42.0.0/25"]).contains("/25 is outside /16 to /24"));
+    assert!(config_error("dev", &["network.cidr=10.42.0/16"]).contains("`10.42.0` is not an IPv4 address"));
+    let blocks = stack::constructs::network::subnet_blocks;
+    // Fn::Cidr(vpc, 4, 8)'s /24s, which the subnets of a /16 had before they were computed here.
+    assert_eq!(blocks("10.42.0.0/16").unwrap(), ["10.42.0.0/24", "10.42.1.0/24", "10.42.2.0/24", "10.42.3.0/24"]);
+    assert_eq!(blocks("172.16.4.0/22").unwrap(), ["172.16.4.0/24", "172.16.5.0/24", "172.16.6.0/24", "172.16.7.0/24"]);
+    // Where four /24s do not fit, four equal parts.
+    assert_eq!(blocks("10.0.8.0/24").unwrap(), ["10.0.8.0/26", "10.0.8.64/26", "10.0.8.128/26", "10.0.8.192/26"]);
+    assert_eq!(blocks("10.0.8.0/23").unwrap(), ["10.0.8.0/25", "10.0.8.128/25", "10.0.9.0/25", "10.0.9.128/25"]);
+    config("dev", &["network.cidr=10.0.8.0/24"]);
+}
+
+#[test]
 fn malformed_overrides_are_explained() {
     assert!(config_error("dev", &["map_concurrency"]).contains("is not `key=value`"));
     assert!(config_error("dev", &["stack_name.x=1"]).contains("`stack_name` is not a table"));

@@ -70,6 +70,16 @@ fn cases() -> Vec<(String, EnvFlags)> {
             .to_vec(),
         },
     ));
+    // Always-on NAT instances, one per AZ (dev has one on demand, prod gateways).
+    cases.push((
+        "dev-nat-instances".into(),
+        EnvFlags {
+            env: "dev".into(),
+            overrides: ["network.nat=instance", "network.nat_gateways=2", "network.nat_instance_type=t4g.micro"]
+                .map(str::to_owned)
+                .to_vec(),
+        },
+    ));
     cases
 }
 

@@ -479,10 +479,20 @@ impl Moto {
         Ok(String::from_utf8_lossy(&o.stdout).trim().to_owned())
     }
 
-    /// [`boto`](Self::boto)'s `code` left running (a loop playing what moto cannot), its
-    /// output dropped; the caller kills it.
-    pub fn boto_in_background(&self, code: &str) -> Result<std::process::Child, String> {
-        self.boto_command(code)?
+    /// What only a real NAT instance runs: its boot script's last step, `ready_tag` set on
+    /// `instance` once it runs (and forwards), again after each start. A boto3 loop on this
+    /// server, its output dropped; the caller kills it.
+    pub fn play_nat_boot(&self, instance: &str, ready_tag: &str) -> Result<std::process::Child, String> {
+        let code = format!(
+            "import time\n\
+             while True:\n\
+             \x20   i = ec2.describe_instances(InstanceIds=['{instance}'])['Reservations'][0]['Instances'][0]\n\
+             \x20   tags = {{t['Key'] for t in i.get('Tags', [])}}\n\
+             \x20   if i['State']['Name'] == 'running' and '{ready_tag}' not in tags:\n\
+             \x20       ec2.create_tags(Resources=['{instance}'], Tags=[{{'Key': '{ready_tag}', 'Value': 'yes'}}])\n\
+             \x20   time.sleep(0.3)"
+        );
+        self.boto_command(&code)?
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -433,16 +433,16 @@ impl Config {
         let net = &self.network;
         match net.mode {
             NetworkMode::Create => {
-                let cidr_ok = net.cidr.as_deref().is_some_and(|c| {
-                    c.split_once('/').is_some_and(|(ip, bits)| {
-                        ip.parse::<std::net::Ipv4Addr>().is_ok()
-                            && bits.parse::<u8>().is_ok_and(|b| (16..=24).contains(&b))
-                    })
-                });
+                let cidr = net.cidr.as_deref().map(crate::constructs::network::subnet_blocks);
                 check(
-                    cidr_ok,
+                    matches!(cidr, Some(Ok(_))),
                     "network.cidr",
-                    "with mode = \"create\", set an IPv4 block from /16 to /24, e.g. 10.42.0.0/16".into(),
+                    match cidr {
+                        Some(Err(why)) => format!(
+                            "{why}; with mode = \"create\", set an IPv4 block from /16 to /24, e.g. 10.42.0.0/16"
+                        ),
+                        _ => "with mode = \"create\", set an IPv4 block from /16 to /24, e.g. 10.42.0.0/16".into(),
+                    },
                 );
                 check(
                     matches!(net.nat_gateways, Some(1 | 2)),

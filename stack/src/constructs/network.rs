@@ -51,6 +51,34 @@ pub struct Network {
 
 const AZS: u32 = 2;
 
+/// The four subnets' blocks of the VPC block `cidr` (`10.42.0.0/16`), in order: public a,
+/// public b, private a, private b.
+///
+/// Computed at synth, as CDK's `Vpc` does, rather than with `Fn::Cidr`: the template shows
+/// them, and they are the blocks `Fn::Cidr(vpc, 4, 8)` gave (/24s) for a /16 to a /22; a /23
+/// or /24, where four /24s do not fit, is split into four equal parts. Errors say why the
+/// block is not one (the configuration's check shows them).
+pub fn subnet_blocks(cidr: &str) -> Result<[String; 4], String> {
+    let (ip, bits) = cidr.split_once('/').ok_or("expected an address and a prefix length, like 10.42.0.0/16")?;
+    let ip: std::net::Ipv4Addr = ip.parse().map_err(|_| format!("`{ip}` is not an IPv4 address"))?;
+    let bits: u32 = bits.parse().map_err(|_| format!("`/{bits}` is not a prefix length"))?;
+    if !(16..=24).contains(&bits) {
+        return Err(format!("/{bits} is outside /16 to /24, the sizes a VPC of this stack may have"));
+    }
+    let base = u32::from(ip);
+    let network = base & (u32::MAX << (32 - bits));
+    if network != base {
+        return Err(format!(
+            "{ip} is not the first address of its /{bits}: did you mean {}/{bits}?",
+            std::net::Ipv4Addr::from(network)
+        ));
+    }
+    let host_bits = (32 - bits - 2).min(8);
+    Ok(std::array::from_fn(|i| {
+        format!("{}/{}", std::net::Ipv4Addr::from(base + ((i as u32) << host_bits)), 32 - host_bits)
+    }))
+}
+
 impl Network {
     /// `run_state_machine`: the state machine whose runs keep on-demand NAT instances up.
     pub fn new(t: &mut Template, id: &str, props: &NetworkProps, run_state_machine: &Expr) -> Self {
@@ -81,8 +109,8 @@ impl Network {
             id,
             Vpc { cidr_block: cidr.into(), enable_dns_hostnames: true, enable_dns_support: true, tags: name("vpc") },
         );
-        // Four /24-sized blocks (for a /16) in order: public a, public b, private a, private b.
-        let block = |i: u32| Expr::select(i, Expr::cidr(vpc.cidr_block(), 2 * AZS, 8));
+        let blocks = subnet_blocks(cidr).unwrap_or_else(|why| panic!("network cidr `{cidr}`: {why}"));
+        let block = |i: u32| Expr::str(&blocks[i as usize]);
         let az = |i: u32| match zone_ids.get(i as usize) {
             Some(zone) => Zone::Id(Expr::str(zone)),
             None => Zone::Name(Expr::select(i, Expr::azs())),

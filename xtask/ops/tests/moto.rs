@@ -332,3 +332,120 @@ fn run_follows_a_run_to_its_end_and_fails_when_it_failed() {
     replication_machine(&env, "{'Type': 'Fail', 'Error': 'ReplicationFailed', 'Cause': 'One or more tables failed'}");
     fails(env.ops("run", &[]), "ended FAILED: ReplicationFailed: One or more tables failed");
 }
+
+/// What moto's EC2 holds of stack `stack`'s network: the types of the stack's resources, its
+/// NAT gateways, its NAT instances, the NAT security group's inbound rules, and the targets of
+/// the default routes. (moto's CloudFormation does not apply an instance's network interface,
+/// metadata options or source/destination check: `stack/tests/nat.rs` checks those in the
+/// template.)
+fn network_of(env: &Env, stack: &str) -> Value {
+    env.boto(&format!(
+        "resources = cfn.list_stack_resources(StackName='{stack}')['StackResourceSummaries']\n\
+         physical = {{r['LogicalResourceId']: r['PhysicalResourceId'] for r in resources}}\n\
+         f = [{{'Name': 'vpc-id', 'Values': [physical['{network}']]}}]\n\
+         ids = [r['PhysicalResourceId'] for r in resources if r['ResourceType'] == 'AWS::EC2::Instance']\n\
+         insts = [{{'id': i['InstanceId'], 'state': i['State']['Name'], 'type': i['InstanceType'], 'key': i.get('KeyName')}}\n\
+         \x20   for r in (ec2.describe_instances(InstanceIds=ids)['Reservations'] if ids else []) for i in r['Instances']]\n\
+         nat_group = physical.get('{network}NatSecurityGroup')\n\
+         out = {{'types': sorted({{r['ResourceType'] for r in resources if r['ResourceType']}}),\n\
+         \x20   'gateways': [g['NatGatewayId'] for g in ec2.describe_nat_gateways(Filters=f)['NatGateways'] if g['State'] != 'deleted'],\n\
+         \x20   'instances': insts,\n\
+         \x20   'inbound': [(p['IpProtocol'], p.get('FromPort'), p.get('ToPort'), [r['CidrIp'] for r in p['IpRanges']], len(p['UserIdGroupPairs']))\n\
+         \x20       for g in (ec2.describe_security_groups(GroupIds=[nat_group])['SecurityGroups'] if nat_group else []) for p in g['IpPermissions']],\n\
+         \x20   'routes': sorted(r.get('NatGatewayId') or r.get('InstanceId') or r.get('GatewayId')\n\
+         \x20       for t in ec2.describe_route_tables(Filters=f)['RouteTables'] for r in t['Routes'] if r.get('DestinationCidrBlock') == '0.0.0.0/0')}}",
+        network = stack::app::NETWORK_ID
+    ))
+}
+
+/// The stack's own network (moto's database stand-in stays in moto's default VPC) in each
+/// NAT mode: gateways and their addresses, or instances with no address of the stack's and
+/// only the VPC's HTTPS in; the idle cost deploy prints; and an update of an on-demand stack
+/// whose instance has stopped itself starts it first and waits until it forwards.
+#[test]
+fn deploy_makes_the_network_in_each_nat_mode() {
+    let mut env = Env::start("nat");
+    env.overrides.retain(|o| !o.starts_with("network."));
+    env.overrides.extend(
+        [
+            "network.mode=create",
+            "network.vpc_id=",
+            "network.private_subnet_ids=[]",
+            "network.cidr=10.42.0.0/16",
+            "network.nat_gateways=1",
+        ]
+        .map(str::to_owned),
+    );
+    ok(env.set_key());
+    let deploy = |stack: &str, mode: &str, extra: &[&str]| {
+        let (name, nat) = (format!("stack_name={stack}"), format!("network.nat={mode}"));
+        let mut args = vec!["--yes", "--set", &name, "--set", &nat];
+        args.extend(extra);
+        ok(env.ops("deploy", &args))
+    };
+    let idle = |t: &str| t.lines().find(|l| l.trim_start().starts_with("total")).unwrap_or_default().to_owned();
+
+    let t = deploy("cd2-gateway", "gateway", &[]);
+    assert!(idle(&t).contains("$  38.50"), "{t}");
+    let net = network_of(&env, "cd2-gateway");
+    let gateways = net["gateways"].as_array().unwrap();
+    assert_eq!(gateways.len(), 1, "{net}");
+    let types = net["types"].as_array().unwrap();
+    assert!(types.contains(&"AWS::EC2::EIP".into()) && !types.contains(&"AWS::EC2::Instance".into()), "{net}");
+    // The public subnets' route to the internet gateway, the private subnets' to the NAT gateway.
+    assert_eq!(net["routes"].as_array().unwrap().iter().filter(|r| *r == &gateways[0]).count(), 2, "{net}");
+
+    for (mode, idle_cost) in [("instance", "$   8.88"), ("instance-on-demand", "$   2.16")] {
+        let stack = format!("cd2-{mode}");
+        let t = deploy(&stack, mode, &[]);
+        assert!(idle(&t).contains(idle_cost), "{mode}: {t}");
+        assert!(t.contains(&format!("created stack {stack}")), "{t}");
+        let net = network_of(&env, &stack);
+        assert_eq!(net["gateways"], serde_json::json!([]), "{mode}: {net}");
+        let types = net["types"].as_array().unwrap();
+        assert!(!types.contains(&"AWS::EC2::EIP".into()), "no Elastic IP: {net}");
+        let instances = net["instances"].as_array().unwrap();
+        assert_eq!(instances.len(), 1, "{net}");
+        let nat = &instances[0];
+        assert_eq!(
+            (nat["type"].as_str(), nat["key"].as_str(), nat["state"].as_str()),
+            (Some("t4g.nano"), None, Some("running"))
+        );
+        assert_eq!(net["routes"].as_array().unwrap().iter().filter(|r| *r == &nat["id"]).count(), 2, "{net}");
+        assert_eq!(
+            net["inbound"],
+            serde_json::json!([["tcp", 443, 443, ["10.42.0.0/16"], 0]]),
+            "HTTPS from the VPC alone: {net}"
+        );
+    }
+
+    // The on-demand instance stopped itself (its ready tag goes on the way down); an update
+    // starts it, and goes ahead once the instance says it forwards.
+    let nat = network_of(&env, "cd2-instance-on-demand")["instances"][0]["id"].as_str().unwrap().to_owned();
+    let tag = stack::constructs::nat::READY_TAG;
+    env.boto(&format!(
+        "ec2.stop_instances(InstanceIds=['{nat}'])\nec2.delete_tags(Resources=['{nat}'], Tags=[{{'Key': '{tag}'}}])"
+    ));
+    let mut booting = env.moto.play_nat_boot(&nat, tag).unwrap();
+    let t = deploy("cd2-instance-on-demand", "instance-on-demand", &["--set", "map_concurrency=3"]);
+    booting.kill().ok();
+    booting.wait().ok();
+    let woke =
+        t.find(&format!("NAT instance(s) {nat} forwarding")).unwrap_or_else(|| panic!("deploy wakes the NAT:\n{t}"));
+    assert!(t[woke..].contains("updated stack cd2-instance-on-demand"), "woken before the update:\n{t}");
+    assert_eq!(network_of(&env, "cd2-instance-on-demand")["instances"][0]["state"], "running");
+    // Always-on instances and gateways need no waking.
+    let t = deploy("cd2-instance", "instance", &["--set", "map_concurrency=3"]);
+    assert!(!t.contains("NAT instance(s)") && t.contains("updated stack cd2-instance"), "{t}");
+
+    // A gateway stack moved to an on-demand instance: the gateway and its address leave the
+    // stack. (moto's EC2 keeps the gateway and the routes to it, which CloudFormation deletes
+    // and updates.)
+    let t = deploy("cd2-gateway", "instance-on-demand", &[]);
+    assert!(t.contains("- NetworkNatGatewayA") && t.contains("+ NetworkNatInstanceA"), "{t}");
+    assert!(t.contains("updated stack cd2-gateway"), "{t}");
+    let net = network_of(&env, "cd2-gateway");
+    let types = net["types"].as_array().unwrap();
+    assert!(!types.contains(&"AWS::EC2::EIP".into()) && !types.contains(&"AWS::EC2::NatGateway".into()), "{net}");
+    assert_eq!(net["instances"].as_array().unwrap().len(), 1, "{net}");
+}

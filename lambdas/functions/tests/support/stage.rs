@@ -58,22 +58,6 @@ pub struct Stage {
     booting: std::process::Child,
 }
 
-/// What only a real instance runs: its boot script's last step, the ready tag set once it
-/// runs (and forwards), again after each start; a loop on moto, killed with the stage.
-fn play_nat_boot(moto: &testkit::Moto, nat: &str) -> std::process::Child {
-    let code = format!(
-        "import time\n\
-         while True:\n\
-         \x20   i = ec2.describe_instances(InstanceIds=['{nat}'])['Reservations'][0]['Instances'][0]\n\
-         \x20   tags = {{t['Key'] for t in i.get('Tags', [])}}\n\
-         \x20   if i['State']['Name'] == 'running' and '{tag}' not in tags:\n\
-         \x20       ec2.create_tags(Resources=['{nat}'], Tags=[{{'Key': '{tag}', 'Value': 'yes'}}])\n\
-         \x20   time.sleep(0.3)",
-        tag = stack::constructs::nat::READY_TAG
-    );
-    moto.boto_in_background(&code).expect("boto3 runs")
-}
-
 /// The dev environment's definition with `overrides`, every placeholder filled.
 fn definition(topic_arn: &str, nat: &str, overrides: &[&str]) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../stack/envs/dev.toml");
@@ -181,7 +165,7 @@ impl Stage {
             .await
             .unwrap()
             .state_machine_arn;
-        let booting = play_nat_boot(&aws.moto, &nat);
+        let booting = aws.moto.play_nat_boot(&nat, stack::constructs::nat::READY_TAG).expect("boto3 runs");
         Self { aws, sfn, sqs, s3, queue, topic, machine, logs, nat, watch, booting }
     }
 
