@@ -3,7 +3,7 @@
 mod common;
 
 use serde_json::{Value, json};
-use stack::app::FUNCTIONS;
+use stack::app::Function;
 
 fn doc(env: &str, overrides: &[&str]) -> Value {
     common::synth(env, overrides).template.to_json()
@@ -117,7 +117,8 @@ fn aurora_is_private_encrypted_tls_only_and_snapshotted() {
 fn every_function_is_a_private_arm64_rust_function_with_its_own_role_and_logs() {
     let d = doc("dev", &[]);
     let functions = of_type(&d, "AWS::Lambda::Function");
-    assert_eq!(functions.len(), FUNCTIONS.len());
+    let ids: std::collections::BTreeSet<&str> = functions.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(ids, Function::ALL.map(Function::logical_id).into(), "each function, under its own logical id");
     let mut roles = std::collections::BTreeSet::new();
     for (id, f) in functions {
         let p = &f["Properties"];
@@ -358,8 +359,8 @@ fn each_role_trusts_its_service_for_this_account_and_writes_only_its_own_logs() 
         props(&d, "ReplicationRole")["AssumeRolePolicyDocument"]["Statement"][0]["Condition"]["ArnLike"]["aws:SourceArn"],
         json!({"Fn::Sub": "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:${AWS::StackName}-Replication*"})
     );
-    for f in FUNCTIONS {
-        let id = stack::app::pascal_case(f);
+    for f in Function::ALL {
+        let id = f.logical_id();
         let all = props(&d, &format!("{id}Role"))["Policies"][0]["PolicyDocument"]["Statement"].clone();
         let logs = all.as_array().unwrap().iter().find(|s| s["Sid"] == "OwnLogs").expect("own logs");
         assert_eq!(logs["Resource"], json!([{"Fn::GetAtt": [format!("{id}LogGroup"), "Arn"]}]), "{id}");
@@ -522,7 +523,7 @@ fn the_schedule_starts_the_state_machine() {
 fn log_groups_are_encrypted_and_kept_as_configured() {
     let d = doc("prod", &[]);
     let groups = of_type(&d, "AWS::Logs::LogGroup");
-    assert_eq!(groups.len(), FUNCTIONS.len() + 2, "each function's, the state machine's and Aurora's");
+    assert_eq!(groups.len(), Function::ALL.len() + 2, "each function's, the state machine's and Aurora's");
     for (id, g) in groups {
         assert_eq!(g["Properties"]["RetentionInDays"], 365, "{id}");
         assert_eq!(g["Properties"]["KmsKeyId"], json!({"Fn::GetAtt": ["DataKey", "Arn"]}), "{id}");
@@ -740,4 +741,19 @@ fn the_stack_s_cluster_has_the_data_api_and_says_where_it_is() {
     );
     let existing = doc("existing", &[]);
     assert!(existing["Outputs"].get(stack::app::DATABASE_CLUSTER_ARN).is_none());
+}
+
+#[test]
+fn the_functions_are_the_workspaces_lambda_binaries() {
+    let bin = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../lambdas/functions/src/bin");
+    let binaries: std::collections::BTreeSet<String> = std::fs::read_dir(&bin)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().trim_end_matches(".rs").to_owned())
+        .collect();
+    let known: std::collections::BTreeSet<String> = Function::ALL.map(|f| f.binary().to_owned()).into();
+    assert_eq!(binaries, known, "stack::app::Function and lambdas/functions/src/bin list the same functions");
+    for f in Function::ALL {
+        assert_eq!(Function::from_binary(f.binary()), Some(f));
+        assert_eq!(f.logical_id(), stack::app::pascal_case(f.binary()), "{f}");
+    }
 }

@@ -7,7 +7,7 @@ use crate::project;
 use crate::validators::Validators;
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
-use stack::app::FUNCTIONS;
+use stack::app::{Function, Manifest};
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -58,18 +58,18 @@ pub fn build() -> Result<Vec<Zip>> {
     let out = project::target_dir("lambda-zips");
     std::fs::create_dir_all(&out)?;
     let mut zips = Vec::new();
-    let mut manifest = serde_json::Map::new();
-    for function in FUNCTIONS {
-        let built = lambda_dir.join(function).join("bootstrap.zip");
+    let mut manifest = Manifest::default();
+    for function in Function::ALL {
+        let built = lambda_dir.join(function.binary()).join("bootstrap.zip");
         let bytes = std::fs::read(&built).with_context(|| format!("reading {}", built.display()))?;
         let hash = Sha256::digest(&bytes);
         // The first 8 bytes of the SHA-256, in hex.
         let name = format!("{function}-{}.zip", &format!("{hash:x}")[..16]);
         let path = out.join(&name);
         std::fs::write(&path, &bytes).with_context(|| format!("writing {}", path.display()))?;
-        manifest.insert(function.to_owned(), serde_json::Value::String(name));
-        zips.push(Zip { function, path, bytes: bytes.len() as u64 });
+        manifest.insert(function, name);
+        zips.push(Zip { function: function.binary(), path, bytes: bytes.len() as u64 });
     }
-    std::fs::write(out.join("manifest.json"), serde_json::to_string_pretty(&manifest)? + "\n")?;
+    std::fs::write(out.join(Manifest::FILE), manifest.to_json())?;
     Ok(zips)
 }

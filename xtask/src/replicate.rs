@@ -4,8 +4,8 @@
 //! summary at the end. Options and environment variables are named as in the `dap` CLI.
 
 use anyhow::{Context, Result, bail};
+use contract::Namespace;
 use dap::{ClientConfig, Credentials, DapClient};
-use replica::model::NAMESPACES;
 use replica::{Budget, Outcome, Replicator, Status};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -57,8 +57,8 @@ fn required(value: &Option<String>, flag: &str, var: &str) -> Result<String> {
 
 async fn replicate(flags: &ReplicateFlags) -> Result<()> {
     let namespace = flags.namespace.as_str();
-    if !NAMESPACES.contains(&namespace) {
-        bail!("unknown namespace `{namespace}`: use one of {}", NAMESPACES.join(", "));
+    if Namespace::from_name(namespace).is_none() {
+        bail!("unknown namespace `{namespace}`: use one of {}", Namespace::names());
     }
     let credentials = Credentials {
         client_id: required(&flags.client_id, "--client-id", "DAP_CLIENT_ID")?,

@@ -17,6 +17,7 @@
 //! [`TableState`] with `status: "failed"` and the `error` Step Functions caught.
 
 mod bootstrap;
+pub mod env;
 mod error;
 pub mod freshness;
 
@@ -67,6 +68,64 @@ payload! {
 impl std::fmt::Display for TableRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}.{}", self.namespace, self.table)
+    }
+}
+
+/// A DAP namespace: the one list of them, which the configuration, the replicator and the
+/// stack's logs-retention rules share.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Namespace {
+    Canvas,
+    /// The logs DAP keeps only 30 days.
+    CanvasLogs,
+    Catalog,
+    NewQuizzes,
+}
+
+impl Namespace {
+    pub const ALL: [Namespace; 4] =
+        [Namespace::Canvas, Namespace::CanvasLogs, Namespace::Catalog, Namespace::NewQuizzes];
+
+    /// DAP's name, which is also the replica's schema.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Namespace::Canvas => "canvas",
+            Namespace::CanvasLogs => "canvas_logs",
+            Namespace::Catalog => "catalog",
+            Namespace::NewQuizzes => "new_quizzes",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|n| n.as_str() == name)
+    }
+
+    /// Every name, for messages: `canvas, canvas_logs, catalog, new_quizzes`.
+    pub fn names() -> String {
+        Self::ALL.map(Namespace::as_str).join(", ")
+    }
+}
+
+impl std::fmt::Display for Namespace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+payload! {
+    /// The DAP credential as its Secrets Manager secret holds it (JSON): `set-key` writes
+    /// it, the functions read each field by these names. Its `Debug` hides the secret.
+    #[derive(Clone, Serialize, Deserialize)]
+    pub struct DapCredential {
+        pub client_id: String,
+        pub client_secret: String,
+    }
+}
+
+impl std::fmt::Debug for DapCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DapCredential").field("client_id", &self.client_id).field("client_secret", &"(hidden)").finish()
     }
 }
 

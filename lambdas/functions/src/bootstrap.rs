@@ -22,7 +22,7 @@
 
 use crate::aws;
 use crate::error::FunctionError;
-use crate::settings::var;
+use crate::settings::read;
 use aws_lambda_events::event::cloudformation::{
     CloudFormationCustomResourceRequest, CloudFormationCustomResourceResponse,
     CloudFormationCustomResourceResponseStatus,
@@ -56,15 +56,15 @@ pub struct Bootstrap {
 }
 
 impl Bootstrap {
-    /// `DB_HOST`, `DB_PORT`, `DB_NAME`, `DB_TLS`, `DB_ROOT_CERT` as the replication functions
-    /// read them; `ADMIN_SECRET_ARN`: the secret RDS manages (`username`, `password`);
-    /// `STACK_ID` and `BOOTSTRAP_RESOURCE`: the one resource it answers for.
+    /// The database as the replication functions reach it, and
+    /// [`contract::env::bootstrap`]: the admin secret and the one resource it answers for.
     pub fn from_env(sdk: &aws_config::SdkConfig) -> Result<Self, FunctionError> {
+        let v: contract::env::bootstrap::Vars<String> = read()?;
         Ok(Self {
-            stack_id: var("STACK_ID")?,
-            logical_id: var("BOOTSTRAP_RESOURCE")?,
+            stack_id: v.stack_id,
+            logical_id: v.resource,
             target: crate::database::target_from_env("")?,
-            admin_secret: var("ADMIN_SECRET_ARN")?,
+            admin_secret: v.admin_secret_arn,
             secrets: aws_sdk_secretsmanager::Client::new(sdk),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))

@@ -17,8 +17,8 @@ async fn read_key(
     let id = &settings.secret_id;
     let text = aws::secret_string(secrets, id, "DAP").await?;
     Ok(Credentials {
-        client_id: aws::secret_field(&text, "client_id", id)?,
-        client_secret: aws::secret_field(&text, "client_secret", id)?,
+        client_id: aws::secret_field(&text, contract::DapCredential::client_id, id)?,
+        client_secret: aws::secret_field(&text, contract::DapCredential::client_secret, id)?,
     })
 }
 

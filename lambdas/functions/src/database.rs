@@ -6,8 +6,9 @@
 
 use crate::aws;
 use crate::error::FunctionError;
-use crate::settings::{parsed, var, var_opt};
+use crate::settings::{parsed, read};
 use aws_config::SdkConfig;
+use contract::env;
 use replica::{ConnectOptions, TlsMode};
 
 /// The Amazon RDS certificate authorities (public certificates, from `assets/`).
@@ -23,15 +24,17 @@ pub enum DbAuth {
 }
 
 /// Where the database is and how its certificate is checked, for `user` (no password yet):
-/// `DB_HOST`, `DB_PORT`, `DB_NAME`, `DB_TLS` (default `verify-full`) and `DB_ROOT_CERT` (a
-/// PEM file of certificate authorities; default: the RDS ones shipped with the functions).
+/// [`env::database`] (by default `verify-full` against the RDS authorities shipped with the
+/// functions).
 pub fn target_from_env(user: &str) -> Result<ConnectOptions, FunctionError> {
-    let tls = match var_opt("DB_TLS") {
+    use env::database::*;
+    let v: Vars<String> = read()?;
+    let tls = match v.tls {
         None => TlsMode::VerifyFull,
-        Some(v) => v.parse().map_err(|e| FunctionError::config(format!("the environment variable DB_TLS: {e}")))?,
+        Some(t) => t.parse().map_err(|e| FunctionError::config(format!("the environment variable {TLS}: {e}")))?,
     };
-    let options = ConnectOptions::new(&var("DB_HOST")?, &var("DB_NAME")?, user).port(parsed("DB_PORT", 5432)?).tls(tls);
-    Ok(match var_opt("DB_ROOT_CERT") {
+    let options = ConnectOptions::new(&v.host, &v.name, user).port(parsed(PORT, v.port, DEFAULT_PORT)?).tls(tls);
+    Ok(match v.root_cert {
         Some(path) => options.root_cert_path(path),
         None => options.root_cert_pem(RDS_CA_BUNDLE.to_vec()),
     })
@@ -45,19 +48,25 @@ pub struct DbSettings {
 }
 
 impl DbSettings {
-    /// [`target_from_env`] as `DB_USER`, who logs in as `DB_AUTH` says: `iam` (the default),
-    /// or `secret` with the password in the secret `DB_SECRET_ARN`.
+    /// [`target_from_env`] as [`env::login`]'s user, who logs in with IAM (the default) or
+    /// with the password in a secret.
     pub fn from_env() -> Result<Self, FunctionError> {
-        let auth = match var_opt("DB_AUTH").as_deref().unwrap_or("iam") {
-            "iam" => DbAuth::Iam,
-            "secret" => DbAuth::Secret(var("DB_SECRET_ARN")?),
+        use env::login::*;
+        let v: Vars<String> = read()?;
+        let auth = match v.auth.as_deref().unwrap_or(AUTH_IAM) {
+            AUTH_IAM => DbAuth::Iam,
+            AUTH_SECRET => DbAuth::Secret(v.secret_arn.ok_or_else(|| {
+                FunctionError::config(format!(
+                    "the environment variable {SECRET_ARN} is not set, and {AUTH} is `{AUTH_SECRET}`"
+                ))
+            })?),
             other => {
                 return Err(FunctionError::config(format!(
-                    "the environment variable DB_AUTH is `{other}`; expected `iam` or `secret`"
+                    "the environment variable {AUTH} is `{other}`; expected `{AUTH_IAM}` or `{AUTH_SECRET}`"
                 )));
             }
         };
-        Ok(Self { target: target_from_env(&var("DB_USER")?)?, auth })
+        Ok(Self { target: target_from_env(&v.user)?, auth })
     }
 }
 

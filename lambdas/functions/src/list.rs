@@ -37,19 +37,23 @@ pub struct Lister {
 }
 
 impl Lister {
-    /// `DAP_API_URL`, `DAP_SECRET_ID`, `NAMESPACES` and `SKIP_TABLES` (comma-separated),
-    /// and the database as the replication functions reach it ([`crate::database::DbSettings`]).
+    /// DAP, [`contract::env::list_tables`], and the database as the replication functions
+    /// reach it ([`crate::database::DbSettings`]).
     pub async fn from_env(sdk: &aws_config::SdkConfig) -> Result<Self, FunctionError> {
         let dap = crate::settings::DapSettings::from_env()?;
-        let namespaces = crate::settings::list("NAMESPACES");
+        let v: contract::env::list_tables::Vars<String> = crate::settings::read()?;
+        let namespaces = crate::settings::list(Some(&v.namespaces));
         if namespaces.is_empty() {
-            return Err(FunctionError::config("the environment variable NAMESPACES is empty (the stack sets it)"));
+            return Err(FunctionError::config(format!(
+                "the environment variable {} is empty (the stack sets it)",
+                contract::env::list_tables::NAMESPACES
+            )));
         }
         Ok(Self {
             dap: DapAccess::new(dap, aws_sdk_secretsmanager::Client::new(sdk)).await?,
             sfn: aws_sdk_sfn::Client::new(sdk),
             namespaces,
-            skip: crate::settings::list("SKIP_TABLES"),
+            skip: crate::settings::list(v.skip_tables.as_deref()),
             database: Some(Credentials::new(crate::database::DbSettings::from_env()?, sdk)),
         })
     }

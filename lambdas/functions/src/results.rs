@@ -12,8 +12,7 @@ use serde::de::DeserializeOwned;
 /// The S3 client; path-style addressing against a local endpoint (which has no bucket
 /// host names), virtual-hosted on AWS.
 pub fn s3_client(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
-    let local =
-        std::env::var("AWS_ENDPOINT_URL_S3").ok().filter(|u| !u.is_empty()).or(sdk.endpoint_url().map(str::to_owned));
+    let local = crate::settings::get(contract::env::AWS_ENDPOINT_URL_S3).or(sdk.endpoint_url().map(str::to_owned));
     aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(sdk).force_path_style(local.is_some()).build())
 }
 

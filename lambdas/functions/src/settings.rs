@@ -1,26 +1,28 @@
-//! The functions' settings, from the environment the stack sets. A missing or malformed
-//! variable is one `ConfigurationError` naming it.
+//! The functions' settings, from the environment the stack sets: the groups of
+//! [`contract::env`], their values parsed. A missing or malformed variable is one
+//! `ConfigurationError` naming it. Nothing else in the functions reads the environment.
 
 use crate::error::FunctionError;
+use contract::env::{self, Group};
 use std::str::FromStr;
 use std::time::Duration;
 
-/// A required variable.
-pub fn var(name: &str) -> Result<String, FunctionError> {
-    std::env::var(name)
-        .ok()
-        .filter(|v| !v.trim().is_empty())
-        .ok_or_else(|| FunctionError::config(format!("the environment variable {name} is not set (the stack sets it)")))
-}
-
-/// An optional variable.
-pub fn var_opt(name: &str) -> Option<String> {
+/// A variable's value, `None` when unset or blank: the lookup every group is read with.
+pub fn get(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
-/// A variable parsed into `T`, or `default` when unset.
-pub fn parsed<T: FromStr>(name: &str, default: T) -> Result<T, FunctionError> {
-    match var_opt(name) {
+/// A group of [`contract::env`] from the environment; a required variable that is missing
+/// is one `ConfigurationError` naming it.
+pub fn read<G: Group>() -> Result<G, FunctionError> {
+    G::read(get).map_err(|env::Missing(name)| {
+        FunctionError::config(format!("the environment variable {name} is not set (the stack sets it)"))
+    })
+}
+
+/// Variable `name`'s `value` parsed into `T`, or `default` when unset.
+pub fn parsed<T: FromStr>(name: &str, value: Option<String>, default: T) -> Result<T, FunctionError> {
+    match value {
         None => Ok(default),
         Some(v) => v.trim().parse().map_err(|_| {
             FunctionError::config(format!("the environment variable {name} is `{v}`, which is not a valid value"))
@@ -29,16 +31,16 @@ pub fn parsed<T: FromStr>(name: &str, default: T) -> Result<T, FunctionError> {
 }
 
 /// A duration in milliseconds, when set.
-fn millis(name: &str) -> Result<Option<Duration>, FunctionError> {
-    match var_opt(name) {
+fn millis(name: &str, value: Option<String>) -> Result<Option<Duration>, FunctionError> {
+    match value {
         None => Ok(None),
-        Some(_) => Ok(Some(Duration::from_millis(parsed(name, 0)?))),
+        Some(_) => Ok(Some(Duration::from_millis(parsed(name, value, 0)?))),
     }
 }
 
 /// A comma-separated list (empty items dropped).
-pub fn list(name: &str) -> Vec<String> {
-    var_opt(name)
+pub fn list(value: Option<&str>) -> Vec<String> {
+    value
         .map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect())
         .unwrap_or_default()
 }
@@ -58,11 +60,13 @@ pub struct DapSettings {
 
 impl DapSettings {
     pub fn from_env() -> Result<Self, FunctionError> {
+        use env::dap::*;
+        let v: Vars<String> = read()?;
         Ok(Self {
-            api_url: var_opt("DAP_API_URL").unwrap_or_else(|| dap::DEFAULT_BASE_URL.to_owned()),
-            secret_id: var("DAP_SECRET_ID")?,
-            poll_interval: millis("DAP_POLL_INTERVAL_MS")?,
-            rate_window: millis("DAP_RATE_WINDOW_MS")?,
+            api_url: v.api_url.unwrap_or_else(|| dap::DEFAULT_BASE_URL.to_owned()),
+            secret_id: v.secret_id,
+            poll_interval: millis(POLL_INTERVAL_MS, v.poll_interval_ms)?,
+            rate_window: millis(RATE_WINDOW_MS, v.rate_window_ms)?,
         })
     }
 }
@@ -82,11 +86,21 @@ pub struct CallLimits {
 
 impl CallLimits {
     pub fn from_env() -> Result<Self, FunctionError> {
+        use env::replicate::*;
+        let v: Vars<String> = read()?;
         Ok(Self {
-            budget: Duration::from_secs(parsed("TIME_BUDGET_SECONDS", 840)?),
-            margin: Duration::from_secs(parsed("BUDGET_MARGIN_SECONDS", 45)?),
-            max_calls: parsed("MAX_CALLS", 200)?,
-            max_idle_calls: parsed("MAX_IDLE_CALLS", 8)?,
+            budget: Duration::from_secs(parsed(
+                TIME_BUDGET_SECONDS,
+                v.time_budget_seconds,
+                DEFAULT_TIME_BUDGET_SECONDS,
+            )?),
+            margin: Duration::from_secs(parsed(
+                BUDGET_MARGIN_SECONDS,
+                v.budget_margin_seconds,
+                DEFAULT_BUDGET_MARGIN_SECONDS,
+            )?),
+            max_calls: parsed(MAX_CALLS, v.max_calls, DEFAULT_MAX_CALLS)?,
+            max_idle_calls: parsed(MAX_IDLE_CALLS, v.max_idle_calls, DEFAULT_MAX_IDLE_CALLS)?,
         })
     }
 }

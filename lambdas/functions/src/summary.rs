@@ -111,7 +111,7 @@ pub fn hint(error: &str, dap_type: Option<&str>) -> &'static str {
     }
     match ErrorName::parse(error) {
         Some(ErrorName::Transient) => {
-            "DAP or the database stayed unavailable (or the table stayed busy in another run) through the retries; the next run tries again. If it repeats, check DAP's status and the database's metrics"
+            "DAP, the database or the way out to the internet stayed unavailable (or the table stayed busy in another run) through the retries; the next run tries again (and starts an on-demand NAT instance that stopped). If it repeats, check DAP's status, the database's metrics and the NAT"
         }
         Some(ErrorName::Dap) => {
             "DAP refused or failed the request; if it repeats, give Instructure support the DAP error type and uuid"
@@ -192,9 +192,9 @@ fn run_error(caught: &CaughtError) -> RunError {
 }
 
 impl Summarizer {
-    /// For the stack named by `STACK_NAME`.
-    pub fn from_env() -> Result<Self, FunctionError> {
-        Self::new(&crate::settings::var_opt("STACK_NAME").unwrap_or_else(|| "cd2-aws".into()))
+    /// For the stack [`contract::env::summarize`] names.
+    pub fn from_env(vars: &contract::env::summarize::Vars<String>) -> Result<Self, FunctionError> {
+        Self::new(vars.stack_name.as_deref().unwrap_or(contract::env::summarize::DEFAULT_STACK_NAME))
     }
 
     pub fn new(stack: &str) -> Result<Self, FunctionError> {

@@ -182,7 +182,7 @@ async fn a_database_the_functions_do_not_trust_is_one_alert_before_any_table() {
         replicators: 1,
         budget_seconds: 2,
         rate_window: None,
-        env: &[("DB_ROOT_CERT", &other_ca)],
+        env: &[(contract::env::database::ROOT_CERT, &other_ca)],
     };
     let mut stage = Stage::start(&emulator, &db_url, &setup).await;
 

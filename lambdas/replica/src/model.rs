@@ -5,11 +5,8 @@
 //! enum still gets its enum type, and objects without properties, arrays of objects and
 //! `oneOf` become `jsonb`.
 
+use contract::Namespace;
 use serde_json::{Map, Value};
-
-/// The namespaces DAP serves and the official client replicates, each into the schema of
-/// the same name.
-pub const NAMESPACES: [&str; 4] = ["canvas", "canvas_logs", "catalog", "new_quizzes"];
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SqlType {
@@ -129,8 +126,8 @@ pub fn quote_literal(text: &str) -> String {
 impl TableModel {
     pub fn from_schema(namespace: &str, table: &str, schema: &Value) -> Result<Self, SchemaError> {
         let fail = |problem: String| SchemaError { table: format!("{namespace}.{table}"), problem };
-        if !NAMESPACES.contains(&namespace) {
-            return Err(fail(format!("namespace `{namespace}` is not one of {}", NAMESPACES.join(", "))));
+        if Namespace::from_name(namespace).is_none() {
+            return Err(fail(format!("namespace `{namespace}` is not one of {}", Namespace::names())));
         }
         let definitions = schema.get("definitions").and_then(Value::as_object).cloned().unwrap_or_default();
         let resolver = Resolver { definitions: &definitions };
@@ -184,7 +181,7 @@ impl TableModel {
 
     /// `canvas_logs.web_logs` may repeat keys upstream, so its init upserts.
     pub fn repeats_keys(&self) -> bool {
-        self.namespace == "canvas_logs" && self.name == "web_logs"
+        self.namespace == Namespace::CanvasLogs.as_str() && self.name == "web_logs"
     }
 }
 

@@ -7,6 +7,7 @@
 use crate::constructs::database::{ClusterProps, DatabaseProps, ExistingProps};
 use crate::constructs::nat::{NatInstanceProps, NatMode};
 use crate::constructs::network::NetworkProps;
+pub use contract::Namespace;
 use serde::Deserialize;
 use std::fmt;
 
@@ -78,26 +79,6 @@ fn default_logs_days() -> u32 {
     14
 }
 
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
-#[serde(rename_all = "snake_case")]
-pub enum Namespace {
-    Canvas,
-    CanvasLogs,
-    Catalog,
-    NewQuizzes,
-}
-
-impl Namespace {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Namespace::Canvas => "canvas",
-            Namespace::CanvasLogs => "canvas_logs",
-            Namespace::Catalog => "catalog",
-            Namespace::NewQuizzes => "new_quizzes",
-        }
-    }
-}
-
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DapConfig {
@@ -167,11 +148,11 @@ pub struct LambdaConfig {
 }
 
 fn default_max_calls() -> u32 {
-    200
+    contract::env::replicate::DEFAULT_MAX_CALLS
 }
 
 fn default_max_idle_calls() -> u32 {
-    8
+    contract::env::replicate::DEFAULT_MAX_IDLE_CALLS
 }
 
 /// A bad configuration, naming the key.

@@ -152,7 +152,7 @@ pub fn idle(config: &Config) -> Vec<Line> {
     ));
     // Timed out, stopped, alert not sent, a stale table, and canvas_logs' table; and no
     // success when runs are scheduled.
-    let logs = config.namespaces.iter().any(|ns| ns.as_str() == "canvas_logs");
+    let logs = config.namespaces.contains(&crate::app::Namespace::CanvasLogs);
     let alarms = 4 + u32::from(logs) + u32::from(config.schedule_enabled);
     lines.push(fixed("CloudWatch alarms", f64::from(alarms) * usd::ALARM_MONTH, format!("{alarms} standard alarms")));
     // Sent only with runs, and billed only for the hours they are sent in.

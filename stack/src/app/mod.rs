@@ -3,6 +3,7 @@
 pub mod config;
 pub mod cost;
 pub mod envs;
+pub mod functions;
 pub mod pipeline;
 pub mod rds_ca;
 
@@ -19,11 +20,11 @@ use crate::constructs::schedule::schedule_state_machine;
 use crate::constructs::workflow::{Workflow, WorkflowError};
 use crate::intrinsics::Expr;
 use crate::template::{Parameter, Template, ValidationError};
+use contract::env;
 use pipeline::PipelineProps;
 use serde_json::Value;
 
-/// The Lambda binaries the stack may run (`db_bootstrap` only when it sets the database up).
-pub const FUNCTIONS: [&str; 5] = ["list_tables", "sync_table", "init_table", "summarize", "db_bootstrap"];
+pub use functions::{Function, Manifest};
 
 /// Lambda's hard limit; replication calls get all of it and stop early by their budget.
 const REPLICATE_TIMEOUT_SECONDS: u32 = 900;
@@ -51,6 +52,23 @@ pub const ADMIN_SECRET_ARN: &str = "AdminSecretArn";
 /// The state machine's id (its name is `<stack>-Replication`), which its alarms are named
 /// after and which the NAT instances' role names before the state machine exists.
 pub const REPLICATION_ID: &str = "Replication";
+
+/// The parameters deploy fills: the bucket of the zips (and each function's
+/// [`Function::code_key_parameter`]), and who gets the alerts.
+pub const ASSETS_BUCKET_PARAMETER: &str = "AssetsBucket";
+pub const ALERT_EMAIL_PARAMETER: &str = "AlertEmail";
+
+/// The logical id of the stack's key, which destroy lists as a leftover.
+pub const DATA_KEY_ID: &str = "DataKey";
+
+/// The id of the database construct; destroy looks for its cluster
+/// ([`database_cluster_id`]) and its deletion protection.
+pub const DATABASE_ID: &str = "Database";
+
+/// The logical id of the stack's own Aurora cluster (none with an existing database).
+pub fn database_cluster_id() -> String {
+    crate::constructs::database::cluster_id(DATABASE_ID)
+}
 
 /// The logical id of the network, whose NAT instances deploy starts before a bootstrap.
 pub const NETWORK_ID: &str = "Network";
@@ -94,7 +112,7 @@ pub fn build(config: &Config) -> Result<Synthesized, AppError> {
     ));
 
     let alert_email = t.parameter(
-        "AlertEmail",
+        ALERT_EMAIL_PARAMETER,
         Parameter::string(
             "Email address that receives failure alerts; empty for none (confirm the subscription email)",
         )
@@ -102,16 +120,16 @@ pub fn build(config: &Config) -> Result<Synthesized, AppError> {
         .with_pattern(r"^$|^[^@\s]+@[^@\s]+\.[^@\s]+$", "an email address, or empty"),
     );
     let assets_bucket = t.parameter(
-        "AssetsBucket",
+        ASSETS_BUCKET_PARAMETER,
         Parameter::string("S3 bucket holding the Lambda zips (set by cargo xtask deploy)")
             .with_pattern(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", "an S3 bucket name"),
     );
     // A code-key parameter for each function the template has, no more.
-    let asset = |t: &mut Template, function: &str| Asset {
+    let asset = |t: &mut Template, function: Function| Asset {
         bucket: assets_bucket.as_ref(),
         key: t
             .parameter(
-                &code_key_parameter(function),
+                &function.code_key_parameter(),
                 Parameter::string(format!(
                     "S3 key of the {function} zip (content-addressed, set by cargo xtask deploy)"
                 ))
@@ -121,7 +139,7 @@ pub fn build(config: &Config) -> Result<Synthesized, AppError> {
     };
     let has_email = t.condition("HasAlertEmail", !Expr::equals(alert_email.as_ref(), Expr::str("")));
 
-    let key = EncryptionKey::new(&mut t, "DataKey", &format!("{}/data", config.stack_name));
+    let key = EncryptionKey::new(&mut t, DATA_KEY_ID, &format!("{}/data", config.stack_name));
     let net = Network::new(
         &mut t,
         NETWORK_ID,
@@ -130,7 +148,7 @@ pub fn build(config: &Config) -> Result<Synthesized, AppError> {
     );
     let db = Database::new(
         &mut t,
-        "Database",
+        DATABASE_ID,
         &format!("{}-db", config.stack_name.to_lowercase()),
         &config.database,
         &net,
@@ -169,30 +187,51 @@ pub fn build(config: &Config) -> Result<Synthesized, AppError> {
     };
     let namespaces: Vec<String> = config.namespaces.iter().map(|n| n.as_str().to_owned()).collect();
     let dap_env = |f: RustFunction| {
-        f.env("DAP_API_URL", config.dap.api_url.as_str())
-            .env("DAP_SECRET_ID", config.dap.secret_name.as_str())
-            .env("RUST_LOG", "info")
+        f.vars(
+            env::dap::Vars {
+                api_url: Some(config.dap.api_url.as_str().into()),
+                secret_id: config.dap.secret_name.as_str().into(),
+                poll_interval_ms: None,
+                rate_window_ms: None,
+            }
+            .pairs(),
+        )
+        .env(env::RUST_LOG, "info")
     };
 
     // Where the database is; every connection verifies the server against the RDS CA bundle.
     let db_env = |f: RustFunction| {
-        f.env("DB_HOST", db.endpoint.clone()).env("DB_PORT", db.port.clone()).env("DB_NAME", db.name.as_str())
+        f.vars(
+            env::database::Vars {
+                host: db.endpoint.clone(),
+                port: Some(db.port.clone()),
+                name: db.name.as_str().into(),
+                tls: None,
+                root_cert: None,
+            }
+            .pairs(),
+        )
     };
     // The application role and schemas: made by the stack, or by a DBA beforehand.
     let database_ready = match (&db.admin_secret, db.bootstrap) {
         (Some(admin_secret), true) => {
             let mut db_bootstrap = db_env(RustFunction::new(
-                "DbBootstrap",
+                Function::DbBootstrap.logical_id(),
                 "Creates the application role, its schemas and the metadata tables (custom resource)",
-                asset(&mut t, "db_bootstrap"),
+                asset(&mut t, Function::DbBootstrap),
                 256,
                 BOOTSTRAP_TIMEOUT_SECONDS,
             ))
-            .env("ADMIN_SECRET_ARN", admin_secret.arn.clone())
-            // The one request it answers: this stack's, for this resource.
-            .env("STACK_ID", Expr::sub("${AWS::StackId}"))
-            .env("BOOTSTRAP_RESOURCE", DATABASE_BOOTSTRAP_ID)
-            .env("RUST_LOG", "info")
+            .vars(
+                env::bootstrap::Vars {
+                    admin_secret_arn: admin_secret.arn.clone(),
+                    // The one request it answers: this stack's, for this resource.
+                    stack_id: Expr::sub("${AWS::StackId}"),
+                    resource: DATABASE_BOOTSTRAP_ID.into(),
+                }
+                .pairs(),
+            )
+            .env(env::RUST_LOG, "info")
             .invoked_by(Invoker::CloudFormation);
             admin_secret.grant_read(&mut db_bootstrap);
             db.grant_read_reader_passwords(&mut db_bootstrap);
@@ -212,7 +251,14 @@ pub fn build(config: &Config) -> Result<Synthesized, AppError> {
     // The functions that log in as the application role (with an IAM token) and read the
     // DAP key; created after the bootstrap, since their role exists only once it ran.
     let app_function = |f: RustFunction| {
-        let mut f = db_env(dap_env(f)).env("DB_USER", db.app_user.as_str()).env("DB_AUTH", "iam");
+        let mut f = db_env(dap_env(f)).vars(
+            env::login::Vars {
+                user: db.app_user.as_str().into(),
+                auth: Some(env::login::AUTH_IAM.into()),
+                secret_arn: None,
+            }
+            .pairs(),
+        );
         if let Some(ready) = &database_ready {
             f = f.after(ready);
         }
@@ -222,38 +268,51 @@ pub fn build(config: &Config) -> Result<Synthesized, AppError> {
     };
     // The run's preflight too: it makes the connection the tables' calls will make.
     let mut list_tables = app_function(RustFunction::new(
-        "ListTables",
+        Function::ListTables.logical_id(),
         "Lists the DAP tables to replicate, once DAP and the database accept the functions",
-        asset(&mut t, "list_tables"),
+        asset(&mut t, Function::ListTables),
         256,
         LIST_TIMEOUT_SECONDS,
     ))
-    .env("NAMESPACES", namespaces.join(","))
-    .env("SKIP_TABLES", config.skip_tables.join(","));
-    let replicate = |t: &mut Template, id: &str, description: &str, function: &str| {
+    .vars(
+        env::list_tables::Vars {
+            namespaces: namespaces.join(",").into(),
+            skip_tables: Some(config.skip_tables.join(",").into()),
+        }
+        .pairs(),
+    );
+    let replicate = |t: &mut Template, function: Function, description: &str| {
         app_function(RustFunction::new(
-            id,
+            function.logical_id(),
             description,
             asset(t, function),
             config.lambda.replicate_memory_mb,
             REPLICATE_TIMEOUT_SECONDS,
         ))
-        .env("TIME_BUDGET_SECONDS", config.lambda.time_budget_seconds.to_string())
-        .env("MAX_CALLS", config.lambda.max_calls.to_string())
-        .env("MAX_IDLE_CALLS", config.lambda.max_idle_calls.to_string())
+        .vars(
+            env::replicate::Vars {
+                time_budget_seconds: Some(config.lambda.time_budget_seconds.to_string().into()),
+                budget_margin_seconds: None,
+                max_calls: Some(config.lambda.max_calls.to_string().into()),
+                max_idle_calls: Some(config.lambda.max_idle_calls.to_string().into()),
+            }
+            .pairs(),
+        )
     };
-    let sync_table = replicate(&mut t, "SyncTable", "Applies DAP incremental changes to one table", "sync_table");
-    let init_table = replicate(&mut t, "InitTable", "Loads a DAP snapshot into one new table, resumably", "init_table");
+    let sync_table = replicate(&mut t, Function::SyncTable, "Applies DAP incremental changes to one table");
+    let init_table = replicate(&mut t, Function::InitTable, "Loads a DAP snapshot into one new table, resumably");
     let mut summarize = RustFunction::new(
-        "Summarize",
+        Function::Summarize.logical_id(),
         "Reads the run's table results and renders the run summary and failure alert",
-        asset(&mut t, "summarize"),
+        asset(&mut t, Function::Summarize),
         256,
         60,
     )
-    .env("STACK_NAME", config.stack_name.as_str())
-    .env("RESULTS_BUCKET", results.name())
-    .env("RUST_LOG", "info");
+    .vars(
+        env::summarize::Vars { stack_name: Some(config.stack_name.as_str().into()), results_bucket: results.name() }
+            .pairs(),
+    )
+    .env(env::RUST_LOG, "info");
     results.grant_read(&mut summarize);
     results.grant_write_freshness(&mut summarize);
 
@@ -277,12 +336,13 @@ pub fn build(config: &Config) -> Result<Synthesized, AppError> {
     let sync_table = sync_table.build(&mut t, &defaults);
     let init_table = init_table.build(&mut t, &defaults);
     let summarize = summarize.build(&mut t, &defaults);
-    for (placeholder, function) in [
-        (pipeline::LIST_TABLES_ARN, &list_tables),
-        (pipeline::SYNC_TABLE_ARN, &sync_table),
-        (pipeline::INIT_TABLE_ARN, &init_table),
-        (pipeline::SUMMARIZE_ARN, &summarize),
+    for (id, function) in [
+        (Function::ListTables, &list_tables),
+        (Function::SyncTable, &sync_table),
+        (Function::InitTable, &init_table),
+        (Function::Summarize, &summarize),
     ] {
+        let placeholder = id.arn_placeholder().expect("a step of the workflow");
         workflow.substitutions.insert(placeholder.into(), function.arn());
         function.grant_invoke(&mut workflow);
     }
@@ -303,7 +363,7 @@ pub fn build(config: &Config) -> Result<Synthesized, AppError> {
     let quiet_hours = config.schedule_enabled.then_some(config.no_success_alarm_hours);
     alerts.watch_state_machine(&mut t, REPLICATION_ID, &machine_arn, quiet_hours);
     let short_lived: Vec<&str> =
-        if namespaces.iter().any(|ns| ns == "canvas_logs") { SHORT_LIVED_TABLES.to_vec() } else { vec![] };
+        if config.namespaces.contains(&Namespace::CanvasLogs) { SHORT_LIVED_TABLES.to_vec() } else { vec![] };
     let dashboard = crate::constructs::dashboard::pipeline_dashboard(
         &mut t,
         "Dashboard",
@@ -375,11 +435,6 @@ pub fn build(config: &Config) -> Result<Synthesized, AppError> {
 
     t.validate()?;
     Ok(Synthesized { template: t, state_machine, diagram })
-}
-
-/// The template parameter holding the S3 key of `function`'s zip, when the stack has it.
-pub fn code_key_parameter(function: &str) -> String {
-    format!("{}CodeKey", pascal_case(function))
 }
 
 pub use crate::intrinsics::pascal_case;

@@ -25,6 +25,7 @@
 //!   database connection the tables' calls will make; a setting to fix in either is one
 //!   `ConfigurationError`, summarized and alerted before any table is attempted.
 
+use super::Function;
 use crate::asl::{
     Catcher, Choice, ChoiceRule, Condition, Fail, Graph, Io, MapMode, MapState, Parallel, Pass, ResultPath,
     ResultWriter, Retrier, StateMachine, Succeed, Task, Transition, Wait,
@@ -34,11 +35,8 @@ use crate::constructs::workflow::Workflow;
 use contract::{ErrorName, ListRequest, RunResults, Status, Summary, SummaryRequest, TableList, TableState, path};
 use serde_json::{Map, Value, json};
 
-/// The placeholders the definition uses, substituted by CloudFormation.
-pub const LIST_TABLES_ARN: &str = "ListTablesArn";
-pub const SYNC_TABLE_ARN: &str = "SyncTableArn";
-pub const INIT_TABLE_ARN: &str = "InitTableArn";
-pub const SUMMARIZE_ARN: &str = "SummarizeArn";
+/// The placeholders the definition uses, substituted by CloudFormation (and the functions'
+/// ARNs', [`Function::arn_placeholder`]).
 pub const ALERTS_TOPIC_ARN: &str = "AlertsTopicArn";
 pub const RESULTS_BUCKET: &str = "ResultsBucket";
 
@@ -200,13 +198,14 @@ fn selector(pairs: &[(&str, &str)]) -> Value {
 /// A `lambda:invoke` task sending `payload` (a selector; `None`: the whole state) and
 /// keeping only the function's answer.
 fn invoke(
-    arn_placeholder: &str,
+    function: Function,
     payload: Option<Value>,
     timeout_seconds: u32,
     catch: Vec<Catcher>,
     next: Transition,
 ) -> Task {
-    let mut parameters = json!({ "FunctionName": Workflow::placeholder(arn_placeholder) });
+    let arn = function.arn_placeholder().unwrap_or_else(|| panic!("{function} is no step of the workflow"));
+    let mut parameters = json!({ "FunctionName": Workflow::placeholder(arn) });
     match payload {
         Some(p) => parameters["Payload"] = p,
         None => parameters["Payload.$"] = json!("$"),
@@ -304,7 +303,7 @@ fn table_graph(props: &PipelineProps) -> Graph {
     Graph::new("SyncTable")
         .state(
             "SyncTable",
-            invoke(SYNC_TABLE_ARN, None, task_timeout, to_table_failed(), Transition::next("AfterSync")),
+            invoke(Function::SyncTable, None, task_timeout, to_table_failed(), Transition::next("AfterSync")),
         )
         .state(
             "AfterSync",
@@ -318,7 +317,7 @@ fn table_graph(props: &PipelineProps) -> Graph {
         )
         .state(
             "InitTable",
-            invoke(INIT_TABLE_ARN, None, task_timeout, to_table_failed(), Transition::next("AfterInit")),
+            invoke(Function::InitTable, None, task_timeout, to_table_failed(), Transition::next("AfterInit")),
         )
         .state(
             "AfterInit",
@@ -353,7 +352,7 @@ pub fn definition(props: &PipelineProps) -> StateMachine {
                     "The preflight too: DAP takes the key and the database the functions' connection, or the run ends here with one alert".into(),
                 ),
                 ..invoke(
-                    LIST_TABLES_ARN,
+                    Function::ListTables,
                     Some(selector(&[
                         (ListRequest::execution, "$$.Execution.Id"),
                         (ListRequest::state_machine, "$$.StateMachine.Id"),
@@ -447,7 +446,7 @@ pub fn definition(props: &PipelineProps) -> StateMachine {
         .state(
             "Summarize",
             invoke(
-                SUMMARIZE_ARN,
+                Function::Summarize,
                 Some(selector(&[
                     (SummaryRequest::execution, "$$.Execution.Id"),
                     (SummaryRequest::state_machine, "$$.StateMachine.Id"),

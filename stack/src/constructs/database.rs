@@ -19,6 +19,11 @@ use crate::resources::secretsmanager::{GenerateSecretString, Secret};
 use crate::template::{Attributes, Handle, Template};
 use indexmap::IndexMap;
 
+/// The logical id of the Aurora cluster of the database made with `id`.
+pub fn cluster_id(id: &str) -> String {
+    format!("{id}Cluster")
+}
+
 /// Also the `[database]` table of an environment file, told apart by its `mode` key.
 #[derive(Clone, Debug, serde::Deserialize)]
 #[serde(tag = "mode", rename_all = "snake_case")]
@@ -303,7 +308,7 @@ impl Database {
             );
         }
         let cluster = t.add_with(
-            &format!("{id}Cluster"),
+            &cluster_id(id),
             DbCluster {
                 db_cluster_identifier: identifier.to_owned(),
                 engine: "aurora-postgresql",

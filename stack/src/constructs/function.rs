@@ -126,6 +126,11 @@ impl RustFunction {
         self
     }
 
+    /// A group of variables, as [`contract::env`]'s `Vars::pairs` lists them.
+    pub fn vars(self, pairs: Vec<(&str, Expr)>) -> Self {
+        pairs.into_iter().fold(self, |f, (name, value)| f.env(name, value))
+    }
+
     pub fn build(self, t: &mut Template, defaults: &FunctionDefaults) -> FunctionRef {
         let id = &self.id;
         let log_group = t.add_with(

@@ -12,6 +12,7 @@ use aws_sdk_s3::types::{
     PublicAccessBlockConfiguration, ServerSideEncryption, ServerSideEncryptionByDefault,
     ServerSideEncryptionConfiguration, ServerSideEncryptionRule,
 };
+use stack::app::{Function, Manifest};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -159,19 +160,30 @@ pub fn tls_only_policy(bucket: &str) -> String {
 /// What an upload did, for the report.
 #[derive(Debug)]
 pub struct Uploaded {
-    /// Function name -> S3 key.
-    pub keys: BTreeMap<String, String>,
+    /// Each function's S3 key.
+    pub keys: BTreeMap<Function, String>,
     pub uploaded: Vec<String>,
     pub unchanged: Vec<String>,
 }
 
-/// The zips `cargo xtask build-lambdas` made, as its `manifest.json` in `zips` names them:
-/// function -> file name.
-pub fn read_manifest(zips: &Path) -> Result<BTreeMap<String, String>> {
-    let path = zips.join("manifest.json");
+/// The zips `cargo xtask build-lambdas` made, as its manifest in `zips` names them.
+pub fn read_manifest(zips: &Path) -> Result<Manifest> {
+    let path = zips.join(Manifest::FILE);
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("reading {} (run cargo xtask build-lambdas)", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("{} is not a function -> zip map", path.display()))
+}
+
+/// Each of `needed`'s zip file, as the manifest in `zips` names it.
+pub fn needed_zips(zips: &Path, needed: &[Function]) -> Result<Vec<(Function, String)>> {
+    let manifest = read_manifest(zips)?;
+    needed
+        .iter()
+        .map(|f| match manifest.zip(*f) {
+            Some(file) => Ok((*f, file.to_owned())),
+            None => bail!("{} names no {f} zip: run cargo xtask build-lambdas", zips.join(Manifest::FILE).display()),
+        })
+        .collect()
 }
 
 /// Where zip `file` of `stack` goes in the bucket.
@@ -181,10 +193,10 @@ pub fn zip_key(stack: &str, file: &str) -> String {
 
 /// Uploads the zips of the `needed` functions, as `manifest.json` in `zips` names them,
 /// under `<stack>/`, skipping those already there.
-pub async fn upload_zips(aws: &Aws, bucket: &str, stack: &str, zips: &Path, needed: &[&str]) -> Result<Uploaded> {
+pub async fn upload_zips(aws: &Aws, bucket: &str, stack: &str, zips: &Path, needed: &[Function]) -> Result<Uploaded> {
     let s3 = aws.s3();
     let mut done = Uploaded { keys: BTreeMap::new(), uploaded: vec![], unchanged: vec![] };
-    for (function, file) in read_manifest(zips)?.into_iter().filter(|(f, _)| needed.contains(&f.as_str())) {
+    for (function, file) in needed_zips(zips, needed)? {
         let key = zip_key(stack, &file);
         match s3.head_object().bucket(bucket).key(&key).send().await {
             Ok(_) => done.unchanged.push(file),

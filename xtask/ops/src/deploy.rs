@@ -14,7 +14,7 @@ use aws_sdk_cloudformation::types::{ChangeSetType, Parameter};
 use sha2::{Digest, Sha256};
 use stack::app::cost;
 use stack::app::envs::Written;
-use stack::app::{Config, FUNCTIONS, code_key_parameter};
+use stack::app::{Config, Function};
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -158,8 +158,8 @@ pub async fn run(flags: &Flags, mode: Mode) -> Result<()> {
     let synthesized = stack::app::build(&config)?;
     let written = synthesized.write(&name, &flags.out).context("writing the synth output")?;
     let template = synthesized.template.to_json();
-    let needed: Vec<&str> =
-        FUNCTIONS.into_iter().filter(|f| template["Parameters"].get(code_key_parameter(f)).is_some()).collect();
+    let needed: Vec<Function> =
+        Function::ALL.into_iter().filter(|f| template["Parameters"].get(f.code_key_parameter()).is_some()).collect();
 
     let keys = match mode {
         Mode::Apply => {
@@ -174,20 +174,17 @@ pub async fn run(flags: &Flags, mode: Mode) -> Result<()> {
             );
             up.keys
         }
-        Mode::Diff => planned_keys(&name, &flags.zips)?,
+        Mode::Diff => planned_keys(&name, &flags.zips, &needed)?,
     };
-    let mut parameters = vec![parameter("AssetsBucket", &bucket)];
-    for f in &needed {
-        let key = keys.get(*f).with_context(|| {
-            format!("{} names no {f} zip: run cargo xtask build-lambdas", flags.zips.join("manifest.json").display())
-        })?;
-        parameters.push(parameter(&code_key_parameter(f), key));
+    let mut parameters = vec![parameter(stack::app::ASSETS_BUCKET_PARAMETER, &bucket)];
+    for (f, key) in &keys {
+        parameters.push(parameter(&f.code_key_parameter(), key));
     }
     parameters.push(match (&config.alert_email, &stack) {
-        (email, Some(s)) if email.is_empty() && s.parameter("AlertEmail").is_some() => {
-            Parameter::builder().parameter_key("AlertEmail").use_previous_value(true).build()
+        (email, Some(s)) if email.is_empty() && s.parameter(stack::app::ALERT_EMAIL_PARAMETER).is_some() => {
+            Parameter::builder().parameter_key(stack::app::ALERT_EMAIL_PARAMETER).use_previous_value(true).build()
         }
-        (email, _) => parameter("AlertEmail", email),
+        (email, _) => parameter(stack::app::ALERT_EMAIL_PARAMETER, email),
     });
 
     let body = serde_json::to_string(&template)?;
@@ -295,8 +292,8 @@ fn parameter(key: &str, value: &str) -> Parameter {
 }
 
 /// The keys the zips get, without uploading them (diff).
-fn planned_keys(stack: &str, zips: &Path) -> Result<std::collections::BTreeMap<String, String>> {
-    Ok(assets::read_manifest(zips)?.into_iter().map(|(f, file)| (f, assets::zip_key(stack, &file))).collect())
+fn planned_keys(stack: &str, zips: &Path, needed: &[Function]) -> Result<std::collections::BTreeMap<Function, String>> {
+    Ok(assets::needed_zips(zips, needed)?.into_iter().map(|(f, file)| (f, assets::zip_key(stack, &file))).collect())
 }
 
 async fn current_template(aws: &Aws, stack_id: &str) -> Result<Option<serde_json::Value>> {

@@ -45,8 +45,8 @@ pub async fn run(flags: &Flags) -> Result<()> {
         return leftovers(&aws, &config, None).await;
     };
     let resources = stacks::resources(&aws, &stack.id).await?;
-    let key_id = resources.get("DataKey").cloned();
-    let cluster = resources.get("DatabaseCluster").cloned();
+    let key_id = resources.get(stack::app::DATA_KEY_ID).cloned();
+    let cluster = resources.get(&stack::app::database_cluster_id()).cloned();
     if let Some(cluster) = &cluster {
         let protected = aws
             .rds()

@@ -1,6 +1,7 @@
-//! On-demand NAT instances (`network.nat = "instance-on-demand"`), started before a deploy:
-//! the database bootstrap reaches Secrets Manager and CloudFormation through them, and they
-//! may have stopped themselves since the last run.
+//! On-demand NAT instances (`network.nat = "instance-on-demand"`), started before a deploy
+//! (the database bootstrap reaches Secrets Manager and CloudFormation through them, and they
+//! may have stopped themselves since the last run) and by `run`, whose first step waits for
+//! them.
 
 use crate::aws::{Aws, Explain};
 use anyhow::{Result, bail};
@@ -9,13 +10,36 @@ use std::time::{Duration, Instant};
 /// How long they are given to boot and say they forward (their ready tag).
 const READY_WITHIN: Duration = Duration::from_secs(300);
 
+/// The stack's NAT instances (none with gateways or an existing VPC).
+async fn instances(aws: &Aws, stack: &str) -> Result<Vec<String>> {
+    let resources = crate::stacks::resources(aws, stack).await?;
+    let nat = stack::constructs::network::nat_id(stack::app::NETWORK_ID);
+    Ok((0..2).filter_map(|i| resources.get(&stack::constructs::nat::instance_id(&nat, i)).cloned()).collect())
+}
+
+/// Starts the stack's on-demand NAT instances without waiting: the run's first step
+/// (`WakeNat`) starts them too and waits until they forward, so this only gains it the
+/// seconds `run` takes to start the execution. A failure is a note: that step reports it.
+pub async fn start(aws: &Aws, stack: &str) {
+    let ids = match instances(aws, stack).await {
+        Ok(ids) if !ids.is_empty() => ids,
+        Ok(_) => return,
+        Err(e) => return eprintln!("note: looking for the NAT instance(s): {e:#} (the run starts them itself)"),
+    };
+    match aws.ec2().start_instances().set_instance_ids(Some(ids.clone())).send().await {
+        Ok(_) => println!("starting NAT instance(s) {}: the run waits until they forward", ids.join(", ")),
+        Err(e) => eprintln!(
+            "note: starting the NAT instance(s) {}: {} (the run starts them itself)",
+            ids.join(", "),
+            crate::aws::explain(&e)
+        ),
+    }
+}
+
 /// Starts the stack's on-demand NAT instances, if it has any, and waits until each runs with
 /// its ready tag.
 pub async fn wake(aws: &Aws, stack: &str) -> Result<()> {
-    let resources = crate::stacks::resources(aws, stack).await?;
-    let nat = stack::constructs::network::nat_id(stack::app::NETWORK_ID);
-    let ids: Vec<String> =
-        (0..2).filter_map(|i| resources.get(&stack::constructs::nat::instance_id(&nat, i)).cloned()).collect();
+    let ids = instances(aws, stack).await?;
     if ids.is_empty() {
         return Ok(());
     }

@@ -52,6 +52,9 @@ pub async fn run(flags: &Flags) -> Result<()> {
         })
         .collect::<Result<Vec<_>>>()?;
     let input = RunInput { tables: (!tables.is_empty()).then_some(tables) };
+    if config.network.nat == stack::constructs::nat::NatMode::InstanceOnDemand {
+        crate::nat::start(&aws, &config.stack_name).await;
+    }
     let name = format!("manual-{}", crate::deploy::unix_millis());
     let sfn = aws.sfn();
     let started = sfn

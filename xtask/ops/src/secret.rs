@@ -57,7 +57,7 @@ pub async fn set(flags: &Flags) -> Result<()> {
             credential_part(CLIENT_SECRET_VAR, &var(CLIENT_SECRET_VAR))?,
         )
     };
-    let value = serde_json::json!({"client_id": client_id, "client_secret": client_secret}).to_string();
+    let value = serde_json::to_string(&contract::DapCredential { client_id, client_secret })?;
     let aws = Aws::connect(&config.region).await;
     aws.caller().await?;
     let name = &config.dap.secret_name;

@@ -3,6 +3,7 @@
 //! existing database reached through a security group made here, no bootstrap).
 
 use serde_json::Value;
+use stack::app::{Function, Manifest};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -19,7 +20,10 @@ impl Env {
         let moto = testkit::Moto::start(None).expect("moto starts");
         let dir = std::env::temp_dir().join(format!("cd2-ops-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        testkit::empty_lambda_zips(&dir.join("zips"), &stack::app::FUNCTIONS).unwrap();
+        let zips = dir.join("zips");
+        let manifest: Manifest =
+            testkit::empty_lambda_zips(&zips, Function::ALL.map(Function::binary)).unwrap().into_iter().collect();
+        std::fs::write(zips.join(Manifest::FILE), manifest.to_json()).unwrap();
         let overrides = moto.existing_profile().unwrap();
         Env { moto, dir, overrides }
     }
@@ -433,6 +437,13 @@ fn deploy_makes_the_network_in_each_nat_mode() {
     let woke =
         t.find(&format!("NAT instance(s) {nat} forwarding")).unwrap_or_else(|| panic!("deploy wakes the NAT:\n{t}"));
     assert!(t[woke..].contains("updated stack cd2-instance-on-demand"), "woken before the update:\n{t}");
+    assert_eq!(network_of(&env, "cd2-instance-on-demand")["instances"][0]["state"], "running");
+    // run starts it too, without waiting: the run's first step waits until it forwards.
+    env.boto(&format!("ec2.stop_instances(InstanceIds=['{nat}'])"));
+    let on_demand = ["--set", "stack_name=cd2-instance-on-demand", "--set", "network.nat=instance-on-demand"];
+    let t = ok(env.ops("run", &[&on_demand[..], &["--no-wait"]].concat()));
+    assert!(t.contains(&format!("starting NAT instance(s) {nat}: the run waits until they forward")), "{t}");
+    assert!(t.contains("started run manual-"), "{t}");
     assert_eq!(network_of(&env, "cd2-instance-on-demand")["instances"][0]["state"], "running");
     // Always-on instances and gateways need no waking.
     let t = deploy("cd2-instance", "instance", &["--set", "map_concurrency=3"]);

@@ -6,6 +6,7 @@
 
 use crate::project;
 use anyhow::{Context, Result, bail};
+use stack::app::{Function, Manifest};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -29,7 +30,9 @@ pub fn run() -> Result<()> {
     let moto = testkit::Moto::start(None).map_err(anyhow::Error::msg)?;
     let dir = project::target_dir("bench-deploy");
     let _ = std::fs::remove_dir_all(&dir);
-    testkit::empty_lambda_zips(&dir.join("zips"), &stack::app::FUNCTIONS)?;
+    let manifest: Manifest =
+        testkit::empty_lambda_zips(&dir.join("zips"), Function::ALL.map(Function::binary))?.into_iter().collect();
+    std::fs::write(dir.join("zips").join(Manifest::FILE), manifest.to_json())?;
     let mut profile: Vec<String> = vec!["--env".into(), "existing".into()];
     for o in moto.existing_profile().map_err(anyhow::Error::msg)? {
         profile.extend(["--set".into(), o]);

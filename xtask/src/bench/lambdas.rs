@@ -5,7 +5,7 @@
 
 use crate::{build_lambdas, project};
 use anyhow::{Context, Result, bail};
-use stack::app::FUNCTIONS;
+use stack::app::Function;
 use std::io::Read as _;
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
@@ -33,7 +33,7 @@ pub fn run() -> Result<()> {
         "start-up to the first runtime API request, native release build, median of {RUNS} (anchor: `true` starts and exits in {:.1} ms):",
         ms(anchor)
     );
-    for function in FUNCTIONS {
+    for function in Function::ALL.map(Function::binary) {
         let exe = project::target_dir("release").join(function);
         let times = (0..RUNS).map(|_| first_request(&exe)).collect::<Result<Vec<_>>>()?;
         let max = times.iter().max().copied().unwrap_or_default();
@@ -58,6 +58,48 @@ fn spawn_true() -> Result<Duration> {
     Ok(start.elapsed())
 }
 
+/// Every group the stack sets, values made up (each function reads its own).
+fn stack_env() -> Vec<(&'static str, String)> {
+    use contract::env;
+    let secret = |name: &str| format!("arn:aws:secretsmanager:us-east-1:123456789012:secret:{name}");
+    let mut vars = vec![(env::RUST_LOG, "info".to_owned())];
+    vars.extend(
+        env::dap::Vars { api_url: None, secret_id: "bench/dap".into(), poll_interval_ms: None, rate_window_ms: None }
+            .pairs(),
+    );
+    vars.extend(
+        env::database::Vars {
+            host: "db.invalid".into(),
+            port: Some("5432".into()),
+            name: "cd2".into(),
+            tls: None,
+            root_cert: None,
+        }
+        .pairs(),
+    );
+    vars.extend(env::login::Vars { user: "cd2_app".into(), auth: None, secret_arn: None }.pairs());
+    vars.extend(env::list_tables::Vars { namespaces: "canvas".into(), skip_tables: None }.pairs());
+    vars.extend(
+        env::replicate::Vars {
+            time_budget_seconds: None,
+            budget_margin_seconds: None,
+            max_calls: None,
+            max_idle_calls: None,
+        }
+        .pairs(),
+    );
+    vars.extend(env::summarize::Vars { stack_name: None, results_bucket: "bench-results".into() }.pairs());
+    vars.extend(
+        env::bootstrap::Vars {
+            admin_secret_arn: secret("bench-admin"),
+            stack_id: "arn:aws:cloudformation:us-east-1:123456789012:stack/bench/1".into(),
+            resource: "DatabaseBootstrap".into(),
+        }
+        .pairs(),
+    );
+    vars
+}
+
 /// Starts `exe` as Lambda would (with the environment the stack sets, values made up) and
 /// times the arrival of its first `GET .../invocation/next`.
 fn first_request(exe: &std::path::Path) -> Result<Duration> {
@@ -76,10 +118,8 @@ fn first_request(exe: &std::path::Path) -> Result<Duration> {
             ("AWS_REGION", "us-east-1".into()),
             ("AWS_ACCESS_KEY_ID", "bench".into()),
             ("AWS_SECRET_ACCESS_KEY", "bench".into()),
-            ("ADMIN_SECRET_ARN", "arn:aws:secretsmanager:us-east-1:123456789012:secret:bench".into()),
-            ("DB_HOST", "db.invalid".into()),
-            ("DB_NAME", "cd2".into()),
         ])
+        .envs(stack_env())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -8,10 +8,11 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     functions::init_logging();
-    let summarizer = Summarizer::from_env()?;
+    let vars: contract::env::summarize::Vars<String> = functions::settings::read()?;
+    let summarizer = Summarizer::from_env(&vars)?;
     let s3 = functions::results::s3_client(&functions::aws::load().await);
     // Where the tables' freshness is kept: the results bucket.
-    let bucket = functions::settings::var("RESULTS_BUCKET")?;
+    let bucket = vars.results_bucket;
     let (summarizer, s3, bucket) = (&summarizer, &s3, &bucket);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SummaryRequest>| async move {
         let mut request = event.payload;

@@ -6,18 +6,19 @@
 
 use super::Aws;
 use aws_sdk_sfn::types::ExecutionStatus;
+use contract::env;
 use emulator::Emulator;
 use serde_json::json;
-use stack::app::{self, Config, pipeline};
+use stack::app::{self, Config, Function, pipeline};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// The binaries, by the names the definition's ARNs end in.
-const FUNCTIONS: [(&str, &str); 4] = [
-    ("list_tables", env!("CARGO_BIN_EXE_list_tables")),
-    ("sync_table", env!("CARGO_BIN_EXE_sync_table")),
-    ("init_table", env!("CARGO_BIN_EXE_init_table")),
-    ("summarize", env!("CARGO_BIN_EXE_summarize")),
+/// The workflow's functions and their binaries (the definition's ARNs end in their names).
+const FUNCTIONS: [(Function, &str); 4] = [
+    (Function::ListTables, env!("CARGO_BIN_EXE_list_tables")),
+    (Function::SyncTable, env!("CARGO_BIN_EXE_sync_table")),
+    (Function::InitTable, env!("CARGO_BIN_EXE_init_table")),
+    (Function::Summarize, env!("CARGO_BIN_EXE_summarize")),
 ];
 
 pub const ACCOUNT: &str = "123456789012";
@@ -65,14 +66,9 @@ fn definition(topic_arn: &str, nat: &str, overrides: &[&str]) -> String {
     let overrides: Vec<String> = overrides.iter().map(|o| (*o).to_owned()).collect();
     let config = Config::from_toml(&text, "dev.toml", &overrides).unwrap();
     let mut asl = app::build(&config).unwrap().state_machine.to_string();
-    for (placeholder, function) in [
-        (pipeline::LIST_TABLES_ARN, "list_tables"),
-        (pipeline::SYNC_TABLE_ARN, "sync_table"),
-        (pipeline::INIT_TABLE_ARN, "init_table"),
-        (pipeline::SUMMARIZE_ARN, "summarize"),
-    ] {
+    for (function, _) in FUNCTIONS {
         let arn = format!("arn:aws:lambda:us-east-1:{ACCOUNT}:function:{function}");
-        asl = asl.replace(&format!("${{{placeholder}}}"), &arn);
+        asl = asl.replace(&format!("${{{}}}", function.arn_placeholder().unwrap()), &arn);
     }
     let asl = asl
         .replace(&format!("${{{}}}", pipeline::ALERTS_TOPIC_ARN), topic_arn)
@@ -122,37 +118,63 @@ impl Stage {
             )
             .unwrap();
 
+        // What the stack sets, as a local server and moto need it.
         let env: Vec<(String, String)> = [
             ("AWS_ENDPOINT_URL", aws.moto.endpoint()),
             ("AWS_REGION", "us-east-1".into()),
             ("AWS_ACCESS_KEY_ID", "testing".into()),
             ("AWS_SECRET_ACCESS_KEY", "testing".into()),
-            ("DAP_API_URL", dap_settings.api_url.clone()),
-            ("DAP_SECRET_ID", dap_settings.secret_id.clone()),
-            ("DAP_POLL_INTERVAL_MS", "50".into()),
-            ("NAMESPACES", setup.namespaces.into()),
-            ("SKIP_TABLES", String::new()),
-            ("DB_HOST", target.host.clone()),
-            ("DB_PORT", target.port.to_string()),
-            ("DB_NAME", target.database.clone()),
-            ("DB_USER", target.user.clone()),
-            ("DB_AUTH", "secret".into()),
-            ("DB_SECRET_ARN", db_secret),
-            ("DB_TLS", "verify-full".into()),
-            ("DB_ROOT_CERT", testkit::server_ca().expect("the test server has TLS").display().to_string()),
-            ("TIME_BUDGET_SECONDS", setup.budget_seconds.to_string()),
-            ("STACK_NAME", "cd2-e2e".into()),
-            ("RESULTS_BUCKET", RESULTS_BUCKET.into()),
-            ("RUST_LOG", "info".into()),
+            (env::RUST_LOG, "info".into()),
         ]
         .into_iter()
+        .chain(
+            env::dap::Vars {
+                api_url: Some(dap_settings.api_url.clone()),
+                secret_id: dap_settings.secret_id.clone(),
+                poll_interval_ms: Some("50".into()),
+                rate_window_ms: setup.rate_window.map(|w| w.as_millis().to_string()),
+            }
+            .pairs(),
+        )
+        .chain(env::list_tables::Vars { namespaces: setup.namespaces.into(), skip_tables: None }.pairs())
+        .chain(
+            env::database::Vars {
+                host: target.host.clone(),
+                port: Some(target.port.to_string()),
+                name: target.database.clone(),
+                tls: Some("verify-full".into()),
+                root_cert: Some(testkit::server_ca().expect("the test server has TLS").display().to_string()),
+            }
+            .pairs(),
+        )
+        .chain(
+            env::login::Vars {
+                user: target.user.clone(),
+                auth: Some(env::login::AUTH_SECRET.into()),
+                secret_arn: Some(db_secret),
+            }
+            .pairs(),
+        )
+        .chain(
+            env::replicate::Vars {
+                time_budget_seconds: Some(setup.budget_seconds.to_string()),
+                budget_margin_seconds: None,
+                max_calls: None,
+                max_idle_calls: None,
+            }
+            .pairs(),
+        )
+        .chain(
+            env::summarize::Vars { stack_name: Some("cd2-e2e".into()), results_bucket: RESULTS_BUCKET.into() }.pairs(),
+        )
         .map(|(k, v)| (k.to_owned(), v))
-        .chain(setup.rate_window.map(|w| ("DAP_RATE_WINDOW_MS".to_owned(), w.as_millis().to_string())))
+        // The test's own, over the above.
         .chain(setup.env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())))
         .collect();
-        for (name, exe) in FUNCTIONS {
-            let instances = if name.ends_with("_table") && name != "list_tables" { setup.replicators } else { 1 };
-            watch.serve(name, Path::new(exe), instances, &env, &logs).unwrap();
+        for (function, exe) in FUNCTIONS {
+            let replicates = matches!(function, Function::SyncTable | Function::InitTable);
+            let instances = if replicates { setup.replicators } else { 1 };
+            watch.serve(function.binary(), Path::new(exe), instances, &env, &logs).unwrap();
         }
 
         let sfn = aws_sdk_sfn::Client::new(&aws.sdk);

@@ -72,7 +72,7 @@ impl Fixture {
     async fn set_up(&self) {
         let setup = replica::setup::Setup {
             app: self.app.clone(),
-            namespaces: replica::model::NAMESPACES.iter().map(|n| n.to_string()).collect(),
+            namespaces: contract::Namespace::ALL.iter().map(|n| n.to_string()).collect(),
             readers: self.readers.lock().unwrap().clone(),
             passwords: self.passwords.lock().unwrap().clone(),
             iam: false,
