@@ -34,8 +34,7 @@ pub fn build() -> Result<Vec<Zip>> {
         std::iter::once(tools.bin().to_path_buf())
             .chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())),
     )?;
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
+    let status = testkit::cargo()
         .args([
             "lambda",
             "build",

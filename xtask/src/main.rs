@@ -63,30 +63,8 @@ enum Command {
         #[arg(long, default_value_t = 6000)]
         window_ms: u64,
     },
-    /// Build the Lambdas, upload them, show the change set and the idle cost, and deploy (--env, --set, --email, --yes).
-    #[command(disable_help_flag = true)]
-    Deploy(Passed),
-    /// Show what a deploy would change, without changing anything (--env, --set).
-    #[command(disable_help_flag = true)]
-    Diff(Passed),
-    /// Delete the stack; keeps a final snapshot and its key unless --delete-data (--env, --yes).
-    #[command(disable_help_flag = true)]
-    Destroy(Passed),
-    /// Start a replication run and follow it table by table (--table NS.TABLE, --no-wait).
-    #[command(disable_help_flag = true)]
-    Run(Passed),
-    /// The recent runs: outcome, duration and counts.
-    #[command(disable_help_flag = true)]
-    Status(Passed),
-    /// Run one SQL statement on the stack's Aurora cluster through the RDS Data API ("SELECT ...", --csv).
-    #[command(disable_help_flag = true)]
-    Sql(Passed),
-    /// Store the DAP client id and secret (from DAP_CLIENT_ID, DAP_CLIENT_SECRET; set_key.sh asks for them).
-    #[command(disable_help_flag = true)]
-    SetKey(Passed),
-    /// Delete the DAP secret, with a recovery window (destroy.sh runs it).
-    #[command(disable_help_flag = true)]
-    DeleteKey(Passed),
+    #[command(flatten)]
+    Aws(ops::Command),
     /// The replicating side of `bench replication`, in its own process.
     #[command(hide = true)]
     BenchChild {
@@ -97,32 +75,8 @@ enum Command {
     },
 }
 
-/// Arguments handed unchanged to the cd2-ops command of the same name (`--help` for its own).
-#[derive(Debug, clap::Args)]
-pub struct Passed {
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    args: Vec<String>,
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let passed = match &cli.command {
-        Command::Deploy(p) => Some(("deploy", p)),
-        Command::Diff(p) => Some(("diff", p)),
-        Command::Destroy(p) => Some(("destroy", p)),
-        Command::Run(p) => Some(("run", p)),
-        Command::Status(p) => Some(("status", p)),
-        Command::Sql(p) => Some(("sql", p)),
-        Command::SetKey(p) => Some(("set-key", p)),
-        Command::DeleteKey(p) => Some(("delete-key", p)),
-        _ => None,
-    };
-    if let Some((command, p)) = passed {
-        return ops::run(command, &p.args).unwrap_or_else(|e| {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        });
-    }
     let result = match cli.command {
         Command::Synth { env, out } => synth::run(&env, &out),
         Command::Test { no_validators } => test::run(no_validators),
@@ -132,14 +86,13 @@ fn main() -> ExitCode {
             bench::run(which, bench::Sizes { iterations, rows, tables, window_ms })
         }
         Command::BenchChild { dap, db } => bench::replication_child(&dap, &db),
-        Command::Deploy(_)
-        | Command::Diff(_)
-        | Command::Destroy(_)
-        | Command::Run(_)
-        | Command::Status(_)
-        | Command::Sql(_)
-        | Command::SetKey(_)
-        | Command::DeleteKey(_) => unreachable!("handed to cd2-ops above"),
+        // cd2-ops has said why it failed: its exit code is enough.
+        Command::Aws(command) => {
+            return command.run().unwrap_or_else(|e| {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            });
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -6,10 +6,64 @@
 
 use crate::{build_lambdas, project};
 use anyhow::{Context, Result};
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 
-/// Runs `command` with `args`; the exit code is cd2-ops's, which has already said why.
-pub fn run(command: &str, args: &[String]) -> Result<ExitCode> {
+/// The commands that talk to AWS, each handed unchanged to the cd2-ops command of the same
+/// name: `--help` is cd2-ops's, with the command's real flags.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Build the Lambdas, upload them, show the change set and the idle cost, and deploy (--env, --set, --email, --yes).
+    #[command(disable_help_flag = true)]
+    Deploy(Passed),
+    /// Show what a deploy would change, without changing anything (--env, --set).
+    #[command(disable_help_flag = true)]
+    Diff(Passed),
+    /// Delete the stack; keeps a final snapshot and its key unless --delete-data (--env, --yes).
+    #[command(disable_help_flag = true)]
+    Destroy(Passed),
+    /// Start a replication run and follow it table by table (--table NS.TABLE, --no-wait).
+    #[command(disable_help_flag = true)]
+    Run(Passed),
+    /// The recent runs: outcome, duration and counts (--tables: each table's freshness).
+    #[command(disable_help_flag = true)]
+    Status(Passed),
+    /// Run one SQL statement on the stack's Aurora cluster through the RDS Data API ("SELECT ...", --csv).
+    #[command(disable_help_flag = true)]
+    Sql(Passed),
+    /// Store the DAP client id and secret (from DAP_CLIENT_ID, DAP_CLIENT_SECRET; set_key.sh asks for them).
+    #[command(disable_help_flag = true)]
+    SetKey(Passed),
+    /// Delete the DAP secret, with a recovery window (destroy.sh runs it).
+    #[command(disable_help_flag = true)]
+    DeleteKey(Passed),
+}
+
+/// A command's arguments, as given.
+#[derive(Debug, clap::Args)]
+pub struct Passed {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    args: Vec<String>,
+}
+
+impl Command {
+    /// Runs it in cd2-ops; the exit code is cd2-ops's, which has already said why.
+    pub fn run(&self) -> Result<ExitCode> {
+        let (name, Passed { args }) = match self {
+            Command::Deploy(p) => ("deploy", p),
+            Command::Diff(p) => ("diff", p),
+            Command::Destroy(p) => ("destroy", p),
+            Command::Run(p) => ("run", p),
+            Command::Status(p) => ("status", p),
+            Command::Sql(p) => ("sql", p),
+            Command::SetKey(p) => ("set-key", p),
+            Command::DeleteKey(p) => ("delete-key", p),
+        };
+        run(name, args)
+    }
+}
+
+/// Runs `command` with `args`: deploy and diff check first, then build the zips.
+fn run(command: &str, args: &[String]) -> Result<ExitCode> {
     let help = args.iter().any(|a| a == "-h" || a == "--help");
     if matches!(command, "deploy" | "diff") && !help {
         let mut check = args.to_vec();
@@ -30,9 +84,8 @@ pub fn run(command: &str, args: &[String]) -> Result<ExitCode> {
 }
 
 fn ops(command: &str, args: &[String]) -> Result<ExitCode> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let manifest = project::root().join("Cargo.toml");
-    let status = Command::new(cargo)
+    let status = testkit::cargo()
         .args(["run", "--quiet", "--package", "cd2-ops", "--manifest-path"])
         .arg(manifest)
         .arg("--")

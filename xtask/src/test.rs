@@ -7,7 +7,6 @@
 use crate::validators::{Validators, Verdict};
 use crate::{EnvFlags, project, synth};
 use anyhow::{Context, Result, bail};
-use std::process::Command;
 
 pub fn run(no_validators: bool) -> Result<()> {
     // One PostgreSQL server for every test binary of the run and the interchange test.
@@ -23,8 +22,7 @@ fn run_with(server: &testkit::PgServer, no_validators: bool) -> Result<()> {
     let database = &server.url();
     // moto and cargo-lambda, which the Lambda tests use, come with the validators.
     let tools = Validators::ensure()?;
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut command = Command::new(cargo);
+    let mut command = testkit::cargo();
     command.env(testkit::PYTHON_TOOLS_VAR, tools.bin());
     if let Some(ca) = server.ca_cert() {
         command.env(testkit::DATABASE_CA_VAR, ca);

@@ -5,6 +5,12 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Now, in Unix seconds: the clock every age in the file is measured against (summarize's
+/// and `status --tables`').
+pub fn now_s() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or_default()
+}
+
 /// The object's key in the results bucket.
 pub const FRESHNESS_KEY: &str = "freshness.json";
 

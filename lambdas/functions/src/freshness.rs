@@ -171,10 +171,7 @@ pub async fn after_run(s3: &aws_sdk_s3::Client, bucket: &str, request: &contract
     }
 }
 
-/// Now, in Unix seconds.
-pub fn now_s() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or_default()
-}
+pub use contract::freshness::now_s;
 
 #[cfg(test)]
 mod tests {

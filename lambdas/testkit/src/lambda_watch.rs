@@ -39,7 +39,7 @@ impl LambdaWatch {
         )
         .map_err(|e| format!("PATH: {e}"))?;
         let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.toml");
-        let watch = Command::new("cargo")
+        let watch = crate::cargo()
             .args(["lambda", "watch", "--only-lambda-apis", "--invoke-address", "127.0.0.1", "--invoke-port"])
             .arg(port.to_string())
             .arg("--manifest-path")

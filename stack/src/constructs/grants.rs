@@ -18,6 +18,18 @@ pub struct SecretRef {
 }
 
 impl SecretRef {
+    /// A secret of this account and region made outside the stack, by name, under the
+    /// AWS-managed key (as CDK's `Secret.fromSecretNameV2`): its ARN ends in the six random
+    /// characters Secrets Manager appends to every name, matched by `-??????`.
+    pub fn from_name(name: &str) -> Self {
+        SecretRef {
+            arn: Expr::sub(format!(
+                "arn:${{AWS::Partition}}:secretsmanager:${{AWS::Region}}:${{AWS::AccountId}}:secret:{name}-??????"
+            )),
+            key_arn: None,
+        }
+    }
+
     pub fn grant_read(&self, grantee: &mut dyn Grantee) {
         grantee.add_to_policy(Statement::allow(
             &["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],

@@ -2,11 +2,11 @@
 //! with its replacements, wider access and the idle cost; then (deploy) a confirmation, the
 //! stack events followed to the end, and the outputs saved next to the template.
 
-use crate::EnvFlags;
 use crate::assets;
 use crate::aws::{Aws, Caller, Explain, is_code};
 use crate::changes::{self, Prepared, TemplateSource};
 use crate::events;
+use crate::project::EnvFlags;
 use crate::prompt;
 use crate::stacks::{self, StackInfo};
 use anyhow::{Context, Result, bail};
@@ -16,7 +16,7 @@ use stack::app::cost;
 use stack::app::envs::Written;
 use stack::app::{Config, Function};
 use std::path::{Path, PathBuf};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 /// CloudFormation takes at most this much template inline; larger ones go through S3.
 const TEMPLATE_BODY_LIMIT: usize = 51_200;
@@ -80,7 +80,7 @@ pub async fn preflight(flags: &Flags, mode: Mode) -> Result<Preflight> {
     if let Some(email) = &flags.email {
         env.overrides.push(format!("alert_email={email}"));
     }
-    let config = env.load(&crate::root())?;
+    let config = env.load(&crate::project::root())?;
     let aws = Aws::connect(&config.region).await;
     let caller = aws.caller().await?;
     // Before anything is built or uploaded: a deploy will have to ask.
@@ -203,7 +203,7 @@ pub async fn run(flags: &Flags, mode: Mode) -> Result<()> {
         (Some(s), ChangeSetType::Update) => current_template(&aws, &s.id).await?,
         _ => None,
     };
-    let change_set = format!("cd2-{}", unix_millis());
+    let change_set = format!("cd2-{}", crate::clock::unix_millis());
     let prepared = changes::create(&aws, &name, &change_set, kind.clone(), &source, parameters).await?;
     let (stack_id, changes) = match prepared {
         Prepared::NoChanges => {
@@ -319,8 +319,4 @@ async fn save_outputs(aws: &Aws, name: &str, out: &Path) -> Result<()> {
     println!("saved {}", path.display());
     println!("dashboard: {}", stack::constructs::dashboard::console_url(&aws.region, name));
     Ok(())
-}
-
-pub fn unix_millis() -> u128 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or_default()
 }

@@ -4,10 +4,10 @@
 //! snapshot and schedules the key for deletion. At the end: exactly what is left, and what
 //! it costs a month.
 
-use crate::EnvFlags;
 use crate::assets;
 use crate::aws::{Aws, Explain, explain, is_code};
 use crate::events;
+use crate::project::EnvFlags;
 use crate::prompt;
 use crate::stacks;
 use anyhow::{Result, bail};
@@ -30,7 +30,7 @@ pub struct Flags {
 const KEY_DELETION_DAYS: i32 = 7;
 
 pub async fn run(flags: &Flags) -> Result<()> {
-    let config = flags.env.load(&crate::root())?;
+    let config = flags.env.load(&crate::project::root())?;
     let aws = Aws::connect(&config.region).await;
     let caller = aws.caller().await?;
     let name = config.stack_name.clone();

@@ -63,7 +63,7 @@ pub async fn delete_stack(aws: &Aws, stack_id: &str, total: usize) -> Result<Out
     aws.cloudformation()
         .delete_stack()
         .stack_name(stack_id)
-        .client_request_token(format!("cd2-delete-{}", crate::deploy::unix_millis()))
+        .client_request_token(format!("cd2-delete-{}", crate::clock::unix_millis()))
         .send()
         .await
         .doing(format!("deleting stack {stack_id}"))?;

@@ -8,11 +8,13 @@
 mod assets;
 mod aws;
 mod changes;
+mod clock;
 mod deploy;
 mod destroy;
 mod events;
 mod nat;
 mod offers;
+mod project;
 mod prompt;
 mod run;
 mod secret;
@@ -21,8 +23,6 @@ mod stacks;
 mod status;
 
 use clap::{Parser, Subcommand};
-pub use stack::app::envs::EnvFlags;
-use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Debug, Parser)]
@@ -52,11 +52,6 @@ enum Command {
     SetKey(secret::Flags),
     /// Delete the DAP credential secret (with a recovery window).
     DeleteKey(secret::DeleteFlags),
-}
-
-/// The checkout this binary was built in.
-pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("the workspace exists")
 }
 
 fn main() -> ExitCode {

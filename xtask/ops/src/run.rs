@@ -1,8 +1,8 @@
 //! `run`: starts a replication run and follows it, one line per table as it finishes (the
 //! Distributed Map's child executions), and fails when the run failed.
 
-use crate::EnvFlags;
 use crate::aws::{Aws, Explain};
+use crate::project::EnvFlags;
 use anyhow::{Result, bail};
 use aws_sdk_sfn::types::ExecutionStatus;
 use contract::{RunInput, Summary, TableRef, TableState};
@@ -38,7 +38,7 @@ pub async fn state_machine(aws: &Aws, stack: &str) -> Result<String> {
 }
 
 pub async fn run(flags: &Flags) -> Result<()> {
-    let config = flags.env.load(&crate::root())?;
+    let config = flags.env.load(&crate::project::root())?;
     let aws = Aws::connect(&config.region).await;
     let machine = state_machine(&aws, &config.stack_name).await?;
     let tables = flags
@@ -55,7 +55,7 @@ pub async fn run(flags: &Flags) -> Result<()> {
     if config.network.nat == stack::constructs::nat::NatMode::InstanceOnDemand {
         crate::nat::start(&aws, &config.stack_name).await;
     }
-    let name = format!("manual-{}", crate::deploy::unix_millis());
+    let name = format!("manual-{}", crate::clock::unix_millis());
     let sfn = aws.sfn();
     let started = sfn
         .start_execution()

@@ -2,8 +2,8 @@
 //! place it lives. The values come from the environment (`set_key.sh` reads them without
 //! echo) and are never printed.
 
-use crate::EnvFlags;
 use crate::aws::{Aws, Explain, is_code};
+use crate::project::EnvFlags;
 use crate::prompt;
 use anyhow::{Result, bail};
 
@@ -45,7 +45,7 @@ fn credential_part(name: &str, value: &str) -> Result<String> {
 }
 
 pub async fn set(flags: &Flags) -> Result<()> {
-    let config = flags.env.load(&crate::root())?;
+    let config = flags.env.load(&crate::project::root())?;
     let (client_id, client_secret) = if flags.stdin {
         let mut lines = std::io::stdin().lines();
         let mut next = || lines.next().transpose().map(Option::unwrap_or_default);
@@ -93,7 +93,7 @@ pub async fn set(flags: &Flags) -> Result<()> {
 }
 
 pub async fn delete(flags: &DeleteFlags) -> Result<()> {
-    let config = flags.env.load(&crate::root())?;
+    let config = flags.env.load(&crate::project::root())?;
     let aws = Aws::connect(&config.region).await;
     aws.caller().await?;
     let name = &config.dap.secret_name;

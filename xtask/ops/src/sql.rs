@@ -3,8 +3,8 @@
 //! network path to the private cluster is needed. A database the stack does not own has
 //! no Data API of the stack's: `sql` says so and how to reach it instead.
 
-use crate::EnvFlags;
 use crate::aws::{Aws, Explain};
+use crate::project::EnvFlags;
 use anyhow::{Result, anyhow, bail};
 use aws_sdk_rdsdata::types::Field;
 use backon::{ConstantBuilder, Retryable as _};
@@ -23,7 +23,7 @@ pub struct Flags {
 }
 
 pub async fn run(flags: &Flags) -> Result<()> {
-    let config = flags.env.load(&crate::root())?;
+    let config = flags.env.load(&crate::project::root())?;
     let aws = Aws::connect(&config.region).await;
     let stack = &config.stack_name;
     let Some(info) = crate::stacks::describe(&aws, stack).await? else {

@@ -2,8 +2,8 @@
 //! nothing), then the recent runs, newest first, with their outcome, duration and counts;
 //! or, with `--tables`, how fresh each table is, as the last run's `summarize` wrote it.
 
-use crate::EnvFlags;
 use crate::aws::{Aws, Explain};
+use crate::project::EnvFlags;
 use anyhow::{Context as _, Result};
 use aws_sdk_sfn::types::ExecutionStatus;
 use contract::Summary;
@@ -22,7 +22,7 @@ pub struct Flags {
 }
 
 pub async fn run(flags: &Flags) -> Result<()> {
-    let config = flags.env.load(&crate::root())?;
+    let config = flags.env.load(&crate::project::root())?;
     let aws = Aws::connect(&config.region).await;
     let machine = crate::run::state_machine(&aws, &config.stack_name).await?;
     for line in match subscriptions(&aws, &config.stack_name).await {
@@ -88,14 +88,10 @@ async fn tables(aws: &Aws, stack: &str) -> Result<()> {
     let bytes = object.body.collect().await.with_context(|| format!("reading s3://{bucket}/{key}"))?.into_bytes();
     let fresh: contract::freshness::Freshness = serde_json::from_slice(&bytes)
         .with_context(|| format!("s3://{bucket}/{key} is not the freshness summarize writes"))?;
-    for line in table_lines(&fresh, now_s()) {
+    for line in table_lines(&fresh, contract::freshness::now_s()) {
         println!("{line}");
     }
     Ok(())
-}
-
-fn now_s() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or_default()
 }
 
 /// The table of `status --tables`: least current first (never replicated before all).

@@ -7,15 +7,13 @@
 use crate::project;
 use anyhow::{Context, Result, bail};
 use stack::app::{Function, Manifest};
-use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const RUNS: usize = 5;
 
 pub fn run() -> Result<()> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let built = Command::new(&cargo)
+    let built = testkit::cargo()
         .args(["build", "--quiet", "-p", "cd2-ops", "-p", "xtask"])
         .current_dir(project::root())
         .status()
@@ -23,7 +21,8 @@ pub fn run() -> Result<()> {
     if !built.success() {
         bail!("cargo build -p cd2-ops failed ({built})");
     }
-    synth_process(&cargo)?;
+    synth_process()?;
+    switches()?;
 
     // moto and its launcher come with the Python tools.
     crate::validators::Validators::ensure()?;
@@ -40,8 +39,7 @@ pub fn run() -> Result<()> {
     let out = dir.join("out").display().to_string();
     let zips = dir.join("zips").display().to_string();
     // A fresh command each time: moto's endpoint, test credentials, the profile.
-    let command = |program: &Path, args: &[&str]| {
-        let mut c = Command::new(program);
+    let command = |mut c: Command, args: &[&str]| {
         c.args(args).args(&profile).env("DAP_CLIENT_ID", "bench").env("DAP_CLIENT_SECRET", "bench");
         if args[0] != "set-key" {
             c.args(["--out", &out]);
@@ -55,13 +53,14 @@ pub fn run() -> Result<()> {
         c
     };
     let ops = project::target_dir("debug").join("cd2-ops");
-    let cargo = Path::new(&cargo);
-    timed(command(&ops, &["set-key"]))?;
-    let create = timed(command(&ops, &["deploy", "--yes"]))?;
-    let anchor = median((0..RUNS).map(|_| timed(command(&ops, &["check", "--yes"]))).collect::<Result<Vec<_>>>()?);
-    let noop = median((0..RUNS).map(|_| timed(command(&ops, &["deploy", "--yes"]))).collect::<Result<Vec<_>>>()?);
-    let whole =
-        median((0..3).map(|_| timed(command(cargo, &["xtask", "deploy", "--yes"]))).collect::<Result<Vec<_>>>()?);
+    let ops = || Command::new(&ops);
+    timed(command(ops(), &["set-key"]))?;
+    let create = timed(command(ops(), &["deploy", "--yes"]))?;
+    let anchor = median((0..RUNS).map(|_| timed(command(ops(), &["check", "--yes"]))).collect::<Result<Vec<_>>>()?);
+    let noop = median((0..RUNS).map(|_| timed(command(ops(), &["deploy", "--yes"]))).collect::<Result<Vec<_>>>()?);
+    let whole = median(
+        (0..3).map(|_| timed(command(testkit::cargo(), &["xtask", "deploy", "--yes"]))).collect::<Result<Vec<_>>>()?,
+    );
     println!("deploy against moto on loopback (bring-your-own VPC and database profile, 29 resources):");
     println!("  first deploy (create), cd2-ops:          {:>8.2} s", create.as_secs_f64());
     println!("  no-op deploy, cd2-ops, median of {RUNS}:     {:>8.2} s", noop.as_secs_f64());
@@ -75,19 +74,42 @@ pub fn run() -> Result<()> {
 
 /// `cargo xtask synth` as a user runs it (cargo's freshness check included), and the
 /// built binary alone.
-fn synth_process(cargo: &str) -> Result<()> {
+fn synth_process() -> Result<()> {
     let out = project::target_dir("bench-synth");
-    let synth = |program: &Path, args: &[&str]| {
-        let mut c = Command::new(program);
+    let synth = |mut c: Command, args: &[&str]| {
         c.args(args).arg("--out").arg(&out).current_dir(project::root()).stdin(Stdio::null());
         timed(c)
     };
-    let whole = median((0..RUNS).map(|_| synth(Path::new(cargo), &["xtask", "synth"])).collect::<Result<Vec<_>>>()?);
+    let whole = median((0..RUNS).map(|_| synth(testkit::cargo(), &["xtask", "synth"])).collect::<Result<Vec<_>>>()?);
     let xtask = project::target_dir("debug").join("xtask");
-    let binary = median((0..RUNS).map(|_| synth(&xtask, &["synth"])).collect::<Result<Vec<_>>>()?);
+    let binary = median((0..RUNS).map(|_| synth(Command::new(&xtask), &["synth"])).collect::<Result<Vec<_>>>()?);
     println!("synth as a whole process, median of {RUNS}:");
     println!("  `cargo xtask synth`:        {:>7.0} ms", whole.as_secs_f64() * 1e3);
     println!("  target/debug/xtask synth:   {:>7.0} ms", binary.as_secs_f64() * 1e3);
+    Ok(())
+}
+
+/// Switching between the two packages as an operator does: `cargo xtask synth` (xtask alone)
+/// right after `cargo xtask status --help` (which builds and runs cd2-ops through xtask), and
+/// the other way round. Once both are built, nothing should be built again.
+fn switches() -> Result<()> {
+    let out = project::target_dir("bench-synth");
+    let xtask = |args: &[&str]| {
+        let mut c = testkit::cargo();
+        c.arg("xtask").args(args).current_dir(project::root()).stdin(Stdio::null());
+        timed(c)
+    };
+    let synth = ["synth", "--out", &out.display().to_string()].map(str::to_owned);
+    let synth: Vec<&str> = synth.iter().map(String::as_str).collect();
+    xtask(&["status", "--help"])?;
+    let (mut to_synth, mut to_ops) = (Vec::new(), Vec::new());
+    for _ in 0..RUNS {
+        to_synth.push(xtask(&synth)?);
+        to_ops.push(xtask(&["status", "--help"])?);
+    }
+    println!("switching commands, both built, median of {RUNS} (goal: under 3 s each):");
+    println!("  `cargo xtask synth` after `cargo xtask status`: {:>7.0} ms", median(to_synth).as_secs_f64() * 1e3);
+    println!("  `cargo xtask status` after `cargo xtask synth`: {:>7.0} ms", median(to_ops).as_secs_f64() * 1e3);
     Ok(())
 }
 

@@ -19,8 +19,7 @@ pub fn run() -> Result<()> {
         println!("  {:<13} {:>6.2} MB", zip.function, zip.bytes as f64 / 1e6);
     }
 
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
+    let status = testkit::cargo()
         .args(["build", "--release", "-p", "cd2-functions", "--bins"])
         .current_dir(project::root())
         .status()

@@ -45,8 +45,7 @@ fn median_of(runs: usize, mut measure: impl FnMut() -> Result<Value>) -> Result<
 pub fn run(rows: u64) -> Result<()> {
     if cfg!(debug_assertions) {
         eprintln!("building optimized binaries for the benchmark ...");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
+        let status = testkit::cargo()
             .args(["run", "--release", "--quiet", "--package", "xtask", "--", "bench", "replication", "--rows"])
             .arg(rows.to_string())
             .current_dir(project::root())
@@ -111,8 +110,7 @@ fn pg_version() -> String {
 }
 
 fn build_emulator() -> Result<PathBuf> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
+    let status = testkit::cargo()
         .args(["build", "--release", "--quiet", "--package", "cd2-emulator"])
         .current_dir(project::root())
         .status()?;

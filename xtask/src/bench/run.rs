@@ -11,7 +11,6 @@
 
 use crate::{project, validators::Validators};
 use anyhow::{Context, Result, bail};
-use std::process::Command;
 
 pub fn run(tables: usize, window_ms: u64) -> Result<()> {
     if tables < testkit::SCALE_MIN_TABLES {
@@ -27,11 +26,10 @@ pub fn run(tables: usize, window_ms: u64) -> Result<()> {
 
 fn run_with(server: &testkit::PgServer, tables: usize, window_ms: u64) -> Result<()> {
     let tools = Validators::ensure()?;
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     println!(
         "scale run: {tables} tables, DAP's minute shortened to {window_ms} ms (a few minutes to build, then the runs)"
     );
-    let mut command = Command::new(cargo);
+    let mut command = testkit::cargo();
     command
         .args(["test", "--release", "-p", "cd2-functions", "--test", "scale", "--", "--nocapture"])
         .env(testkit::PYTHON_TOOLS_VAR, tools.bin())
