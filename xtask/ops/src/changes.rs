@@ -6,6 +6,13 @@ use crate::aws::{Aws, Explain};
 use anyhow::{Result, bail};
 use aws_sdk_cloudformation::types::{Capability, ChangeSetStatus, ChangeSetType, Parameter};
 use serde_json::Value;
+use stack::resources::Resource;
+use stack::resources::ec2::{SecurityGroup, SecurityGroupEgress, SecurityGroupIngress, Vpc};
+use stack::resources::iam::Role;
+use stack::resources::kms::Key;
+use stack::resources::rds::{DbCluster, DbInstance};
+use stack::resources::s3::BucketPolicy;
+use stack::resources::sns::TopicPolicy;
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -49,10 +56,10 @@ pub enum Prepared {
 
 /// Resources whose replacement or removal loses the replica's data or takes it offline.
 const DATA_HOLDERS: [(&str, &str); 4] = [
-    ("AWS::RDS::DBCluster", "the replica's data: a new, empty cluster is made"),
-    ("AWS::RDS::DBInstance", "the database is offline until the new instance is up"),
-    ("AWS::KMS::Key", "the key that encrypts the database and its snapshots"),
-    ("AWS::EC2::VPC", "the network everything runs in: every subnet, group and function is remade"),
+    (DbCluster::TYPE, "the replica's data: a new, empty cluster is made"),
+    (DbInstance::TYPE, "the database is offline until the new instance is up"),
+    (Key::TYPE, "the key that encrypts the database and its snapshots"),
+    (Vpc::TYPE, "the network everything runs in: every subnet, group and function is remade"),
 ];
 
 /// How CloudFormation says a change set would change nothing.
@@ -218,39 +225,27 @@ fn access(template: &Value) -> BTreeSet<String> {
     let Some(resources) = template["Resources"].as_object() else { return lines };
     for (id, r) in resources {
         let p = &r["Properties"];
-        match r["Type"].as_str().unwrap_or_default() {
-            "AWS::IAM::Role" => {
-                for policy in p["Policies"].as_array().into_iter().flatten() {
-                    statements(&mut lines, id, &policy["PolicyDocument"]);
-                }
-                statements(&mut lines, &format!("{id} trust"), &p["AssumeRolePolicyDocument"]);
-                for arn in p["ManagedPolicyArns"].as_array().into_iter().flatten() {
-                    lines.insert(format!("{id}: managed policy {}", compact(arn)));
-                }
+        let kind = r["Type"].as_str().unwrap_or_default();
+        if kind == Role::TYPE {
+            for policy in p["Policies"].as_array().into_iter().flatten() {
+                statements(&mut lines, id, &policy["PolicyDocument"]);
             }
-            "AWS::IAM::Policy" | "AWS::IAM::ManagedPolicy" => statements(&mut lines, id, &p["PolicyDocument"]),
-            "AWS::KMS::Key" => statements(&mut lines, id, &p["KeyPolicy"]),
-            "AWS::SNS::TopicPolicy" | "AWS::S3::BucketPolicy" => statements(&mut lines, id, &p["PolicyDocument"]),
-            "AWS::Lambda::Permission" => {
-                lines.insert(format!(
-                    "{id}: {} may {} {} from {}",
-                    compact(&p["Principal"]),
-                    compact(&p["Action"]),
-                    compact(&p["FunctionName"]),
-                    compact(&p["SourceArn"])
-                ));
+            statements(&mut lines, &format!("{id} trust"), &p["AssumeRolePolicyDocument"]);
+            for arn in p["ManagedPolicyArns"].as_array().into_iter().flatten() {
+                lines.insert(format!("{id}: managed policy {}", compact(arn)));
             }
-            kind @ ("AWS::EC2::SecurityGroupIngress" | "AWS::EC2::SecurityGroupEgress") => {
-                lines.insert(format!("{id}: {}", rule(kind.ends_with("Ingress"), &p["GroupId"], p)));
-            }
-            "AWS::EC2::SecurityGroup" => {
-                for (list, ingress) in [("SecurityGroupIngress", true), ("SecurityGroupEgress", false)] {
-                    for r in p[list].as_array().into_iter().flatten() {
-                        lines.insert(format!("{id}: {}", rule(ingress, &Value::String(id.clone()), r)));
-                    }
+        } else if kind == Key::TYPE {
+            statements(&mut lines, id, &p["KeyPolicy"]);
+        } else if kind == TopicPolicy::TYPE || kind == BucketPolicy::TYPE {
+            statements(&mut lines, id, &p["PolicyDocument"]);
+        } else if kind == SecurityGroupIngress::TYPE || kind == SecurityGroupEgress::TYPE {
+            lines.insert(format!("{id}: {}", rule(kind == SecurityGroupIngress::TYPE, &p["GroupId"], p)));
+        } else if kind == SecurityGroup::TYPE {
+            for (list, ingress) in [("SecurityGroupIngress", true), ("SecurityGroupEgress", false)] {
+                for r in p[list].as_array().into_iter().flatten() {
+                    lines.insert(format!("{id}: {}", rule(ingress, &Value::String(id.clone()), r)));
                 }
             }
-            _ => {}
         }
     }
     lines

@@ -5,6 +5,9 @@
 use crate::aws::{Aws, Explain};
 use crate::prompt;
 use anyhow::{Result, bail};
+use stack::resources::Resource;
+use stack::resources::ec2::{SecurityGroup, Subnet};
+use stack::resources::lambda::Function;
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -126,7 +129,7 @@ pub async fn follow(aws: &Aws, stack_id: &str, since: Option<String>, total: usi
             let id = e.logical_resource_id().unwrap_or_default();
             let status = e.resource_status().map(|s| s.as_str()).unwrap_or_default();
             let kind = e.resource_type().unwrap_or_default();
-            if kind == "AWS::CloudFormation::Stack" {
+            if kind == crate::stacks::STACK_TYPE {
                 continue;
             }
             if status.ends_with("_COMPLETE") || status.ends_with("_FAILED") || status.ends_with("_SKIPPED") {
@@ -170,7 +173,7 @@ pub async fn follow(aws: &Aws, stack_id: &str, since: Option<String>, total: usi
         if let Some((kind, since)) = &waiting_since
             && !told_about_enis
             && status == "DELETE_IN_PROGRESS"
-            && (kind == "AWS::EC2::SecurityGroup" || kind == "AWS::Lambda::Function" || kind == "AWS::EC2::Subnet")
+            && [SecurityGroup::TYPE, Function::TYPE, Subnet::TYPE].contains(&kind.as_str())
             && since.elapsed() > Duration::from_secs(90)
         {
             told_about_enis = true;

@@ -3,6 +3,9 @@
 use crate::aws::{Aws, Explain, explain};
 use anyhow::Result;
 
+/// The type CloudFormation gives the stack itself in its events (no resource of the template).
+pub const STACK_TYPE: &str = "AWS::CloudFormation::Stack";
+
 #[derive(Debug, Clone)]
 pub struct StackInfo {
     pub id: String,
@@ -98,7 +101,7 @@ pub async fn first_failure(aws: &Aws, stack: &str) -> Option<String> {
         .find(|e| {
             e.resource_status().is_some_and(|s| s.as_str().ends_with("_FAILED"))
                 && !e.resource_status_reason().unwrap_or_default().contains("cancelled")
-                && e.resource_type() != Some("AWS::CloudFormation::Stack")
+                && e.resource_type() != Some(STACK_TYPE)
         })
         .map(|e| {
             format!(
