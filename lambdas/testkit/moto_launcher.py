@@ -3,23 +3,45 @@
 With CD2_LAMBDA_FORWARD set (the address of `cargo lambda watch`), Lambda invocations,
 the Step Functions interpreter's included, go to the real Rust handlers there instead of
 moto's echo; a handler's error comes back with X-Amz-Function-Error, as Lambda does it.
+With CD2_LAMBDA_ANSWERS set too (a file), each invocation is appended to it as one JSON
+line: the function, the request, the answer and the error type, if any. moto's interpreter
+does not list a distributed Map's child executions, so this is how the demo sees a table's
+calls as they end.
 """
+import json
 import os
 import sys
+import threading
 import urllib.error
 import urllib.request
 
 from moto.awslambda_simple.models import LambdaSimpleBackend
 
 FORWARD = os.environ.get("CD2_LAMBDA_FORWARD")
+ANSWERS = os.environ.get("CD2_LAMBDA_ANSWERS")
+_answers_lock = threading.Lock()
+
+
+def record(name, body, answer, error):
+    if not ANSWERS:
+        return
+    line = json.dumps({
+        "function": name,
+        "request": body.decode("utf8", "replace"),
+        "answer": answer.decode("utf8", "replace"),
+        "error": error,
+    })
+    with _answers_lock, open(ANSWERS, "a", encoding="utf8") as f:
+        f.write(line + "\n")
 
 
 def forward(self, function_name, qualifier, body, headers, response_headers):
     # An ARN or a name, maybe with a qualifier: the binary is the bare name.
     name = function_name.split(":function:")[-1].split(":")[0]
+    data = body if isinstance(body, bytes) else (body or "{}").encode()
     request = urllib.request.Request(
         f"{FORWARD}/2015-03-31/functions/{name}/invocations",
-        data=body if isinstance(body, bytes) else (body or "{}").encode(),
+        data=data,
         method="POST",
         headers={"Content-Type": "application/json"},
     )
@@ -28,10 +50,12 @@ def forward(self, function_name, qualifier, body, headers, response_headers):
             error = answer.headers.get("X-Amz-Function-Error")
             if error:
                 response_headers["x-amz-function-error"] = error
-            return answer.read()
+            out = answer.read()
     except urllib.error.HTTPError as e:
-        response_headers["x-amz-function-error"] = "Unhandled"
-        return e.read()
+        response_headers["x-amz-function-error"] = error = "Unhandled"
+        out = e.read()
+    record(name, data, out, error)
+    return out
 
 
 if FORWARD:

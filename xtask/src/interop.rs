@@ -6,7 +6,7 @@
 use anyhow::{Context, Result, bail, ensure};
 use dap::{ClientConfig, Credentials, DapClient};
 use emulator::{Emulator, Settings};
-use replica::{Budget, Counts, Replicator};
+use replica::{Budget, Counts, Replicator, TableRef};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -148,7 +148,7 @@ async fn interop(server: &str, dap_bin: &Path) -> Result<usize> {
     official.run("initdb", Some("accounts,courses"), &theirs_db).await?;
     let mut mine = replicator(ours_db.clone()).await?;
     for t in ["accounts", "courses"] {
-        mine.init("canvas", t, Budget::unlimited()).await?;
+        mine.init(&TableRef::new("canvas", t), Budget::unlimited()).await?;
         let (a, b) =
             (describe(&theirs_db, &format!("canvas.{t}")).await?, describe(&ours_db, &format!("canvas.{t}")).await?);
         ensure!(a == b, "canvas.{t} differs between the official client and ours:\n--- official\n{a}\n--- ours\n{b}");
@@ -171,7 +171,8 @@ async fn interop(server: &str, dap_bin: &Path) -> Result<usize> {
         vec![json!({"id": 101, "name": "Course 1, renamed", "workflow_state": "completed", "is_public": true})],
         vec![json!({"id": 102}), json!({"id": 103})],
     );
-    let synced = replicator(theirs_db.clone()).await?.sync("canvas", "accounts", Budget::unlimited()).await?;
+    let synced =
+        replicator(theirs_db.clone()).await?.sync(&TableRef::new("canvas", "accounts"), Budget::unlimited()).await?;
     ensure!(
         synced.counts == Counts { inserted: 1, updated: 1, deleted: 1 },
         "our sync of a table `dap initdb` created applied {:?}",

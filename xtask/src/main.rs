@@ -5,6 +5,7 @@
 mod bench;
 mod build_lambdas;
 mod db;
+mod demo;
 mod interop;
 mod ops;
 mod project;
@@ -36,6 +37,8 @@ enum Command {
         #[arg(long, default_value = "cdk.out")]
         out: PathBuf,
     },
+    /// Run the whole workflow on this machine: the DAP emulator's demo tables, a throwaway PostgreSQL, moto's Step Functions with the real functions; no AWS account, no DAP key.
+    Demo,
     /// Build the Lambda functions as arm64 zips (cargo lambda), named by content hash, into target/lambda-zips.
     BuildLambdas,
     /// Run the tests (real PostgreSQL, DAP emulator), cfn-lint, statelint and checkov on every environment's synth output, and the interchange test with the official dap client.
@@ -79,6 +82,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Synth { env, out } => synth::run(&env, &out),
+        Command::Demo => demo::run(),
         Command::Test { no_validators } => test::run(no_validators),
         Command::BuildLambdas => build_lambdas::run(),
         Command::Replicate(flags) => replicate::run(&flags),

@@ -6,7 +6,7 @@
 use anyhow::{Context, Result, bail};
 use contract::Namespace;
 use dap::{ClientConfig, Credentials, DapClient};
-use replica::{Budget, Outcome, Replicator, Status};
+use replica::{Budget, Outcome, Replicator, Status, TableRef};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
@@ -84,19 +84,20 @@ async fn replicate(flags: &ReplicateFlags) -> Result<()> {
     let gate = Arc::new(Semaphore::new(flags.concurrency.max(1)));
     let mut tasks = Vec::new();
     for table in tables {
-        let (gate, dap, db_config, namespace) = (gate.clone(), dap.clone(), db_config.clone(), namespace.to_owned());
+        let (gate, dap, db_config, table) =
+            (gate.clone(), dap.clone(), db_config.clone(), TableRef::new(namespace, table));
         tasks.push(tokio::spawn(async move {
             let _permit = gate.acquire_owned().await.expect("the semaphore is never closed");
-            let name = format!("{namespace}.{table}");
+            let name = table.to_string();
             println!("{name:<40} started");
             let start = Instant::now();
             let outcome = async {
                 let mut replicator = Replicator::connect(&db_config, dap).await?;
                 replicator.on_progress(std::sync::Arc::new(|progress: &replica::Progress<'_>| println!("{progress}")));
-                let mut outcome = replicator.replicate(&namespace, &table, Budget::unlimited()).await?;
+                let mut outcome = replicator.replicate(&table, Budget::unlimited()).await?;
                 // With no budget a call finishes; loop anyway, as the workflow does.
                 while outcome.status == Status::InProgress {
-                    outcome = replicator.replicate(&namespace, &table, Budget::unlimited()).await?;
+                    outcome = replicator.replicate(&table, Budget::unlimited()).await?;
                 }
                 Ok::<_, replica::ReplicaError>(outcome)
             }

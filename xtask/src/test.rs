@@ -3,6 +3,7 @@
 //! First `cargo test` for the whole workspace against a real PostgreSQL server it starts
 //! on loopback, then the real validators on the synth output of every environment and of
 //! a bring-your-own-VPC variant, then the interchange test with the official `dap` client.
+//! The demo runs after the cargo tests (with the validators), as a newcomer would run it.
 
 use crate::validators::{Validators, Verdict};
 use crate::{EnvFlags, project, synth};
@@ -39,6 +40,7 @@ fn run_with(server: &testkit::PgServer, no_validators: bool) -> Result<()> {
     if no_validators {
         return Ok(());
     }
+    crate::demo::run_with(server, &tools).context("the demo (cargo xtask demo)")?;
     let validated = validate_synth_outputs(&tools)?;
     let interchanged =
         crate::interop::run(database, &tools.dap()).context("interchange with the official dap client")?;

@@ -65,6 +65,15 @@ payload! {
     }
 }
 
+impl TableRef {
+    /// A table from its two names, for callers that hold them apart (a test fixture, a
+    /// constant, a command-line argument): the struct literal would need an owned `String`
+    /// for each.
+    pub fn new(namespace: impl Into<String>, table: impl Into<String>) -> Self {
+        Self { namespace: namespace.into(), table: table.into() }
+    }
+}
+
 impl std::fmt::Display for TableRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}.{}", self.namespace, self.table)
@@ -261,6 +270,29 @@ payload! {
 }
 
 impl TableState {
+    /// One line for a table whose part of a run has ended (its error, or what it loaded),
+    /// as `cargo xtask run` and the demo print each table when it finishes.
+    pub fn finished_line(&self) -> String {
+        let outcome = match &self.error {
+            Some(e) => format!("failed  {}: {}", e.Error, ErrorDetail::parse(&e.message()).message),
+            None => format!(
+                "{}  +{} ~{} -{} rows, {} calls, {:.1} s",
+                self.status.as_json(),
+                self.counts.inserted,
+                self.counts.updated,
+                self.counts.deleted,
+                self.calls,
+                self.duration_ms as f64 / 1000.0
+            ),
+        };
+        self.line(&outcome)
+    }
+
+    /// `outcome` after the table's name, in a column.
+    pub fn line(&self, outcome: &str) -> String {
+        format!("  {:<40} {outcome}", format!("{}.{}", self.namespace, self.table))
+    }
+
     /// Schema notes kept (the latest), and the characters kept of each: with the caps of
     /// the other fields they bound a table's state (`tests::a_table_state_at_every_cap_is_small`).
     pub const MAX_NOTES: usize = 5;

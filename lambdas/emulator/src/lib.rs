@@ -11,7 +11,7 @@ mod data;
 
 pub use data::{Generated, columns, tsv_field};
 
-/// The demo data: a few canvas tables, for the README's demo and the end-to-end tests.
+/// The demo data: a few canvas tables, for `cargo xtask demo` and the end-to-end tests.
 pub const DEMO_FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/demo.json");
 
 use axum::Router;

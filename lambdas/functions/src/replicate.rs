@@ -131,20 +131,18 @@ impl Replication {
         replicator.on_progress(Arc::new(move |_: &replica::Progress<'_>| {
             loaded.fetch_add(1, Ordering::Relaxed);
         }));
-        let (ns, table) = (&state.namespace, &state.table);
+        let table = state.table_ref();
         let outcome = match kind {
-            Kind::Sync => replicator.sync(ns, table, budget).await,
-            Kind::Init => replicator.init(ns, table, budget).await,
+            Kind::Sync => replicator.sync(&table, budget).await,
+            Kind::Init => replicator.init(&table, budget).await,
         };
         // How fresh the table now is, for the run's report and metrics: worth a line in the
         // log when it cannot be read, not the table's failure.
         let freshness = match &outcome {
-            Ok(o) if o.status == replica::Status::Success => {
-                replicator.freshness(ns, table).await.unwrap_or_else(|e| {
-                    tracing::warn!(error = %e, "how fresh the table is could not be read");
-                    replica::Freshness::default()
-                })
-            }
+            Ok(o) if o.status == replica::Status::Success => replicator.freshness(&table).await.unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "how fresh the table is could not be read");
+                replica::Freshness::default()
+            }),
             _ => replica::Freshness::default(),
         };
         replicator.close().await;

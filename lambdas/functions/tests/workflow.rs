@@ -4,43 +4,18 @@
 mod support;
 
 use aws_sdk_sfn::types::ExecutionStatus;
-use emulator::{Emulator, Endpoint, FaultKind, Settings};
+use emulator::Emulator;
 use serde_json::{Value, json};
 use stack::app::pipeline;
 use stack::constructs::alerts::{ALERTS_NOT_SENT, RUNS_SUCCEEDED};
-use std::path::Path;
 use std::time::{Duration, Instant};
 use support::database;
 use support::stage::{RESULTS_BUCKET, Setup, Stage};
 
-/// canvas.accounts and canvas.courses from the demo data, and two more tables like
-/// accounts: users (which DAP refuses for good) and enrollments (which fails once).
-fn dap() -> Settings {
-    // Four rows an object and a pause before each download: courses' 25 rows take
-    // several budgeted calls.
-    Settings { rows_per_object: 4, download_delay: Duration::from_millis(600), ..Settings::default() }
-}
-
-fn add_tables(emulator: &Emulator) {
-    emulator.load_fixture(Path::new(emulator::DEMO_FIXTURE)).unwrap();
-    let demo: Value = serde_json::from_str(&std::fs::read_to_string(emulator::DEMO_FIXTURE).unwrap()).unwrap();
-    let accounts = &demo["tables"][0];
-    assert_eq!(accounts["table"], "accounts");
-    for table in ["users", "enrollments"] {
-        emulator.put_schema("canvas", table, accounts["schema"].clone());
-        emulator.commit("canvas", table, accounts["rows"].as_array().unwrap().clone(), vec![]);
-    }
-    // A permanent DAP error for users, at every call.
-    emulator.inject_on_table(Endpoint::Schema, "users", FaultKind::Status(400, "ValidationError".into()), 100);
-    // Enrollments: as many 503s as the client tries in one call, so the call fails as
-    // transient and the state machine's Retry calls again.
-    emulator.inject_on_table(Endpoint::Schema, "enrollments", FaultKind::Status(503, "ServiceUnavailable".into()), 5);
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_replicates_retries_records_a_failure_alerts_and_keeps_a_second_run_out() {
-    let emulator = Emulator::start(dap()).await.unwrap();
-    add_tables(&emulator);
+    let emulator = Emulator::start(support::demo_dap()).await.unwrap();
+    support::add_demo_tables(&emulator);
     let (db_url, db) = database().await;
 
     let setup = Setup {
@@ -171,8 +146,8 @@ async fn a_run_replicates_retries_records_a_failure_alerts_and_keeps_a_second_ru
 /// quotes it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_the_functions_do_not_trust_is_one_alert_before_any_table() {
-    let emulator = Emulator::start(dap()).await.unwrap();
-    add_tables(&emulator);
+    let emulator = Emulator::start(support::demo_dap()).await.unwrap();
+    support::add_demo_tables(&emulator);
     let (db_url, _db) = database().await;
     let dir = std::env::temp_dir().join(format!("cd2-untrusted-{}", support::uuid_like()));
     let other_ca = testkit::unrelated_ca(&dir).unwrap().display().to_string();

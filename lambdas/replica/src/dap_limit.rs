@@ -10,6 +10,7 @@
 //! per database: environments that share one DAP client id but not a database (dev and
 //! prod) do not share it, and should have a client id each.
 
+use crate::TableRef;
 use crate::error::{DbContext as _, ReplicaError};
 use dap::{DapClient, DapError, Job, Limit, Query};
 use sqlx::{Connection as _, PgConnection};
@@ -38,8 +39,7 @@ const WHAT: &str = "DAP rate limit";
 pub(crate) async fn create_job(
     db: &mut PgConnection,
     dap: &DapClient,
-    namespace: &str,
-    table: &str,
+    table: &TableRef,
     query: &Query,
     deadline: Option<Instant>,
 ) -> Result<Option<Job>, ReplicaError> {
@@ -54,7 +54,7 @@ pub(crate) async fn create_job(
         if !take_slot(db, CREATE_JOB, limit, deadline).await? {
             return Ok(None);
         }
-        let failure = match dap.try_start_job(namespace, table, query).await {
+        let failure = match dap.try_start_job(&table.namespace, &table.table, query).await {
             Ok(job) => return Ok(Some(job)),
             Err(e) => e,
         };
@@ -81,7 +81,10 @@ pub(crate) async fn create_job(
         if attempt >= config.max_attempts {
             return Err(failure.into());
         }
-        tracing::warn!(%namespace, %table, attempt, error = %failure, "job creation failed; trying again in a new slot");
+        tracing::warn!(
+            namespace = %table.namespace, table = %table.table, attempt, error = %failure,
+            "job creation failed; trying again in a new slot"
+        );
         if deadline.is_some_and(|d| Instant::now() + pause >= d) {
             // No time for another attempt: this call ends without a job; the next asks again.
             return Ok(None);

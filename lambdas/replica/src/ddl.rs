@@ -183,7 +183,7 @@ mod tests {
             "key": {"type": "object", "properties": {"id": {"type": "integer", "format": "int64", "description": "Primary key"}}, "required": ["id"]},
             "value": {"type": "object", "properties": {"name": {"type": "string", "maxLength": 255}, "note": {"type": "string", "description": "it's"}}, "required": ["name"]}
         }});
-        let m = TableModel::from_schema("canvas", "accounts", &schema).unwrap();
+        let m = TableModel::from_schema(&crate::TableRef::new("canvas", "accounts"), &schema).unwrap();
         assert_eq!(
             create_table(&m, "canvas"),
             "DO $cd2$ BEGIN IF NOT EXISTS (SELECT FROM pg_catalog.pg_namespace WHERE nspname = 'canvas') THEN CREATE SCHEMA \"canvas\"; END IF; END $cd2$;\nCREATE TABLE \"canvas\".\"accounts\" (\n\"id\" bigint NOT NULL,\n\"name\" varchar(255) NOT NULL,\n\"note\" text,\nCONSTRAINT \"pk_accounts\" PRIMARY KEY (\"id\"));\nCOMMENT ON COLUMN \"canvas\".\"accounts\".\"id\" IS 'Primary key';\nCOMMENT ON COLUMN \"canvas\".\"accounts\".\"note\" IS 'it''s';\n"

@@ -4,24 +4,25 @@ use crate::error::{DbContext, ReplicaError};
 use crate::load::{self, upsert_object};
 use crate::model::quote_ident;
 use crate::progress::{AfterFailure, JobWanted, Obtained, clear_expired, forget_job, mark_done, object_failed};
-use crate::{Budget, Outcome, Progress, Replicator, Status, TableModel, ddl, migrate};
+use crate::{Budget, Outcome, Progress, Replicator, Status, TableModel, TableRef, ddl, migrate};
 
 impl Replicator {
     /// Loads a table that is not in the replica yet; see the crate docs.
-    pub async fn init(&mut self, namespace: &str, table: &str, budget: Budget) -> Result<Outcome, ReplicaError> {
-        self.locked(namespace, table, budget, async |r: &mut Self| r.init_locked(namespace, table, budget).await).await
+    pub async fn init(&mut self, table: &TableRef, budget: Budget) -> Result<Outcome, ReplicaError> {
+        self.locked(table, budget, async |r: &mut Self| r.init_locked(table, budget).await).await
     }
 
-    async fn init_locked(&mut self, namespace: &str, table: &str, budget: Budget) -> Result<Outcome, ReplicaError> {
-        let name = format!("{namespace}.{table}");
-        if self.last_timestamp(namespace, table).await?.is_some() {
+    async fn init_locked(&mut self, table: &TableRef, budget: Budget) -> Result<Outcome, ReplicaError> {
+        let name = table.to_string();
+        let namespace = table.namespace.as_str();
+        if self.last_timestamp(table).await?.is_some() {
             return Err(ReplicaError::AlreadyInitialized { table: name });
         }
-        if migrate::table_exists(&mut self.db, namespace, table).await.doing(&name, "looking for the table")? {
+        if migrate::table_exists(&mut self.db, namespace, &table.table).await.doing(&name, "looking for the table")? {
             return Err(ReplicaError::Unregistered { table: name });
         }
-        let schema = self.dap.schema(namespace, table).await?;
-        let model = TableModel::from_schema(namespace, table, &schema.schema)?;
+        let schema = self.dap.schema(namespace, &table.table).await?;
+        let model = TableModel::from_schema(table, &schema.schema)?;
         let staging = ddl::staging_schema(namespace);
         let mut outcome = Outcome::new(Status::Success);
         let mut tx = self.begin(&name, budget).await?;
@@ -29,8 +30,9 @@ impl Replicator {
         outcome.notes = migrate::ensure_enums(&mut tx, &model, None).await?;
         tx.commit().await.doing(&name, "committing enum types")?;
 
-        let staged =
-            migrate::table_exists(&mut self.db, &staging, table).await.doing(&name, "looking for the staging table")?;
+        let staged = migrate::table_exists(&mut self.db, &staging, &table.table)
+            .await
+            .doing(&name, "looking for the staging table")?;
         let wanted = JobWanted {
             kind: "init",
             since: None,
@@ -39,17 +41,17 @@ impl Replicator {
             prepare: format!(
                 "{lock}\nDROP TABLE IF EXISTS {staged};\n{create}",
                 lock = ddl::DDL_LOCK,
-                staged = ddl::qualified(&staging, table),
+                staged = ddl::qualified(&staging, &table.table),
                 create = ddl::create_table(&model, &staging)
             ),
         };
-        let job = match self.obtain_job(namespace, table, &wanted, budget).await? {
+        let job = match self.obtain_job(table, &wanted, budget).await? {
             Obtained::Ready(job) => job,
             Obtained::Pending(id) => return Ok(outcome.in_progress(id.as_deref())),
         };
 
-        let target = ddl::qualified(&staging, table);
-        let (done, _) = self.done_objects(namespace, table, &job.id).await?;
+        let target = ddl::qualified(&staging, &table.table);
+        let (done, _) = self.done_objects(table, &job.id).await?;
         let mut objects: Vec<_> = job.objects.iter().filter(|o| !done.contains(&o.id)).cloned().collect();
         objects.sort();
         for (n, object) in objects.iter().enumerate() {
@@ -67,7 +69,7 @@ impl Replicator {
                 };
                 match loaded {
                     Ok(rows) => {
-                        mark_done(&mut tx, namespace, table, &job.id, &object.id, rows).await?;
+                        mark_done(&mut tx, table, &job.id, &object.id, rows).await?;
                         tx.commit().await.doing(&name, "committing an object")?;
                         tracing::info!(table = %name, object = %object.id, rows, "object loaded");
                         self.report(&Progress::Object {
@@ -90,7 +92,7 @@ impl Replicator {
         }
 
         // Everything is staged: publish the table and its metadata at once.
-        let (_, total) = self.done_objects(namespace, table, &job.id).await?;
+        let (_, total) = self.done_objects(table, &job.id).await?;
         let mut tx = self.begin(&name, budget).await?;
         crate::batch(&format!(
             "{lock}\n{ensure}\nALTER TABLE {target} SET SCHEMA {ns};",
@@ -107,17 +109,17 @@ impl Replicator {
                 "schema_description_format", "schema_description")
                VALUES ($1, $2, $3, $4, $1, $2, 'json', $5)"#,
         )
-        .bind(namespace)
-        .bind(table)
+        .bind(&table.namespace)
+        .bind(&table.table)
         .bind(job.until.naive_utc())
         .bind(schema.version)
         .bind(model.description.to_string())
         .execute(&mut *tx)
         .await
         .doing(&name, "registering the table in instructure_dap.table_sync")?;
-        forget_job(&mut tx, namespace, table).await?;
-        clear_expired(&mut tx, namespace, table).await?;
-        crate::retype::forget_table(&mut tx, namespace, table).await?;
+        forget_job(&mut tx, table).await?;
+        clear_expired(&mut tx, table).await?;
+        crate::retype::forget_table(&mut tx, table).await?;
         tx.commit().await.doing(&name, "committing the initialized table")?;
         outcome.counts.inserted = total;
         Ok(outcome)

@@ -61,6 +61,10 @@ pub enum Status {
 /// table's state as they are.
 pub use contract::Counts;
 
+/// A DAP table by namespace and name: the workflow's type, so the table a state names is
+/// passed as it is, and its `namespace.table` for messages is written in one place.
+pub use contract::TableRef;
+
 /// How fresh a replicated table is ([`Replicator::freshness`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Freshness {
@@ -284,8 +288,8 @@ impl Replicator {
     /// and about how many rows it holds (the server's statistics: live rows counted as they
     /// are written, or the last ANALYZE's estimate, whichever is larger; a count of a
     /// billion-row table would take minutes). `None`s for a table not in the replica.
-    pub async fn freshness(&mut self, namespace: &str, table: &str) -> Result<Freshness, ReplicaError> {
-        let name = format!("{namespace}.{table}");
+    pub async fn freshness(&mut self, table: &TableRef) -> Result<Freshness, ReplicaError> {
+        let name = table.to_string();
         let found: Option<(i64, Option<i64>)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT extract(epoch FROM s.\"timestamp\")::bigint,
                     greatest(c.reltuples::bigint, pg_catalog.pg_stat_get_live_tuples(c.oid))
@@ -294,8 +298,8 @@ impl Replicator {
              WHERE s.source_namespace = $1 AND s.source_table = $2 ORDER BY s.id LIMIT 1",
             meta = model::quote_ident(ddl::META_SCHEMA)
         )))
-        .bind(namespace)
-        .bind(table)
+        .bind(&table.namespace)
+        .bind(&table.table)
         .fetch_optional(&mut self.db)
         .await
         .doing(&name, "reading how fresh the table is")?;
@@ -308,10 +312,10 @@ impl Replicator {
     }
 
     /// Sync when the table is in the replica; otherwise init it.
-    pub async fn replicate(&mut self, namespace: &str, table: &str, budget: Budget) -> Result<Outcome, ReplicaError> {
-        let outcome = self.sync(namespace, table, budget).await?;
+    pub async fn replicate(&mut self, table: &TableRef, budget: Budget) -> Result<Outcome, ReplicaError> {
+        let outcome = self.sync(table, budget).await?;
         if outcome.status == Status::InitNeeded {
-            return self.init(namespace, table, budget).await;
+            return self.init(table, budget).await;
         }
         Ok(outcome)
     }
@@ -325,11 +329,11 @@ impl Replicator {
 
     /// Runs `f` holding the table's advisory lock, so two runs never load one table at once.
     /// Connects again first if the last call lost the connection (the lock went with it).
-    async fn locked<F, T>(&mut self, namespace: &str, table: &str, budget: Budget, f: F) -> Result<T, ReplicaError>
+    async fn locked<F, T>(&mut self, table: &TableRef, budget: Budget, f: F) -> Result<T, ReplicaError>
     where
         F: AsyncFnOnce(&mut Self) -> Result<T, ReplicaError>,
     {
-        let name = format!("{namespace}.{table}");
+        let name = table.to_string();
         if self.lost {
             tracing::info!(table = %name, "connecting to the database again");
             self.db = Self::open(&self.options).await?;
@@ -368,30 +372,23 @@ impl Replicator {
     }
 
     /// The `table_sync` timestamp of a replicated table: where its next sync starts.
-    pub async fn last_timestamp(
-        &mut self,
-        namespace: &str,
-        table: &str,
-    ) -> Result<Option<DateTime<Utc>>, ReplicaError> {
-        Ok(self.loaded(namespace, table).await?.map(|l| l.since))
+    pub async fn last_timestamp(&mut self, table: &TableRef) -> Result<Option<DateTime<Utc>>, ReplicaError> {
+        Ok(self.loaded(table).await?.map(|l| l.since))
     }
 
     /// The table's `table_sync` row, when it is replicated.
-    pub(crate) async fn loaded(&mut self, namespace: &str, table: &str) -> Result<Option<Loaded>, ReplicaError> {
+    pub(crate) async fn loaded(&mut self, table: &TableRef) -> Result<Option<Loaded>, ReplicaError> {
         let row: Option<(NaiveDateTime, Option<String>)> = sqlx::query_as(
             r#"SELECT "timestamp", "schema_description" FROM "instructure_dap"."table_sync" WHERE "source_namespace" = $1 AND "source_table" = $2 ORDER BY "id" LIMIT 1"#,
         )
-        .bind(namespace)
-        .bind(table)
+        .bind(&table.namespace)
+        .bind(&table.table)
         .fetch_optional(&mut self.db)
         .await
-        .doing(&format!("{namespace}.{table}"), "reading instructure_dap.table_sync")?;
+        .doing(&table.to_string(), "reading instructure_dap.table_sync")?;
         Ok(row.map(|(at, description)| {
             let schema = description.and_then(|d| serde_json::from_str::<serde_json::Value>(&d).ok());
-            Loaded {
-                since: at.and_utc(),
-                model: schema.and_then(|s| TableModel::from_schema(namespace, table, &s).ok()),
-            }
+            Loaded { since: at.and_utc(), model: schema.and_then(|s| TableModel::from_schema(table, &s).ok()) }
         }))
     }
 }

@@ -121,7 +121,7 @@ pub async fn migrate(
     let mut notes = ensure_enums(&mut *tx, model, previous).await?;
     // Changes under way whose type is still the one DAP has go on; others are given up.
     let mut under_way = Vec::new();
-    for p in retype::pending(&mut *tx, &model.namespace, &model.name).await? {
+    for p in retype::pending(&mut *tx, &model.table_ref()).await? {
         if model.column(&p.column).is_some_and(|c| c.sql_type.ddl() == p.target) {
             under_way.push(p);
         } else {
@@ -183,7 +183,7 @@ pub async fn migrate(
                         continue;
                     }
                     if column.name == model.primary_key && !under_way.is_empty() {
-                        retype::restart(&mut *tx, &model.namespace, &model.name).await?;
+                        retype::restart(&mut *tx, &model.table_ref()).await?;
                     }
                     retypes.push(format!(
                         "ALTER TABLE {qualified} ALTER COLUMN {name} SET DATA TYPE {t} USING {name}::{t}",

@@ -5,7 +5,7 @@
 //! enum still gets its enum type, and objects without properties, arrays of objects and
 //! `oneOf` become `jsonb`.
 
-use contract::Namespace;
+use contract::{Namespace, TableRef};
 use serde_json::{Map, Value};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -124,10 +124,10 @@ pub fn quote_literal(text: &str) -> String {
 }
 
 impl TableModel {
-    pub fn from_schema(namespace: &str, table: &str, schema: &Value) -> Result<Self, SchemaError> {
-        let fail = |problem: String| SchemaError { table: format!("{namespace}.{table}"), problem };
-        if Namespace::from_name(namespace).is_none() {
-            return Err(fail(format!("namespace `{namespace}` is not one of {}", Namespace::names())));
+    pub fn from_schema(table: &TableRef, schema: &Value) -> Result<Self, SchemaError> {
+        let fail = |problem: String| SchemaError { table: table.to_string(), problem };
+        if Namespace::from_name(&table.namespace).is_none() {
+            return Err(fail(format!("namespace `{}` is not one of {}", table.namespace, Namespace::names())));
         }
         let definitions = schema.get("definitions").and_then(Value::as_object).cloned().unwrap_or_default();
         let resolver = Resolver { definitions: &definitions };
@@ -154,7 +154,7 @@ impl TableModel {
                     return Err(fail(format!("column `{name}` is both a key and a value")));
                 }
                 let node = resolver.resolve(node).map_err(&fail)?;
-                let sql_type = resolver.sql_type(namespace, table, name, node).map_err(&fail)?;
+                let sql_type = resolver.sql_type(table, name, node).map_err(&fail)?;
                 let comment =
                     node.get("description").or_else(|| node.get("title")).and_then(Value::as_str).map(str::to_owned);
                 columns.push(Column { name: name.clone(), sql_type, not_null: required.contains(name), comment });
@@ -164,7 +164,13 @@ impl TableModel {
         if let Some(p) = description.get_mut("properties").and_then(Value::as_object_mut) {
             p.shift_remove("meta");
         }
-        Ok(Self { namespace: namespace.into(), name: table.into(), columns, primary_key, description })
+        Ok(Self { namespace: table.namespace.clone(), name: table.table.clone(), columns, primary_key, description })
+    }
+
+    /// The table this models, for the calls that take a [`TableRef`] (the bookkeeping of
+    /// its type changes) when a migration has only the model at hand.
+    pub fn table_ref(&self) -> TableRef {
+        TableRef::new(&self.namespace, &self.name)
     }
 
     pub fn column(&self, name: &str) -> Option<&Column> {
@@ -202,7 +208,7 @@ impl Resolver<'_> {
         Err("$ref chain too long".into())
     }
 
-    fn sql_type(&self, namespace: &str, table: &str, column: &str, node: &Value) -> Result<SqlType, String> {
+    fn sql_type(&self, table: &TableRef, column: &str, node: &Value) -> Result<SqlType, String> {
         if node.get("oneOf").is_some() || node.get("anyOf").is_some() {
             return Ok(SqlType::Jsonb);
         }
@@ -228,7 +234,11 @@ impl Resolver<'_> {
                     if labels.is_empty() {
                         return Err(format!("column `{column}` is an enum without labels"));
                     }
-                    SqlType::Enum { schema: namespace.into(), name: format!("{table}__{column}"), labels }
+                    SqlType::Enum {
+                        schema: table.namespace.clone(),
+                        name: format!("{}__{column}", table.table),
+                        labels,
+                    }
                 } else {
                     match format {
                         Some("date-time") => SqlType::Timestamp,
@@ -254,7 +264,7 @@ impl Resolver<'_> {
                             Some("string" | "integer" | "number" | "boolean")
                         ) =>
                     {
-                        match self.sql_type(namespace, table, column, i)? {
+                        match self.sql_type(table, column, i)? {
                             // Enum arrays stay text: the official client creates no type for them.
                             SqlType::Enum { .. } => SqlType::Array(Box::new(SqlType::Text)),
                             scalar => SqlType::Array(Box::new(scalar)),
@@ -331,7 +341,7 @@ mod tests {
             "free": {"type": "object"},
             "either": {"oneOf": [{"type": "string"}, {"type": "integer"}]}
         }));
-        let m = TableModel::from_schema("canvas", "accounts", &s).unwrap();
+        let m = TableModel::from_schema(&TableRef::new("canvas", "accounts"), &s).unwrap();
         let ddl: Vec<(String, String, bool)> =
             m.columns.iter().map(|c| (c.name.clone(), c.sql_type.ddl(), c.not_null)).collect();
         let expect = [
@@ -364,10 +374,15 @@ mod tests {
     #[test]
     fn unknown_namespaces_and_keyless_tables_are_refused() {
         let s = schema(json!({"name": {"type": "string"}}));
-        assert!(TableModel::from_schema("other", "t", &s).unwrap_err().to_string().contains("namespace `other`"));
+        assert!(
+            TableModel::from_schema(&TableRef::new("other", "t"), &s)
+                .unwrap_err()
+                .to_string()
+                .contains("namespace `other`")
+        );
         let keyless = json!({"properties": {"value": {"properties": {"a": {"type": "string"}}}}});
         assert!(
-            TableModel::from_schema("canvas", "t", &keyless)
+            TableModel::from_schema(&TableRef::new("canvas", "t"), &keyless)
                 .unwrap_err()
                 .to_string()
                 .contains("`key` has no properties")

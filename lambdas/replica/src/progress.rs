@@ -4,7 +4,7 @@
 
 use crate::error::{DbContext, ReplicaError};
 use crate::model::TableModel;
-use crate::{Budget, Replicator};
+use crate::{Budget, Replicator, TableRef};
 use chrono::{DateTime, Utc};
 use dap::{CompletedJob, DapError, Query};
 use serde::{Deserialize, Serialize};
@@ -60,21 +60,16 @@ pub(crate) struct JobWanted {
 }
 
 impl Replicator {
-    pub(crate) async fn saved_job(
-        &mut self,
-        namespace: &str,
-        table: &str,
-        kind: &str,
-    ) -> Result<Option<JobRow>, ReplicaError> {
+    pub(crate) async fn saved_job(&mut self, table: &TableRef, kind: &str) -> Result<Option<JobRow>, ReplicaError> {
         let row: Option<(serde_json::Value, i64)> = sqlx::query_as(
             r#"SELECT "job", "schema_version" FROM "cd2_aws"."job" WHERE "namespace" = $1 AND "table" = $2 AND "kind" = $3"#,
         )
-        .bind(namespace)
-        .bind(table)
+        .bind(&table.namespace)
+        .bind(&table.table)
         .bind(kind)
         .fetch_optional(&mut self.db)
         .await
-        .doing(&format!("{namespace}.{table}"), "reading the saved job")?;
+        .doing(&table.to_string(), "reading the saved job")?;
         // A row this version cannot read is treated as no row: a new job is started.
         Ok(row
             .and_then(|(job, schema_version)| Some(JobRow { job: serde_json::from_value(job).ok()?, schema_version })))
@@ -82,19 +77,18 @@ impl Replicator {
 
     pub(crate) async fn done_objects(
         &mut self,
-        namespace: &str,
-        table: &str,
+        table: &TableRef,
         job_id: &str,
     ) -> Result<(HashSet<String>, u64), ReplicaError> {
         let rows: Vec<(String, i64)> = sqlx::query_as(
             r#"SELECT "object_id", "rows" FROM "cd2_aws"."object_done" WHERE "namespace" = $1 AND "table" = $2 AND "job_id" = $3"#,
         )
-        .bind(namespace)
-        .bind(table)
+        .bind(&table.namespace)
+        .bind(&table.table)
         .bind(job_id)
         .fetch_all(&mut self.db)
         .await
-        .doing(&format!("{namespace}.{table}"), "reading load progress")?;
+        .doing(&table.to_string(), "reading load progress")?;
         let total = rows.iter().map(|(_, n)| *n as u64).sum();
         Ok((rows.into_iter().map(|(id, _)| id).collect(), total))
     }
@@ -104,19 +98,17 @@ impl Replicator {
     /// so that a call whose budget ends while DAP prepares it does not start another).
     pub(crate) async fn obtain_job(
         &mut self,
-        namespace: &str,
-        table: &str,
+        table: &TableRef,
         wanted: &JobWanted,
         budget: Budget,
     ) -> Result<Obtained, ReplicaError> {
-        let name = format!("{namespace}.{table}");
+        let name = table.to_string();
         let (kind, since, version) = (wanted.kind, wanted.since, wanted.schema_version);
-        let saved =
-            self.saved_job(namespace, table, kind).await?.filter(|s| s.schema_version == version).map(|s| s.job);
+        let saved = self.saved_job(table, kind).await?.filter(|s| s.schema_version == version).map(|s| s.job);
         let pending = match saved {
             Some(SavedJob::Complete(job)) if wanted.resumable && job.since == since => {
                 // With every object loaded, only publishing is left, which needs no download.
-                let (done, _) = self.done_objects(namespace, table, &job.id).await?;
+                let (done, _) = self.done_objects(table, &job.id).await?;
                 let all_loaded = job.objects.iter().all(|o| done.contains(&o.id));
                 if all_loaded || job.expires_at.is_none_or(|e| e > Utc::now() + JOB_MARGIN) {
                     tracing::info!(table = %name, job = %job.id, "resuming the saved job");
@@ -125,11 +117,11 @@ impl Replicator {
                 // DAP deletes the job (its objects with it) soon: what is left of it cannot be
                 // loaded, so a new job starts over. Counted, so that a table whose load always
                 // outlasts DAP's 24 hours fails loudly instead of starting over for ever.
-                let times = self.job_expired(namespace, table, budget).await?;
+                let times = self.job_expired(table, budget).await?;
                 tracing::warn!(table = %name, job = %job.id, loaded = done.len(), total = job.objects.len(), times, "the saved job expires before its objects are all loaded; starting a new one");
                 if times >= MAX_EXPIRED_JOBS {
                     let mut tx = self.begin(&name, budget).await?;
-                    clear_expired(&mut tx, namespace, table).await?;
+                    clear_expired(&mut tx, table).await?;
                     tx.commit().await.doing(&name, "forgetting the expired job")?;
                     return Err(ReplicaError::JobExpired {
                         table: name,
@@ -152,25 +144,24 @@ impl Replicator {
                     None => Query::snapshot(),
                 };
                 let deadline = budget.deadline();
-                let Some(job) =
-                    crate::dap_limit::create_job(&mut self.db, &self.dap, namespace, table, &query, deadline).await?
+                let Some(job) = crate::dap_limit::create_job(&mut self.db, &self.dap, table, &query, deadline).await?
                 else {
                     return Ok(Obtained::Pending(None));
                 };
                 let row = SavedJob::Pending { id: job.id.clone(), since };
                 let mut tx = self.begin(&name, budget).await?;
-                save_job(&mut tx, namespace, table, kind, &row, version).await?;
+                save_job(&mut tx, table, kind, &row, version).await?;
                 tx.commit().await.doing(&name, "saving the new job")?;
                 job.id
             }
         };
-        match self.dap.resume_job(namespace, table, &id, since.is_some(), budget.deadline()).await {
+        match self.dap.resume_job(&table.namespace, &table.table, &id, since.is_some(), budget.deadline()).await {
             Ok(Some(job)) => {
                 let mut tx = self.begin(&name, budget).await?;
                 if !wanted.prepare.is_empty() {
                     crate::batch(&wanted.prepare).execute(&mut *tx).await.doing(&name, "preparing for the new job")?;
                 }
-                save_job(&mut tx, namespace, table, kind, &SavedJob::Complete(job.clone()), version).await?;
+                save_job(&mut tx, table, kind, &SavedJob::Complete(job.clone()), version).await?;
                 tx.commit().await.doing(&name, "committing the new job")?;
                 Ok(Obtained::Ready(job))
             }
@@ -178,7 +169,7 @@ impl Replicator {
             Err(e) if matches!(e, DapError::JobFailed { .. } | DapError::NotFound { .. }) || !e.is_transient() => {
                 // A failed or vanished job is no use to the next call either.
                 let mut tx = self.begin(&name, budget).await?;
-                forget_job(&mut tx, namespace, table).await?;
+                forget_job(&mut tx, table).await?;
                 tx.commit().await.doing(&name, "forgetting the job")?;
                 Err(e.into())
             }
@@ -196,16 +187,16 @@ impl Replicator {
     /// Counts one more job of the table that expired before it was loaded, and forgets it
     /// in the same transaction (so that a call that then gets no new job does not count it
     /// again); answers how many in a row.
-    async fn job_expired(&mut self, namespace: &str, table: &str, budget: Budget) -> Result<i32, ReplicaError> {
-        let name = format!("{namespace}.{table}");
+    async fn job_expired(&mut self, table: &TableRef, budget: Budget) -> Result<i32, ReplicaError> {
+        let name = table.to_string();
         let mut tx = self.begin(&name, budget).await?;
-        forget_job(&mut tx, namespace, table).await?;
+        forget_job(&mut tx, table).await?;
         let times: i32 = sqlx::query_scalar(
             r#"INSERT INTO "cd2_aws"."job_expired" ("namespace", "table", "times") VALUES ($1, $2, 1)
                ON CONFLICT ("namespace", "table") DO UPDATE SET "times" = "job_expired"."times" + 1 RETURNING "times""#,
         )
-        .bind(namespace)
-        .bind(table)
+        .bind(&table.namespace)
+        .bind(&table.table)
         .fetch_one(&mut *tx)
         .await
         .doing(&name, "counting an expired job")?;
@@ -215,13 +206,13 @@ impl Replicator {
 }
 
 /// The table's load completed: no expired job counts against it any more.
-pub(crate) async fn clear_expired(tx: &mut PgConnection, namespace: &str, table: &str) -> Result<(), ReplicaError> {
+pub(crate) async fn clear_expired(tx: &mut PgConnection, table: &TableRef) -> Result<(), ReplicaError> {
     sqlx::query(r#"DELETE FROM "cd2_aws"."job_expired" WHERE "namespace" = $1 AND "table" = $2"#)
-        .bind(namespace)
-        .bind(table)
+        .bind(&table.namespace)
+        .bind(&table.table)
         .execute(&mut *tx)
         .await
-        .doing(&format!("{namespace}.{table}"), "clearing the expired-job count")?;
+        .doing(&table.to_string(), "clearing the expired-job count")?;
     Ok(())
 }
 
@@ -268,20 +259,19 @@ pub(crate) async fn object_failed(
 
 pub(crate) async fn save_job(
     tx: &mut PgConnection,
-    namespace: &str,
-    table: &str,
+    table: &TableRef,
     kind: &str,
     job: &SavedJob,
     schema_version: i64,
 ) -> Result<(), ReplicaError> {
-    let name = format!("{namespace}.{table}");
-    forget_job(tx, namespace, table).await?;
+    let name = table.to_string();
+    forget_job(tx, table).await?;
     let job_json = serde_json::to_value(job).expect("jobs serialize");
     sqlx::query(
         r#"INSERT INTO "cd2_aws"."job" ("namespace", "table", "kind", "job", "schema_version") VALUES ($1, $2, $3, $4, $5)"#,
     )
-    .bind(namespace)
-    .bind(table)
+    .bind(&table.namespace)
+    .bind(&table.table)
     .bind(kind)
     .bind(job_json)
     .bind(schema_version)
@@ -291,21 +281,20 @@ pub(crate) async fn save_job(
     Ok(())
 }
 
-pub(crate) async fn forget_job(tx: &mut PgConnection, namespace: &str, table: &str) -> Result<(), ReplicaError> {
-    let name = format!("{namespace}.{table}");
+pub(crate) async fn forget_job(tx: &mut PgConnection, table: &TableRef) -> Result<(), ReplicaError> {
+    let name = table.to_string();
     for (sql, doing) in [
         (r#"DELETE FROM "cd2_aws"."job" WHERE "namespace" = $1 AND "table" = $2"#, "clearing the saved job"),
         (r#"DELETE FROM "cd2_aws"."object_done" WHERE "namespace" = $1 AND "table" = $2"#, "clearing load progress"),
     ] {
-        sqlx::query(sql).bind(namespace).bind(table).execute(&mut *tx).await.doing(&name, doing)?;
+        sqlx::query(sql).bind(&table.namespace).bind(&table.table).execute(&mut *tx).await.doing(&name, doing)?;
     }
     Ok(())
 }
 
 pub(crate) async fn mark_done(
     tx: &mut PgConnection,
-    namespace: &str,
-    table: &str,
+    table: &TableRef,
     job_id: &str,
     object_id: &str,
     rows: u64,
@@ -313,22 +302,21 @@ pub(crate) async fn mark_done(
     sqlx::query(
         r#"INSERT INTO "cd2_aws"."object_done" ("namespace", "table", "job_id", "object_id", "rows") VALUES ($1, $2, $3, $4, $5)"#,
     )
-    .bind(namespace)
-    .bind(table)
+    .bind(&table.namespace)
+    .bind(&table.table)
     .bind(job_id)
     .bind(object_id)
     .bind(rows as i64)
     .execute(&mut *tx)
     .await
-    .doing(&format!("{namespace}.{table}"), "recording a loaded object")?;
+    .doing(&table.to_string(), "recording a loaded object")?;
     Ok(())
 }
 
 /// Moves `table_sync` to the job's `until`, in the transaction of the last object.
 pub(crate) async fn advance(
     tx: &mut PgConnection,
-    namespace: &str,
-    table: &str,
+    table: &TableRef,
     job: &CompletedJob,
     schema_version: i64,
     model: &TableModel,
@@ -337,14 +325,14 @@ pub(crate) async fn advance(
         r#"UPDATE "instructure_dap"."table_sync" SET "timestamp" = $3, "schema_version" = $4, "schema_description" = $5
            WHERE "source_namespace" = $1 AND "source_table" = $2"#,
     )
-    .bind(namespace)
-    .bind(table)
+    .bind(&table.namespace)
+    .bind(&table.table)
     .bind(job.until.naive_utc())
     .bind(schema_version)
     .bind(model.description.to_string())
     .execute(&mut *tx)
     .await
-    .doing(&format!("{namespace}.{table}"), "advancing instructure_dap.table_sync")?;
-    clear_expired(tx, namespace, table).await?;
-    forget_job(tx, namespace, table).await
+    .doing(&table.to_string(), "advancing instructure_dap.table_sync")?;
+    clear_expired(tx, table).await?;
+    forget_job(tx, table).await
 }

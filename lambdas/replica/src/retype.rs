@@ -20,7 +20,7 @@
 
 use crate::error::{DbContext, ReplicaError};
 use crate::model::{Column, TableModel, quote_ident, quote_literal};
-use crate::{Budget, Progress, Replicator, ddl, views};
+use crate::{Budget, Progress, Replicator, TableRef, ddl, views};
 use sqlx::postgres::PgConnection;
 
 /// When a type change is made in place and how a resumable one proceeds.
@@ -55,15 +55,15 @@ pub(crate) struct Pending {
 /// The table's type changes under way. A record whose shadow column is gone (the table
 /// was initialized again, or someone dropped the column) is forgotten here: it would make
 /// every later sync fail.
-pub(crate) async fn pending(db: &mut PgConnection, namespace: &str, table: &str) -> Result<Vec<Pending>, ReplicaError> {
-    let name = format!("{namespace}.{table}");
+pub(crate) async fn pending(db: &mut PgConnection, table: &TableRef) -> Result<Vec<Pending>, ReplicaError> {
+    let name = table.to_string();
     sqlx::query(
         r#"DELETE FROM "cd2_aws"."retype" r WHERE r."namespace" = $1 AND r."table" = $2 AND NOT EXISTS (
              SELECT 1 FROM pg_attribute a WHERE a.attrelid = to_regclass(format('%I.%I', $1::text, $2::text))
              AND a.attname = r."shadow" AND NOT a.attisdropped)"#,
     )
-    .bind(namespace)
-    .bind(table)
+    .bind(&table.namespace)
+    .bind(&table.table)
     .execute(&mut *db)
     .await
     .doing(&name, "forgetting type changes whose shadow column is gone")?;
@@ -71,8 +71,8 @@ pub(crate) async fn pending(db: &mut PgConnection, namespace: &str, table: &str)
         r#"SELECT "column", "shadow", "target_type", "last_key" FROM "cd2_aws"."retype"
            WHERE "namespace" = $1 AND "table" = $2 ORDER BY "column""#,
     )
-    .bind(namespace)
-    .bind(table)
+    .bind(&table.namespace)
+    .bind(&table.table)
     .fetch_all(db)
     .await
     .doing(&name, "reading the type changes under way")?;
@@ -83,40 +83,32 @@ pub(crate) async fn pending(db: &mut PgConnection, namespace: &str, table: &str)
 }
 
 /// Forgets every change under way on the table: an init replaces the table whole.
-pub(crate) async fn forget_table(tx: &mut PgConnection, namespace: &str, table: &str) -> Result<(), ReplicaError> {
-    on_table(
-        tx,
-        namespace,
-        table,
-        r#"DELETE FROM "cd2_aws"."retype""#,
-        "forgetting type changes of the table it replaces",
-    )
-    .await
+pub(crate) async fn forget_table(tx: &mut PgConnection, table: &TableRef) -> Result<(), ReplicaError> {
+    on_table(tx, table, r#"DELETE FROM "cd2_aws"."retype""#, "forgetting type changes of the table it replaces").await
 }
 
 /// Starts the table's changes under way over from the first key: the primary key's type
 /// changed, and with it the order the recorded last key was taken in (as text, `10` comes
 /// before `9`). Converting a row again is harmless.
-pub(crate) async fn restart(tx: &mut PgConnection, namespace: &str, table: &str) -> Result<(), ReplicaError> {
+pub(crate) async fn restart(tx: &mut PgConnection, table: &TableRef) -> Result<(), ReplicaError> {
     let sql = r#"UPDATE "cd2_aws"."retype" SET "last_key" = NULL"#;
-    on_table(tx, namespace, table, sql, "restarting type changes after a key type change").await
+    on_table(tx, table, sql, "restarting type changes after a key type change").await
 }
 
 /// `statement` (an UPDATE or DELETE of `cd2_aws.retype`) on the table's records.
 async fn on_table(
     tx: &mut PgConnection,
-    namespace: &str,
-    table: &str,
+    table: &TableRef,
     statement: &'static str,
     doing: &str,
 ) -> Result<(), ReplicaError> {
     let sql = format!(r#"{statement} WHERE "namespace" = $1 AND "table" = $2"#);
     sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(namespace)
-        .bind(table)
+        .bind(&table.namespace)
+        .bind(&table.table)
         .execute(tx)
         .await
-        .doing(&format!("{namespace}.{table}"), doing)?;
+        .doing(&table.to_string(), doing)?;
     Ok(())
 }
 
@@ -303,7 +295,7 @@ impl Replicator {
         let qualified = ddl::qualified(schema, &model.name);
         let key_type = model.column(&model.primary_key).map(|c| c.sql_type.ddl()).unwrap_or_else(|| "bigint".into());
         let mut first = true;
-        for mut p in pending(&mut self.db, &model.namespace, &model.name).await? {
+        for mut p in pending(&mut self.db, &model.table_ref()).await? {
             let Some(target) = model.column(&p.column).map(|c| c.sql_type.ddl()) else {
                 continue; // migrate abandons a change whose column left the schema
             };

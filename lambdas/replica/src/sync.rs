@@ -3,21 +3,22 @@
 use crate::error::{DbContext, ReplicaError};
 use crate::load::upsert_object;
 use crate::progress::{AfterFailure, JobWanted, Obtained, advance, mark_done, object_failed};
-use crate::{Budget, Outcome, Progress, Replicator, Status, TableModel, ddl, migrate};
+use crate::{Budget, Outcome, Progress, Replicator, Status, TableModel, TableRef, ddl, migrate};
 
 impl Replicator {
     /// Applies the changes since the last load; `init_needed` for a table not in the replica.
-    pub async fn sync(&mut self, namespace: &str, table: &str, budget: Budget) -> Result<Outcome, ReplicaError> {
-        self.locked(namespace, table, budget, async |r: &mut Self| r.sync_locked(namespace, table, budget).await).await
+    pub async fn sync(&mut self, table: &TableRef, budget: Budget) -> Result<Outcome, ReplicaError> {
+        self.locked(table, budget, async |r: &mut Self| r.sync_locked(table, budget).await).await
     }
 
-    async fn sync_locked(&mut self, namespace: &str, table: &str, budget: Budget) -> Result<Outcome, ReplicaError> {
-        let name = format!("{namespace}.{table}");
-        let Some(crate::Loaded { since, model: previous }) = self.loaded(namespace, table).await? else {
+    async fn sync_locked(&mut self, table: &TableRef, budget: Budget) -> Result<Outcome, ReplicaError> {
+        let name = table.to_string();
+        let namespace = table.namespace.as_str();
+        let Some(crate::Loaded { since, model: previous }) = self.loaded(table).await? else {
             return Ok(Outcome::new(Status::InitNeeded));
         };
-        let schema = self.dap.schema(namespace, table).await?;
-        let model = TableModel::from_schema(namespace, table, &schema.schema)?;
+        let schema = self.dap.schema(namespace, &table.table).await?;
+        let model = TableModel::from_schema(table, &schema.schema)?;
         let mut outcome = Outcome::new(Status::Success);
         let retype = self.retype;
         let mut tx = self.begin(&name, budget).await?;
@@ -35,17 +36,17 @@ impl Replicator {
             resumable: true,
             prepare: String::new(),
         };
-        let job = match self.obtain_job(namespace, table, &wanted, budget).await? {
+        let job = match self.obtain_job(table, &wanted, budget).await? {
             Obtained::Ready(job) => job,
             Obtained::Pending(id) => return Ok(outcome.in_progress(id.as_deref())),
         };
-        let target = ddl::qualified(namespace, table);
-        let (done, _) = self.done_objects(namespace, table, &job.id).await?;
+        let target = ddl::qualified(namespace, &table.table);
+        let (done, _) = self.done_objects(table, &job.id).await?;
         let mut objects: Vec<_> = job.objects.iter().filter(|o| !done.contains(&o.id)).cloned().collect();
         objects.sort();
         if objects.is_empty() {
             let mut tx = self.begin(&name, budget).await?;
-            advance(&mut tx, namespace, table, &job, schema.version, &model).await?;
+            advance(&mut tx, table, &job, schema.version, &model).await?;
             tx.commit().await.doing(&name, "committing the sync")?;
             return Ok(outcome);
         }
@@ -61,10 +62,9 @@ impl Replicator {
                 match upsert_object(&mut tx, &dap, &model, object, &target, true, budget).await {
                     Ok(counts) => {
                         if i == last {
-                            advance(&mut tx, namespace, table, &job, schema.version, &model).await?;
+                            advance(&mut tx, table, &job, schema.version, &model).await?;
                         } else {
-                            mark_done(&mut tx, namespace, table, &job.id, &object.id, counts.inserted + counts.updated)
-                                .await?;
+                            mark_done(&mut tx, table, &job.id, &object.id, counts.inserted + counts.updated).await?;
                         }
                         tx.commit().await.doing(&name, "committing an object")?;
                         break counts;

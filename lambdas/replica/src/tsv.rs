@@ -233,7 +233,7 @@ mod tests {
             "key": {"properties": {"id": {"type": "integer"}}},
             "value": {"properties": {"name": {"type": "string"}, "tags": {"type": "array", "items": {"type": "string"}}}}
         }});
-        TableModel::from_schema("canvas", "t", &schema).unwrap()
+        TableModel::from_schema(&crate::TableRef::new("canvas", "t"), &schema).unwrap()
     }
 
     #[test]

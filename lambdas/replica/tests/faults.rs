@@ -5,7 +5,7 @@ mod support;
 
 use dap::{Credentials, DapClient, DapError};
 use emulator::{Endpoint, FaultKind};
-use replica::{ReplicaError, Status};
+use replica::{ReplicaError, Status, TableRef};
 use support::{Fixture, account};
 
 fn count(requests: &[String], prefix: &str) -> usize {
@@ -181,12 +181,20 @@ async fn the_last_event_of_a_key_decides_between_upsert_and_delete() {
     }});
     f.emulator.put_schema("canvas_logs", "web_logs", schema);
     f.emulator.commit("canvas_logs", "web_logs", vec![serde_json::json!({"id": "a", "url": "/1"})], vec![]);
-    f.replicator().await.replicate("canvas_logs", "web_logs", replica::Budget::unlimited()).await.unwrap();
+    f.replicator()
+        .await
+        .replicate(&TableRef::new("canvas_logs", "web_logs"), replica::Budget::unlimited())
+        .await
+        .unwrap();
     // Delete then re-insert `a` within one incremental result (web_logs repeats keys).
     f.emulator.commit("canvas_logs", "web_logs", vec![], vec![serde_json::json!({"id": "a"})]);
     f.emulator.commit("canvas_logs", "web_logs", vec![serde_json::json!({"id": "a", "url": "/2"})], vec![]);
     f.emulator.update_settings(|s| s.rows_per_object = 100);
-    f.replicator().await.replicate("canvas_logs", "web_logs", replica::Budget::unlimited()).await.unwrap();
+    f.replicator()
+        .await
+        .replicate(&TableRef::new("canvas_logs", "web_logs"), replica::Budget::unlimited())
+        .await
+        .unwrap();
     assert_eq!(f.texts("SELECT url FROM canvas_logs.web_logs WHERE id = 'a'").await, [Some("/2".into())]);
 }
 
@@ -225,7 +233,7 @@ async fn a_backend_terminated_mid_copy_is_transient_and_the_rerun_is_exact() {
     f.emulator.inject(Endpoint::Download, FaultKind::Stall(std::time::Duration::from_secs(3)), 1);
     let mut r = f.replicator().await;
     let task = tokio::spawn(async move {
-        let out = r.replicate("canvas", "accounts", replica::Budget::unlimited()).await;
+        let out = r.replicate(&TableRef::new("canvas", "accounts"), replica::Budget::unlimited()).await;
         (r, out)
     });
     let started = std::time::Instant::now();
@@ -250,7 +258,7 @@ async fn a_backend_terminated_mid_copy_is_transient_and_the_rerun_is_exact() {
     nothing_published(&f).await;
 
     // The same replicator connects again and finishes exactly.
-    let rerun = r.replicate("canvas", "accounts", replica::Budget::unlimited()).await.unwrap();
+    let rerun = r.replicate(&TableRef::new("canvas", "accounts"), replica::Budget::unlimited()).await.unwrap();
     assert_eq!((rerun.status, rerun.counts.inserted), (Status::Success, 1000));
     assert_eq!(
         f.texts("SELECT count(DISTINCT id)::text || '/' || count(*)::text FROM canvas.accounts").await,
@@ -269,7 +277,8 @@ async fn a_schema_change_queued_behind_a_long_query_gives_up_within_the_budget()
     f.emulator.put_schema("canvas", "accounts", support::accounts_schema(2));
     let started = std::time::Instant::now();
     let budget = std::time::Duration::from_secs(2);
-    let err = f.replicator().await.sync("canvas", "accounts", replica::Budget::of(budget)).await.unwrap_err();
+    let err =
+        f.replicator().await.sync(&TableRef::new("canvas", "accounts"), replica::Budget::of(budget)).await.unwrap_err();
     assert!(started.elapsed() < budget + std::time::Duration::from_secs(1), "took {:?}", started.elapsed());
     assert_eq!(err.sqlstate().as_deref(), Some("55P03"), "{err}");
     assert!(err.is_transient(), "{err}");

@@ -4,7 +4,7 @@
 mod support;
 
 use emulator::Settings;
-use replica::{Budget, Replicator, Status};
+use replica::{Budget, Replicator, Status, TableRef};
 use std::process::Command;
 use std::time::{Duration, Instant};
 use support::{Fixture, account};
@@ -67,5 +67,5 @@ async fn child_init() {
     config.poll_interval = Duration::from_millis(5);
     let dap = dap::DapClient::new(config).unwrap();
     let mut r = Replicator::connect(&replica::parse_connection_string(&db).unwrap(), dap).await.unwrap();
-    r.init("canvas", "accounts", Budget::unlimited()).await.unwrap();
+    r.init(&TableRef::new("canvas", "accounts"), Budget::unlimited()).await.unwrap();
 }

@@ -6,7 +6,7 @@ mod support;
 
 use dap::{DapClient, DapError, Limit, Query};
 use emulator::{Emulator, Endpoint, FaultKind, RateLimit, Settings};
-use replica::{Budget, Replicator, Status};
+use replica::{Budget, Replicator, Status, TableRef};
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -43,7 +43,7 @@ async fn replicate_all(f: &Fixture, tables: Vec<String>, workers: usize) {
                 let mut r = Replicator::connect(&options, dap).await.unwrap();
                 loop {
                     let Some(table) = queue.lock().unwrap().pop() else { break };
-                    let outcome = r.replicate("canvas", &table, Budget::unlimited()).await.unwrap();
+                    let outcome = r.replicate(&TableRef::new("canvas", &table), Budget::unlimited()).await.unwrap();
                     assert_eq!(outcome.status, Status::Success, "{table}");
                 }
             })
@@ -198,7 +198,7 @@ async fn a_call_whose_budget_ends_before_a_slot_frees_creates_no_job_and_comes_b
     )
     .await;
     let started = Instant::now();
-    let outcome = r.replicate("canvas", "t000", Budget::of(Duration::from_secs(2))).await.unwrap();
+    let outcome = r.replicate(&TableRef::new("canvas", "t000"), Budget::of(Duration::from_secs(2))).await.unwrap();
     assert_eq!((outcome.status, outcome.cursor), (Status::InProgress, None), "no job to resume yet");
     let took = started.elapsed();
     assert!(
@@ -208,7 +208,7 @@ async fn a_call_whose_budget_ends_before_a_slot_frees_creates_no_job_and_comes_b
     assert_eq!(job_requests(&f.emulator), 0);
     // The window frees: the next call gets its slot.
     f.exec("UPDATE cd2_aws.dap_rate_limit SET sent = '{}'").await;
-    let outcome = r.replicate("canvas", "t000", Budget::unlimited()).await.unwrap();
+    let outcome = r.replicate(&TableRef::new("canvas", "t000"), Budget::unlimited()).await.unwrap();
     assert_eq!(outcome.status, Status::Success);
     assert_eq!(job_requests(&f.emulator), 1);
 }

@@ -2,7 +2,7 @@
 
 mod support;
 
-use replica::{Budget, Counts, Status};
+use replica::{Budget, Counts, Status, TableRef};
 use serde_json::json;
 use sqlx::Row as _;
 use support::{Fixture, account, accounts_schema};
@@ -56,10 +56,14 @@ async fn init_then_sync_applies_inserts_updates_and_deletes() {
     assert!(f.rows(r#"SELECT 1 FROM cd2_aws.job"#).await.is_empty(), "no job left behind");
     // How fresh it is: the job's `until` (2024-05-01T10:00:02Z), and about its rows.
     let mut r = f.replicator().await;
-    let fresh = r.freshness("canvas", "accounts").await.unwrap();
+    let fresh = r.freshness(&TableRef::new("canvas", "accounts")).await.unwrap();
     assert_eq!(fresh.current_to_s, Some(1_714_557_602));
     assert!(fresh.rows.is_some_and(|n| n <= 7), "{fresh:?}");
-    assert_eq!(r.freshness("canvas", "courses").await.unwrap(), replica::Freshness::default(), "not replicated");
+    assert_eq!(
+        r.freshness(&TableRef::new("canvas", "courses")).await.unwrap(),
+        replica::Freshness::default(),
+        "not replicated"
+    );
     // The incremental query asked for changes since the stored timestamp.
     let requests = f.emulator.requests();
     assert!(requests.iter().any(|r| r.contains(r#""since":"2024-05-01T10:00:01Z""#)), "{requests:#?}");
@@ -176,7 +180,7 @@ async fn init_resumes_from_the_database_and_publishes_the_table_only_when_whole(
     let mut r = f.replicator().await;
 
     // A budget already spent: the job is started and saved, nothing is loaded.
-    let first = r.init("canvas", "accounts", support::budget_zero()).await.unwrap();
+    let first = r.init(&TableRef::new("canvas", "accounts"), support::budget_zero()).await.unwrap();
     assert_eq!(first.status, Status::InProgress);
     assert!(first.cursor.is_some());
     assert!(f.rows("SELECT 1 FROM pg_tables WHERE schemaname = 'canvas' AND tablename = 'accounts'").await.is_empty());
@@ -184,7 +188,7 @@ async fn init_resumes_from_the_database_and_publishes_the_table_only_when_whole(
 
     // Load one object, then the second arrives cut off on every attempt: the call fails.
     f.emulator.inject_after(emulator::Endpoint::Download, emulator::FaultKind::TruncatedGzip, 1, 3);
-    let second = f.replicator().await.init("canvas", "accounts", Budget::unlimited()).await;
+    let second = f.replicator().await.init(&TableRef::new("canvas", "accounts"), Budget::unlimited()).await;
     let err = second.expect_err("a truncated download must fail the call").to_string();
     assert!(err.contains("unexpected end of file"), "{err}");
     let staged = f.texts("SELECT count(*)::text FROM cd2_aws_staging_canvas.accounts").await;
@@ -192,7 +196,8 @@ async fn init_resumes_from_the_database_and_publishes_the_table_only_when_whole(
     assert!(f.rows("SELECT 1 FROM pg_tables WHERE schemaname = 'canvas' AND tablename = 'accounts'").await.is_empty());
 
     // A new process resumes the same job and finishes exactly.
-    let third = f.replicator().await.replicate("canvas", "accounts", Budget::unlimited()).await.unwrap();
+    let third =
+        f.replicator().await.replicate(&TableRef::new("canvas", "accounts"), Budget::unlimited()).await.unwrap();
     assert_eq!(third.status, Status::Success);
     assert_eq!(third.counts.inserted, 7);
     assert_eq!(
@@ -213,11 +218,11 @@ async fn sync_resumes_and_advances_metadata_with_the_last_object() {
     f.emulator.commit("canvas", "accounts", (10..15).map(|i| account(i, "new")).collect(), vec![]);
 
     let mut r = f.replicator().await;
-    let partial = r.sync("canvas", "accounts", support::budget_zero()).await.unwrap();
+    let partial = r.sync(&TableRef::new("canvas", "accounts"), support::budget_zero()).await.unwrap();
     assert_eq!(partial.status, Status::InProgress);
     let before = f.texts(r#"SELECT "timestamp"::text FROM instructure_dap.table_sync"#).await;
     assert_eq!(before, [Some("2024-05-01 10:00:01".into())], "not advanced before the data");
-    let done = r.sync("canvas", "accounts", Budget::unlimited()).await.unwrap();
+    let done = r.sync(&TableRef::new("canvas", "accounts"), Budget::unlimited()).await.unwrap();
     assert_eq!(done.status, Status::Success);
     assert_eq!(done.counts.inserted, 5);
     assert_eq!(
@@ -380,7 +385,8 @@ async fn web_logs_may_repeat_keys() {
         vec![json!({"id": "a", "url": "/3"}), json!({"id": "c", "url": "/4"}), json!({"id": "c", "url": "/5"})],
         vec![],
     );
-    let out = f.replicator().await.replicate("canvas_logs", "web_logs", Budget::unlimited()).await.unwrap();
+    let out =
+        f.replicator().await.replicate(&TableRef::new("canvas_logs", "web_logs"), Budget::unlimited()).await.unwrap();
     assert_eq!(out.status, Status::Success);
     let rows: Vec<String> =
         f.texts("SELECT id || url FROM canvas_logs.web_logs ORDER BY id").await.into_iter().flatten().collect();
@@ -398,7 +404,7 @@ async fn a_job_dap_is_still_preparing_at_the_end_of_the_budget_is_resumed_not_re
     let first = f
         .replicator()
         .await
-        .init("canvas", "accounts", Budget::of(std::time::Duration::from_millis(50)))
+        .init(&TableRef::new("canvas", "accounts"), Budget::of(std::time::Duration::from_millis(50)))
         .await
         .unwrap();
     assert_eq!(first.status, Status::InProgress);
@@ -423,7 +429,7 @@ async fn a_snapshot_whose_job_expires_twice_in_a_row_fails_clearly_instead_of_st
     let partly = async || {
         f.emulator.inject_after(Endpoint::Download, FaultKind::Stall(std::time::Duration::from_secs(60)), 1, 1);
         let budget = Budget::of(std::time::Duration::from_millis(1500));
-        let out = f.replicator().await.init("canvas", "accounts", budget).await.unwrap();
+        let out = f.replicator().await.init(&TableRef::new("canvas", "accounts"), budget).await.unwrap();
         assert_eq!(out.status, Status::InProgress);
         assert_eq!(f.texts("SELECT count(*)::text FROM cd2_aws.object_done").await, [Some("1".into())]);
     };
@@ -440,7 +446,7 @@ async fn a_snapshot_whose_job_expires_twice_in_a_row_fails_clearly_instead_of_st
     assert_eq!(jobs(), 2);
     expire().await;
     // The second in a row fails, saying why and what to do, and leaves a clean start.
-    let err = f.replicator().await.init("canvas", "accounts", Budget::unlimited()).await.unwrap_err();
+    let err = f.replicator().await.init(&TableRef::new("canvas", "accounts"), Budget::unlimited()).await.unwrap_err();
     assert!(matches!(err, replica::ReplicaError::JobExpired { loaded: 1, total: 3, times: 2, .. }), "{err:?}");
     let text = err.to_string();
     assert!(
@@ -464,7 +470,7 @@ async fn a_budget_that_ends_mid_object_rolls_it_back_and_the_next_call_loads_it_
     f.emulator.inject(emulator::Endpoint::Download, emulator::FaultKind::Stall(std::time::Duration::from_secs(60)), 1);
     let budget = std::time::Duration::from_secs(2);
     let started = std::time::Instant::now();
-    let first = f.replicator().await.init("canvas", "accounts", Budget::of(budget)).await.unwrap();
+    let first = f.replicator().await.init(&TableRef::new("canvas", "accounts"), Budget::of(budget)).await.unwrap();
     assert!(started.elapsed() < budget + std::time::Duration::from_secs(1), "took {:?}", started.elapsed());
     assert_eq!(first.status, Status::InProgress);
     assert_eq!(
@@ -474,7 +480,8 @@ async fn a_budget_that_ends_mid_object_rolls_it_back_and_the_next_call_loads_it_
     );
     assert!(f.rows("SELECT 1 FROM cd2_aws.object_done").await.is_empty());
 
-    let second = f.replicator().await.replicate("canvas", "accounts", Budget::unlimited()).await.unwrap();
+    let second =
+        f.replicator().await.replicate(&TableRef::new("canvas", "accounts"), Budget::unlimited()).await.unwrap();
     assert_eq!((second.status, second.counts.inserted), (Status::Success, 6000));
     assert_eq!(
         f.texts("SELECT count(DISTINCT id)::text || '/' || count(*)::text FROM canvas.accounts").await,
@@ -599,7 +606,7 @@ async fn a_type_change_too_big_for_one_call_is_made_in_batches_over_several_call
     while calls == 0 || !f.rows(r#"SELECT 1 FROM cd2_aws.retype"#).await.is_empty() {
         calls += 1;
         assert!(calls < 100, "the change never ends");
-        let out = r.sync("canvas", "accounts", support::budget_zero()).await.unwrap();
+        let out = r.sync(&TableRef::new("canvas", "accounts"), support::budget_zero()).await.unwrap();
         assert_eq!(out.status, Status::InProgress, "{out:?}");
         notes.extend(out.notes);
         if calls == 3 {
@@ -617,7 +624,7 @@ async fn a_type_change_too_big_for_one_call_is_made_in_batches_over_several_call
     assert!(notes.contains("column `small`: now integer"), "{notes}");
     assert_eq!(notes.matches("converting in batches").count(), 1, "said once: {notes}");
 
-    let out = r.sync("canvas", "accounts", Budget::unlimited()).await.unwrap();
+    let out = r.sync(&TableRef::new("canvas", "accounts"), Budget::unlimited()).await.unwrap();
     assert_eq!(out.status, Status::Success, "{out:?}");
     assert_eq!(
         f.texts("SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'canvas.accounts'::regclass AND attname = 'small'").await,
@@ -670,7 +677,7 @@ async fn small_change_started() -> (Fixture, replica::Replicator) {
     f.emulator.put_schema("canvas", "accounts", accounts_schema(2));
     let mut r = f.replicator().await;
     r.set_retype(replica::RetypeSettings { in_place_max_bytes: 0, batch_rows: 2 });
-    let out = r.sync("canvas", "accounts", support::budget_zero()).await.unwrap();
+    let out = r.sync(&TableRef::new("canvas", "accounts"), support::budget_zero()).await.unwrap();
     assert_eq!(out.status, Status::InProgress, "{out:?}");
     (f, r)
 }
@@ -684,7 +691,7 @@ async fn a_type_change_under_way_is_given_up_when_dap_takes_it_back() {
 
     f.emulator.put_schema("canvas", "accounts", accounts_schema(1));
     f.emulator.commit("canvas", "accounts", vec![account(6, "six")], vec![]);
-    let out = r.sync("canvas", "accounts", Budget::unlimited()).await.unwrap();
+    let out = r.sync(&TableRef::new("canvas", "accounts"), Budget::unlimited()).await.unwrap();
     assert_eq!(out.status, Status::Success, "{out:?}");
     assert!(f.rows(r#"SELECT 1 FROM cd2_aws.retype"#).await.is_empty());
     assert!(
@@ -704,7 +711,7 @@ async fn a_type_change_under_way_is_given_up_when_dap_takes_it_back() {
 /// are done or a call fails; answers the failure, if any.
 async fn convert_until_done(f: &Fixture, r: &mut replica::Replicator) -> Option<replica::ReplicaError> {
     for _ in 0..100 {
-        if let Err(e) = r.sync("canvas", "accounts", support::budget_zero()).await {
+        if let Err(e) = r.sync(&TableRef::new("canvas", "accounts"), support::budget_zero()).await {
             return Some(e);
         }
         if f.rows(r#"SELECT 1 FROM cd2_aws.retype"#).await.is_empty() {
@@ -725,7 +732,7 @@ async fn a_key_type_change_mid_conversion_starts_it_over_and_no_row_is_skipped()
     let mut r = f.replicator().await;
     r.set_retype(replica::RetypeSettings { in_place_max_bytes: 0, batch_rows: 100 });
     for _ in 0..3 {
-        let out = r.sync("canvas", "accounts", support::budget_zero()).await.unwrap();
+        let out = r.sync(&TableRef::new("canvas", "accounts"), support::budget_zero()).await.unwrap();
         assert_eq!(out.status, Status::InProgress, "{out:?}");
     }
     assert_eq!(f.texts(r#"SELECT last_key FROM cd2_aws.retype"#).await, [Some("300".into())]);
@@ -759,12 +766,12 @@ async fn a_view_on_the_shadow_column_stops_the_change_with_its_name_until_it_is_
     assert!(!err.is_transient());
     // Taking the change back is refused the same way, not with PostgreSQL's 2BP01.
     f.emulator.put_schema("canvas", "accounts", accounts_schema(1));
-    let err = r.sync("canvas", "accounts", Budget::unlimited()).await.unwrap_err();
+    let err = r.sync(&TableRef::new("canvas", "accounts"), Budget::unlimited()).await.unwrap_err();
     assert!(matches!(err, replica::ReplicaError::RetypeBlocked { .. }), "{err:?}");
 
     f.emulator.put_schema("canvas", "accounts", accounts_schema(2));
     f.exec("DROP VIEW public.everything").await;
-    let out = r.sync("canvas", "accounts", Budget::unlimited()).await.unwrap();
+    let out = r.sync(&TableRef::new("canvas", "accounts"), Budget::unlimited()).await.unwrap();
     assert_eq!(out.status, Status::Success, "{out:?}");
     assert!(f.rows(r#"SELECT 1 FROM cd2_aws.retype"#).await.is_empty());
 }
@@ -778,7 +785,7 @@ async fn a_change_left_by_a_replaced_table_is_forgotten() {
 
     f.exec("DROP TABLE canvas.accounts; DELETE FROM instructure_dap.table_sync").await;
     f.emulator.put_schema("canvas", "accounts", accounts_schema(1)); // the emulator's rows still have `uuid`
-    let out = r.replicate("canvas", "accounts", Budget::unlimited()).await.unwrap();
+    let out = r.replicate(&TableRef::new("canvas", "accounts"), Budget::unlimited()).await.unwrap();
     assert_eq!(out.status, Status::Success, "{out:?}");
     assert!(f.rows(r#"SELECT 1 FROM cd2_aws.retype"#).await.is_empty(), "the init forgot it");
 
@@ -787,7 +794,7 @@ async fn a_change_left_by_a_replaced_table_is_forgotten() {
            VALUES ('canvas', 'accounts', 'small', 'cd2_aws_new_99', 'integer')"#,
     )
     .await;
-    let out = r.sync("canvas", "accounts", Budget::unlimited()).await.unwrap();
+    let out = r.sync(&TableRef::new("canvas", "accounts"), Budget::unlimited()).await.unwrap();
     assert_eq!(out.status, Status::Success, "{out:?}");
     assert!(f.rows(r#"SELECT 1 FROM cd2_aws.retype"#).await.is_empty());
 }

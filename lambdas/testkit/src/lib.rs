@@ -419,6 +419,19 @@ pub async fn fresh_database() -> String {
 /// Set to the `bin` directory of the Python tools' virtualenv (moto); `cargo xtask test` sets it.
 pub const PYTHON_TOOLS_VAR: &str = "CD2_PYTHON_TOOLS";
 
+/// One Lambda invocation as moto's launcher records it ([`Moto::start_recording`]).
+#[derive(Clone, Debug, serde::Deserialize)]
+pub struct LambdaAnswer {
+    /// The function's name (its binary's).
+    pub function: String,
+    /// The event, as sent.
+    pub request: String,
+    /// The function's answer, or its error's JSON.
+    pub answer: String,
+    /// Lambda's `X-Amz-Function-Error`, when the function failed.
+    pub error: Option<String>,
+}
+
 /// moto's server on loopback (AWS APIs for the tests), stopped when dropped.
 #[derive(Debug)]
 pub struct Moto {
@@ -454,6 +467,17 @@ impl Moto {
     /// Starts moto on a free port; with `forward_lambda` (the address of `cargo lambda
     /// watch`), Lambda invocations reach the real handlers there.
     pub fn start(forward_lambda: Option<&str>) -> Result<Self, String> {
+        Self::launch(forward_lambda, None)
+    }
+
+    /// Starts moto forwarding Lambda invocations to `forward_lambda`, and appending each to
+    /// `answers` as one JSON line ([`LambdaAnswer`]): how a caller sees a table's calls end,
+    /// since moto's interpreter does not list a distributed Map's child executions.
+    pub fn start_recording(forward_lambda: &str, answers: &Path) -> Result<Self, String> {
+        Self::launch(Some(forward_lambda), Some(answers))
+    }
+
+    fn launch(forward_lambda: Option<&str>, answers: Option<&Path>) -> Result<Self, String> {
         let bin = python_tools()?;
         let port = free_port();
         let mut cmd = Command::new(bin.join("python"));
@@ -465,6 +489,10 @@ impl Moto {
         match forward_lambda {
             Some(url) => cmd.env("CD2_LAMBDA_FORWARD", url),
             None => cmd.env_remove("CD2_LAMBDA_FORWARD"),
+        };
+        match answers {
+            Some(path) => cmd.env("CD2_LAMBDA_ANSWERS", path),
+            None => cmd.env_remove("CD2_LAMBDA_ANSWERS"),
         };
         let child = cmd.spawn().map_err(|e| format!("starting moto: {e}"))?;
         let mut moto = Self { port, child };

@@ -618,7 +618,7 @@ fn validate_existing(db: &ExistingProps, check: &mut impl FnMut(bool, &str, Stri
     check(
         !db.bootstrap || db.admin_secret_arn.is_some(),
         "database.admin_secret_arn",
-        "with bootstrap = true, name the admin credential's secret; or set bootstrap = false once a DBA has run the README's SQL".into(),
+        "with bootstrap = true, name the admin credential's secret; or set bootstrap = false once a DBA has run the SQL in lambdas/replica/README.md".into(),
     );
     check(
         arn_ok(&db.admin_secret_kms_key_arn, "kms"),

@@ -94,7 +94,7 @@ pub struct Synthesized {
     pub template: Template,
     /// The state machine definition, as in the template, for statelint and for review.
     pub state_machine: Value,
-    /// The same, drawn as a Mermaid flowchart (the README shows dev's).
+    /// The same, drawn as a Mermaid flowchart (xtask/ARCHITECTURE.md shows dev's).
     pub diagram: String,
 }
 

@@ -292,10 +292,17 @@ fn status_is(status: Status, next: &str) -> ChoiceRule {
 fn to_table_failed() -> Vec<Catcher> {
     let error_path = path(&[TableState::error]);
     vec![
-        Catcher::new(&ErrorName::permanent(), &error_path, "TableFailed"),
-        Catcher::new(&["States.ALL"], &error_path, "TableFailed"),
+        Catcher::new(&ErrorName::permanent(), &error_path, TABLE_FAILED),
+        Catcher::new(&["States.ALL"], &error_path, TABLE_FAILED),
     ]
 }
+
+/// The state a table's iteration ends in when it is replicated: its output is the table's
+/// last [`TableState`], which the Map's `ResultWriter` keeps.
+pub const TABLE_DONE: &str = "TableDone";
+/// The state a table's iteration ends in when a call failed: its output is the table's
+/// [`TableState`] with the error Step Functions caught.
+pub const TABLE_FAILED: &str = "TableFailed";
 
 /// One table: sync, or init when new, calling again while `in_progress`.
 fn table_graph(props: &PipelineProps) -> Graph {
@@ -312,7 +319,7 @@ fn table_graph(props: &PipelineProps) -> Graph {
                     "init_needed: the table is not in the replica yet; in_progress: call again with the state".into(),
                 ),
                 choices: vec![status_is(Status::InitNeeded, "InitTable"), status_is(Status::InProgress, "SyncTable")],
-                default: Some("TableDone".into()),
+                default: Some(TABLE_DONE.into()),
             },
         )
         .state(
@@ -324,12 +331,12 @@ fn table_graph(props: &PipelineProps) -> Graph {
             Choice {
                 comment: Some("in_progress: the snapshot is partly loaded; call again with the state".into()),
                 choices: vec![status_is(Status::InProgress, "InitTable")],
-                default: Some("TableDone".into()),
+                default: Some(TABLE_DONE.into()),
             },
         )
-        .state("TableDone", Succeed::default())
+        .state(TABLE_DONE, Succeed::default())
         .state(
-            "TableFailed",
+            TABLE_FAILED,
             Pass {
                 comment: Some("Record the failure in the table's state and let the other tables go on".into()),
                 io: Io { result_path: Some(ResultPath::Path(path(&[TableState::status]))), ..Io::default() },

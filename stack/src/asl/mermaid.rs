@@ -1,6 +1,6 @@
 //! The state machine as a Mermaid flowchart, drawn from the typed definition, so the
-//! picture in the README is the workflow that deploys (synth writes it beside the ASL; a
-//! test fails when the README's copy is stale).
+//! picture in xtask/ARCHITECTURE.md is the workflow that deploys (synth writes it beside the ASL; a
+//! test fails when its copy is stale).
 //!
 //! Solid arrows are `Next`, `Default` and Choice rules (labelled with their condition),
 //! dotted arrows are `Catch` (labelled with the errors), a dotted loop on a task is its

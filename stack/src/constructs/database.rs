@@ -115,7 +115,7 @@ pub struct ExistingProps {
     /// The database's security group; the stack adds the ingress rule from the Lambdas.
     pub security_group_id: String,
     /// Create the application role and schemas with the admin credential (default true);
-    /// false when a DBA has run the README's SQL.
+    /// false when a DBA has run the SQL in lambdas/replica/README.md.
     #[serde(default = "yes")]
     pub bootstrap: bool,
     /// The admin credential (`username`, `password`), needed when `bootstrap` is true.

@@ -138,18 +138,8 @@ async fn print_finished_tables(aws: &Aws, execution: &str, printed: &mut BTreeSe
 }
 
 fn table_line(t: &TableState, execution_status: &str) -> String {
-    let outcome = match &t.error {
-        Some(e) => format!("failed  {}: {}", e.Error, e.message()),
-        None if execution_status == "SUCCEEDED" => format!(
-            "{}  +{} ~{} -{} rows, {} calls, {:.1} s",
-            t.status.as_json(),
-            t.counts.inserted,
-            t.counts.updated,
-            t.counts.deleted,
-            t.calls,
-            t.duration_ms as f64 / 1000.0
-        ),
-        None => execution_status.to_lowercase(),
-    };
-    format!("  {:<40} {outcome}", format!("{}.{}", t.namespace, t.table))
+    match &t.error {
+        None if execution_status != "SUCCEEDED" => t.line(&execution_status.to_lowercase()),
+        _ => t.finished_line(),
+    }
 }

@@ -7,7 +7,7 @@ use crate::project;
 use anyhow::{Context, Result, bail};
 use dap::{ClientConfig, Credentials, DapClient};
 use emulator::bench;
-use replica::{Budget, Replicator, TableModel, ddl};
+use replica::{Budget, Replicator, TableModel, TableRef, ddl};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -168,7 +168,7 @@ fn measure(rows: u64, emulator_bin: &Path, server: &str) -> Result<Value> {
 /// The ceiling: the same rows, already in COPY text in a file, into the same table with
 /// one `COPY FROM STDIN`. Writing the file is not timed.
 async fn ceiling(db: &str, rows: u64) -> Result<f64> {
-    let model = TableModel::from_schema(bench::NAMESPACE, bench::TABLE, &bench::schema())?;
+    let model = TableModel::from_schema(&TableRef::new(bench::NAMESPACE, bench::TABLE), &bench::schema())?;
     let path = project::target_dir("bench-copy.txt");
     {
         let header = format!("meta.ts\t{}", bench::FIELDS.join("\t"));
@@ -247,12 +247,13 @@ pub fn child(dap_url: &str, db: &str) -> Result<()> {
         config.poll_interval = Duration::from_millis(100);
         let dap = DapClient::new(config)?;
         let mut replicator = Replicator::connect(&replica::parse_connection_string(db)?, dap.clone()).await?;
+        let table = TableRef::new(bench::NAMESPACE, bench::TABLE);
         // DAP prepares a job before any byte moves; that is the server's time, not ours.
         // An identical query then gets the completed job back at once.
         dap.run_job(bench::NAMESPACE, bench::TABLE, &dap::Query::snapshot()).await?;
         let start = Instant::now();
         let cpu = cpu_seconds();
-        let init = replicator.init(bench::NAMESPACE, bench::TABLE, Budget::unlimited()).await?;
+        let init = replicator.init(&table, Budget::unlimited()).await?;
         let init_seconds = start.elapsed().as_secs_f64();
         let init_rss = peak_rss_kb();
         let init_cpu = cpu_seconds() - cpu;
@@ -262,11 +263,10 @@ pub fn child(dap_url: &str, db: &str) -> Result<()> {
         if !touched {
             bail!("the emulator did not change the generated table");
         }
-        let since =
-            replicator.last_timestamp(bench::NAMESPACE, bench::TABLE).await?.context("the table is registered")?;
+        let since = replicator.last_timestamp(&table).await?.context("the table is registered")?;
         dap.run_job(bench::NAMESPACE, bench::TABLE, &dap::Query::incremental(since)).await?;
         let start = Instant::now();
-        let sync = replicator.sync(bench::NAMESPACE, bench::TABLE, Budget::unlimited()).await?;
+        let sync = replicator.sync(&table, Budget::unlimited()).await?;
         let sync_seconds = start.elapsed().as_secs_f64();
         let synced = sync.counts.inserted + sync.counts.updated + sync.counts.deleted;
         println!(

@@ -6,7 +6,7 @@ pub mod stage;
 
 use aws_config::{Region, SdkConfig};
 use aws_sdk_secretsmanager::config::Credentials;
-use emulator::{Emulator, Settings};
+use emulator::{Emulator, Endpoint, FaultKind, Settings};
 use functions::settings::DapSettings;
 use sqlx::PgPool;
 use std::time::Duration;
@@ -83,6 +83,31 @@ pub async fn demo_emulator(settings: Settings) -> Emulator {
     let emulator = Emulator::start(settings).await.expect("emulator starts");
     emulator.load_fixture(std::path::Path::new(emulator::DEMO_FIXTURE)).unwrap();
     emulator
+}
+
+/// The demo's DAP (and the end-to-end test's): four rows an object and a pause before each
+/// download, so that courses' 25 rows take several budgeted calls.
+pub fn demo_dap() -> Settings {
+    Settings { rows_per_object: 4, download_delay: Duration::from_millis(600), ..Settings::default() }
+}
+
+/// canvas.accounts and canvas.courses from the demo data, and two more tables like
+/// accounts: users (which DAP refuses for good) and enrollments (which fails once).
+pub fn add_demo_tables(emulator: &Emulator) {
+    emulator.load_fixture(std::path::Path::new(emulator::DEMO_FIXTURE)).unwrap();
+    let demo: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(emulator::DEMO_FIXTURE).unwrap()).unwrap();
+    let accounts = &demo["tables"][0];
+    assert_eq!(accounts["table"], "accounts");
+    for table in ["users", "enrollments"] {
+        emulator.put_schema("canvas", table, accounts["schema"].clone());
+        emulator.commit("canvas", table, accounts["rows"].as_array().unwrap().clone(), vec![]);
+    }
+    // A permanent DAP error for users, at every call.
+    emulator.inject_on_table(Endpoint::Schema, "users", FaultKind::Status(400, "ValidationError".into()), 100);
+    // Enrollments: as many 503s as the client tries in one call, so the call fails as
+    // transient and the state machine's Retry calls again.
+    emulator.inject_on_table(Endpoint::Schema, "enrollments", FaultKind::Status(503, "ServiceUnavailable".into()), 5);
 }
 
 /// A fresh database: its URL and a pool for the test's own queries.

@@ -13,13 +13,19 @@ use stack::app::{self, Config, Function, pipeline};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// The workflow's functions and their binaries (the definition's ARNs end in their names).
-const FUNCTIONS: [(Function, &str); 4] = [
-    (Function::ListTables, env!("CARGO_BIN_EXE_list_tables")),
-    (Function::SyncTable, env!("CARGO_BIN_EXE_sync_table")),
-    (Function::InitTable, env!("CARGO_BIN_EXE_init_table")),
-    (Function::Summarize, env!("CARGO_BIN_EXE_summarize")),
-];
+/// The workflow's functions (the definition's ARNs end in their names).
+const FUNCTIONS: [Function; 4] = [Function::ListTables, Function::SyncTable, Function::InitTable, Function::Summarize];
+
+/// A function's binary, beside this process's directory: a test runs from `target/<profile>/deps`
+/// and the demo from `target/<profile>/examples`, and cargo puts the package's binaries in
+/// `target/<profile>` (for a test it has built them first; xtask builds them for the demo).
+fn binary(function: Function) -> PathBuf {
+    let exe = std::env::current_exe().expect("this process's path");
+    let dir = exe.parent().and_then(Path::parent).expect("a binary under target/<profile>/");
+    let path = dir.join(function.binary());
+    assert!(path.is_file(), "{} is not built: cargo build -p cd2-functions --bins", path.display());
+    path
+}
 
 pub const ACCOUNT: &str = "123456789012";
 
@@ -52,6 +58,8 @@ pub struct Stage {
     pub topic: String,
     pub machine: String,
     pub logs: PathBuf,
+    /// Every Lambda invocation, one JSON line each ([`testkit::LambdaAnswer`]).
+    pub answers: PathBuf,
     /// The dev stack's on-demand NAT instance, in moto: stopped, as between runs.
     pub nat: String,
     watch: testkit::LambdaWatch,
@@ -66,7 +74,7 @@ fn definition(topic_arn: &str, nat: &str, overrides: &[&str]) -> String {
     let overrides: Vec<String> = overrides.iter().map(|o| (*o).to_owned()).collect();
     let config = Config::from_toml(&text, "dev.toml", &overrides).unwrap();
     let mut asl = app::build(&config).unwrap().state_machine.to_string();
-    for (function, _) in FUNCTIONS {
+    for function in FUNCTIONS {
         let arn = format!("arn:aws:lambda:us-east-1:{ACCOUNT}:function:{function}");
         asl = asl.replace(&format!("${{{}}}", function.arn_placeholder().unwrap()), &arn);
     }
@@ -92,8 +100,12 @@ impl Stage {
             .unwrap()
             .expect("cargo lambda watch");
         let forward = watch.invoke_url();
-        let moto =
-            tokio::task::spawn_blocking(move || testkit::Moto::start(Some(&forward))).await.unwrap().expect("moto");
+        let answers = logs.join("answers.jsonl");
+        let record = answers.clone();
+        let moto = tokio::task::spawn_blocking(move || testkit::Moto::start_recording(&forward, &record))
+            .await
+            .unwrap()
+            .expect("moto");
         let aws = Aws::start_with(moto).await;
         aws.execute_state_machines().await;
 
@@ -171,10 +183,10 @@ impl Stage {
         // The test's own, over the above.
         .chain(setup.env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())))
         .collect();
-        for (function, exe) in FUNCTIONS {
+        for function in FUNCTIONS {
             let replicates = matches!(function, Function::SyncTable | Function::InitTable);
             let instances = if replicates { setup.replicators } else { 1 };
-            watch.serve(function.binary(), Path::new(exe), instances, &env, &logs).unwrap();
+            watch.serve(function.binary(), &binary(function), instances, &env, &logs).unwrap();
         }
 
         let sfn = aws_sdk_sfn::Client::new(&aws.sdk);
@@ -188,7 +200,7 @@ impl Stage {
             .unwrap()
             .state_machine_arn;
         let booting = aws.moto.play_nat_boot(&nat, stack::constructs::nat::READY_TAG).expect("boto3 runs");
-        Self { aws, sfn, sqs, s3, queue, topic, machine, logs, nat, watch, booting }
+        Self { aws, sfn, sqs, s3, queue, topic, machine, logs, answers, nat, watch, booting }
     }
 
     pub async fn start_run(&self, name: &str) -> String {

@@ -4,7 +4,7 @@
 
 use dap::{ClientConfig, Credentials, DapClient, Limit};
 use emulator::{Emulator, Settings};
-use replica::{Budget, Outcome, ReplicaError, Replicator};
+use replica::{Budget, Outcome, ReplicaError, Replicator, TableRef};
 use serde_json::{Value, json};
 use sqlx::Connection as _;
 use sqlx::PgPool;
@@ -148,7 +148,7 @@ impl Fixture {
     }
 
     pub async fn replicate(&self, table: &str) -> Result<Outcome, ReplicaError> {
-        self.replicator().await.replicate("canvas", table, Budget::unlimited()).await
+        self.replicator().await.replicate(&TableRef::new("canvas", table), Budget::unlimited()).await
     }
 
     pub async fn rows(&self, sql: &str) -> Vec<PgRow> {
