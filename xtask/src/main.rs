@@ -6,7 +6,6 @@ mod bench;
 mod build_lambdas;
 mod db;
 mod demo;
-mod interop;
 mod ops;
 mod project;
 mod replicate;

@@ -57,11 +57,6 @@ impl Validators {
         &self.bin
     }
 
-    /// The official `dap` CLI.
-    pub fn dap(&self) -> PathBuf {
-        self.bin.join("dap")
-    }
-
     fn run(&self, tool: &'static str, args: &[&str], file: &Path) -> Result<Output> {
         Command::new(self.bin.join(tool))
             .args(args)

@@ -20,9 +20,11 @@ mod bootstrap;
 pub mod env;
 mod error;
 pub mod freshness;
+mod retry;
 
 pub use bootstrap::{BootstrapProperties, PasswordReader};
 pub use error::{ErrorDetail, ErrorName};
+pub use retry::{Backoff, Pauses};
 
 use serde::{Deserialize, Serialize};
 
@@ -274,7 +276,16 @@ impl TableState {
     /// as `cargo xtask run` and the demo print each table when it finishes.
     pub fn finished_line(&self) -> String {
         let outcome = match &self.error {
-            Some(e) => format!("failed  {}: {}", e.Error, ErrorDetail::parse(&e.message()).message),
+            Some(e) => {
+                // DAP's error type and uuid stay: they are what Instructure support asks for.
+                let detail = ErrorDetail::parse(&e.message());
+                let dap = match (&detail.dap_type, &detail.dap_uuid) {
+                    (Some(kind), Some(uuid)) => format!(" (DAP error type {kind}, uuid {uuid})"),
+                    (Some(kind), None) => format!(" (DAP error type {kind})"),
+                    _ => String::new(),
+                };
+                format!("failed  {}: {}{dap}", e.Error, detail.message)
+            }
             None => format!(
                 "{}  +{} ~{} -{} rows, {} calls, {:.1} s",
                 self.status.as_json(),

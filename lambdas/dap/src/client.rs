@@ -5,6 +5,7 @@ use crate::error::{ApiError, DapError};
 use crate::limiter::{Limit, RateLimiter};
 use crate::types::{CompletedJob, ErrorBody, Job, JobStatus, ObjectId, Query, TableList, UrlResponse, VersionedSchema};
 use async_compression::tokio::bufread::GzipDecoder;
+use contract::Backoff;
 use futures_util::TryStreamExt;
 use reqwest::{Method, Response, StatusCode};
 use serde::de::DeserializeOwned;
@@ -33,10 +34,9 @@ impl std::fmt::Debug for Credentials {
 pub struct ClientConfig {
     pub base_url: String,
     pub credentials: Credentials,
-    /// Attempts per request, the first included, for 429, 5xx and lost connections.
-    pub max_attempts: u32,
-    /// First backoff after a 5xx or lost connection; doubles each time.
-    pub backoff: Duration,
+    /// Attempts per request, the first included, for 429, 5xx and lost connections, and
+    /// the pauses after a 5xx or a lost connection (a 429 waits what DAP asks instead).
+    pub retry: Backoff,
     /// The longest `Retry-After` honoured; longer ones end the retries.
     pub max_retry_after: Duration,
     /// The pause after a 429 without `Retry-After` (the official client's 30 s).
@@ -61,8 +61,7 @@ impl ClientConfig {
         Self {
             base_url: base_url.trim_end_matches('/').to_owned(),
             credentials,
-            max_attempts: 5,
-            backoff: Duration::from_millis(500),
+            retry: Backoff::doubling(5, Duration::from_millis(500), Duration::from_secs(60)),
             max_retry_after: Duration::from_secs(120),
             default_retry_after: Duration::from_secs(30),
             poll_interval: Duration::from_secs(5),
@@ -153,7 +152,7 @@ fn job_request(namespace: &str, table: &str, query: &Query) -> Result<(String, V
 /// Whether a request is retried by the client itself.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Attempts {
-    /// Up to `max_attempts` for 429, 5xx and lost connections; one new login for a refused token.
+    /// Up to `retry.attempts` for 429, 5xx and lost connections; one new login for a refused token.
     Retried,
     /// Exactly one request; the caller retries.
     One,
@@ -262,7 +261,9 @@ impl DapClient {
         deadline: Option<std::time::Instant>,
     ) -> Result<Option<CompletedJob>, DapError> {
         let started = tokio::time::Instant::now();
-        let mut polls = 0;
+        // Quick first polls for small jobs, then the official client's interval.
+        let interval = self.inner.config.poll_interval;
+        let mut pauses = Backoff { attempts: None, first: interval / 8, factor: 2.0, max: interval }.pauses();
         loop {
             match job.status {
                 JobStatus::Complete => break,
@@ -278,13 +279,11 @@ impl DapClient {
             if started.elapsed() > self.inner.config.job_timeout {
                 return Err(DapError::JobTimeout { job_id: job.id, what: what.into(), waited: started.elapsed() });
             }
-            // Quick first polls for small jobs, then the official client's interval.
-            let pause = (self.inner.config.poll_interval / 8) * 2u32.pow(polls.min(3));
+            let pause = pauses.next().unwrap_or(interval);
             if deadline.is_some_and(|d| std::time::Instant::now() + pause > d) {
                 tracing::info!(job = %job.id, "job still running at the deadline");
                 return Ok(None);
             }
-            polls += 1;
             tokio::time::sleep(pause).await;
             job = self.job(&job.id, what).await?;
         }
@@ -329,6 +328,7 @@ impl DapClient {
     /// 5xx and lost connections, and decodes gzip (every member) as bytes arrive.
     pub async fn open_object(&self, object: &ObjectId) -> Result<ObjectReader, DapError> {
         let cfg = &self.inner.config;
+        let mut pauses = cfg.retry.pauses();
         let mut attempt = 0;
         // The last attempt's URL was refused with a 403.
         let mut refused_before = false;
@@ -379,14 +379,14 @@ impl DapClient {
                     format!("connection: {}", describe_transport(e.without_url()))
                 }
             };
-            if attempt >= cfg.max_attempts {
+            let Some(pause) = pauses.next() else {
                 return Err(DapError::Download {
                     object: object.id.clone(),
                     detail: format!("{failure}, after {attempt} attempts"),
                 });
-            }
+            };
             tracing::warn!(object = %object.id, attempt, %failure, "download failed; retrying");
-            tokio::time::sleep(cfg.backoff * 2u32.pow(attempt - 1)).await;
+            tokio::time::sleep(pause).await;
         }
     }
 
@@ -405,6 +405,7 @@ impl DapClient {
         let cfg = &self.inner.config;
         let url = format!("{}/ids/auth/login", cfg.base_url);
         let what = "log in";
+        let mut pauses = cfg.retry.pauses();
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -419,7 +420,7 @@ impl DapClient {
                 .timeout(cfg.request_timeout)
                 .send()
                 .await;
-            match self.classify(sent, &url, what, attempt, cfg.max_attempts).await? {
+            match self.classify(sent, &url, what, attempt, pauses.next()).await? {
                 Outcome::Retry(wait) | Outcome::HoldOff(wait) => tokio::time::sleep(wait).await,
                 Outcome::Done(body) => {
                     let t: TokenResponse = parse(&body, what, Answer::Secret)?;
@@ -443,10 +444,11 @@ impl DapClient {
         attempts: Attempts,
     ) -> Result<T, DapError> {
         let url = format!("{}{path}", self.inner.config.base_url);
-        let max_attempts = match attempts {
-            Attempts::Retried => self.inner.config.max_attempts,
-            Attempts::One => 1,
-        };
+        let mut pauses = match attempts {
+            Attempts::Retried => self.inner.config.retry,
+            Attempts::One => Backoff::ONCE,
+        }
+        .pauses();
         let mut attempt = 0;
         let mut relogged = false;
         loop {
@@ -467,7 +469,7 @@ impl DapClient {
                     .header(reqwest::header::CONTENT_TYPE, "application/json")
                     .body(serde_json::to_vec(b).expect("JSON values serialize"));
             }
-            match self.classify(request.send().await, &url, what, attempt, max_attempts).await {
+            match self.classify(request.send().await, &url, what, attempt, pauses.next()).await {
                 Ok(Outcome::HoldOff(wait)) => {
                     // DAP says the client's limit is spent: no call of this process for a while.
                     if let Some(l) = limiter {
@@ -504,17 +506,19 @@ impl DapClient {
     }
 
     /// Turns one HTTP exchange into a body, a retry after a pause, or a typed error.
+    /// `pause` is the retry policy's pause before the next attempt, `None` when this
+    /// attempt (number `attempt`) is the last.
     async fn classify(
         &self,
         sent: Result<Response, reqwest::Error>,
         url: &str,
         what: &str,
         attempt: u32,
-        max_attempts: u32,
+        pause: Option<Duration>,
     ) -> Result<Outcome, DapError> {
         let cfg = &self.inner.config;
-        let last = attempt >= max_attempts;
-        let backoff = cfg.backoff * 2u32.pow(attempt.saturating_sub(1).min(10));
+        let last = pause.is_none();
+        let backoff = pause.unwrap_or_default();
         let response = match sent {
             Ok(r) => r,
             Err(e) if let Some(detail) = crate::error::certificate_refused(&e) => {

@@ -21,6 +21,10 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 use support::stage::{Setup, Stage};
 
+/// Longer than the run takes (about a minute, most of it the 30 s the workflow waits before
+/// retrying enrollments' transient failure).
+const RUN_DEADLINE: Duration = Duration::from_secs(300);
+
 /// The rows of a replicated table shown at the end.
 const SHOWN_ROWS: i64 = 5;
 
@@ -51,11 +55,17 @@ async fn main() {
     let run = stage.start_run("demo-1").await;
     println!("run demo-1 started: the NAT instance woken, the tables listed, then each table as it finishes");
     let (mut seen, mut printed) = (0, BTreeSet::new());
+    let started = std::time::Instant::now();
     let done = loop {
         let d = stage.sfn.describe_execution().execution_arn(&run).send().await.expect("moto answers");
         print_ended_calls(&stage, &mut seen, &mut printed);
         if d.status != ExecutionStatus::Running {
             break d;
+        }
+        if started.elapsed() > RUN_DEADLINE {
+            let logs = stage.halt();
+            eprintln!("the run did not end within {RUN_DEADLINE:?}; the functions' logs are in {}", logs.display());
+            std::process::exit(1);
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
@@ -121,12 +131,14 @@ async fn main() {
         println!("  canvas.{table:<30} current to {at}");
     }
     println!();
-    println!("cleaning up: the functions, moto, the emulator and the database");
-    stage.stop();
     if !wrong.is_empty() {
+        let logs = stage.halt();
         eprintln!("the demo did not go as the workflow should: {}", wrong.join("; "));
+        eprintln!("the functions' logs and every call's answer are in {}", logs.display());
         std::process::exit(1);
     }
+    println!("cleaning up: the functions, moto, the emulator and the database");
+    stage.stop();
 }
 
 /// A line for each table call that ended since the last look (`seen` lines of the

@@ -27,7 +27,8 @@ use aws_lambda_events::event::cloudformation::{
     CloudFormationCustomResourceRequest, CloudFormationCustomResourceResponse,
     CloudFormationCustomResourceResponseStatus,
 };
-use backon::{ExponentialBuilder, Retryable as _};
+use backon::Retryable as _;
+use contract::Backoff;
 use replica::ConnectOptions;
 use sqlx::Connection as _;
 use std::time::{Duration, SystemTime};
@@ -149,18 +150,19 @@ impl Bootstrap {
     /// PUTs the answer (empty Content-Type, as the pre-signed URL expects), retrying a few times.
     async fn respond(&self, url: &str, answer: &CloudFormationCustomResourceResponse) -> Result<(), FunctionError> {
         let body = serde_json::to_vec(answer).expect("the answer serializes");
-        let mut failure = String::new();
-        for attempt in 1..=3u32 {
-            let sent = self.http.put(url).header("content-type", "").body(body.clone()).send().await;
-            match sent {
-                Ok(r) if r.status().is_success() => return Ok(()),
-                Ok(r) => failure = format!("HTTP {}", r.status()),
-                Err(e) => failure = dap::chain(&e.without_url()),
+        let put = || async {
+            match self.http.put(url).header("content-type", "").body(body.clone()).send().await {
+                Ok(r) if r.status().is_success() => Ok(()),
+                Ok(r) => Err(format!("HTTP {}", r.status())),
+                Err(e) => Err(dap::chain(&e.without_url())),
             }
-            tracing::warn!(attempt, %failure, "answering CloudFormation failed; retrying");
-            tokio::time::sleep(Duration::from_secs(u64::from(attempt))).await;
-        }
-        Err(FunctionError::transient(format!("answering CloudFormation failed: {failure}")))
+        };
+        let answered = put.retry(ANSWER_RETRY.builder()).sleep(tokio::time::sleep).notify(|failure, _| {
+            tracing::warn!(%failure, "answering CloudFormation failed; retrying");
+        });
+        answered
+            .await
+            .map_err(|failure| FunctionError::transient(format!("answering CloudFormation failed: {failure}")))
     }
 
     async fn admin_options(&self) -> Result<ConnectOptions, FunctionError> {
@@ -202,6 +204,15 @@ impl Bootstrap {
     }
 }
 
+/// The answer to CloudFormation's pre-signed URL: three attempts, 1 s then 2 s apart.
+const ANSWER_RETRY: Backoff = Backoff::doubling(3, Duration::from_secs(1), Duration::from_secs(2));
+/// Looking the database's host name up again, until the grace below ends.
+const RESOLVE_RETRY: Backoff =
+    Backoff { attempts: None, first: Duration::from_millis(500), factor: 2.0, max: Duration::from_secs(5) };
+/// Connecting again while the database cannot take the connection yet, until the stop time.
+const CONNECT_RETRY: Backoff =
+    Backoff { attempts: None, first: Duration::from_secs(1), factor: 2.0, max: Duration::from_secs(10) };
+
 /// How long a host name that does not resolve is given to appear (a new endpoint's DNS
 /// record may lag behind the cluster), at most half the time to connect in.
 const RESOLVE_GRACE: Duration = Duration::from_secs(60);
@@ -212,12 +223,8 @@ const RESOLVE_GRACE: Duration = Duration::from_secs(60);
 async fn resolve_patiently(options: &ConnectOptions, until: tokio::time::Instant) -> Result<(), FunctionError> {
     let host = options.host.as_str();
     let lookup = || tokio::net::lookup_host((host, options.port));
-    let backoff = ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(500))
-        .with_max_delay(Duration::from_secs(5))
-        .without_max_times();
     let last = std::sync::Mutex::new(String::from("no answer yet"));
-    let attempts = lookup.retry(backoff).sleep(tokio::time::sleep).notify(|e, _| {
+    let attempts = lookup.retry(RESOLVE_RETRY.builder()).sleep(tokio::time::sleep).notify(|e, _| {
         *last.lock().expect("not poisoned") = e.to_string();
     });
     match tokio::time::timeout_at(until, attempts).await {
@@ -241,20 +248,18 @@ async fn connect_patiently(
     stop: tokio::time::Instant,
 ) -> Result<sqlx::PgConnection, FunctionError> {
     let connect = || replica::connect::connect(options);
-    let backoff = ExponentialBuilder::default()
-        .with_min_delay(Duration::from_secs(1))
-        .with_max_delay(Duration::from_secs(10))
-        .without_max_times();
     let last = std::sync::Mutex::new(format!(
         "none finished (each waits up to {} s for the server)",
         options.connect_timeout.as_secs()
     ));
-    let attempts = connect.retry(backoff).sleep(tokio::time::sleep).when(replica::ReplicaError::is_transient).notify(
-        |e, after| {
+    let attempts = connect
+        .retry(CONNECT_RETRY.builder())
+        .sleep(tokio::time::sleep)
+        .when(replica::ReplicaError::is_transient)
+        .notify(|e, after| {
             tracing::warn!(error = %e, ?after, "the database does not take the connection yet; trying again");
             *last.lock().expect("not poisoned") = e.to_string();
-        },
-    );
+        });
     match tokio::time::timeout_at(stop, attempts).await {
         Ok(connected) => Ok(connected?),
         Err(_) => Err(FunctionError::transient(format!(

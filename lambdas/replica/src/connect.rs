@@ -15,6 +15,7 @@
 //! bundles (webpki-roots); a private CA (such as RDS's) is trusted only when given.
 
 use crate::error::ReplicaError;
+use contract::Backoff;
 use sqlx::ConnectOptions as _;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgSslMode};
 use std::path::PathBuf;
@@ -307,12 +308,17 @@ fn decode(part: &str, what: &str) -> Result<String, ReplicaError> {
     String::from_utf8(out).map_err(|_| ReplicaError::BadConnectionString(format!("{what} is not UTF-8")))
 }
 
+/// The pause between connections while the server is starting up (`57P03`), until the
+/// connection's timeout.
+const STARTING_UP: Backoff = Backoff::every(Duration::from_secs(1));
+
 /// Connects within the options' timeout. While the server answers `cannot_connect_now`
 /// (Aurora resuming), tries again; `allow` falls back to TLS when refused in plain text.
 pub async fn connect(options: &ConnectOptions) -> Result<PgConnection, ReplicaError> {
     let started = Instant::now();
     let deadline = started + options.connect_timeout;
     let mode = options.effective_tls();
+    let mut pauses = STARTING_UP.pauses();
     let attempt = async {
         loop {
             let result = match mode {
@@ -335,7 +341,7 @@ pub async fn connect(options: &ConnectOptions) -> Result<PgConnection, ReplicaEr
                 }
                 Err(e) if crate::error::sqlstate(&e).as_deref() == Some("57P03") && Instant::now() < deadline => {
                     tracing::info!(target = %options.target(), "the database is starting up; waiting");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    tokio::time::sleep(pauses.next().unwrap_or(STARTING_UP.max)).await;
                 }
                 Err(e) => return Err(crate::error::connect_error(options.target(), e)),
             }

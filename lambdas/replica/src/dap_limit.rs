@@ -45,6 +45,7 @@ pub(crate) async fn create_job(
 ) -> Result<Option<Job>, ReplicaError> {
     let config = dap.config();
     let limit = config.job_limit;
+    let mut pauses = config.retry.pauses();
     let mut attempt = 0;
     let mut relogged = false;
     loop {
@@ -58,6 +59,8 @@ pub(crate) async fn create_job(
             Ok(job) => return Ok(Some(job)),
             Err(e) => e,
         };
+        // Every attempt counts against the policy's, whatever the pause before the next.
+        let next = pauses.next();
         let pause = match &failure {
             // A token DAP no longer takes: one more attempt, after a new login.
             DapError::Authentication(_) if !relogged => {
@@ -73,12 +76,10 @@ pub(crate) async fn create_job(
                 }
                 Duration::ZERO
             }
-            e if e.is_transient() && e.request_may_not_have_arrived() => {
-                config.backoff * 2u32.pow((attempt - 1).min(10))
-            }
+            e if e.is_transient() && e.request_may_not_have_arrived() => next.unwrap_or_default(),
             _ => return Err(failure.into()),
         };
-        if attempt >= config.max_attempts {
+        if next.is_none() {
             return Err(failure.into());
         }
         tracing::warn!(

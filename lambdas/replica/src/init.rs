@@ -3,7 +3,9 @@
 use crate::error::{DbContext, ReplicaError};
 use crate::load::{self, upsert_object};
 use crate::model::quote_ident;
-use crate::progress::{AfterFailure, JobWanted, Obtained, clear_expired, forget_job, mark_done, object_failed};
+use crate::progress::{
+    AfterFailure, JobWanted, OBJECT_RETRY, Obtained, clear_expired, forget_job, mark_done, object_failed,
+};
 use crate::{Budget, Outcome, Progress, Replicator, Status, TableModel, TableRef, ddl, migrate};
 
 impl Replicator {
@@ -58,7 +60,7 @@ impl Replicator {
             if budget.spent() {
                 return Ok(outcome.in_progress(Some(&job.id)));
             }
-            let mut attempt = 1;
+            let mut pauses = OBJECT_RETRY.pauses();
             loop {
                 let dap = self.dap.clone();
                 let mut tx = self.begin(&name, budget).await?;
@@ -81,7 +83,7 @@ impl Replicator {
                         break;
                     }
                     Err(e) => {
-                        if object_failed(tx, &name, &object.id, e, budget, &mut attempt).await?
+                        if object_failed(tx, &name, &object.id, e, budget, &mut pauses).await?
                             == AfterFailure::OutOfTime
                         {
                             return Ok(outcome.in_progress(Some(&job.id)));

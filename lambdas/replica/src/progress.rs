@@ -6,6 +6,7 @@ use crate::error::{DbContext, ReplicaError};
 use crate::model::TableModel;
 use crate::{Budget, Replicator, TableRef};
 use chrono::{DateTime, Utc};
+use contract::{Backoff, Pauses};
 use dap::{CompletedJob, DapError, Query};
 use serde::{Deserialize, Serialize};
 use sqlx::Transaction;
@@ -216,9 +217,9 @@ pub(crate) async fn clear_expired(tx: &mut PgConnection, table: &TableRef) -> Re
     Ok(())
 }
 
-/// Attempts per object for transient failures (a download cut off, a lost connection);
-/// each attempt's transaction is rolled back before the next.
-pub(crate) const OBJECT_ATTEMPTS: u32 = 3;
+/// Attempts per object for transient failures (a download cut off, a lost connection),
+/// and the pauses between them; each attempt's transaction is rolled back before the next.
+pub(crate) const OBJECT_RETRY: Backoff = Backoff::doubling(3, Duration::from_millis(400), Duration::from_secs(10));
 
 /// What a failed object attempt leads to.
 #[derive(Debug, PartialEq, Eq)]
@@ -240,7 +241,7 @@ pub(crate) async fn object_failed(
     object: &str,
     error: ReplicaError,
     budget: Budget,
-    attempt: &mut u32,
+    pauses: &mut Pauses,
 ) -> Result<AfterFailure, ReplicaError> {
     if !error.connection_lost() {
         tx.rollback().await.doing(table, "rolling back an object")?;
@@ -248,12 +249,12 @@ pub(crate) async fn object_failed(
     if budget.ran_out(&error) {
         return Ok(AfterFailure::OutOfTime);
     }
-    if !error.is_transient() || error.connection_lost() || *attempt >= OBJECT_ATTEMPTS {
+    if !error.is_transient() || error.connection_lost() {
         return Err(error);
     }
-    tracing::warn!(%table, %object, attempt = *attempt, error = %error, "object failed; retrying it");
-    tokio::time::sleep(Duration::from_millis(200) * 2u32.pow(*attempt)).await;
-    *attempt += 1;
+    let Some(pause) = pauses.next() else { return Err(error) };
+    tracing::warn!(%table, %object, error = %error, "object failed; retrying it");
+    tokio::time::sleep(pause).await;
     Ok(AfterFailure::Retry)
 }
 

@@ -2,7 +2,7 @@
 
 use crate::error::{DbContext, ReplicaError};
 use crate::load::upsert_object;
-use crate::progress::{AfterFailure, JobWanted, Obtained, advance, mark_done, object_failed};
+use crate::progress::{AfterFailure, JobWanted, OBJECT_RETRY, Obtained, advance, mark_done, object_failed};
 use crate::{Budget, Outcome, Progress, Replicator, Status, TableModel, TableRef, ddl, migrate};
 
 impl Replicator {
@@ -55,7 +55,7 @@ impl Replicator {
             if budget.spent() {
                 return Ok(outcome.in_progress(Some(&job.id)));
             }
-            let mut attempt = 1;
+            let mut pauses = OBJECT_RETRY.pauses();
             let counts = loop {
                 let dap = self.dap.clone();
                 let mut tx = self.begin(&name, budget).await?;
@@ -70,7 +70,7 @@ impl Replicator {
                         break counts;
                     }
                     Err(e) => {
-                        if object_failed(tx, &name, &object.id, e, budget, &mut attempt).await?
+                        if object_failed(tx, &name, &object.id, e, budget, &mut pauses).await?
                             == AfterFailure::OutOfTime
                         {
                             return Ok(outcome.in_progress(Some(&job.id)));

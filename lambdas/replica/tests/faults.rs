@@ -105,7 +105,7 @@ async fn a_refused_certificate_is_a_configuration_error_at_the_first_request() {
     let f = seeded().await;
     let mut config = support::client_config(&f.emulator);
     config.base_url = https.url();
-    config.backoff = std::time::Duration::from_secs(5);
+    config.retry.first = std::time::Duration::from_secs(5);
     let started = std::time::Instant::now();
     let err = DapClient::new(config).unwrap().schema("canvas", "accounts").await.unwrap_err();
     assert!(matches!(err, DapError::Certificate { .. }), "{err:?}");

@@ -154,7 +154,7 @@ async fn clients_that_count_only_their_own_calls_meet_a_storm_of_429s() {
     for i in 0..10 {
         let mut config = client_config(&emulator);
         config.job_limit = Limit { calls: CALLS, per: window };
-        config.max_attempts = 1;
+        config.retry.attempts = Some(1);
         let dap = DapClient::new(config).unwrap();
         tasks.push(tokio::spawn(async move {
             let mut refused = Vec::new();

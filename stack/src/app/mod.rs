@@ -55,6 +55,9 @@ pub const ADMIN_SECRET_ARN: &str = "AdminSecretArn";
 /// after and which the NAT instances' role names before the state machine exists.
 pub const REPLICATION_ID: &str = "Replication";
 
+/// The output naming the state machine, which `run` and `status` start and read.
+pub const STATE_MACHINE_ARN: &str = "StateMachineArn";
+
 /// The parameters deploy fills: the bucket of the zips (and each function's
 /// [`Function::code_key_parameter`]), and who gets the alerts.
 pub const ASSETS_BUCKET_PARAMETER: &str = "AssetsBucket";
@@ -459,7 +462,7 @@ fn monitoring(t: &mut Template, config: &Config, base: &Base, machine_arn: &Expr
 fn outputs(t: &mut Template, base: &Base, machine_arn: &Expr, dashboard: &Handle<Dashboard>) {
     let Base { key, db, alerts, results, .. } = base;
     t.output(
-        "StateMachineArn",
+        STATE_MACHINE_ARN,
         "Starts a replication run by hand: aws stepfunctions start-execution",
         machine_arn.clone(),
     );

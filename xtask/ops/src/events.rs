@@ -5,6 +5,7 @@
 use crate::aws::{Aws, Explain};
 use crate::prompt;
 use anyhow::{Result, bail};
+use contract::{Backoff, Pauses};
 use stack::resources::Resource;
 use stack::resources::ec2::{SecurityGroup, Subnet};
 use stack::resources::lambda::Function;
@@ -45,8 +46,9 @@ impl Outcome {
 /// Longer than any create or delete of this stack, ENI waits included.
 const DEADLINE: Duration = Duration::from_secs(4 * 3600);
 
-/// Failed reads in a row (throttling, a dropped connection) before following gives up.
-const READ_FAILURES: u32 = 5;
+/// Reads that fail (throttling, a dropped connection) are tried again 4, 8, 16, 32 and 64 s
+/// later; after five failures in a row following gives up.
+const READ_RETRY: Backoff = Backoff::doubling(6, Duration::from_secs(4), Duration::from_secs(64));
 
 /// The newest event id of `stack` now, so that following starts after it.
 pub async fn latest_event(aws: &Aws, stack: &str) -> Result<Option<String>> {
@@ -87,7 +89,7 @@ pub async fn follow(aws: &Aws, stack_id: &str, since: Option<String>, total: usi
     let mut waiting_since: Option<(String, Instant)> = None;
     let mut told_about_enis = false;
     let mut last_line = String::new();
-    let mut failed_reads = 0;
+    let mut failed_reads = READ_RETRY.pauses();
     let mut settled: Option<String> = None;
     // Right after the call the stack may still show how the last operation ended: a
     // settled status counts only once this operation has written an event.
@@ -109,7 +111,7 @@ pub async fn follow(aws: &Aws, stack_id: &str, since: Option<String>, total: usi
                 Err(e) if retry(&mut failed_reads, "the stack's events", &crate::aws::explain(&e)).await => continue,
                 Err(e) => return Err(e).doing("reading the stack's events"),
             };
-            failed_reads = 0;
+            failed_reads = READ_RETRY.pauses();
             for e in page.stack_events() {
                 if e.event_id().is_some() && e.event_id().map(str::to_owned) == seen_until {
                     break 'pages;
@@ -195,14 +197,11 @@ pub async fn follow(aws: &Aws, stack_id: &str, since: Option<String>, total: usi
     }
 }
 
-/// After a failed read: waits (4, 8, 16... s) and answers true while reads may still be
-/// retried, saying why.
-async fn retry(failed_reads: &mut u32, what: &str, why: &str) -> bool {
-    if *failed_reads >= READ_FAILURES {
-        return false;
-    }
-    *failed_reads += 1;
+/// After a failed read: waits the policy's next pause and answers true while reads may
+/// still be retried, saying why.
+async fn retry(failed_reads: &mut Pauses, what: &str, why: &str) -> bool {
+    let Some(pause) = failed_reads.next() else { return false };
     eprintln!("\nwarning: reading {what}: {why} (retrying)");
-    tokio::time::sleep(Duration::from_secs(2 << *failed_reads)).await;
+    tokio::time::sleep(pause).await;
     true
 }

@@ -3,9 +3,10 @@
 
 use crate::aws::{Aws, Explain};
 use crate::project::EnvFlags;
-use anyhow::{Result, bail};
+use anyhow::{Result, anyhow, bail};
 use aws_sdk_sfn::types::ExecutionStatus;
 use contract::{RunInput, Summary, TableRef, TableState};
+use stack::app::{REPLICATION_ID, STATE_MACHINE_ARN};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -21,20 +22,17 @@ pub struct Flags {
     pub no_wait: bool,
 }
 
-/// The state machine of the environment's stack, which the template names
-/// `<stack>-Replication`.
+/// The state machine of the environment's stack: its output ([`STATE_MACHINE_ARN`]), or,
+/// when the stack shows no outputs (moto's do not), the physical id of its resource
+/// ([`REPLICATION_ID`]), which for a state machine is its ARN.
 pub async fn state_machine(aws: &Aws, stack: &str) -> Result<String> {
-    let caller = aws.caller().await?;
-    // The partition (aws, aws-us-gov, aws-cn) as the caller's own ARN names it.
-    let partition = caller.arn.split(':').nth(1).unwrap_or("aws");
-    let arn = format!("arn:{partition}:states:{}:{}:stateMachine:{stack}-Replication", aws.region, caller.account);
-    match aws.sfn().describe_state_machine().state_machine_arn(&arn).send().await {
-        Ok(_) => Ok(arn),
-        Err(e) if crate::aws::is_code(&e, &["StateMachineDoesNotExist"]) => {
-            bail!("stack {stack} has no state machine in {}: deploy it first (cargo xtask deploy)", aws.region)
-        }
-        Err(e) => Err(e).doing(format!("looking for the state machine {arn}")),
+    let missing =
+        || anyhow!("stack {stack} has no state machine in {}: deploy it first (cargo xtask deploy)", aws.region);
+    let Some(info) = crate::stacks::describe(aws, stack).await? else { return Err(missing()) };
+    if let Some(arn) = info.output(STATE_MACHINE_ARN) {
+        return Ok(arn.to_owned());
     }
+    crate::stacks::resources(aws, stack).await?.remove(REPLICATION_ID).ok_or_else(missing)
 }
 
 pub async fn run(flags: &Flags) -> Result<()> {

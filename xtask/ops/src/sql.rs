@@ -7,7 +7,8 @@ use crate::aws::{Aws, Explain};
 use crate::project::EnvFlags;
 use anyhow::{Result, anyhow, bail};
 use aws_sdk_rdsdata::types::Field;
-use backon::{ConstantBuilder, Retryable as _};
+use backon::Retryable as _;
+use contract::Backoff;
 use stack::app::{ADMIN_SECRET_ARN, DATABASE_CLUSTER_ARN, DATABASE_NAME};
 use std::time::Duration;
 
@@ -62,9 +63,9 @@ pub struct Answer {
     pub updated: i64,
 }
 
-/// A paused cluster answers `DatabaseResumingException` while it wakes (about 15 s).
-const RESUME_WAIT: Duration = Duration::from_secs(5);
-const RESUME_TRIES: usize = 12;
+/// A paused cluster answers `DatabaseResumingException` while it wakes (about 15 s): asked
+/// again every 5 s, 13 times in all.
+const RESUMING: Backoff = Backoff { attempts: Some(13), ..Backoff::every(Duration::from_secs(5)) };
 
 pub async fn query(aws: &Aws, target: &Target, statement: &str) -> Result<Answer> {
     let client = aws.rdsdata();
@@ -78,13 +79,12 @@ pub async fn query(aws: &Aws, target: &Target, statement: &str) -> Result<Answer
             .include_result_metadata(true)
             .send()
     };
-    let backoff = ConstantBuilder::default().with_delay(RESUME_WAIT).with_max_times(RESUME_TRIES);
     let out = send
-        .retry(backoff)
+        .retry(RESUMING.builder())
         .sleep(tokio::time::sleep)
         .when(|e| crate::aws::is_code(e, &["DatabaseResumingException"]))
         .notify(|_, _| {
-            eprintln!("the database is resuming from its pause; trying again in {} s", RESUME_WAIT.as_secs())
+            eprintln!("the database is resuming from its pause; trying again in {} s", RESUMING.first.as_secs())
         })
         .await
         .doing("running the statement through the RDS Data API")?;

@@ -19,6 +19,10 @@ impl StackInfo {
     pub fn parameter(&self, key: &str) -> Option<&str> {
         self.parameters.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
+
+    pub fn output(&self, key: &str) -> Option<&str> {
+        self.outputs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
 }
 
 /// The stack named `name`, or `None` when there is none (a deleted one included).

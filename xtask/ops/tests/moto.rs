@@ -307,13 +307,19 @@ fn the_scripts_store_and_remove_the_secret_without_printing_it() {
     assert_eq!(deleted, true);
 }
 
-/// moto executes only state machines made through its API (those of its CloudFormation
-/// stay RUNNING): one named as the stack names its machine, ending as a run does.
+/// A deployed stack whose state machine ends as a run does: moto executes only state
+/// machines made through its API (those of its CloudFormation stay RUNNING), so the stack's
+/// is made again through the API, under its name (and so its ARN, the stack's resource's).
 fn replication_machine(env: &Env, end_state: &str) {
+    ok(env.set_key());
+    ok(env.ops("deploy", &["--yes"]));
     env.boto(&format!(
         "import urllib.request\n\
          urllib.request.urlopen(urllib.request.Request(kw['endpoint_url'] + '/moto-api/config', data=json.dumps({{'stepfunctions': {{'execute_state_machine': True}}}}).encode(), method='POST'))\n\
          sfn = boto3.client('stepfunctions', **kw)\n\
+         arn = 'arn:aws:states:us-east-1:123456789012:stateMachine:cd2-existing-Replication'\n\
+         try:\n    sfn.delete_state_machine(stateMachineArn=arn)\n\
+         except Exception:\n    pass\n\
          definition = {{'StartAt': 'End', 'States': {{'End': {end_state}}}}}\n\
          sfn.create_state_machine(name='cd2-existing-Replication', definition=json.dumps(definition), roleArn='arn:aws:iam::123456789012:role/sfn')"
     ));

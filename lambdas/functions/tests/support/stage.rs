@@ -313,11 +313,16 @@ impl Stage {
 
     /// Stops the functions and watch; removes the logs when the test passed.
     pub fn stop(self) {
+        std::fs::remove_dir_all(self.halt()).ok();
+    }
+
+    /// Stops the functions, watch and moto, and answers where their logs are, kept.
+    pub fn halt(self) -> PathBuf {
         let Self { watch, logs, mut booting, .. } = self;
         booting.kill().ok();
         booting.wait().ok();
         drop(watch);
-        std::fs::remove_dir_all(&logs).ok();
+        logs
     }
 }
 

@@ -32,7 +32,7 @@ pub fn client_config(emulator: &Emulator) -> ClientConfig {
     let mut config =
         ClientConfig::new(&emulator.base_url(), Credentials { client_id: s.client_id, client_secret: s.client_secret });
     config.poll_interval = Duration::from_millis(5);
-    config.backoff = Duration::from_millis(5);
+    config.retry.first = Duration::from_millis(5);
     config.job_limit = Limit::per_minute(10_000);
     config.list_limit = Limit::per_minute(10_000);
     config
