@@ -16,8 +16,3 @@ pub fn environments() -> Vec<String> {
 pub fn target_dir(name: &str) -> PathBuf {
     root().join("target").join(name)
 }
-
-/// Cargo's target directory: `CARGO_TARGET_DIR`, or `target/` of the workspace.
-pub fn cargo_target() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"))
-}

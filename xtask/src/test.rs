@@ -1,9 +1,9 @@
 //! `cargo xtask test`: the project's one test command (the README's and CI's).
 //!
 //! First `cargo test` for the whole workspace against a real PostgreSQL server it starts
-//! on loopback (the interchange test with the official `dap` client among them), then the
-//! demo, as a newcomer would run it, then the real validators on the synth output of every
-//! environment and of a bring-your-own-VPC variant.
+//! on loopback (the interchange test with the official `dap` client and the demo among
+//! them), then the real validators on the synth output of every environment and of a
+//! bring-your-own-VPC variant.
 
 use crate::validators::{Validators, Verdict};
 use crate::{EnvFlags, project, synth};
@@ -40,7 +40,6 @@ fn run_with(server: &testkit::PgServer, no_validators: bool) -> Result<()> {
     if no_validators {
         return Ok(());
     }
-    crate::demo::run_with(server, &tools).context("the demo (cargo xtask demo)")?;
     let validated = validate_synth_outputs(&tools)?;
     println!("checks: {validated} passed, 0 failed");
     Ok(())
@@ -54,18 +53,11 @@ fn cases() -> Vec<(String, EnvFlags)> {
         "dev-existing-vpc".into(),
         EnvFlags {
             env: "dev".into(),
-            overrides: [
-                "network.mode=existing",
-                "network.vpc_id=vpc-0123456789abcdef0",
-                "network.private_subnet_ids=[\"subnet-0123456789abcdef0\", \"subnet-0fedcba9876543210\"]",
-                "network.cidr=",
-                "network.nat_gateways=",
-                "network.nat=",
-                "notify_on_success=true",
-                "alert_email=ops@example.edu",
-            ]
-            .map(str::to_owned)
-            .to_vec(),
+            overrides: stack::app::envs::EXISTING_VPC_OVERRIDES
+                .into_iter()
+                .chain(["notify_on_success=true", "alert_email=ops@example.edu"])
+                .map(str::to_owned)
+                .collect(),
         },
     ));
     // Always-on NAT instances, one per AZ (dev has one on demand, prod gateways).

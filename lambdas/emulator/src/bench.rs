@@ -8,33 +8,26 @@ pub const TABLE: &str = "bench_rows";
 
 /// The table's schema: the key and 15 values of the common DAP types.
 pub fn schema() -> Value {
-    json!({
-        "type": "object",
-        "$schema": "http://json-schema.org/draft-07/schema#",
-        "additionalProperties": false,
-        "required": ["key", "meta"],
-        "properties": {
-            "key": {"type": "object", "properties": {"id": {"type": "integer", "format": "int64"}}, "additionalProperties": false, "required": ["id"]},
-            "value": {"type": "object", "additionalProperties": false, "required": ["name", "workflow_state"], "properties": {
-                "name": {"type": "string", "maxLength": 255},
-                "uuid": {"type": "string", "format": "uuid"},
-                "workflow_state": {"type": "string", "enum": ["active", "deleted", "suspended"]},
-                "created_at": {"type": "string", "format": "date-time"},
-                "updated_at": {"type": "string", "format": "date-time"},
-                "score": {"type": "number"},
-                "amount": {"type": "number", "exclusiveMinimum": -1000000, "exclusiveMaximum": 1000000, "multipleOf": 0.01},
-                "small": {"type": "integer", "format": "int16"},
-                "quota": {"type": "integer", "format": "int32"},
-                "is_root": {"type": "boolean"},
-                "settings": {"type": "object", "properties": {"lang": {"type": "string"}, "n": {"type": "integer"}}, "additionalProperties": false},
-                "sis_ids": {"type": "array", "items": {"type": "string"}},
-                "birth_date": {"type": "string", "format": "date"},
-                "note": {"type": "string"},
-                "parent_id": {"type": "integer", "format": "int64"}
-            }},
-            "meta": {"type": "object", "properties": {"ts": {"type": "string", "format": "date-time"}, "action": {"type": "string", "enum": ["U", "D"]}}, "additionalProperties": false}
-        }
-    })
+    crate::table_schema(
+        json!({
+            "name": {"type": "string", "maxLength": 255},
+            "uuid": {"type": "string", "format": "uuid"},
+            "workflow_state": {"type": "string", "enum": ["active", "deleted", "suspended"]},
+            "created_at": {"type": "string", "format": "date-time"},
+            "updated_at": {"type": "string", "format": "date-time"},
+            "score": {"type": "number"},
+            "amount": {"type": "number", "exclusiveMinimum": -1000000, "exclusiveMaximum": 1000000, "multipleOf": 0.01},
+            "small": {"type": "integer", "format": "int16"},
+            "quota": {"type": "integer", "format": "int32"},
+            "is_root": {"type": "boolean"},
+            "settings": {"type": "object", "properties": {"lang": {"type": "string"}, "n": {"type": "integer"}}, "additionalProperties": false},
+            "sis_ids": {"type": "array", "items": {"type": "string"}},
+            "birth_date": {"type": "string", "format": "date"},
+            "note": {"type": "string"},
+            "parent_id": {"type": "integer", "format": "int64"}
+        }),
+        &["name", "workflow_state"],
+    )
 }
 
 /// The TSV header fields after `meta.*`.

@@ -27,6 +27,23 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
+/// A DAP table schema keyed by `id`, with `values` (the `value` object's properties), of
+/// which `required` are required, and DAP's `meta` (`ts`, `action`): the shape of every
+/// schema DAP serves, for tests and benchmarks that make tables of their own.
+pub fn table_schema(values: Value, required: &[&str]) -> Value {
+    serde_json::json!({
+        "type": "object",
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "additionalProperties": false,
+        "required": ["key", "meta"],
+        "properties": {
+            "key": {"type": "object", "properties": {"id": {"type": "integer", "format": "int64", "description": "Primary key"}}, "additionalProperties": false, "required": ["id"]},
+            "value": {"type": "object", "properties": values, "additionalProperties": false, "required": required},
+            "meta": {"type": "object", "properties": {"ts": {"type": "string", "format": "date-time"}, "action": {"type": "string", "enum": ["U", "D"]}}, "additionalProperties": false}
+        }
+    })
+}
+
 /// Tunables, settable before or while serving.
 #[derive(Clone, Debug)]
 pub struct Settings {

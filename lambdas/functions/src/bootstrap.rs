@@ -279,40 +279,26 @@ struct Common<'a> {
 }
 
 fn parts(request: &Request) -> (&'static str, &Properties, Common<'_>) {
+    // The fields each kind of request has under the same names (the three are distinct types).
+    macro_rules! common {
+        ($r:expr, $physical_id:expr) => {
+            Common {
+                request_id: &$r.request_id,
+                response_url: &$r.response_url,
+                stack_id: &$r.stack_id,
+                logical_id: &$r.logical_resource_id,
+                physical_id: $physical_id,
+            }
+        };
+    }
     match request {
-        CloudFormationCustomResourceRequest::Create(r) => (
-            "Create",
-            &r.resource_properties,
-            Common {
-                request_id: &r.request_id,
-                response_url: &r.response_url,
-                stack_id: &r.stack_id,
-                logical_id: &r.logical_resource_id,
-                physical_id: None,
-            },
-        ),
-        CloudFormationCustomResourceRequest::Update(r) => (
-            "Update",
-            &r.resource_properties,
-            Common {
-                request_id: &r.request_id,
-                response_url: &r.response_url,
-                stack_id: &r.stack_id,
-                logical_id: &r.logical_resource_id,
-                physical_id: Some(&r.physical_resource_id),
-            },
-        ),
-        CloudFormationCustomResourceRequest::Delete(r) => (
-            "Delete",
-            &r.resource_properties,
-            Common {
-                request_id: &r.request_id,
-                response_url: &r.response_url,
-                stack_id: &r.stack_id,
-                logical_id: &r.logical_resource_id,
-                physical_id: Some(&r.physical_resource_id),
-            },
-        ),
+        CloudFormationCustomResourceRequest::Create(r) => ("Create", &r.resource_properties, common!(r, None)),
+        CloudFormationCustomResourceRequest::Update(r) => {
+            ("Update", &r.resource_properties, common!(r, Some(&r.physical_resource_id)))
+        }
+        CloudFormationCustomResourceRequest::Delete(r) => {
+            ("Delete", &r.resource_properties, common!(r, Some(&r.physical_resource_id)))
+        }
         _ => unreachable!("CloudFormation sends Create, Update or Delete"),
     }
 }

@@ -96,7 +96,7 @@ pub async fn copy_object(
     target: &str,
     budget: Budget,
 ) -> Result<(Loaded, Option<Layout>), ReplicaError> {
-    let table = format!("{}.{}", model.namespace, model.name);
+    let table = model.table_ref().to_string();
     let out_of_time = || ReplicaError::OutOfTime { table: table.clone(), object: object.id.clone() };
     let mut line = Vec::with_capacity(4096);
     let opened = budget
@@ -270,7 +270,7 @@ pub async fn upsert_object(
     incremental: bool,
     budget: Budget,
 ) -> Result<Counts, ReplicaError> {
-    let name = format!("{}.{}", model.namespace, model.name);
+    let name = model.table_ref().to_string();
     let (action, order) = (quote_ident(ACTION), quote_ident(ORDER));
     let mut columns = vec![format!("{action} text"), format!("{order} bigserial")];
     columns.extend(model.columns.iter().map(|c| format!("{} {}", quote_ident(&c.name), c.sql_type.ddl())));

@@ -71,7 +71,7 @@ pub async fn ensure_enums(
     model: &TableModel,
     previous: Option<&TableModel>,
 ) -> Result<Vec<String>, ReplicaError> {
-    let table = format!("{}.{}", model.namespace, model.name);
+    let table = model.table_ref().to_string();
     let mut notes = Vec::new();
     for (schema, name, labels) in model.enums() {
         match enum_labels(&mut *db, schema, name).await.doing(&table, "reading enum types")? {
@@ -115,7 +115,7 @@ pub async fn migrate(
     budget: crate::Budget,
     settings: RetypeSettings,
 ) -> Result<Vec<String>, ReplicaError> {
-    let table = format!("{}.{}", model.namespace, model.name);
+    let table = model.table_ref().to_string();
     let qualified = ddl::qualified(schema, &model.name);
     crate::batch(ddl::DDL_LOCK).execute(&mut *tx).await.doing(&table, "waiting for other schema changes")?;
     let mut notes = ensure_enums(&mut *tx, model, previous).await?;

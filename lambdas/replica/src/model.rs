@@ -167,8 +167,8 @@ impl TableModel {
         Ok(Self { namespace: table.namespace.clone(), name: table.table.clone(), columns, primary_key, description })
     }
 
-    /// The table this models, for the calls that take a [`TableRef`] (the bookkeeping of
-    /// its type changes) when a migration has only the model at hand.
+    /// The table this models: for the calls that take a [`TableRef`] when a migration has
+    /// only the model at hand, and its name in errors and logs.
     pub fn table_ref(&self) -> TableRef {
         TableRef::new(&self.namespace, &self.name)
     }

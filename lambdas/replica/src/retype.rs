@@ -132,7 +132,7 @@ async fn check_no_dependents(
     schema: &str,
     p: &Pending,
 ) -> Result<(), ReplicaError> {
-    let table = format!("{}.{}", model.namespace, model.name);
+    let table = model.table_ref().to_string();
     let views: Vec<String> = sqlx::query_scalar(SHADOW_DEPENDENTS)
         .bind(schema)
         .bind(&model.name)
@@ -182,7 +182,7 @@ pub(crate) async fn plan(
     schema: &str,
     column: &Column,
 ) -> Result<(), ReplicaError> {
-    let table = format!("{}.{}", model.namespace, model.name);
+    let table = model.table_ref().to_string();
     let shadow =
         shadow_name(&mut *tx, schema, &model.name, &column.name).await.doing(&table, "naming a shadow column")?;
     let qualified = ddl::qualified(schema, &model.name);
@@ -219,7 +219,7 @@ pub(crate) async fn abandon(
     schema: &str,
     p: &Pending,
 ) -> Result<(), ReplicaError> {
-    let table = format!("{}.{}", model.namespace, model.name);
+    let table = model.table_ref().to_string();
     check_no_dependents(&mut *tx, model, schema, p).await?;
     crate::batch(&format!(
         "ALTER TABLE {} DROP COLUMN IF EXISTS {}",
@@ -239,7 +239,7 @@ async fn forget(tx: &mut PgConnection, model: &TableModel, column: &str) -> Resu
         .bind(column)
         .execute(&mut *tx)
         .await
-        .doing(&format!("{}.{}", model.namespace, model.name), "forgetting a type change")?;
+        .doing(&model.table_ref().to_string(), "forgetting a type change")?;
     Ok(())
 }
 
@@ -291,7 +291,7 @@ impl Replicator {
         budget: Budget,
         notes: &mut Vec<String>,
     ) -> Result<bool, ReplicaError> {
-        let name = format!("{}.{}", model.namespace, model.name);
+        let name = model.table_ref().to_string();
         let qualified = ddl::qualified(schema, &model.name);
         let key_type = model.column(&model.primary_key).map(|c| c.sql_type.ddl()).unwrap_or_else(|| "bigint".into());
         let mut first = true;
@@ -361,7 +361,7 @@ impl Replicator {
         budget: Budget,
         fresh: bool,
     ) -> Result<Vec<String>, ReplicaError> {
-        let name = format!("{}.{}", model.namespace, model.name);
+        let name = model.table_ref().to_string();
         let qualified = ddl::qualified(schema, &model.name);
         let mut tx = self.begin(&name, budget).await?;
         crate::batch(ddl::DDL_LOCK).execute(&mut *tx).await.doing(&name, "waiting for other schema changes")?;

@@ -55,7 +55,7 @@ async fn replicate_all(f: &Fixture, tables: Vec<String>, workers: usize) {
 }
 
 fn small_schema() -> Value {
-    support::table_schema(json!({"name": {"type": "string"}}), &[])
+    emulator::table_schema(json!({"name": {"type": "string"}}), &[])
 }
 
 fn add_tables(emulator: &Emulator, n: usize) -> Vec<String> {

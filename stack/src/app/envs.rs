@@ -15,6 +15,18 @@ pub enum LoadError {
     Config(#[from] ConfigError),
 }
 
+/// Overrides that put an environment in an existing VPC (`network.mode = "existing"`, made-up
+/// ids): the variant of dev the validators check and the stack's tests synthesize, besides
+/// the environment files.
+pub const EXISTING_VPC_OVERRIDES: [&str; 6] = [
+    "network.mode=existing",
+    "network.vpc_id=vpc-0123456789abcdef0",
+    "network.private_subnet_ids=[\"subnet-0123456789abcdef0\", \"subnet-0fedcba9876543210\"]",
+    "network.cidr=",
+    "network.nat_gateways=",
+    "network.nat=",
+];
+
 /// Which environment file to use, and overrides of its keys: the flags of synth and of
 /// every AWS command.
 #[derive(Debug, Clone)]

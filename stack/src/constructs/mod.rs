@@ -3,6 +3,8 @@
 //! and hands back typed references for the next one.
 
 pub mod alerts;
+pub mod archive;
+mod bucket;
 pub mod dashboard;
 pub mod database;
 pub mod function;

@@ -5,15 +5,12 @@
 //! no email). Private, encrypted with the stack's key, TLS only; results expire. It also
 //! keeps the tables' freshness, which `summarize` rewrites after every run.
 
+use super::bucket::{objects_of, private_bucket};
 use super::grants::Grantee;
 use super::key::EncryptionKey;
 use crate::intrinsics::Expr;
-use crate::resources::iam::{PolicyDocument, Principal, Statement};
-use crate::resources::s3::{
-    AbortIncompleteMultipartUpload, Bucket, BucketEncryption, BucketPolicy, LifecycleConfiguration, LifecycleRule,
-    OwnershipControls, OwnershipControlsRule, PublicAccessBlockConfiguration, ServerSideEncryptionByDefault,
-    ServerSideEncryptionRule,
-};
+use crate::resources::iam::Statement;
+use crate::resources::s3::{AbortIncompleteMultipartUpload, Bucket, LifecycleRule};
 use crate::template::{Attributes, Handle, Template};
 
 #[derive(Clone, Debug)]
@@ -26,51 +23,26 @@ impl ResultsBucket {
     /// Results (under `results_prefix`) are kept `expire_days` (a run's report quotes them;
     /// nothing else reads them).
     pub fn new(t: &mut Template, id: &str, key: &EncryptionKey, expire_days: u32, results_prefix: &str) -> Self {
-        let bucket = t.add_with(
+        // The runs' results expire; the tables' freshness, rewritten by each run, is kept
+        // however long the runs pause.
+        let expire_results = LifecycleRule {
+            id: "ExpireRunResults".into(),
+            status: "Enabled",
+            prefix: Some(format!("{results_prefix}/")),
+            expiration_in_days: Some(expire_days),
+            transitions: vec![],
+            noncurrent_version_expiration: None,
+            abort_incomplete_multipart_upload: AbortIncompleteMultipartUpload { days_after_initiation: 1 },
+        };
+        let bucket = private_bucket(
+            t,
             id,
-            Bucket {
-                bucket_encryption: BucketEncryption {
-                    server_side_encryption_configuration: vec![ServerSideEncryptionRule {
-                        server_side_encryption_by_default: ServerSideEncryptionByDefault {
-                            sse_algorithm: "aws:kms",
-                            kms_master_key_id: key.arn(),
-                        },
-                        bucket_key_enabled: true,
-                    }],
-                },
-                public_access_block_configuration: PublicAccessBlockConfiguration::ALL,
-                ownership_controls: OwnershipControls {
-                    rules: vec![OwnershipControlsRule { object_ownership: "BucketOwnerEnforced" }],
-                },
-                lifecycle_configuration: LifecycleConfiguration {
-                    // The runs' results expire; the tables' freshness, rewritten by each run,
-                    // is kept however long the runs pause.
-                    rules: vec![LifecycleRule {
-                        id: "ExpireRunResults".into(),
-                        status: "Enabled",
-                        prefix: Some(format!("{results_prefix}/")),
-                        expiration_in_days: expire_days,
-                        abort_incomplete_multipart_upload: AbortIncompleteMultipartUpload { days_after_initiation: 1 },
-                    }],
-                },
-                tags: vec![],
-            },
+            key,
+            vec![expire_results],
+            false,
             Attributes::default()
                 .skip_check("CKV_AWS_18", "run results are written once by Step Functions and expire; CloudTrail data events can log access where wanted")
                 .skip_check("CKV_AWS_21", "run results are written once and never changed; versions would only keep expired results longer"),
-        );
-        let objects = objects_of(&bucket);
-        t.add(
-            &format!("{id}Policy"),
-            BucketPolicy {
-                bucket: bucket.name(),
-                policy_document: PolicyDocument::new(vec![
-                    Statement::deny(&["s3:*"], vec![bucket.arn(), objects])
-                        .with_sid("TlsOnly")
-                        .for_principal(Principal::Aws(vec![Expr::str("*")]))
-                        .with_condition("Bool", "aws:SecureTransport", Expr::str("false")),
-                ]),
-            },
         );
         Self { bucket, key: key.clone() }
     }
@@ -122,9 +94,4 @@ impl ResultsBucket {
             Expr::sub("s3.${AWS::Region}.amazonaws.com"),
         ));
     }
-}
-
-/// Every object of the bucket, as an ARN.
-fn objects_of(bucket: &Handle<Bucket>) -> Expr {
-    Expr::join("", [bucket.arn(), Expr::str("/*")])
 }

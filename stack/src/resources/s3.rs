@@ -14,8 +14,18 @@ pub struct Bucket {
     pub public_access_block_configuration: PublicAccessBlockConfiguration,
     pub ownership_controls: OwnershipControls,
     pub lifecycle_configuration: LifecycleConfiguration,
+    /// Versions kept of overwritten and deleted objects (`None`: the default, unversioned).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub versioning_configuration: Option<VersioningConfiguration>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<Tag>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct VersioningConfiguration {
+    /// `Enabled` or `Suspended`.
+    pub status: &'static str,
 }
 
 impl Resource for Bucket {
@@ -98,8 +108,29 @@ pub struct LifecycleRule {
     /// Only the objects under this prefix (all when `None`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prefix: Option<String>,
-    pub expiration_in_days: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expiration_in_days: Option<u32>,
+    /// Moves to cheaper storage classes as objects age.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub transitions: Vec<LifecycleTransition>,
+    /// How long a version is kept once another replaced it or it was deleted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub noncurrent_version_expiration: Option<NoncurrentVersionExpiration>,
     pub abort_incomplete_multipart_upload: AbortIncompleteMultipartUpload,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct LifecycleTransition {
+    /// `STANDARD_IA`, `GLACIER_IR`, `GLACIER`, `DEEP_ARCHIVE`, ...
+    pub storage_class: &'static str,
+    pub transition_in_days: u32,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct NoncurrentVersionExpiration {
+    pub noncurrent_days: u32,
 }
 
 #[derive(Clone, Debug, Serialize)]

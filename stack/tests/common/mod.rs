@@ -25,11 +25,4 @@ pub fn synth(env: &str, overrides: &[&str]) -> Synthesized {
     app::build(&config(env, overrides)).unwrap_or_else(|e| panic!("{e}"))
 }
 
-pub const EXISTING_VPC: [&str; 6] = [
-    "network.mode=existing",
-    "network.vpc_id=vpc-0123456789abcdef0",
-    "network.private_subnet_ids=[\"subnet-0123456789abcdef0\", \"subnet-0fedcba9876543210\"]",
-    "network.cidr=",
-    "network.nat_gateways=",
-    "network.nat=",
-];
+pub const EXISTING_VPC: [&str; 6] = stack::app::envs::EXISTING_VPC_OVERRIDES;

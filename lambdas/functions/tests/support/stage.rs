@@ -13,19 +13,13 @@ use stack::app::{self, Config, Function, pipeline};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// The workflow's functions (the definition's ARNs end in their names).
-const FUNCTIONS: [Function; 4] = [Function::ListTables, Function::SyncTable, Function::InitTable, Function::Summarize];
-
-/// A function's binary, beside this process's directory: a test runs from `target/<profile>/deps`
-/// and the demo from `target/<profile>/examples`, and cargo puts the package's binaries in
-/// `target/<profile>` (for a test it has built them first; xtask builds them for the demo).
-fn binary(function: Function) -> PathBuf {
-    let exe = std::env::current_exe().expect("this process's path");
-    let dir = exe.parent().and_then(Path::parent).expect("a binary under target/<profile>/");
-    let path = dir.join(function.binary());
-    assert!(path.is_file(), "{} is not built: cargo build -p cd2-functions --bins", path.display());
-    path
-}
+/// The workflow's functions and their binaries (the definition's ARNs end in their names).
+const FUNCTIONS: [(Function, &str); 4] = [
+    (Function::ListTables, env!("CARGO_BIN_EXE_list_tables")),
+    (Function::SyncTable, env!("CARGO_BIN_EXE_sync_table")),
+    (Function::InitTable, env!("CARGO_BIN_EXE_init_table")),
+    (Function::Summarize, env!("CARGO_BIN_EXE_summarize")),
+];
 
 pub const ACCOUNT: &str = "123456789012";
 
@@ -74,7 +68,7 @@ fn definition(topic_arn: &str, nat: &str, overrides: &[&str]) -> String {
     let overrides: Vec<String> = overrides.iter().map(|o| (*o).to_owned()).collect();
     let config = Config::from_toml(&text, "dev.toml", &overrides).unwrap();
     let mut asl = app::build(&config).unwrap().state_machine.to_string();
-    for function in FUNCTIONS {
+    for (function, _) in FUNCTIONS {
         let arn = format!("arn:aws:lambda:us-east-1:{ACCOUNT}:function:{function}");
         asl = asl.replace(&format!("${{{}}}", function.arn_placeholder().unwrap()), &arn);
     }
@@ -183,10 +177,10 @@ impl Stage {
         // The test's own, over the above.
         .chain(setup.env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())))
         .collect();
-        for function in FUNCTIONS {
+        for (function, exe) in FUNCTIONS {
             let replicates = matches!(function, Function::SyncTable | Function::InitTable);
             let instances = if replicates { setup.replicators } else { 1 };
-            watch.serve(function.binary(), &binary(function), instances, &env, &logs).unwrap();
+            watch.serve(function.binary(), Path::new(exe), instances, &env, &logs).unwrap();
         }
 
         let sfn = aws_sdk_sfn::Client::new(&aws.sdk);

@@ -212,23 +212,7 @@ pub fn accounts_schema(version: u32) -> Value {
             json!({"type": "string", "enum": ["active", "deleted", "suspended", "pending"]}),
         );
     }
-    table_schema(value, &["name", "workflow_state"])
-}
-
-/// A DAP table schema keyed by `id`, with `values` (the `value` object's properties), of
-/// which `required` are required.
-pub fn table_schema(values: Value, required: &[&str]) -> Value {
-    json!({
-        "type": "object",
-        "$schema": "http://json-schema.org/draft-07/schema#",
-        "additionalProperties": false,
-        "required": ["key", "meta"],
-        "properties": {
-            "key": {"type": "object", "properties": {"id": {"type": "integer", "format": "int64", "description": "Primary key"}}, "additionalProperties": false, "required": ["id"]},
-            "value": {"type": "object", "properties": values, "additionalProperties": false, "required": required},
-            "meta": {"type": "object", "properties": {"ts": {"type": "string", "format": "date-time"}, "action": {"type": "string", "enum": ["U", "D"]}}, "additionalProperties": false}
-        }
-    })
+    emulator::table_schema(value, &["name", "workflow_state"])
 }
 
 pub fn account(id: i64, name: &str) -> Value {

@@ -4,12 +4,11 @@
 //! binaries, against the DAP emulator's demo tables and a throwaway PostgreSQL; one table DAP
 //! refuses on purpose and one fails once, so the alert and the retry show.
 //!
-//! It is the end-to-end test's stage (`tests/support`), shared by path: an example sees the
-//! package's dev-dependencies (the emulator, the test kit, moto's clients), which the Lambda
-//! library must not ship. xtask builds the function binaries first and passes the test kit's
-//! settings (moto's Python, the database server).
+//! A test without libtest's harness (`harness = false`): `cargo test` runs it like any other
+//! and shows what it prints, and `cargo xtask demo` runs it alone with the same build, so
+//! the demo and the tests share every artifact. It exits non-zero when the run did not go
+//! as the workflow should, so what the README promises a newcomer is tested.
 
-#[path = "../tests/support/mod.rs"]
 mod support;
 
 use aws_sdk_sfn::types::ExecutionStatus;

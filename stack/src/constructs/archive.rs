@@ -1,0 +1,98 @@
+//! The raw zone: a bucket that keeps every file DAP serves as received (the gzip bytes), so
+//! that nothing is lost when a later step fails, the data stays queryable (Athena), and a
+//! replica can be rebuilt from it. DAP keeps `canvas_logs` 30 days and offers no time
+//! travel: what this bucket holds of them exists nowhere else. So it outlives the stack, as
+//! the database's final snapshot does (its key is kept too), and versions keep what an
+//! overwrite or a delete would take for 30 days.
+//!
+//! Objects age through cheaper classes that Athena still reads: Standard, then Standard-IA
+//! after 30 days, then Glacier Instant Retrieval after the configured days (millisecond
+//! reads; Glacier Flexible Retrieval and Deep Archive would need a restore before a query).
+
+use super::bucket::{objects_of, private_bucket};
+use super::grants::Grantee;
+use super::key::EncryptionKey;
+use crate::intrinsics::Expr;
+use crate::resources::iam::Statement;
+use crate::resources::s3::{
+    AbortIncompleteMultipartUpload, Bucket, LifecycleRule, LifecycleTransition, NoncurrentVersionExpiration,
+};
+use crate::template::{Attributes, Handle, Template};
+
+/// Days in S3 Standard before an object moves to Standard-IA (S3's least).
+pub const INFREQUENT_ACCESS_AFTER_DAYS: u32 = 30;
+/// The fewest days before Glacier Instant Retrieval: S3 moves an object out of Standard-IA
+/// only after 30 days there.
+pub const MIN_ARCHIVE_AFTER_DAYS: u32 = INFREQUENT_ACCESS_AFTER_DAYS + 30;
+/// How long a replaced or deleted version is kept.
+pub const NONCURRENT_VERSION_DAYS: u32 = 30;
+
+#[derive(Clone, Debug)]
+pub struct ArchiveBucket {
+    pub bucket: Handle<Bucket>,
+    key: EncryptionKey,
+}
+
+impl ArchiveBucket {
+    /// The bucket, its objects in Glacier Instant Retrieval from `archive_after_days` (at
+    /// least [`MIN_ARCHIVE_AFTER_DAYS`], which the configuration checks).
+    pub fn new(t: &mut Template, id: &str, key: &EncryptionKey, archive_after_days: u32) -> Self {
+        let age = LifecycleRule {
+            id: "AgeIntoCheaperClasses".into(),
+            status: "Enabled",
+            prefix: None,
+            expiration_in_days: None,
+            transitions: vec![
+                LifecycleTransition { storage_class: "STANDARD_IA", transition_in_days: INFREQUENT_ACCESS_AFTER_DAYS },
+                LifecycleTransition { storage_class: "GLACIER_IR", transition_in_days: archive_after_days },
+            ],
+            noncurrent_version_expiration: Some(NoncurrentVersionExpiration {
+                noncurrent_days: NONCURRENT_VERSION_DAYS,
+            }),
+            abort_incomplete_multipart_upload: AbortIncompleteMultipartUpload { days_after_initiation: 1 },
+        };
+        let bucket = private_bucket(
+            t,
+            id,
+            key,
+            vec![age],
+            true,
+            Attributes::default().retain().skip_check(
+                "CKV_AWS_18",
+                "the functions write each object once; CloudTrail data events can log access where wanted",
+            ),
+        );
+        Self { bucket, key: key.clone() }
+    }
+
+    pub fn name(&self) -> Expr {
+        self.bucket.name()
+    }
+
+    /// Writing objects (in parts, for large ones) under the stack's key, and nothing else:
+    /// no reading, listing or deleting.
+    pub fn grant_write(&self, grantee: &mut dyn Grantee) {
+        grantee.add_to_policy(Statement::allow(
+            &["s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"],
+            vec![objects_of(&self.bucket)],
+        ));
+        grantee.add_to_policy(
+            Statement::allow(&["kms:GenerateDataKey", "kms:Decrypt"], vec![self.key.arn()]).with_condition(
+                "StringEquals",
+                "kms:ViaService",
+                Expr::sub("s3.${AWS::Region}.amazonaws.com"),
+            ),
+        );
+    }
+
+    /// Reading and listing objects (a restore, a query), and decrypting them.
+    pub fn grant_read(&self, grantee: &mut dyn Grantee) {
+        grantee.add_to_policy(Statement::allow(&["s3:GetObject"], vec![objects_of(&self.bucket)]));
+        grantee.add_to_policy(Statement::allow(&["s3:ListBucket"], vec![self.bucket.arn()]));
+        grantee.add_to_policy(Statement::allow(&["kms:Decrypt"], vec![self.key.arn()]).with_condition(
+            "StringEquals",
+            "kms:ViaService",
+            Expr::sub("s3.${AWS::Region}.amazonaws.com"),
+        ));
+    }
+}

@@ -1,0 +1,66 @@
+//! What every bucket of the stack is: private (public access blocked, ACLs off), encrypted
+//! with the stack's key (with a bucket key, for fewer KMS calls), and reachable over TLS only.
+//! The buckets differ in their lifecycle, versioning and deletion policy.
+
+use super::key::EncryptionKey;
+use crate::intrinsics::Expr;
+use crate::resources::iam::{PolicyDocument, Principal, Statement};
+use crate::resources::s3::{
+    Bucket, BucketEncryption, BucketPolicy, LifecycleConfiguration, LifecycleRule, OwnershipControls,
+    OwnershipControlsRule, PublicAccessBlockConfiguration, ServerSideEncryptionByDefault, ServerSideEncryptionRule,
+    VersioningConfiguration,
+};
+use crate::template::{Attributes, Handle, Template};
+
+/// Adds a private bucket encrypted with `key`, with `rules`, versioned or not, and its
+/// TLS-only policy (`<id>Policy`).
+pub(crate) fn private_bucket(
+    t: &mut Template,
+    id: &str,
+    key: &EncryptionKey,
+    rules: Vec<LifecycleRule>,
+    versioned: bool,
+    attributes: Attributes,
+) -> Handle<Bucket> {
+    let bucket = t.add_with(
+        id,
+        Bucket {
+            bucket_encryption: BucketEncryption {
+                server_side_encryption_configuration: vec![ServerSideEncryptionRule {
+                    server_side_encryption_by_default: ServerSideEncryptionByDefault {
+                        sse_algorithm: "aws:kms",
+                        kms_master_key_id: key.arn(),
+                    },
+                    bucket_key_enabled: true,
+                }],
+            },
+            public_access_block_configuration: PublicAccessBlockConfiguration::ALL,
+            ownership_controls: OwnershipControls {
+                rules: vec![OwnershipControlsRule { object_ownership: "BucketOwnerEnforced" }],
+            },
+            lifecycle_configuration: LifecycleConfiguration { rules },
+            versioning_configuration: versioned.then_some(VersioningConfiguration { status: "Enabled" }),
+            tags: vec![],
+        },
+        attributes,
+    );
+    let objects = objects_of(&bucket);
+    t.add(
+        &format!("{id}Policy"),
+        BucketPolicy {
+            bucket: bucket.name(),
+            policy_document: PolicyDocument::new(vec![
+                Statement::deny(&["s3:*"], vec![bucket.arn(), objects])
+                    .with_sid("TlsOnly")
+                    .for_principal(Principal::Aws(vec![Expr::str("*")]))
+                    .with_condition("Bool", "aws:SecureTransport", Expr::str("false")),
+            ]),
+        },
+    );
+    bucket
+}
+
+/// Every object of the bucket, as an ARN.
+pub(crate) fn objects_of(bucket: &Handle<Bucket>) -> Expr {
+    Expr::join("", [bucket.arn(), Expr::str("/*")])
+}
