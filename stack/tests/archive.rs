@@ -40,6 +40,7 @@ fn the_archive_is_private_encrypted_tls_only_versioned_and_kept() {
     assert_eq!(p["PublicAccessBlockConfiguration"]["RestrictPublicBuckets"], true);
     assert_eq!(p["OwnershipControls"]["Rules"][0]["ObjectOwnership"], "BucketOwnerEnforced");
     assert_eq!(p["VersioningConfiguration"]["Status"], "Enabled");
+    assert_eq!(doc["Resources"]["RawArchivePolicy"]["DeletionPolicy"], "Retain", "a kept bucket stays TLS only");
     let policy = &doc["Resources"]["RawArchivePolicy"]["Properties"]["PolicyDocument"]["Statement"][0];
     assert_eq!(policy["Effect"], "Deny");
     assert_eq!(policy["Condition"], json!({"Bool": {"aws:SecureTransport": "false"}}));
@@ -84,4 +85,10 @@ fn writers_only_write_and_readers_only_read() {
     archive.grant_read(&mut reader);
     let actions: Vec<&Value> = reader.0.iter().map(|s| &s["Action"]).collect();
     assert_eq!(actions, [&json!(["s3:GetObject"]), &json!(["s3:ListBucket"]), &json!(["kms:Decrypt"])]);
+}
+
+#[test]
+#[should_panic(expected = "S3 needs 60 at least")]
+fn an_archive_sooner_than_s3_allows_is_refused() {
+    archive(MIN_ARCHIVE_AFTER_DAYS - 1);
 }

@@ -157,8 +157,8 @@ impl Bootstrap {
                 Err(e) => Err(dap::chain(&e.without_url())),
             }
         };
-        let answered = put.retry(ANSWER_RETRY.builder()).sleep(tokio::time::sleep).notify(|failure, _| {
-            tracing::warn!(%failure, "answering CloudFormation failed; retrying");
+        let answered = put.retry(ANSWER_RETRY.builder()).sleep(tokio::time::sleep).notify(|failure, pause| {
+            tracing::warn!(%failure, pause_s = pause.as_secs(), "answering CloudFormation failed; retrying");
         });
         answered
             .await

@@ -253,7 +253,7 @@ pub(crate) async fn object_failed(
         return Err(error);
     }
     let Some(pause) = pauses.next() else { return Err(error) };
-    tracing::warn!(%table, %object, error = %error, "object failed; retrying it");
+    tracing::warn!(%table, %object, error = %error, pause_ms = pause.as_millis() as u64, "object failed; retrying it");
     tokio::time::sleep(pause).await;
     Ok(AfterFailure::Retry)
 }

@@ -9,7 +9,7 @@
 //! after 30 days, then Glacier Instant Retrieval after the configured days (millisecond
 //! reads; Glacier Flexible Retrieval and Deep Archive would need a restore before a query).
 
-use super::bucket::{objects_of, private_bucket};
+use super::bucket::{OnDelete, objects_of, private_bucket};
 use super::grants::Grantee;
 use super::key::EncryptionKey;
 use crate::intrinsics::Expr;
@@ -34,9 +34,14 @@ pub struct ArchiveBucket {
 }
 
 impl ArchiveBucket {
-    /// The bucket, its objects in Glacier Instant Retrieval from `archive_after_days` (at
-    /// least [`MIN_ARCHIVE_AFTER_DAYS`], which the configuration checks).
+    /// The bucket, its objects in Glacier Instant Retrieval from `archive_after_days`, at
+    /// least [`MIN_ARCHIVE_AFTER_DAYS`] (S3 refuses a sooner move at deploy; a configuration
+    /// that sets the days checks them first, with the key's name).
     pub fn new(t: &mut Template, id: &str, key: &EncryptionKey, archive_after_days: u32) -> Self {
+        assert!(
+            archive_after_days >= MIN_ARCHIVE_AFTER_DAYS,
+            "the archive moves to Glacier Instant Retrieval after {archive_after_days} days: S3 needs {MIN_ARCHIVE_AFTER_DAYS} at least"
+        );
         let age = LifecycleRule {
             id: "AgeIntoCheaperClasses".into(),
             status: "Enabled",
@@ -57,7 +62,8 @@ impl ArchiveBucket {
             key,
             vec![age],
             true,
-            Attributes::default().retain().skip_check(
+            OnDelete::Retain,
+            Attributes::default().skip_check(
                 "CKV_AWS_18",
                 "the functions write each object once; CloudTrail data events can log access where wanted",
             ),

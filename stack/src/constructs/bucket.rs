@@ -12,16 +12,29 @@ use crate::resources::s3::{
 };
 use crate::template::{Attributes, Handle, Template};
 
+/// Whether a bucket outlives the stack.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum OnDelete {
+    Delete,
+    /// Kept, and its TLS-only policy with it.
+    Retain,
+}
+
 /// Adds a private bucket encrypted with `key`, with `rules`, versioned or not, and its
-/// TLS-only policy (`<id>Policy`).
+/// TLS-only policy (`<id>Policy`), which stays as long as the bucket does.
 pub(crate) fn private_bucket(
     t: &mut Template,
     id: &str,
     key: &EncryptionKey,
     rules: Vec<LifecycleRule>,
     versioned: bool,
+    on_delete: OnDelete,
     attributes: Attributes,
 ) -> Handle<Bucket> {
+    let (attributes, policy_attributes) = match on_delete {
+        OnDelete::Delete => (attributes, Attributes::default()),
+        OnDelete::Retain => (attributes.retain(), Attributes::default().retain()),
+    };
     let bucket = t.add_with(
         id,
         Bucket {
@@ -45,7 +58,7 @@ pub(crate) fn private_bucket(
         attributes,
     );
     let objects = objects_of(&bucket);
-    t.add(
+    t.add_with(
         &format!("{id}Policy"),
         BucketPolicy {
             bucket: bucket.name(),
@@ -56,6 +69,7 @@ pub(crate) fn private_bucket(
                     .with_condition("Bool", "aws:SecureTransport", Expr::str("false")),
             ]),
         },
+        policy_attributes,
     );
     bucket
 }

@@ -24,15 +24,23 @@ pub struct Flags {
 
 /// The state machine of the environment's stack: its output ([`STATE_MACHINE_ARN`]), or,
 /// when the stack shows no outputs (moto's do not), the physical id of its resource
-/// ([`REPLICATION_ID`]), which for a state machine is its ARN.
+/// ([`REPLICATION_ID`]), which for a state machine is its ARN; and it must exist (a stack
+/// that rolled back or is being deleted still lists the machine it no longer has).
 pub async fn state_machine(aws: &Aws, stack: &str) -> Result<String> {
     let missing =
         || anyhow!("stack {stack} has no state machine in {}: deploy it first (cargo xtask deploy)", aws.region);
     let Some(info) = crate::stacks::describe(aws, stack).await? else { return Err(missing()) };
-    if let Some(arn) = info.output(STATE_MACHINE_ARN) {
-        return Ok(arn.to_owned());
+    let arn = match info.output(STATE_MACHINE_ARN) {
+        Some(arn) => arn.to_owned(),
+        None => crate::stacks::resources(aws, stack).await?.remove(REPLICATION_ID).ok_or_else(missing)?,
+    };
+    match aws.sfn().describe_state_machine().state_machine_arn(&arn).send().await {
+        Ok(_) => Ok(arn),
+        Err(e) if crate::aws::is_code(&e, &["StateMachineDoesNotExist"]) => {
+            Err(missing().context(format!("stack {stack} is {}", info.status)))
+        }
+        Err(e) => Err(e).doing(format!("looking for the state machine {arn}")),
     }
-    crate::stacks::resources(aws, stack).await?.remove(REPLICATION_ID).ok_or_else(missing)
 }
 
 pub async fn run(flags: &Flags) -> Result<()> {
