@@ -104,7 +104,7 @@ fn network_modes_require_their_own_keys() {
     );
     let err = config_error("dev", &["network.mode=somewhere"]);
     assert!(err.contains("unknown variant `somewhere`, expected `create` or `existing`"), "{err}");
-    config("dev", &common::EXISTING_VPC);
+    config("dev", &stack::app::envs::EXISTING_VPC_OVERRIDES);
 }
 
 #[test]

@@ -52,7 +52,7 @@ fn network_spans_two_azs_with_the_configured_nat_count() {
 
 #[test]
 fn bring_your_own_vpc_creates_no_network_and_uses_its_subnets() {
-    let d = doc("dev", &common::EXISTING_VPC);
+    let d = doc("dev", &stack::app::envs::EXISTING_VPC_OVERRIDES);
     for kind in ["AWS::EC2::VPC", "AWS::EC2::Subnet", "AWS::EC2::NatGateway", "AWS::EC2::InternetGateway"] {
         assert!(of_type(&d, kind).is_empty(), "{kind} should not be created");
     }
@@ -313,7 +313,7 @@ fn the_database_is_bootstrapped_by_a_custom_resource_before_any_run() {
     for f in ["SyncTable", "InitTable"] {
         assert_eq!(d["Resources"][f]["DependsOn"], json!(["DatabaseBootstrap"]), "{f} logs in as the role it makes");
     }
-    let byo = doc("dev", &common::EXISTING_VPC);
+    let byo = doc("dev", &stack::app::envs::EXISTING_VPC_OVERRIDES);
     assert_eq!(
         byo["Resources"]["DatabaseBootstrap"]["DependsOn"].as_array().unwrap().len(),
         4,

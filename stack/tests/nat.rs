@@ -161,7 +161,7 @@ fn an_instance_type_that_is_not_arm64_or_an_existing_vpc_with_a_nat_is_refused()
     for ok in ["t4g.micro", "c7gn.medium", "m8g.large"] {
         common::config("dev", &[&format!("network.nat_instance_type=\"{ok}\"")]);
     }
-    let mut existing = common::EXISTING_VPC.to_vec();
+    let mut existing = stack::app::envs::EXISTING_VPC_OVERRIDES.to_vec();
     existing.push("network.nat=\"instance\"");
     let err = common::config_error("dev", &existing);
     assert!(err.contains("network.nat") && err.contains("goes with mode = \"create\""), "{err}");

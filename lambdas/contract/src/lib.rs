@@ -301,7 +301,7 @@ impl TableState {
 
     /// `outcome` after the table's name, in a column.
     pub fn line(&self, outcome: &str) -> String {
-        format!("  {:<40} {outcome}", format!("{}.{}", self.namespace, self.table))
+        format!("  {:<40} {outcome}", self.table_ref().to_string())
     }
 
     /// Schema notes kept (the latest), and the characters kept of each: with the caps of

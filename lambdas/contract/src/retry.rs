@@ -34,6 +34,12 @@ impl Backoff {
         Self { attempts: Some(attempts), first, factor: 2.0, max }
     }
 
+    /// Pausing `first`, then twice as long each time, at most `max`, for as long as the
+    /// caller's deadline allows.
+    pub const fn doubling_until_deadline(first: Duration, max: Duration) -> Self {
+        Self { attempts: None, first, factor: 2.0, max }
+    }
+
     /// The same pause between attempts, for as long as the caller's deadline allows.
     pub const fn every(pause: Duration) -> Self {
         Self { attempts: None, first: pause, factor: 1.0, max: pause }
@@ -76,5 +82,7 @@ mod tests {
     fn every_pauses_alike_until_the_caller_stops() {
         let policy = Backoff::every(Duration::from_secs(1));
         assert_eq!(ms(policy.pauses().take(4)), [1000, 1000, 1000, 1000]);
+        let growing = Backoff::doubling_until_deadline(Duration::from_millis(500), Duration::from_secs(3));
+        assert_eq!(ms(growing.pauses().take(6)), [500, 1000, 2000, 3000, 3000, 3000]);
     }
 }

@@ -263,7 +263,7 @@ impl DapClient {
         let started = tokio::time::Instant::now();
         // Quick first polls for small jobs, then the official client's interval.
         let interval = self.inner.config.poll_interval;
-        let mut pauses = Backoff { attempts: None, first: interval / 8, factor: 2.0, max: interval }.pauses();
+        let mut pauses = Backoff::doubling_until_deadline(interval / 8, interval).pauses();
         loop {
             match job.status {
                 JobStatus::Complete => break,

@@ -207,11 +207,9 @@ impl Bootstrap {
 /// The answer to CloudFormation's pre-signed URL: three attempts, 1 s then 2 s apart.
 const ANSWER_RETRY: Backoff = Backoff::doubling(3, Duration::from_secs(1), Duration::from_secs(2));
 /// Looking the database's host name up again, until the grace below ends.
-const RESOLVE_RETRY: Backoff =
-    Backoff { attempts: None, first: Duration::from_millis(500), factor: 2.0, max: Duration::from_secs(5) };
+const RESOLVE_RETRY: Backoff = Backoff::doubling_until_deadline(Duration::from_millis(500), Duration::from_secs(5));
 /// Connecting again while the database cannot take the connection yet, until the stop time.
-const CONNECT_RETRY: Backoff =
-    Backoff { attempts: None, first: Duration::from_secs(1), factor: 2.0, max: Duration::from_secs(10) };
+const CONNECT_RETRY: Backoff = Backoff::doubling_until_deadline(Duration::from_secs(1), Duration::from_secs(10));
 
 /// How long a host name that does not resolve is given to appear (a new endpoint's DNS
 /// record may lag behind the cluster), at most half the time to connect in.

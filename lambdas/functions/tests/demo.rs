@@ -154,7 +154,7 @@ fn print_ended_calls(stage: &Stage, seen: &mut usize, finished: &mut BTreeSet<St
             continue;
         }
         let Ok(mut state) = serde_json::from_str::<TableState>(&call.request) else { continue };
-        let name = format!("{}.{}", state.namespace, state.table);
+        let name = state.table_ref().to_string();
         if call.error.is_some() {
             let answer: Value = serde_json::from_str(&call.answer).unwrap_or_default();
             let error = answer["errorType"].as_str().unwrap_or("Unhandled").to_owned();

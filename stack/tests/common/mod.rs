@@ -24,5 +24,3 @@ pub fn config_error(env: &str, overrides: &[&str]) -> String {
 pub fn synth(env: &str, overrides: &[&str]) -> Synthesized {
     app::build(&config(env, overrides)).unwrap_or_else(|e| panic!("{e}"))
 }
-
-pub const EXISTING_VPC: [&str; 6] = stack::app::envs::EXISTING_VPC_OVERRIDES;
