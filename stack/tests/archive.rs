@@ -2,6 +2,8 @@
 //! classes Athena still reads, kept when the stack goes, and grants that write only (the
 //! functions) or read only (a restore).
 
+mod common;
+
 use serde_json::{Value, json};
 use stack::Template;
 use stack::constructs::Grantee;
@@ -91,4 +93,66 @@ fn writers_only_write_and_readers_only_read() {
 #[should_panic(expected = "S3 needs 60 at least")]
 fn an_archive_sooner_than_s3_allows_is_refused() {
     archive(MIN_ARCHIVE_AFTER_DAYS - 1);
+}
+
+/// The replication functions' environment variable and role policy statements.
+fn replicate_functions(doc: &Value) -> Vec<(Value, Vec<Value>)> {
+    let resources = doc["Resources"].as_object().unwrap();
+    [stack::app::Function::SyncTable, stack::app::Function::InitTable]
+        .iter()
+        .map(|f| {
+            let function = &resources[f.logical_id()];
+            let var = function["Properties"]["Environment"]["Variables"]
+                .get(contract::env::archive::BUCKET)
+                .cloned()
+                .unwrap_or(Value::Null);
+            let role = function["Properties"]["Role"]["Fn::GetAtt"][0].as_str().unwrap();
+            let statements: Vec<Value> = resources[role]["Properties"]["Policies"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|p| p["PolicyDocument"]["Statement"].as_array().unwrap().clone())
+                .collect();
+            (var, statements)
+        })
+        .collect()
+}
+
+#[test]
+fn with_the_archive_on_the_replication_functions_write_to_it_and_nothing_else_does() {
+    let doc = common::synth("prod", &[]).template.to_json();
+    let id = stack::app::ARCHIVE_BUCKET_ID;
+    assert_eq!(doc["Resources"][id]["Type"], "AWS::S3::Bucket");
+    let days = &doc["Resources"][id]["Properties"]["LifecycleConfiguration"]["Rules"][0]["Transitions"][1];
+    assert_eq!(days["TransitionInDays"], 90, "prod's glacier_after_days");
+    assert_eq!(doc["Outputs"][id]["Value"], json!({"Ref": id}));
+    for (var, statements) in replicate_functions(&doc) {
+        assert_eq!(var, json!({"Ref": id}));
+        let writes: Vec<&Value> = statements.iter().filter(|s| s.to_string().contains(&format!("\"{id}\""))).collect();
+        assert_eq!(writes.len(), 1, "{statements:?}");
+        assert_eq!(
+            writes[0]["Action"],
+            json!(["s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"])
+        );
+    }
+    let mentions = doc["Resources"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter(|r| r["Type"] == "AWS::IAM::Role" && r.to_string().contains(&format!("\"{id}\"")))
+        .count();
+    assert_eq!(mentions, 2, "only sync_table and init_table are granted the archive");
+
+    let off = common::synth("prod", &["archive.enabled=false"]).template.to_json();
+    assert!(off["Resources"].get(id).is_none() && off["Outputs"].get(id).is_none());
+    assert!(replicate_functions(&off).iter().all(|(var, _)| var.is_null()));
+    assert!(common::synth("dev", &[]).template.to_json()["Resources"].get(id).is_none(), "dev leaves it off");
+}
+
+#[test]
+fn an_archive_tier_sooner_than_s3_allows_is_refused_by_name() {
+    let e = common::config_error("prod", &["archive.glacier_after_days=45"]);
+    assert!(e.contains("`archive.glacier_after_days`: 45 is too soon"), "{e}");
+    let e = common::config_error("dev", &["archive.enable=true"]);
+    assert!(e.contains("enable"), "{e}");
 }

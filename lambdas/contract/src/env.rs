@@ -14,6 +14,7 @@
 //! login          yes          yes
 //! list_tables    yes
 //! replicate                   yes
+//! archive                     yes
 //! summarize                                           yes
 //! bootstrap                                                      yes
 //! ```
@@ -169,6 +170,14 @@ group! {
     /// Calls in a row that load nothing (a DAP job that never completes) before the table
     /// fails.
     pub const DEFAULT_MAX_IDLE_CALLS: u32 = 8;
+}
+
+group! {
+    /// The raw zone: every DAP object the replication functions load is also written here.
+    mod archive {
+        /// The archive bucket (unset: no archive).
+        bucket: BUCKET = "ARCHIVE_BUCKET", Optional;
+    }
 }
 
 group! {

@@ -16,6 +16,7 @@
 //! A table whose Lambda raised an error is recorded by the workflow itself: its last
 //! [`TableState`] with `status: "failed"` and the `error` Step Functions caught.
 
+pub mod archive;
 mod bootstrap;
 pub mod env;
 mod error;

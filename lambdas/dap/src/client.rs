@@ -3,6 +3,7 @@
 use crate::auth::{self, Token, TokenResponse};
 use crate::error::{ApiError, DapError};
 use crate::limiter::{Limit, RateLimiter};
+use crate::tee::Tee;
 use crate::types::{CompletedJob, ErrorBody, Job, JobStatus, ObjectId, Query, TableList, UrlResponse, VersionedSchema};
 use async_compression::tokio::bufread::GzipDecoder;
 use contract::Backoff;
@@ -327,6 +328,12 @@ impl DapClient {
     /// Opens an object for reading: resolves its URL just before the download, retries
     /// 5xx and lost connections, and decodes gzip (every member) as bytes arrive.
     pub async fn open_object(&self, object: &ObjectId) -> Result<ObjectReader, DapError> {
+        self.open_object_teed(object, None).await
+    }
+
+    /// [`DapClient::open_object`], with the body's bytes as received also sent to `tee`
+    /// (see [`crate::Received`]); without one, the download is exactly `open_object`'s.
+    pub async fn open_object_teed(&self, object: &ObjectId, mut tee: Option<Tee>) -> Result<ObjectReader, DapError> {
         let cfg = &self.inner.config;
         let mut pauses = cfg.retry.pauses();
         let mut attempt = 0;
@@ -347,9 +354,10 @@ impl DapClient {
             let failure = match sent {
                 Ok(r) if r.status().is_success() => {
                     let stream = r.bytes_stream().map_err(|e| std::io::Error::other(e.without_url()));
-                    let mut decoder = GzipDecoder::new(StreamReader::new(stream));
-                    decoder.multiple_members(true);
-                    return Ok(Box::pin(BufReader::with_capacity(64 * 1024, decoder)));
+                    return Ok(match tee.take() {
+                        None => decoded(stream),
+                        Some(tee) => decoded(crate::tee::teed(stream, tee)),
+                    });
                 }
                 // An expired or refused URL: a fresh one may work; when it does not either,
                 // something on the way refuses them all.
@@ -602,6 +610,16 @@ enum Outcome {
 enum Answer {
     Quotable,
     Secret,
+}
+
+/// A body decoded as gzip (every member) as its bytes arrive.
+fn decoded<S>(body: S) -> ObjectReader
+where
+    S: futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static,
+{
+    let mut decoder = GzipDecoder::new(StreamReader::new(body));
+    decoder.multiple_members(true);
+    Box::pin(BufReader::with_capacity(64 * 1024, decoder))
 }
 
 fn parse<T: DeserializeOwned>(body: &[u8], what: &str, answer: Answer) -> Result<T, DapError> {

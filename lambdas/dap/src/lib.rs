@@ -10,11 +10,13 @@ mod auth;
 mod client;
 mod error;
 mod limiter;
+mod tee;
 pub mod types;
 
 pub use client::{ClientConfig, Credentials, DapClient, MAX_JOB_ID_LEN, MAX_NAME_LEN, ObjectReader};
 pub use error::{ApiError, DapError, certificate_refused, chain};
 pub use limiter::{Limit, RateLimiter};
+pub use tee::{Received, Tee};
 pub use types::{CompletedJob, Job, JobStatus, ObjectId, Query, VersionedSchema};
 
 /// The official client's default base URL.

@@ -290,6 +290,11 @@ impl Emulator {
         most
     }
 
+    /// The bytes an object is served as (gzip), by its id.
+    pub fn object_bytes(&self, id: &str) -> Option<Vec<u8>> {
+        lock(&self.state).objects.get(id).map(|b| b.to_vec())
+    }
+
     /// The requests served so far, as `METHOD /path`.
     pub fn requests(&self) -> Vec<String> {
         lock(&self.state).log.clone()

@@ -40,6 +40,8 @@ pub struct Replication {
     limits: CallLimits,
     /// Objects loaded (and batches of a column's type change done) by the call under way.
     loaded: Arc<AtomicU64>,
+    /// The raw zone, when the stack has one.
+    archive: Option<Arc<dyn replica::Archive>>,
 }
 
 // A job id the DAP client takes fits the cap the state's size is computed with.
@@ -60,11 +62,21 @@ impl Replication {
         let dap =
             DapAccess::new(crate::settings::DapSettings::from_env()?, aws_sdk_secretsmanager::Client::new(sdk)).await?;
         let credentials = Credentials::new(crate::database::DbSettings::from_env()?, sdk);
-        Ok(Self::new(dap, credentials, CallLimits::from_env()?))
+        let replication = Self::new(dap, credentials, CallLimits::from_env()?);
+        Ok(match crate::archive::S3Archive::from_env(sdk)? {
+            Some(archive) => replication.with_archive(Arc::new(archive)),
+            None => replication,
+        })
     }
 
     pub fn new(dap: DapAccess, credentials: Credentials, limits: CallLimits) -> Self {
-        Self { dap, credentials, limits, loaded: Arc::new(AtomicU64::new(0)) }
+        Self { dap, credentials, limits, loaded: Arc::new(AtomicU64::new(0)), archive: None }
+    }
+
+    /// Every object loaded is also written to `archive`.
+    pub fn with_archive(mut self, archive: Arc<dyn replica::Archive>) -> Self {
+        self.archive = Some(archive);
+        self
     }
 
     /// One call, ending well before `deadline` (the invocation's).
@@ -127,6 +139,9 @@ impl Replication {
         let password = self.credentials.password().await?;
         let mut replicator =
             Replicator::connect(&self.credentials.options(&password), self.dap.client().clone()).await?;
+        if let Some(archive) = &self.archive {
+            replicator.set_archive(archive.clone());
+        }
         let loaded = self.loaded.clone();
         replicator.on_progress(Arc::new(move |_: &replica::Progress<'_>| {
             loaded.fetch_add(1, Ordering::Relaxed);

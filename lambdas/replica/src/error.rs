@@ -56,6 +56,9 @@ pub enum ReplicaError {
         "{table}: putting the converted column `{column}` in place (dropping the old one, recreating its {indexes} index(es) and the table's {views} dependent view(s)) takes longer than a call's budget; drop what of those you can do without, or make the change by hand: ALTER TABLE ... DROP COLUMN {column}, RENAME COLUMN {shadow} TO {column}, then DELETE its row from cd2_aws.retype"
     )]
     RetypeTooSlow { table: String, column: String, shadow: String, indexes: usize, views: usize },
+    /// Writing to the raw zone failed; the object (or job) is not recorded as loaded.
+    #[error("{table}: writing {key} to the archive failed: {message}")]
+    Archive { table: String, key: String, message: String, transient: bool },
     /// The call's time budget ran out in the middle of an object; its transaction was rolled
     /// back. Init and sync answer `in_progress` instead of returning this.
     #[error("{table}: the time budget ran out while loading object {object}; it is loaded again by the next call")]
@@ -71,6 +74,7 @@ impl ReplicaError {
             | ReplicaError::Setup(_)
             | ReplicaError::Tls { .. }
             | ReplicaError::Login { .. } => true,
+            ReplicaError::Archive { transient, .. } => !transient,
             _ => false,
         }
     }
@@ -81,6 +85,7 @@ impl ReplicaError {
             ReplicaError::Dap(e) => e.is_transient(),
             ReplicaError::Busy { .. } | ReplicaError::ConnectTimeout { .. } | ReplicaError::OutOfTime { .. } => true,
             ReplicaError::Db { cause, .. } | ReplicaError::Connect { cause, .. } => is_transient_db(cause),
+            ReplicaError::Archive { transient, .. } => *transient,
             _ => false,
         }
     }
@@ -122,6 +127,7 @@ impl ReplicaError {
             ReplicaError::JobExpired { .. } => "JobExpired",
             ReplicaError::RetypeBlocked { .. } => "RetypeBlocked",
             ReplicaError::RetypeTooSlow { .. } => "RetypeTooSlow",
+            ReplicaError::Archive { .. } => "ArchiveError",
         }
     }
 }

@@ -1,12 +1,14 @@
 //! Init: a snapshot into a staging table, one object per transaction, published whole.
 
+use crate::archive::JobArchive;
 use crate::error::{DbContext, ReplicaError};
-use crate::load::{self, upsert_object};
+use crate::load::{self, Load, upsert_object};
 use crate::model::quote_ident;
 use crate::progress::{
     AfterFailure, JobWanted, OBJECT_RETRY, Obtained, clear_expired, forget_job, mark_done, object_failed,
 };
 use crate::{Budget, Outcome, Progress, Replicator, Status, TableModel, TableRef, ddl, migrate};
+use contract::archive::JobFolder;
 
 impl Replicator {
     /// Loads a table that is not in the replica yet; see the crate docs.
@@ -53,6 +55,7 @@ impl Replicator {
         };
 
         let target = ddl::qualified(&staging, &table.table);
+        let archive = self.archive.clone().map(|a| JobArchive::new(a, JobFolder::snapshot(table.clone(), job.until)));
         let (done, _) = self.done_objects(table, &job.id).await?;
         let mut objects: Vec<_> = job.objects.iter().filter(|o| !done.contains(&o.id)).cloned().collect();
         objects.sort();
@@ -63,11 +66,12 @@ impl Replicator {
             let mut pauses = OBJECT_RETRY.pauses();
             loop {
                 let dap = self.dap.clone();
+                let load = Load { dap: &dap, model: &model, target: &target, archive: archive.as_ref(), budget };
                 let mut tx = self.begin(&name, budget).await?;
                 let loaded = if model.repeats_keys() {
-                    upsert_object(&mut tx, &dap, &model, object, &target, false, budget).await.map(|c| c.inserted)
+                    upsert_object(&mut tx, &load, object, false).await.map(|c| c.inserted)
                 } else {
-                    load::copy_object(&mut tx, &dap, &model, object, false, &target, budget).await.map(|l| l.0.rows)
+                    load::copy_object(&mut tx, &load, object, false).await.map(|l| l.0.rows)
                 };
                 match loaded {
                     Ok(rows) => {
@@ -93,7 +97,10 @@ impl Replicator {
             }
         }
 
-        // Everything is staged: publish the table and its metadata at once.
+        // Everything is staged (and archived): publish the table and its metadata at once.
+        if let Some(archive) = &archive {
+            archive.finish(&name, &job.id, &schema, &job.objects).await?;
+        }
         let (_, total) = self.done_objects(table, &job.id).await?;
         let mut tx = self.begin(&name, budget).await?;
         crate::batch(&format!(

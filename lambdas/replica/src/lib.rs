@@ -11,6 +11,7 @@
 //!   another process, in another Lambda) resumes from what the database records.
 //! - Memory stays bounded: objects stream from HTTP through gunzip into `COPY`.
 
+pub mod archive;
 pub mod connect;
 mod dap_limit;
 pub mod ddl;
@@ -27,6 +28,7 @@ mod sync;
 pub mod tsv;
 pub mod views;
 
+pub use archive::{Archive, ArchiveError, ArchiveFuture};
 pub use connect::{ConnectOptions, RootCert, TlsMode, parse_connection_string};
 pub use error::ReplicaError;
 pub use model::TableModel;
@@ -200,6 +202,8 @@ pub struct Replicator {
     dap: DapClient,
     progress: Option<ProgressFn>,
     retype: RetypeSettings,
+    /// The raw zone, when objects are archived as they load.
+    archive: Option<std::sync::Arc<dyn Archive>>,
 }
 
 impl std::fmt::Debug for Replicator {
@@ -240,7 +244,15 @@ pub type ProgressFn = std::sync::Arc<dyn Fn(&Progress<'_>) + Send + Sync>;
 impl Replicator {
     pub async fn connect(options: &ConnectOptions, dap: DapClient) -> Result<Self, ReplicaError> {
         let db = Self::open(options).await?;
-        Ok(Self { db, options: options.clone(), lost: false, dap, progress: None, retype: RetypeSettings::default() })
+        Ok(Self {
+            db,
+            options: options.clone(),
+            lost: false,
+            dap,
+            progress: None,
+            retype: RetypeSettings::default(),
+            archive: None,
+        })
     }
 
     /// What every call's connection needs, tried once and closed: the login (TLS as
@@ -277,6 +289,12 @@ impl Replicator {
         if let Some(f) = &self.progress {
             f(progress);
         }
+    }
+
+    /// Writes every object to `archive` as it loads, and each job's manifest once it is
+    /// in ([`archive`]).
+    pub fn set_archive(&mut self, archive: std::sync::Arc<dyn Archive>) {
+        self.archive = Some(archive);
     }
 
     /// When a column's type changes in place and how a resumable change proceeds.

@@ -2,6 +2,7 @@
 //! memory (a line of at most [`MAX_LINE`] and a few 256 KiB chunks), inside the caller's
 //! transaction, within the caller's time budget.
 
+use crate::archive::JobArchive;
 use crate::error::{DbContext, ReplicaError};
 use crate::model::{TableModel, quote_ident};
 use crate::tsv::Layout;
@@ -84,24 +85,51 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// Where an object is loaded from and to.
+#[derive(Clone, Copy)]
+pub(crate) struct Load<'a> {
+    pub(crate) dap: &'a DapClient,
+    pub(crate) model: &'a TableModel,
+    /// The qualified table the rows go into.
+    pub(crate) target: &'a str,
+    /// The job's folder in the raw zone, when objects are archived.
+    pub(crate) archive: Option<&'a JobArchive>,
+    pub(crate) budget: Budget,
+}
+
 /// Streams `object` into `COPY <target> (<columns>) FROM STDIN`, the action first when
-/// `with_action` (incremental results). When the budget runs out before the object is in,
-/// the COPY is ended early and the caller gets [`ReplicaError::OutOfTime`] (and rolls back).
-pub async fn copy_object(
+/// `with_action` (incremental results), and into the archive when there is one: the object
+/// is in only once both are. When the budget runs out before the object is in, the COPY is
+/// ended early and the caller gets [`ReplicaError::OutOfTime`] (and rolls back).
+pub(crate) async fn copy_object(
     db: &mut PgConnection,
-    dap: &DapClient,
-    model: &TableModel,
+    load: &Load<'_>,
     object: &ObjectId,
     with_action: bool,
-    target: &str,
-    budget: Budget,
 ) -> Result<(Loaded, Option<Layout>), ReplicaError> {
+    let Some(archive) = load.archive else {
+        return copy_teed(db, load, object, with_action, None).await;
+    };
+    let (tee, upload) = archive.start(object);
+    let copied = copy_teed(db, load, object, with_action, Some(tee)).await?;
+    upload.finished(&load.model.table_ref().to_string(), &object.id, load.budget).await?;
+    Ok(copied)
+}
+
+async fn copy_teed(
+    db: &mut PgConnection,
+    load: &Load<'_>,
+    object: &ObjectId,
+    with_action: bool,
+    tee: Option<dap::Tee>,
+) -> Result<(Loaded, Option<Layout>), ReplicaError> {
+    let Load { dap, model, target, budget, .. } = *load;
     let table = model.table_ref().to_string();
     let out_of_time = || ReplicaError::OutOfTime { table: table.clone(), object: object.id.clone() };
     let mut line = Vec::with_capacity(4096);
     let opened = budget
         .within(async {
-            let mut reader = dap.open_object(object).await?;
+            let mut reader = dap.open_object_teed(object, tee).await?;
             let n =
                 read_line(&mut reader, &mut line, MAX_LINE).await.map_err(|e| read_error(&table, &object.id, 1, e))?;
             Ok::<_, ReplicaError>((reader, n))
@@ -261,15 +289,13 @@ fn copy_error(table: &str, object: &str, e: sqlx::Error) -> ReplicaError {
 
 /// One object through a temporary table: upserts (`U`, or every row for a snapshot of a
 /// table that repeats keys), then deletes (`D`). The last row of a repeated key wins.
-pub async fn upsert_object(
+pub(crate) async fn upsert_object(
     db: &mut PgConnection,
-    dap: &DapClient,
-    model: &TableModel,
+    load: &Load<'_>,
     object: &dap::ObjectId,
-    target: &str,
     incremental: bool,
-    budget: Budget,
 ) -> Result<Counts, ReplicaError> {
+    let Load { model, target, budget, .. } = *load;
     let name = model.table_ref().to_string();
     let (action, order) = (quote_ident(ACTION), quote_ident(ORDER));
     let mut columns = vec![format!("{action} text"), format!("{order} bigserial")];
@@ -278,7 +304,8 @@ pub async fn upsert_object(
         .execute(&mut *db)
         .await
         .doing(&name, "creating the incoming table")?;
-    let (_, layout) = copy_object(db, dap, model, object, incremental, r#"pg_temp."cd2_incoming""#, budget).await?;
+    let incoming = Load { target: r#"pg_temp."cd2_incoming""#, ..*load };
+    let (_, layout) = copy_object(db, &incoming, object, incremental).await?;
     let Some(layout) = layout else {
         return Ok(Counts::default());
     };

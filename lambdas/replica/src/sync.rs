@@ -1,9 +1,11 @@
 //! Sync: an incremental query applied object by object, `table_sync` advanced with the last.
 
+use crate::archive::JobArchive;
 use crate::error::{DbContext, ReplicaError};
-use crate::load::upsert_object;
+use crate::load::{Load, upsert_object};
 use crate::progress::{AfterFailure, JobWanted, OBJECT_RETRY, Obtained, advance, mark_done, object_failed};
 use crate::{Budget, Outcome, Progress, Replicator, Status, TableModel, TableRef, ddl, migrate};
+use contract::archive::JobFolder;
 
 impl Replicator {
     /// Applies the changes since the last load; `init_needed` for a table not in the replica.
@@ -41,10 +43,18 @@ impl Replicator {
             Obtained::Pending(id) => return Ok(outcome.in_progress(id.as_deref())),
         };
         let target = ddl::qualified(namespace, &table.table);
+        let archive = self
+            .archive
+            .clone()
+            .map(|a| JobArchive::new(a, JobFolder::incremental(table.clone(), job.since.unwrap_or(since), job.until)));
         let (done, _) = self.done_objects(table, &job.id).await?;
         let mut objects: Vec<_> = job.objects.iter().filter(|o| !done.contains(&o.id)).cloned().collect();
         objects.sort();
         if objects.is_empty() {
+            // A job without changes is archived too: a restore follows the jobs' chain.
+            if let Some(archive) = &archive {
+                archive.finish(&name, &job.id, &schema, &job.objects).await?;
+            }
             let mut tx = self.begin(&name, budget).await?;
             advance(&mut tx, table, &job, schema.version, &model).await?;
             tx.commit().await.doing(&name, "committing the sync")?;
@@ -58,8 +68,19 @@ impl Replicator {
             let mut pauses = OBJECT_RETRY.pauses();
             let counts = loop {
                 let dap = self.dap.clone();
+                let load = Load { dap: &dap, model: &model, target: &target, archive: archive.as_ref(), budget };
                 let mut tx = self.begin(&name, budget).await?;
-                match upsert_object(&mut tx, &dap, &model, object, &target, true, budget).await {
+                let applied = async {
+                    let counts = upsert_object(&mut tx, &load, object, true).await?;
+                    // The last object completes the job: its manifest goes before the commit
+                    // that records the job as loaded.
+                    if let Some(archive) = archive.as_ref().filter(|_| i == last) {
+                        archive.finish(&name, &job.id, &schema, &job.objects).await?;
+                    }
+                    Ok::<_, ReplicaError>(counts)
+                }
+                .await;
+                match applied {
                     Ok(counts) => {
                         if i == last {
                             advance(&mut tx, table, &job, schema.version, &model).await?;

@@ -4,6 +4,7 @@
 //! Unknown keys are errors, so a typo cannot silently fall back to a default; every
 //! message names the key and what it accepts.
 
+use crate::constructs::archive::MIN_ARCHIVE_AFTER_DAYS;
 use crate::constructs::database::{ClusterProps, DatabaseProps, ExistingProps};
 use crate::constructs::nat::{NatInstanceProps, NatMode};
 use crate::constructs::network::NetworkProps;
@@ -53,6 +54,9 @@ pub struct Config {
     pub database: DatabaseProps,
     pub network: NetworkConfig,
     pub lambda: LambdaConfig,
+    /// The raw zone (optional; off when absent).
+    #[serde(default)]
+    pub archive: ArchiveConfig,
 }
 
 fn yes() -> bool {
@@ -145,6 +149,29 @@ pub struct LambdaConfig {
     /// fails with `NoProgressError` (optional, default 8).
     #[serde(default = "default_max_idle_calls")]
     pub max_idle_calls: u32,
+}
+
+/// The raw zone: every object DAP serves kept in an S3 bucket of the stack's, as received.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArchiveConfig {
+    /// Write every DAP object to the archive bucket as it loads (optional, default false).
+    #[serde(default)]
+    pub enabled: bool,
+    /// Days before an object moves to Glacier Instant Retrieval (optional, default 90, at
+    /// least 60: S3 keeps it 30 days in Standard, then 30 in Standard-IA).
+    #[serde(default = "default_glacier_after_days")]
+    pub glacier_after_days: u32,
+}
+
+impl Default for ArchiveConfig {
+    fn default() -> Self {
+        Self { enabled: false, glacier_after_days: default_glacier_after_days() }
+    }
+}
+
+fn default_glacier_after_days() -> u32 {
+    90
 }
 
 fn default_max_calls() -> u32 {
@@ -509,6 +536,14 @@ impl Config {
             (1..=self.lambda.max_calls).contains(&self.lambda.max_idle_calls),
             "lambda.max_idle_calls",
             format!("{} is out of range 1..=lambda.max_calls ({})", self.lambda.max_idle_calls, self.lambda.max_calls),
+        );
+        check(
+            self.archive.glacier_after_days >= MIN_ARCHIVE_AFTER_DAYS,
+            "archive.glacier_after_days",
+            format!(
+                "{} is too soon: S3 moves an object to Glacier Instant Retrieval after {MIN_ARCHIVE_AFTER_DAYS} days at the earliest (30 in Standard, 30 in Standard-IA)",
+                self.archive.glacier_after_days
+            ),
         );
         if bad.is_empty() { Ok(()) } else { Err(ConfigError::Invalid(bad)) }
     }

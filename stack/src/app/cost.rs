@@ -35,6 +35,10 @@ pub mod usd {
     pub const DASHBOARD_MONTH: f64 = 3.00;
     /// gp3, the NAT instances' root volumes.
     pub const EBS_GP3_GB_MONTH: f64 = 0.08;
+    /// The archive's classes: S3 Standard, Standard-IA, Glacier Instant Retrieval.
+    pub const S3_STANDARD_GB_MONTH: f64 = 0.023;
+    pub const S3_STANDARD_IA_GB_MONTH: f64 = 0.0125;
+    pub const S3_GLACIER_IR_GB_MONTH: f64 = 0.004;
 
     /// On-demand Linux prices of the arm64 types a NAT instance is likely to be.
     pub fn instance_hour(instance_type: &str) -> Option<f64> {
@@ -174,6 +178,19 @@ pub fn idle(config: &Config) -> Vec<Line> {
         0.0,
         format!("free within an account's first three; ${:.2} a month beyond", usd::DASHBOARD_MONTH),
     ));
+    if config.archive.enabled {
+        lines.push(per_use(
+            "Archive storage",
+            "per GB",
+            format!(
+                "${} per GB-month of DAP files (gzip) for 30 days, ${} to day {}, ${} after; kept when the stack goes",
+                usd::S3_STANDARD_GB_MONTH,
+                usd::S3_STANDARD_IA_GB_MONTH,
+                config.archive.glacier_after_days,
+                usd::S3_GLACIER_IR_GB_MONTH
+            ),
+        ));
+    }
     lines.push(per_use(
         "Log storage",
         "per GB",
@@ -254,6 +271,10 @@ mod tests {
         assert!((aurora.monthly.unwrap() - 0.5 * 0.12 * 730.0).abs() < 1e-9);
         let nat = lines.iter().find(|l| l.item == "NAT gateways").unwrap();
         assert!((nat.monthly.unwrap() - 73.0).abs() < 1e-9);
+        let archive = lines.iter().find(|l| l.item == "Archive storage").expect("prod archives");
+        assert_eq!((archive.monthly, archive.per), (None, "per GB"));
+        assert!(archive.note.contains("$0.023") && archive.note.contains("to day 90, $0.004"), "{archive:?}");
+        assert!(idle(&config("dev", &[])).iter().all(|l| l.item != "Archive storage"), "dev does not");
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod rds_ca;
 pub use config::{Config, ConfigError, Namespace};
 
 use crate::constructs::alerts::Alerts;
+use crate::constructs::archive::ArchiveBucket;
 use crate::constructs::database::Database;
 use crate::constructs::function::{Asset, FunctionDefaults, Invoker, RustFunction};
 use crate::constructs::grants::SecretRef;
@@ -39,6 +40,10 @@ const RESULTS_EXPIRE_DAYS: u32 = 30;
 
 /// The logical id of the bucket the runs' table results go to (`destroy` empties it).
 pub const RESULTS_BUCKET_ID: &str = "RunResults";
+
+/// The logical id (and output) of the raw zone's bucket, when the archive is on: it
+/// outlives the stack, and `destroy` says so with its size.
+pub const ARCHIVE_BUCKET_ID: &str = "Archive";
 
 /// The id of the alerts construct (`status` finds its topic and lists its subscriptions).
 pub const ALERTS_ID: &str = "Alerts";
@@ -182,6 +187,8 @@ struct Base {
     network_path: Vec<LogicalId>,
     alerts: Alerts,
     results: ResultsBucket,
+    /// The raw zone, when the archive is on.
+    archive: Option<ArchiveBucket>,
     defaults: FunctionDefaults,
 }
 
@@ -216,13 +223,17 @@ impl Base {
         network_path.push(network::allow_https_out(t, &functions_sg));
         let alerts = Alerts::new(t, ALERTS_ID, &key, &inputs.alert_email, &inputs.has_email);
         let results = ResultsBucket::new(t, RESULTS_BUCKET_ID, &key, RESULTS_EXPIRE_DAYS, pipeline::RESULTS_PREFIX);
+        let archive = config
+            .archive
+            .enabled
+            .then(|| ArchiveBucket::new(t, ARCHIVE_BUCKET_ID, &key, config.archive.glacier_after_days));
         let defaults = FunctionDefaults {
             subnet_ids: net.private_subnet_ids.clone(),
             security_group_id: functions_sg.group_id(),
             key: key.clone(),
             log_retention_days: config.log_retention_days,
         };
-        Base { key, net, db, network_path, alerts, results, defaults }
+        Base { key, net, db, network_path, alerts, results, archive, defaults }
     }
 }
 
@@ -238,7 +249,7 @@ struct Functions {
 
 impl Functions {
     fn new(t: &mut Template, config: &Config, inputs: &Inputs, base: &Base) -> Self {
-        let Base { db, results, defaults, .. } = base;
+        let Base { db, results, archive, defaults, .. } = base;
         // Set by set_key.sh outside the stack, so that destroy can keep it.
         let dap_secret = SecretRef::from_name(&config.dap.secret_name);
         let namespaces: Vec<String> = config.namespaces.iter().map(|n| n.as_str().to_owned()).collect();
@@ -338,7 +349,7 @@ impl Functions {
             .pairs(),
         );
         let replicate = |t: &mut Template, function: Function, description: &str| {
-            app_function(RustFunction::new(
+            let mut f = app_function(RustFunction::new(
                 function.logical_id(),
                 description,
                 inputs.asset(t, function),
@@ -354,6 +365,11 @@ impl Functions {
                 }
                 .pairs(),
             )
+            .vars(env::archive::Vars { bucket: archive.as_ref().map(ArchiveBucket::name) }.pairs());
+            if let Some(archive) = archive {
+                archive.grant_write(&mut f);
+            }
+            f
         };
         let sync_table = replicate(t, Function::SyncTable, "Applies DAP incremental changes to one table");
         let init_table = replicate(t, Function::InitTable, "Loads a DAP snapshot into one new table, resumably");
@@ -460,7 +476,7 @@ fn monitoring(t: &mut Template, config: &Config, base: &Base, machine_arn: &Expr
 
 /// What the operator and cd2-ops read back from the stack.
 fn outputs(t: &mut Template, base: &Base, machine_arn: &Expr, dashboard: &Handle<Dashboard>) {
-    let Base { key, db, alerts, results, .. } = base;
+    let Base { key, db, alerts, results, archive, .. } = base;
     t.output(
         STATE_MACHINE_ARN,
         "Starts a replication run by hand: aws stepfunctions start-execution",
@@ -477,6 +493,13 @@ fn outputs(t: &mut Template, base: &Base, machine_arn: &Expr, dashboard: &Handle
         &format!("Each run's table results (kept {RESULTS_EXPIRE_DAYS} days; destroy empties it)"),
         results.name(),
     );
+    if let Some(archive) = archive {
+        t.output(
+            ARCHIVE_BUCKET_ID,
+            "The raw zone: every DAP object as served, by namespace, table, kind and day (kept when the stack is deleted)",
+            archive.name(),
+        );
+    }
     t.output("DatabaseEndpoint", "Writer endpoint of the replica (private)", db.endpoint.clone());
     if let Some(cluster) = &db.cluster {
         t.output(

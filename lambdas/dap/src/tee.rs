@@ -1,0 +1,74 @@
+//! A copy of a download's bytes as they arrive (still gzip, as DAP served them), for the
+//! archive: the same download feeds the database and the copy.
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+
+/// What a tee receives: the body's chunks as they arrive, then `End` once the body has
+/// arrived whole. A tee whose sender goes without `End` saw the download fail or be given
+/// up, and must keep nothing of it.
+#[derive(Debug)]
+pub enum Received {
+    Chunk(Bytes),
+    End,
+}
+
+/// Where a download's copy goes. A bounded channel: a tee slower than the download slows
+/// it, so memory stays bounded.
+pub type Tee = tokio::sync::mpsc::Sender<Received>;
+
+/// `body`, with each chunk also sent to `tee`, and `End` after the last.
+pub(crate) fn teed<S>(body: S, tee: Tee) -> impl Stream<Item = std::io::Result<Bytes>> + Send
+where
+    S: Stream<Item = std::io::Result<Bytes>> + Send + 'static,
+{
+    futures_util::stream::unfold(Some((Box::pin(body), tee)), |state| async move {
+        let (mut body, tee) = state?;
+        match body.next().await {
+            Some(Ok(chunk)) => {
+                // A tee that stopped (its write failed) reports that itself; the download goes on.
+                let _ = tee.send(Received::Chunk(chunk.clone())).await;
+                Some((Ok(chunk), Some((body, tee))))
+            }
+            // The error ends the stream, and the tee goes without `End`.
+            Some(Err(e)) => Some((Err(e), None)),
+            None => {
+                let _ = tee.send(Received::End).await;
+                None
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn drain(mut rx: tokio::sync::mpsc::Receiver<Received>) -> (Vec<u8>, bool) {
+        let (mut bytes, mut ended) = (Vec::new(), false);
+        while let Some(r) = rx.recv().await {
+            match r {
+                Received::Chunk(c) => bytes.extend_from_slice(&c),
+                Received::End => ended = true,
+            }
+        }
+        (bytes, ended)
+    }
+
+    #[tokio::test]
+    async fn a_whole_body_is_copied_then_ended_and_a_broken_one_is_not_ended() {
+        let chunks = vec![Ok(Bytes::from_static(b"ab")), Ok(Bytes::from_static(b"cd"))];
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        let read = tokio::spawn(drain(rx));
+        let passed: Vec<_> = teed(futures_util::stream::iter(chunks), tx).collect().await;
+        assert_eq!(passed.len(), 2);
+        assert_eq!(read.await.unwrap(), (b"abcd".to_vec(), true));
+
+        let broken = vec![Ok(Bytes::from_static(b"ab")), Err(std::io::Error::other("reset")), Ok(Bytes::new())];
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        let read = tokio::spawn(drain(rx));
+        let passed: Vec<_> = teed(futures_util::stream::iter(broken), tx).collect().await;
+        assert_eq!(passed.len(), 2, "the stream ends at its error");
+        assert_eq!(read.await.unwrap(), (b"ab".to_vec(), false));
+    }
+}
