@@ -39,6 +39,7 @@ async fn main() {
         budget_seconds: 2,
         rate_window: None,
         env: &[],
+        archive: false,
     };
     println!("starting moto's Step Functions, S3, SNS and SQS, and the functions behind cargo lambda watch ...");
     let stage = Stage::start(&emulator, &db_url, &setup).await;

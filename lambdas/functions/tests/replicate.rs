@@ -267,67 +267,10 @@ async fn no_database_connection_outlives_a_call() {
     assert_eq!(sessions().await, 0, "nor does a failed call");
 }
 
-/// The archive bucket, versioned as the stack's is, so that every write of a key shows.
-async fn archive_bucket(aws: &Aws) -> (aws_sdk_s3::Client, String) {
-    let s3 = functions::results::s3_client(&aws.sdk);
-    let bucket = format!("cd2-archive-{}", support::uuid_like());
-    s3.create_bucket().bucket(&bucket).send().await.unwrap();
-    let on = aws_sdk_s3::types::VersioningConfiguration::builder()
-        .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
-        .build();
-    s3.put_bucket_versioning().bucket(&bucket).versioning_configuration(on).send().await.unwrap();
-    (s3, bucket)
-}
-
-/// Every key of the bucket with how many times it was written.
-async fn versions(s3: &aws_sdk_s3::Client, bucket: &str) -> std::collections::BTreeMap<String, usize> {
-    let listed = s3.list_object_versions().bucket(bucket).send().await.unwrap();
-    assert!(!listed.is_truncated.unwrap_or_default());
-    let mut keys = std::collections::BTreeMap::new();
-    for v in listed.versions() {
-        *keys.entry(v.key().unwrap().to_owned()).or_default() += 1;
-    }
-    keys
-}
-
-async fn get(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<u8> {
-    let object = s3.get_object().bucket(bucket).key(key).send().await.unwrap();
-    object.body.collect().await.unwrap().into_bytes().to_vec()
-}
-
-/// The archive's jobs, oldest first, each checked against what DAP served: every object of
-/// a manifest is there with the bytes the emulator served, and nothing else is.
-async fn archived_jobs(
-    s: &Setup,
-    s3: &aws_sdk_s3::Client,
-    bucket: &str,
-) -> Vec<(contract::archive::JobFolder, contract::archive::JobManifest)> {
-    let keys = versions(s3, bucket).await;
-    let mut jobs = Vec::new();
-    let mut listed = std::collections::BTreeSet::new();
-    for key in keys.keys().filter(|k| k.ends_with(contract::archive::MANIFEST)) {
-        let folder = contract::archive::JobFolder::from_manifest_key(key).unwrap();
-        let manifest: contract::archive::JobManifest = serde_json::from_slice(&get(s3, bucket, key).await).unwrap();
-        for object in &manifest.objects {
-            let file = object.rsplit('/').next().unwrap();
-            let served = s.emulator.object_bytes(&format!("{}/{file}", manifest.job_id)).expect("an object DAP served");
-            assert!(get(s3, bucket, object).await == served, "{object} holds the bytes DAP served");
-            assert!(object.starts_with(&folder.prefix()), "{object} is in its job's folder");
-            listed.insert(object.clone());
-        }
-        jobs.push((folder, manifest));
-    }
-    let data: std::collections::BTreeSet<String> =
-        keys.keys().filter(|k| !k.ends_with(contract::archive::MANIFEST)).cloned().collect();
-    assert_eq!(data, listed, "every object in the bucket is a job's");
-    jobs.sort_by_key(|(folder, _)| folder.until);
-    jobs
-}
-
 #[tokio::test]
 async fn with_the_archive_on_init_and_sync_write_every_object_once_as_served() {
     let s = Setup::new(Settings { rows_per_object: 4, ..Settings::default() }).await;
-    let (s3, bucket) = archive_bucket(&s.aws).await;
+    let (s3, bucket) = support::archive::bucket(&s.aws).await;
     let archive = functions::archive::S3Archive::new(s3.clone(), bucket.clone());
     let mut r = s.replication(limits(30_000)).await.with_archive(std::sync::Arc::new(archive));
     let (done, _) = run_table(&mut r, courses()).await.unwrap();
@@ -340,7 +283,7 @@ async fn with_the_archive_on_init_and_sync_write_every_object_once_as_served() {
     let (synced, _) = run_table(&mut r, courses()).await.unwrap();
     assert_eq!(synced.status, Status::Success);
 
-    let jobs = archived_jobs(&s, &s3, &bucket).await;
+    let jobs = support::archive::jobs(&s.emulator, &s3, &bucket).await;
     assert_eq!(jobs.len(), 2, "a snapshot and an incremental job: {jobs:?}");
     let (snapshot, incremental) = (&jobs[0].0, &jobs[1].0);
     assert_eq!(snapshot.kind, contract::archive::JobKind::Snapshot);
@@ -354,7 +297,7 @@ async fn with_the_archive_on_init_and_sync_write_every_object_once_as_served() {
     .unwrap();
     assert_eq!(incremental.until, current_to.and_utc(), "the last job ends where the replica is current to");
     assert_eq!(jobs[1].1.schema, jobs[0].1.schema);
-    let written = versions(&s3, &bucket).await;
+    let written = support::archive::versions(&s3, &bucket).await;
     assert!(written.values().all(|n| *n == 1), "each key written once: {written:?}");
 }
 
@@ -393,7 +336,7 @@ async fn an_object_written_but_not_committed_is_loaded_and_written_again_once() 
     let s =
         Setup::new(Settings { rows_per_object: 2, download_delay: Duration::from_millis(300), ..Settings::default() })
             .await;
-    let (s3, bucket) = archive_bucket(&s.aws).await;
+    let (s3, bucket) = support::archive::bucket(&s.aws).await;
     let archive = StopsAfterWriting {
         archive: functions::archive::S3Archive::new(s3.clone(), bucket.clone()),
         writes: Default::default(),
@@ -405,10 +348,10 @@ async fn an_object_written_but_not_committed_is_loaded_and_written_again_once() 
     assert!(seen.iter().filter(|s| **s == Status::InProgress).count() >= 2, "several calls: {seen:?}");
     assert_eq!((done.status, done.counts.inserted), (Status::Success, 25));
     assert_eq!(s.count("courses").await, 25);
-    let jobs = archived_jobs(&s, &s3, &bucket).await;
+    let jobs = support::archive::jobs(&s.emulator, &s3, &bucket).await;
     assert_eq!(jobs.len(), 1);
     assert_eq!(jobs[0].1.objects.len(), 13);
-    let written = versions(&s3, &bucket).await;
+    let written = support::archive::versions(&s3, &bucket).await;
     assert!(written.values().any(|n| *n >= 2), "the object that failed after its write was written again");
 }
 
@@ -428,7 +371,7 @@ fn noise(len: usize) -> Vec<u8> {
 #[tokio::test]
 async fn a_large_object_goes_in_parts_and_one_given_up_on_leaves_nothing() {
     let aws = Aws::start().await;
-    let (s3, bucket) = archive_bucket(&aws).await;
+    let (s3, bucket) = support::archive::bucket(&aws).await;
     let archive = functions::archive::S3Archive::new(s3.clone(), bucket.clone());
     let body = noise(functions::archive::PART * 2 + 12_345);
 
@@ -439,7 +382,7 @@ async fn a_large_object_goes_in_parts_and_one_given_up_on_leaves_nothing() {
     }
     tee.send(dap::Received::End).await.unwrap();
     written.await.unwrap().unwrap();
-    assert!(get(&s3, &bucket, "canvas/big/part-0.tsv.gz").await == body, "the parts make the object");
+    assert!(support::archive::get(&s3, &bucket, "canvas/big/part-0.tsv.gz").await == body, "the parts make the object");
 
     let (tee, received) = tokio::sync::mpsc::channel(4);
     let written = tokio::spawn(archive.write("canvas/big/part-1.tsv.gz".into(), received));
@@ -448,7 +391,7 @@ async fn a_large_object_goes_in_parts_and_one_given_up_on_leaves_nothing() {
     }
     drop(tee);
     assert!(written.await.unwrap().unwrap_err().transient, "a download given up on is tried again");
-    assert_eq!(versions(&s3, &bucket).await.len(), 1, "nothing is kept of it");
+    assert_eq!(support::archive::versions(&s3, &bucket).await.len(), 1, "nothing is kept of it");
     let uploads = s3.list_multipart_uploads().bucket(&bucket).send().await.unwrap();
     assert!(uploads.uploads().is_empty(), "its parts are removed: {uploads:?}");
 

@@ -189,6 +189,7 @@ async fn a_run_at_scale_stays_inside_daps_limits_and_step_functions_quotas() {
         rate_window: Some(window),
         // Tables wait for slots many windows long at scale: that is waiting, not a stuck job.
         env: &[(contract::env::replicate::MAX_IDLE_CALLS, "1000"), (contract::env::replicate::MAX_CALLS, "1000")],
+        archive: false,
     };
     let stage = Stage::start(&emulator, &db_url, &setup).await;
     let refused: BTreeSet<String> = planned.iter().filter(|t| t.fate == Fate::Refused).map(Planned::name).collect();

@@ -10,7 +10,7 @@ use stack::app::pipeline;
 use stack::constructs::alerts::{ALERTS_NOT_SENT, RUNS_SUCCEEDED};
 use std::time::{Duration, Instant};
 use support::database;
-use support::stage::{RESULTS_BUCKET, Setup, Stage};
+use support::stage::{ARCHIVE_BUCKET, RESULTS_BUCKET, Setup, Stage};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_replicates_retries_records_a_failure_alerts_and_keeps_a_second_run_out() {
@@ -25,6 +25,7 @@ async fn a_run_replicates_retries_records_a_failure_alerts_and_keeps_a_second_ru
         budget_seconds: 2,
         rate_window: None,
         env: &[],
+        archive: true,
     };
     let stage = Stage::start(&emulator, &db_url, &setup).await;
 
@@ -70,6 +71,16 @@ async fn a_run_replicates_retries_records_a_failure_alerts_and_keeps_a_second_ru
     let users: Option<String> =
         sqlx::query_scalar("SELECT to_regclass('canvas.users')::text").fetch_one(&db).await.unwrap();
     assert_eq!(users, None);
+    // The raw zone: each loaded table's snapshot, every object as DAP served it.
+    let jobs = support::archive::jobs(&emulator, &stage.s3, ARCHIVE_BUCKET).await;
+    let mut archived: Vec<(String, contract::archive::JobKind)> =
+        jobs.iter().map(|(folder, _)| (folder.table.table.clone(), folder.kind)).collect();
+    archived.sort();
+    let snapshot = contract::archive::JobKind::Snapshot;
+    assert_eq!(
+        archived,
+        [("accounts".to_owned(), snapshot), ("courses".to_owned(), snapshot), ("enrollments".to_owned(), snapshot)]
+    );
     // Enrollments' first call met five 503s, the Retry's call one success.
     let schema_calls = emulator.requests().iter().filter(|r| r.contains("/table/enrollments/schema")).count();
     assert!(schema_calls >= 6, "{schema_calls} schema requests for enrollments");
@@ -158,6 +169,7 @@ async fn a_database_the_functions_do_not_trust_is_one_alert_before_any_table() {
         budget_seconds: 2,
         rate_window: None,
         env: &[(contract::env::database::ROOT_CERT, &other_ca)],
+        archive: false,
     };
     let mut stage = Stage::start(&emulator, &db_url, &setup).await;
 

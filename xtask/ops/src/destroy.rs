@@ -1,9 +1,10 @@
 //! `destroy`: deletes the stack with the same progress line as deploy. By default the data
 //! outlives it: CloudFormation keeps a final snapshot of the cluster (its `Snapshot`
-//! policy) and the key that encrypts it (`Retain`). `--delete-data` then deletes that
-//! snapshot and schedules the key for deletion. At the end: exactly what is left, and what
-//! it costs a month.
+//! policy), the archive bucket and the key that encrypts them (`Retain`). `--delete-data`
+//! then deletes that snapshot and the archive, and schedules the key for deletion. At the
+//! end: exactly what is left, and what it costs a month.
 
+use crate::archive;
 use crate::assets;
 use crate::aws::{Aws, Explain, explain, is_code};
 use crate::events;
@@ -21,7 +22,7 @@ pub struct Flags {
     /// Ask nothing.
     #[arg(long)]
     pub yes: bool,
-    /// Keep no snapshot of the database, and schedule its KMS key for deletion.
+    /// Keep no snapshot of the database and no archive, and schedule their KMS key for deletion.
     #[arg(long)]
     pub delete_data: bool,
 }
@@ -47,6 +48,7 @@ pub async fn run(flags: &Flags) -> Result<()> {
     let resources = stacks::resources(&aws, &stack.id).await?;
     let key_id = resources.get(stack::app::DATA_KEY_ID).cloned();
     let cluster = resources.get(&stack::app::database_cluster_id()).cloned();
+    let archive = resources.get(stack::app::ARCHIVE_BUCKET_ID).cloned();
     if let Some(cluster) = &cluster {
         let protected = aws
             .rds()
@@ -73,6 +75,13 @@ pub async fn run(flags: &Flags) -> Result<()> {
             "  DELETES THE DATA: cluster {c} with no snapshot kept; its KMS key is scheduled for deletion in {KEY_DELETION_DAYS} days"
         ),
         (None, _) => println!("  the database is not the stack's and is left as it is"),
+    }
+    match (&archive, flags.delete_data) {
+        (Some(b), false) => println!(
+            "  keeps: the archive bucket {b}, every DAP file as served (DAP keeps canvas_logs only 30 days), and the KMS key that encrypts it"
+        ),
+        (Some(b), true) => println!("  DELETES THE ARCHIVE: bucket {b} and every version in it"),
+        (None, _) => {}
     }
     println!("  keeps: the DAP secret {} (./destroy.sh offers to delete it)", config.dap.secret_name);
     if !prompt::confirm(&format!("delete stack {name}?"), flags.yes)? {
@@ -119,7 +128,17 @@ pub async fn run(flags: &Flags) -> Result<()> {
                 println!("deleted snapshot {}", snapshot.id);
             }
         }
-        // Only once no snapshot needs it: a snapshot whose key is gone is billed and unreadable.
+        if let Some(bucket) = &archive {
+            match empty_and_delete(&aws, bucket).await {
+                Ok(removed) => println!("deleted the archive bucket {bucket} ({removed} object versions)"),
+                Err(e) => {
+                    data_gone = false;
+                    eprintln!("warning: {e:#}; the KMS key is kept so that the archive stays readable");
+                }
+            }
+        }
+        // Only once nothing kept needs it: a snapshot or an archive whose key is gone is
+        // billed and unreadable.
         if let Some(key) = key_id.as_ref().filter(|_| data_gone) {
             match aws.kms().schedule_key_deletion().key_id(key).pending_window_in_days(KEY_DELETION_DAYS).send().await {
                 Ok(_) => println!("scheduled KMS key {key} for deletion in {KEY_DELETION_DAYS} days"),
@@ -131,6 +150,16 @@ pub async fn run(flags: &Flags) -> Result<()> {
     let removed = assets::remove_prefix(&aws, &bucket, &format!("{name}/")).await?;
     println!("removed {removed} object versions from s3://{bucket}/{name}/");
     leftovers(&aws, &config, key_id.as_deref()).await
+}
+
+/// Deletes every version in `bucket`, then the bucket.
+async fn empty_and_delete(aws: &Aws, bucket: &str) -> Result<usize> {
+    let removed = assets::remove_prefix(aws, bucket, "").await?;
+    match aws.s3().delete_bucket().bucket(bucket).send().await {
+        Ok(_) => Ok(removed),
+        Err(e) if is_code(&e, &["NoSuchBucket"]) => Ok(removed),
+        Err(e) => Err(e).doing(format!("deleting the archive bucket {bucket} (emptied)")),
+    }
 }
 
 #[derive(Debug)]
@@ -200,6 +229,24 @@ async fn leftovers(aws: &Aws, config: &stack::app::Config, key_id: Option<&str>)
             );
         }
     }
+    let archives = archive::buckets_of(aws, &config.stack_name).await.unwrap_or_else(|e| {
+        println!("  the archive buckets could not be listed ({e:#})");
+        vec![]
+    });
+    for bucket in archives {
+        any = true;
+        match archive::Size::of(aws, &bucket).await {
+            Ok(size) => {
+                let monthly = size.monthly();
+                total += monthly;
+                println!(
+                    "  archive {bucket:<39} {}, about ${monthly:.2}/month; every DAP file as served (empty it, every version, to delete it)",
+                    size.describe()
+                );
+            }
+            Err(e) => println!("  archive {bucket:<39} could not be listed ({e:#}); check it in the S3 console"),
+        }
+    }
     for key in &keys {
         match aws.kms().describe_key().key_id(key).send().await {
             Ok(d) => {
@@ -211,7 +258,7 @@ async fn leftovers(aws: &Aws, config: &stack::app::Config, key_id: Option<&str>)
                 } else {
                     total += usd::KMS_KEY_MONTH;
                     println!(
-                        "  KMS key {key:<36} ${:.2}/month; it decrypts the snapshot (destroy --delete-data schedules it for deletion)",
+                        "  KMS key {key:<36} ${:.2}/month; it decrypts what is kept (destroy --delete-data schedules it for deletion)",
                         usd::KMS_KEY_MONTH
                     );
                 }

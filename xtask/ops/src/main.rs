@@ -5,6 +5,7 @@
 //! One module per command, each with one `run`; what several share (clients, the assets
 //! bucket, change sets, stack events, the cost table) has a module of its own.
 
+mod archive;
 mod assets;
 mod aws;
 mod changes;

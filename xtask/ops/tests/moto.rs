@@ -203,9 +203,21 @@ fn deploy_update_run_status_and_destroy_a_stack() {
     let t = ok(env.ops("deploy", &["--yes"]));
     assert!(t.contains("no changes"), "the diff changed nothing:\n{t}");
 
-    let t = ok(env.ops("deploy", &["--yes", "--set", "map_concurrency=3", "--set", "lambda.replicate_memory_mb=2048"]));
+    let t = ok(env.ops(
+        "deploy",
+        &[
+            "--yes",
+            "--set",
+            "map_concurrency=3",
+            "--set",
+            "lambda.replicate_memory_mb=2048",
+            "--set",
+            "archive.enabled=true",
+        ],
+    ));
     assert!(t.contains("changes to update stack cd2-existing"), "{t}");
     assert!(t.contains("~ SyncTable"), "{t}");
+    assert!(t.contains("+ Archive"), "{t}");
     assert!(t.contains("updated stack cd2-existing"), "{t}");
     assert_eq!(stack_status(&env), "UPDATE_COMPLETE");
 
@@ -217,9 +229,19 @@ fn deploy_update_run_status_and_destroy_a_stack() {
     // An existing database has no Data API of the stack's: sql says how to reach it instead.
     fails(env.ops("sql", &["SELECT 1"]), "uses a database it does not own");
 
+    // The raw zone outlives the stack, and destroy says what it holds.
+    env.boto(&format!(
+        "resources = cfn.list_stack_resources(StackName='cd2-existing')['StackResourceSummaries']\n\
+         bucket = next(r['PhysicalResourceId'] for r in resources if r['LogicalResourceId'] == '{}')\n\
+         s3.put_object(Bucket=bucket, Key='canvas/users/kind=snapshot/part-0.tsv.gz', Body=b'x' * 2048)",
+        stack::app::ARCHIVE_BUCKET_ID,
+    ));
     fails(env.ops("destroy", &[]), "pass --yes");
     let t = ok(env.ops("destroy", &["--yes"]));
+    assert!(t.contains("keeps: the archive bucket cd2-existing-archive-"), "{t}");
     assert!(t.contains("deleted stack cd2-existing"), "{t}");
+    let kept = t.lines().find(|l| l.trim_start().starts_with("archive cd2-existing-archive-")).expect(&t);
+    assert!(kept.contains("1 objects, 0.0 GB, about $0.00/month"), "{kept}");
     assert!(t.contains("secret cd2-existing/dap"), "the DAP secret is a documented leftover:\n{t}");
     assert!(t.contains("your database replica.cluster-"), "{t}");
     assert_eq!(stack_status(&env), "none");
@@ -229,6 +251,20 @@ fn deploy_update_run_status_and_destroy_a_stack() {
 
     let t = ok(env.ops("destroy", &["--yes"]));
     assert!(t.contains("stack cd2-existing does not exist in us-east-1: nothing to delete"), "{t}");
+    assert!(t.contains("archive cd2-existing-archive-"), "a kept archive is listed after the stack too:\n{t}");
+
+    // --delete-data takes the archive with it, before its key.
+    ok(env.ops("deploy", &["--yes", "--set", "archive.enabled=true"]));
+    let buckets = || {
+        let names =
+            env.boto("out = sorted(b['Name'] for b in s3.list_buckets()['Buckets'] if '-archive-' in b['Name'])");
+        names.as_array().unwrap().len()
+    };
+    assert_eq!(buckets(), 2, "the kept archive and the new stack's");
+    let t = ok(env.ops("destroy", &["--yes", "--delete-data"]));
+    assert!(t.contains("DELETES THE ARCHIVE: bucket cd2-existing-archive-"), "{t}");
+    assert!(t.contains("deleted the archive bucket cd2-existing-archive-"), "{t}");
+    assert_eq!(buckets(), 1, "only the archive kept by the first destroy is left");
     let t = ok(env.ops("delete-key", &["--yes"]));
     assert!(t.contains("secret cd2-existing/dap is scheduled for deletion"), "{t}");
 }

@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod archive;
 pub mod stage;
 
 use aws_config::{Region, SdkConfig};

@@ -26,6 +26,9 @@ pub const ACCOUNT: &str = "123456789012";
 /// The bucket the Map's ResultWriter writes the tables' results to.
 pub const RESULTS_BUCKET: &str = "cd2-e2e-results";
 
+/// The raw zone's bucket (versioned, as the stack's), when [`Setup::archive`].
+pub const ARCHIVE_BUCKET: &str = "cd2-e2e-archive";
+
 /// How the stage is set up.
 pub struct Setup<'a> {
     /// `--set` overrides of the dev environment (map concurrency, ...).
@@ -40,6 +43,8 @@ pub struct Setup<'a> {
     pub rate_window: Option<Duration>,
     /// More of the functions' settings (`MAX_IDLE_CALLS`, ...).
     pub env: &'a [(&'a str, &'a str)],
+    /// The replication functions write every object to [`ARCHIVE_BUCKET`].
+    pub archive: bool,
 }
 
 pub struct Stage {
@@ -114,6 +119,9 @@ impl Stage {
         sns.subscribe().topic_arn(&topic).protocol("sqs").endpoint(&queue_arn).send().await.unwrap();
         let s3 = functions::results::s3_client(&aws.sdk);
         s3.create_bucket().bucket(RESULTS_BUCKET).send().await.unwrap();
+        if setup.archive {
+            super::archive::make(&s3, ARCHIVE_BUCKET).await;
+        }
         // The dev stack's on-demand NAT instance, stopped as between runs: a run starts it.
         let nat = aws
             .moto
@@ -170,6 +178,7 @@ impl Stage {
             }
             .pairs(),
         )
+        .chain(env::archive::Vars { bucket: setup.archive.then(|| ARCHIVE_BUCKET.to_owned()) }.pairs())
         .chain(
             env::summarize::Vars { stack_name: Some("cd2-e2e".into()), results_bucket: RESULTS_BUCKET.into() }.pairs(),
         )

@@ -1,0 +1,96 @@
+//! The raw zone's bucket as the operator meets it after the stack: it outlives the stack
+//! (`Retain`), so destroy finds it by the name CloudFormation gave it, and says what it
+//! holds and costs.
+
+use crate::aws::{Aws, Explain};
+use anyhow::Result;
+use stack::app::cost::usd;
+use std::collections::BTreeMap;
+
+/// Pages of a bucket's listing (1,000 objects each) read for its size: a year of a large
+/// institution's daily jobs fits; beyond it the size is a lower bound.
+const MAX_PAGES: usize = 200;
+
+const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
+
+/// The archive buckets of stack `stack_name`, kept or not: CloudFormation names a bucket
+/// without a `BucketName` `<stack>-<logical id>-<suffix>`, in lower case.
+pub async fn buckets_of(aws: &Aws, stack_name: &str) -> Result<Vec<String>> {
+    let prefix = format!("{}-{}-", stack_name, stack::app::ARCHIVE_BUCKET_ID).to_lowercase();
+    let listed = aws.s3().list_buckets().send().await.doing("listing the account's buckets")?;
+    Ok(listed.buckets().iter().filter_map(|b| b.name()).filter(|n| n.starts_with(&prefix)).map(str::to_owned).collect())
+}
+
+/// What a bucket's current objects take, by storage class.
+#[derive(Debug, Default)]
+pub struct Size {
+    pub objects: u64,
+    pub bytes: BTreeMap<String, u64>,
+    /// The whole bucket was listed (otherwise the figures are a lower bound).
+    pub complete: bool,
+}
+
+impl Size {
+    pub async fn of(aws: &Aws, bucket: &str) -> Result<Self> {
+        let mut size = Size::default();
+        let mut pages = aws.s3().list_objects_v2().bucket(bucket).into_paginator().send();
+        for _ in 0..MAX_PAGES {
+            let Some(page) = pages.next().await else {
+                size.complete = true;
+                return Ok(size);
+            };
+            let page = page.doing(format!("listing s3://{bucket}"))?;
+            for object in page.contents() {
+                size.objects += 1;
+                let class = object.storage_class().map_or("STANDARD", |c| c.as_str()).to_owned();
+                *size.bytes.entry(class).or_default() += object.size().unwrap_or(0).max(0) as u64;
+            }
+        }
+        size.complete = pages.next().await.is_none();
+        Ok(size)
+    }
+
+    pub fn gib(&self) -> f64 {
+        self.bytes.values().sum::<u64>() as f64 / GIB
+    }
+
+    /// A month of storage at each class's price (a class without one at Standard's).
+    pub fn monthly(&self) -> f64 {
+        self.bytes
+            .iter()
+            .map(|(class, bytes)| {
+                let price = match class.as_str() {
+                    "STANDARD_IA" => usd::S3_STANDARD_IA_GB_MONTH,
+                    "GLACIER_IR" => usd::S3_GLACIER_IR_GB_MONTH,
+                    _ => usd::S3_STANDARD_GB_MONTH,
+                };
+                *bytes as f64 / GIB * price
+            })
+            .sum()
+    }
+
+    /// `1,234 objects, 12.3 GB` (`at least` when the listing was cut short).
+    pub fn describe(&self) -> String {
+        let at_least = if self.complete { "" } else { "at least " };
+        format!("{at_least}{} objects, {at_least}{:.1} GB", self.objects, self.gib())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_class_is_priced_at_its_own_rate() {
+        let size = Size {
+            objects: 3,
+            bytes: [("STANDARD", 10.0), ("STANDARD_IA", 20.0), ("GLACIER_IR", 100.0)]
+                .into_iter()
+                .map(|(c, gib)| (c.to_owned(), (gib * GIB) as u64))
+                .collect(),
+            complete: false,
+        };
+        assert!((size.monthly() - (10.0 * 0.023 + 20.0 * 0.0125 + 100.0 * 0.004)).abs() < 1e-9);
+        assert_eq!(size.describe(), "at least 3 objects, at least 130.0 GB");
+    }
+}
