@@ -1,4 +1,4 @@
-//! `deploy`, `diff`, `destroy`, `run`, `status`, `set-key`, `delete-key`: the commands that
+//! `deploy`, `diff`, `destroy`, `run`, `status`, `sql`, `restore`, `set-key`, `delete-key`: the commands that
 //! talk to AWS live in their own package (`xtask/ops`, cd2-ops) and run as
 //! `cargo run -p cd2-ops`, so that synth and the other commands never compile the AWS SDK.
 //! deploy and diff check credentials, the DAP secret and the stack first, then build the
@@ -30,6 +30,9 @@ pub enum Command {
     /// Run one SQL statement on the stack's Aurora cluster through the RDS Data API ("SELECT ...", --csv).
     #[command(disable_help_flag = true)]
     Sql(Passed),
+    /// Rebuild a table from the archive alone in a database you can reach (--table NS.TABLE, --into CONNECTION).
+    #[command(disable_help_flag = true)]
+    Restore(Passed),
     /// Store the DAP client id and secret (from DAP_CLIENT_ID, DAP_CLIENT_SECRET; set_key.sh asks for them).
     #[command(disable_help_flag = true)]
     SetKey(Passed),
@@ -55,6 +58,7 @@ impl Command {
             Command::Run(p) => ("run", p),
             Command::Status(p) => ("status", p),
             Command::Sql(p) => ("sql", p),
+            Command::Restore(p) => ("restore", p),
             Command::SetKey(p) => ("set-key", p),
             Command::DeleteKey(p) => ("delete-key", p),
         };

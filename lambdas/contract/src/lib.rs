@@ -77,6 +77,20 @@ impl TableRef {
     }
 }
 
+/// `namespace.table`, as a command line names a table.
+impl std::str::FromStr for TableRef {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.split_once('.') {
+            Some((namespace, table)) if !namespace.is_empty() && !table.is_empty() && !table.contains('.') => {
+                Ok(Self::new(namespace, table))
+            }
+            _ => Err(format!("`{s}` is not NAMESPACE.TABLE, e.g. canvas.accounts")),
+        }
+    }
+}
+
 impl std::fmt::Display for TableRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}.{}", self.namespace, self.table)

@@ -617,7 +617,13 @@ fn decoded<S>(body: S) -> ObjectReader
 where
     S: futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static,
 {
-    let mut decoder = GzipDecoder::new(StreamReader::new(body));
+    gunzip(StreamReader::new(body))
+}
+
+/// An object's bytes as DAP serves them (gzip, one member or several), decoded as they
+/// are read: a download, or a copy in the archive.
+pub fn gunzip<R: AsyncBufRead + Send + 'static>(gzip: R) -> ObjectReader {
+    let mut decoder = GzipDecoder::new(gzip);
     decoder.multiple_members(true);
     Box::pin(BufReader::with_capacity(64 * 1024, decoder))
 }

@@ -13,7 +13,7 @@ mod limiter;
 mod tee;
 pub mod types;
 
-pub use client::{ClientConfig, Credentials, DapClient, MAX_JOB_ID_LEN, MAX_NAME_LEN, ObjectReader};
+pub use client::{ClientConfig, Credentials, DapClient, MAX_JOB_ID_LEN, MAX_NAME_LEN, ObjectReader, gunzip};
 pub use error::{ApiError, DapError, certificate_refused, chain};
 pub use limiter::{Limit, RateLimiter};
 pub use tee::{Received, Tee};

@@ -9,7 +9,6 @@
 //!
 //! Errors carry stable names the state machine matches ([`error::FunctionError`]).
 
-pub mod archive;
 pub mod aws;
 pub mod bootstrap;
 pub mod dap_access;

@@ -19,7 +19,7 @@ use crate::DapAccess;
 use crate::database::Credentials;
 use crate::error::FunctionError;
 use crate::settings::CallLimits;
-use contract::{ErrorName, Status, TableState};
+use contract::{ErrorName, Status, TableState, env};
 use replica::{Budget, Outcome, Replicator};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -63,8 +63,12 @@ impl Replication {
             DapAccess::new(crate::settings::DapSettings::from_env()?, aws_sdk_secretsmanager::Client::new(sdk)).await?;
         let credentials = Credentials::new(crate::database::DbSettings::from_env()?, sdk);
         let replication = Self::new(dap, credentials, CallLimits::from_env()?);
-        Ok(match crate::archive::S3Archive::from_env(sdk)? {
-            Some(archive) => replication.with_archive(Arc::new(archive)),
+        let archive: env::archive::Vars<String> = crate::settings::read()?;
+        Ok(match archive.bucket {
+            Some(bucket) => {
+                let s3 = crate::results::s3_client(sdk);
+                replication.with_archive(Arc::new(s3_archive::S3Archive::new(s3, bucket)))
+            }
             None => replication,
         })
     }

@@ -271,7 +271,7 @@ async fn no_database_connection_outlives_a_call() {
 async fn with_the_archive_on_init_and_sync_write_every_object_once_as_served() {
     let s = Setup::new(Settings { rows_per_object: 4, ..Settings::default() }).await;
     let (s3, bucket) = support::archive::bucket(&s.aws).await;
-    let archive = functions::archive::S3Archive::new(s3.clone(), bucket.clone());
+    let archive = s3_archive::S3Archive::new(s3.clone(), bucket.clone());
     let mut r = s.replication(limits(30_000)).await.with_archive(std::sync::Arc::new(archive));
     let (done, _) = run_table(&mut r, courses()).await.unwrap();
     assert_eq!((done.status, done.counts.inserted), (Status::Success, 25));
@@ -305,7 +305,7 @@ async fn with_the_archive_on_init_and_sync_write_every_object_once_as_served() {
 /// the bucket: what a function that stops between the write and the commit leaves.
 #[derive(Debug)]
 struct StopsAfterWriting {
-    archive: functions::archive::S3Archive,
+    archive: s3_archive::S3Archive,
     writes: std::sync::atomic::AtomicUsize,
     nth: usize,
 }
@@ -338,7 +338,7 @@ async fn an_object_written_but_not_committed_is_loaded_and_written_again_once() 
             .await;
     let (s3, bucket) = support::archive::bucket(&s.aws).await;
     let archive = StopsAfterWriting {
-        archive: functions::archive::S3Archive::new(s3.clone(), bucket.clone()),
+        archive: s3_archive::S3Archive::new(s3.clone(), bucket.clone()),
         writes: Default::default(),
         nth: 2,
     };
@@ -372,8 +372,8 @@ fn noise(len: usize) -> Vec<u8> {
 async fn a_large_object_goes_in_parts_and_one_given_up_on_leaves_nothing() {
     let aws = Aws::start().await;
     let (s3, bucket) = support::archive::bucket(&aws).await;
-    let archive = functions::archive::S3Archive::new(s3.clone(), bucket.clone());
-    let body = noise(functions::archive::PART * 2 + 12_345);
+    let archive = s3_archive::S3Archive::new(s3.clone(), bucket.clone());
+    let body = noise(s3_archive::PART * 2 + 12_345);
 
     let (tee, received) = tokio::sync::mpsc::channel(4);
     let written = tokio::spawn(archive.write("canvas/big/part-0.tsv.gz".into(), received));
@@ -395,7 +395,88 @@ async fn a_large_object_goes_in_parts_and_one_given_up_on_leaves_nothing() {
     let uploads = s3.list_multipart_uploads().bucket(&bucket).send().await.unwrap();
     assert!(uploads.uploads().is_empty(), "its parts are removed: {uploads:?}");
 
-    let missing = functions::archive::S3Archive::new(s3, "cd2-no-such-bucket".into());
+    let missing = s3_archive::S3Archive::new(s3, "cd2-no-such-bucket".into());
     let e = missing.put("k".into(), b"{}".to_vec()).await.unwrap_err();
     assert!(!e.transient && e.message.contains("cd2-no-such-bucket"), "{e:?}");
+}
+
+/// The emulator's DAP, or (`None`) a DAP that nothing answers.
+fn dap_client(emulator: Option<&emulator::Emulator>) -> dap::DapClient {
+    let s = Settings::default();
+    let url = emulator.map_or_else(|| "http://127.0.0.1:9".to_owned(), |e| e.base_url());
+    let mut config =
+        dap::ClientConfig::new(&url, dap::Credentials { client_id: s.client_id, client_secret: s.client_secret });
+    config.poll_interval = Duration::from_millis(20);
+    dap::DapClient::new(config).unwrap()
+}
+
+/// What a reader sees of canvas.courses: its columns, its rows, its `table_sync` row.
+async fn courses_as_replicated(db: &sqlx::PgPool) -> (String, String, String) {
+    let columns: String = sqlx::query_scalar(
+        "SELECT string_agg(column_name || ' ' || data_type, ', ' ORDER BY ordinal_position)
+         FROM information_schema.columns WHERE table_schema = 'canvas' AND table_name = 'courses'",
+    )
+    .fetch_one(db)
+    .await
+    .unwrap();
+    let rows: String =
+        sqlx::query_scalar("SELECT json_agg(t ORDER BY id)::text FROM canvas.courses t").fetch_one(db).await.unwrap();
+    let sync: String = sqlx::query_scalar(
+        r#"SELECT json_build_array("timestamp", schema_version, target_schema, target_table, schema_description_format,
+                  schema_description)::text
+           FROM instructure_dap.table_sync WHERE source_namespace = 'canvas' AND source_table = 'courses'"#,
+    )
+    .fetch_one(db)
+    .await
+    .unwrap();
+    (columns, rows, sync)
+}
+
+#[tokio::test]
+async fn a_table_restored_from_the_archive_alone_equals_the_replicated_one_and_syncs_on() {
+    let s = Setup::new(Settings { rows_per_object: 4, ..Settings::default() }).await;
+    let (s3, bucket) = support::archive::bucket(&s.aws).await;
+    let archive = std::sync::Arc::new(s3_archive::S3Archive::new(s3, bucket));
+    let mut r = s.replication(limits(30_000)).await.with_archive(archive.clone());
+    let fixture: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(emulator::DEMO_FIXTURE).unwrap()).unwrap();
+    let course = |id: u64| {
+        let mut row = fixture["tables"][1]["rows"][0].clone();
+        row["id"] = serde_json::json!(id);
+        row
+    };
+    // Three phases: the snapshot; upserts and a delete; a new column and rows that fill it.
+    assert_eq!(run_table(&mut r, courses()).await.unwrap().0.status, Status::Success);
+    let mut renamed = fixture["tables"][1]["rows"][0].clone();
+    renamed["name"] = serde_json::json!("Renamed");
+    s.emulator.commit("canvas", "courses", vec![course(9001), renamed], vec![serde_json::json!({"id": 102})]);
+    assert_eq!(run_table(&mut r, courses()).await.unwrap().0.status, Status::Success);
+    let mut schema = fixture["tables"][1]["schema"].clone();
+    schema["properties"]["value"]["properties"]["syllabus_body"] = serde_json::json!({"type": "string"});
+    s.emulator.put_schema("canvas", "courses", schema);
+    let mut with_syllabus = course(9002);
+    with_syllabus["syllabus_body"] = serde_json::json!("Week 1: reading");
+    s.emulator.commit("canvas", "courses", vec![with_syllabus], vec![]);
+    let (done, _) = run_table(&mut r, courses()).await.unwrap();
+    assert_eq!(done.status, Status::Success);
+    let replicated = courses_as_replicated(&s.db).await;
+    assert!(replicated.0.contains("syllabus_body text") && replicated.1.contains("Week 1: reading"), "{replicated:?}");
+
+    // Another database, and a DAP that answers nothing: the archive alone.
+    let (url, restored_db) = database().await;
+    let options = support::target(&url, &support::admin_user(&url));
+    let mut restorer = replica::Replicator::connect(&options, dap_client(None)).await.unwrap();
+    let table = contract::TableRef::new("canvas", "courses");
+    let out = restorer.restore(&table, archive.clone(), replica::Budget::unlimited()).await.unwrap();
+    assert_eq!(out.status, replica::Status::Success, "{out:?}");
+    assert_eq!(courses_as_replicated(&restored_db).await, replicated, "columns, rows and table_sync as replicated");
+    let again = restorer.restore(&table, archive, replica::Budget::unlimited()).await.unwrap();
+    assert_eq!((again.status, again.counts), (replica::Status::Success, contract::Counts::default()), "nothing left");
+    restorer.close().await;
+
+    // Replication goes on from the restored table.
+    s.emulator.commit("canvas", "courses", vec![course(9003)], vec![]);
+    let mut replicator = replica::Replicator::connect(&options, dap_client(Some(&s.emulator))).await.unwrap();
+    let synced = replicator.sync(&table, replica::Budget::unlimited()).await.unwrap();
+    assert_eq!((synced.status, synced.counts.inserted), (replica::Status::Success, 1));
 }

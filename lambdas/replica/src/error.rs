@@ -59,6 +59,9 @@ pub enum ReplicaError {
     /// Writing to the raw zone failed; the object (or job) is not recorded as loaded.
     #[error("{table}: writing {key} to the archive failed: {message}")]
     Archive { table: String, key: String, message: String, transient: bool },
+    /// A restore that the archive cannot make.
+    #[error("{table}: cannot restore from the archive: {message}")]
+    Restore { table: String, message: String },
     /// The call's time budget ran out in the middle of an object; its transaction was rolled
     /// back. Init and sync answer `in_progress` instead of returning this.
     #[error("{table}: the time budget ran out while loading object {object}; it is loaded again by the next call")]
@@ -128,6 +131,7 @@ impl ReplicaError {
             ReplicaError::RetypeBlocked { .. } => "RetypeBlocked",
             ReplicaError::RetypeTooSlow { .. } => "RetypeTooSlow",
             ReplicaError::Archive { .. } => "ArchiveError",
+            ReplicaError::Restore { .. } => "RestoreError",
         }
     }
 }

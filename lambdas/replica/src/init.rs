@@ -25,7 +25,7 @@ impl Replicator {
         if migrate::table_exists(&mut self.db, namespace, &table.table).await.doing(&name, "looking for the table")? {
             return Err(ReplicaError::Unregistered { table: name });
         }
-        let schema = self.dap.schema(namespace, &table.table).await?;
+        let schema = self.schema(table).await?;
         let model = TableModel::from_schema(table, &schema.schema)?;
         let staging = ddl::staging_schema(namespace);
         let mut outcome = Outcome::new(Status::Success);
@@ -56,6 +56,7 @@ impl Replicator {
 
         let target = ddl::qualified(&staging, &table.table);
         let archive = self.archive.clone().map(|a| JobArchive::new(a, JobFolder::snapshot(table.clone(), job.until)));
+        let (dap, reader) = self.sources();
         let (done, _) = self.done_objects(table, &job.id).await?;
         let mut objects: Vec<_> = job.objects.iter().filter(|o| !done.contains(&o.id)).cloned().collect();
         objects.sort();
@@ -65,8 +66,13 @@ impl Replicator {
             }
             let mut pauses = OBJECT_RETRY.pauses();
             loop {
-                let dap = self.dap.clone();
-                let load = Load { dap: &dap, model: &model, target: &target, archive: archive.as_ref(), budget };
+                let load = Load {
+                    source: load::source(&dap, &reader),
+                    model: &model,
+                    target: &target,
+                    archive: archive.as_ref(),
+                    budget,
+                };
                 let mut tx = self.begin(&name, budget).await?;
                 let loaded = if model.repeats_keys() {
                     upsert_object(&mut tx, &load, object, false).await.map(|c| c.inserted)

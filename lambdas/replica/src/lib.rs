@@ -28,7 +28,7 @@ mod sync;
 pub mod tsv;
 pub mod views;
 
-pub use archive::{Archive, ArchiveError, ArchiveFuture};
+pub use archive::{Archive, ArchiveError, ArchiveFuture, ArchiveReader, ArchivedJob};
 pub use connect::{ConnectOptions, RootCert, TlsMode, parse_connection_string};
 pub use error::ReplicaError;
 pub use model::TableModel;
@@ -204,6 +204,8 @@ pub struct Replicator {
     retype: RetypeSettings,
     /// The raw zone, when objects are archived as they load.
     archive: Option<std::sync::Arc<dyn Archive>>,
+    /// The archived job a restore is replaying, in DAP's place.
+    replay: Option<archive::Replay>,
 }
 
 impl std::fmt::Debug for Replicator {
@@ -252,6 +254,7 @@ impl Replicator {
             progress: None,
             retype: RetypeSettings::default(),
             archive: None,
+            replay: None,
         })
     }
 
@@ -327,6 +330,21 @@ impl Replicator {
             }
             None => Freshness::default(),
         })
+    }
+
+    /// The table's schema: DAP's, or the archived job's when a restore replays one.
+    async fn schema(&self, table: &TableRef) -> Result<dap::VersionedSchema, ReplicaError> {
+        match &self.replay {
+            Some(replay) => Ok(replay.job.schema()),
+            None => Ok(self.dap.schema(&table.namespace, &table.table).await?),
+        }
+    }
+
+    /// Where the call's objects come from (the archive's reader, when a restore replays a
+    /// job): a DAP client and a reader the caller holds, so that loads can borrow them
+    /// while a transaction borrows the connection.
+    fn sources(&self) -> (DapClient, Option<std::sync::Arc<dyn ArchiveReader>>) {
+        (self.dap.clone(), self.replay.as_ref().map(|r| r.reader.clone()))
     }
 
     /// Sync when the table is in the replica; otherwise init it.

@@ -2,7 +2,7 @@
 //! memory (a line of at most [`MAX_LINE`] and a few 256 KiB chunks), inside the caller's
 //! transaction, within the caller's time budget.
 
-use crate::archive::JobArchive;
+use crate::archive::{ArchiveReader, JobArchive};
 use crate::error::{DbContext, ReplicaError};
 use crate::model::{TableModel, quote_ident};
 use crate::tsv::Layout;
@@ -85,10 +85,46 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// Where objects come from: DAP, or the archive when a table is restored from it.
+#[derive(Clone, Copy)]
+pub(crate) enum Source<'a> {
+    Dap(&'a DapClient),
+    Archive(&'a dyn ArchiveReader),
+}
+
+impl Source<'_> {
+    /// Opens `object` for reading, its bytes also sent to `tee` (DAP only: a restore
+    /// writes nothing to the archive).
+    async fn open(
+        &self,
+        table: &str,
+        object: &ObjectId,
+        tee: Option<dap::Tee>,
+    ) -> Result<dap::ObjectReader, ReplicaError> {
+        match self {
+            Source::Dap(dap) => Ok(dap.open_object_teed(object, tee).await?),
+            Source::Archive(reader) => reader.open(&object.id).await.map_err(|e| ReplicaError::Archive {
+                table: table.into(),
+                key: object.id.clone(),
+                message: e.message,
+                transient: e.transient,
+            }),
+        }
+    }
+}
+
+/// DAP, or the archive's `reader` when there is one.
+pub(crate) fn source<'a>(dap: &'a DapClient, reader: &'a Option<std::sync::Arc<dyn ArchiveReader>>) -> Source<'a> {
+    match reader {
+        Some(reader) => Source::Archive(reader.as_ref()),
+        None => Source::Dap(dap),
+    }
+}
+
 /// Where an object is loaded from and to.
 #[derive(Clone, Copy)]
 pub(crate) struct Load<'a> {
-    pub(crate) dap: &'a DapClient,
+    pub(crate) source: Source<'a>,
     pub(crate) model: &'a TableModel,
     /// The qualified table the rows go into.
     pub(crate) target: &'a str,
@@ -123,13 +159,13 @@ async fn copy_teed(
     with_action: bool,
     tee: Option<dap::Tee>,
 ) -> Result<(Loaded, Option<Layout>), ReplicaError> {
-    let Load { dap, model, target, budget, .. } = *load;
+    let Load { source, model, target, budget, .. } = *load;
     let table = model.table_ref().to_string();
     let out_of_time = || ReplicaError::OutOfTime { table: table.clone(), object: object.id.clone() };
     let mut line = Vec::with_capacity(4096);
     let opened = budget
         .within(async {
-            let mut reader = dap.open_object_teed(object, tee).await?;
+            let mut reader = source.open(&table, object, tee).await?;
             let n =
                 read_line(&mut reader, &mut line, MAX_LINE).await.map_err(|e| read_error(&table, &object.id, 1, e))?;
             Ok::<_, ReplicaError>((reader, n))

@@ -2,7 +2,7 @@
 
 use crate::archive::JobArchive;
 use crate::error::{DbContext, ReplicaError};
-use crate::load::{Load, upsert_object};
+use crate::load::{self, Load, upsert_object};
 use crate::progress::{AfterFailure, JobWanted, OBJECT_RETRY, Obtained, advance, mark_done, object_failed};
 use crate::{Budget, Outcome, Progress, Replicator, Status, TableModel, TableRef, ddl, migrate};
 use contract::archive::JobFolder;
@@ -19,7 +19,7 @@ impl Replicator {
         let Some(crate::Loaded { since, model: previous }) = self.loaded(table).await? else {
             return Ok(Outcome::new(Status::InitNeeded));
         };
-        let schema = self.dap.schema(namespace, &table.table).await?;
+        let schema = self.schema(table).await?;
         let model = TableModel::from_schema(table, &schema.schema)?;
         let mut outcome = Outcome::new(Status::Success);
         let retype = self.retype;
@@ -47,6 +47,7 @@ impl Replicator {
             .archive
             .clone()
             .map(|a| JobArchive::new(a, JobFolder::incremental(table.clone(), job.since.unwrap_or(since), job.until)));
+        let (dap, reader) = self.sources();
         let (done, _) = self.done_objects(table, &job.id).await?;
         let mut objects: Vec<_> = job.objects.iter().filter(|o| !done.contains(&o.id)).cloned().collect();
         objects.sort();
@@ -67,8 +68,13 @@ impl Replicator {
             }
             let mut pauses = OBJECT_RETRY.pauses();
             let counts = loop {
-                let dap = self.dap.clone();
-                let load = Load { dap: &dap, model: &model, target: &target, archive: archive.as_ref(), budget };
+                let load = Load {
+                    source: load::source(&dap, &reader),
+                    model: &model,
+                    target: &target,
+                    archive: archive.as_ref(),
+                    budget,
+                };
                 let mut tx = self.begin(&name, budget).await?;
                 let applied = async {
                     let counts = upsert_object(&mut tx, &load, object, true).await?;

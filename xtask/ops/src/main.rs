@@ -17,6 +17,7 @@ mod nat;
 mod offers;
 mod project;
 mod prompt;
+mod restore;
 mod run;
 mod secret;
 mod sql;
@@ -49,6 +50,8 @@ enum Command {
     Status(status::Flags),
     /// Run one SQL statement on the stack's Aurora cluster through the RDS Data API.
     Sql(sql::Flags),
+    /// Rebuild a table from the archive alone in a database you can reach.
+    Restore(restore::Flags),
     /// Create or update the DAP credential secret from DAP_CLIENT_ID and DAP_CLIENT_SECRET.
     SetKey(secret::Flags),
     /// Delete the DAP credential secret (with a recovery window).
@@ -67,6 +70,7 @@ fn main() -> ExitCode {
             Command::Run(flags) => run::run(&flags).await,
             Command::Status(flags) => status::run(&flags).await,
             Command::Sql(flags) => sql::run(&flags).await,
+            Command::Restore(flags) => restore::run(&flags).await,
             Command::SetKey(flags) => secret::set(&flags).await,
             Command::DeleteKey(flags) => secret::delete(&flags).await,
         }

@@ -16,7 +16,7 @@ pub struct Flags {
     pub env: EnvFlags,
     /// Replicate only this table (repeatable), e.g. --table canvas.accounts.
     #[arg(long = "table", value_name = "NS.TABLE")]
-    pub tables: Vec<String>,
+    pub tables: Vec<TableRef>,
     /// Start the run and return; `status` shows how it went.
     #[arg(long)]
     pub no_wait: bool,
@@ -47,16 +47,7 @@ pub async fn run(flags: &Flags) -> Result<()> {
     let config = flags.env.load(&crate::project::root())?;
     let aws = Aws::connect(&config.region).await;
     let machine = state_machine(&aws, &config.stack_name).await?;
-    let tables = flags
-        .tables
-        .iter()
-        .map(|t| match t.split_once('.') {
-            Some((namespace, table)) if !namespace.is_empty() && !table.is_empty() => {
-                Ok(TableRef { namespace: namespace.to_owned(), table: table.to_owned() })
-            }
-            _ => bail!("--table {t}: expected NAMESPACE.TABLE, e.g. canvas.accounts"),
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let tables = flags.tables.clone();
     let input = RunInput { tables: (!tables.is_empty()).then_some(tables) };
     if config.network.nat == stack::constructs::nat::NatMode::InstanceOnDemand {
         crate::nat::start(&aws, &config.stack_name).await;

@@ -223,7 +223,7 @@ fn deploy_update_run_status_and_destroy_a_stack() {
 
     let t = ok(env.ops("run", &["--no-wait", "--table", "canvas.accounts"]));
     assert!(t.contains("started run manual-"), "{t}");
-    fails(env.ops("run", &["--table", "accounts"]), "--table accounts: expected NAMESPACE.TABLE");
+    fails(env.ops("run", &["--table", "accounts"]), "`accounts` is not NAMESPACE.TABLE");
     let t = ok(env.ops("status", &[]));
     assert!(t.contains("manual-"), "{t}");
     // An existing database has no Data API of the stack's: sql says how to reach it instead.
@@ -252,6 +252,13 @@ fn deploy_update_run_status_and_destroy_a_stack() {
     let t = ok(env.ops("destroy", &["--yes"]));
     assert!(t.contains("stack cd2-existing does not exist in us-east-1: nothing to delete"), "{t}");
     assert!(t.contains("archive cd2-existing-archive-"), "a kept archive is listed after the stack too:\n{t}");
+
+    // restore finds the kept archive; the database is the one thing missing here.
+    let t = fails(
+        env.ops("restore", &["--table", "canvas.users", "--into", "postgresql://cd2:hunter2@127.0.0.1:9/cd2"]),
+        "could not connect to the database at 127.0.0.1:9",
+    );
+    assert!(t.contains("restoring canvas.users from s3://cd2-existing-archive-") && !t.contains("hunter2"), "{t}");
 
     // --delete-data takes the archive with it, before its key.
     ok(env.ops("deploy", &["--yes", "--set", "archive.enabled=true"]));

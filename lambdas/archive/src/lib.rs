@@ -1,11 +1,14 @@
-//! The raw zone's writer ([`replica::Archive`]) on the archive bucket: each object's bytes
-//! as they arrive, in parts of [`PART`] (S3's multipart upload, so memory stays bounded
-//! whatever the object's size) or whole when smaller. The bucket's own key encrypts them.
+//! The raw zone on S3: [`S3Archive`] is the writer the replication functions tee DAP's
+//! objects into ([`replica::Archive`]: each object's bytes as they arrive, in parts of
+//! [`PART`] through S3's multipart upload so memory stays bounded whatever the object's
+//! size, or whole when smaller), and the reader a restore replays them from
+//! ([`replica::ArchiveReader`]). The bucket's own key encrypts them. The layout is
+//! [`contract::archive`]'s.
 
-use crate::error::FunctionError;
-use contract::ErrorName;
+use contract::archive::{JobFolder, JobManifest, MANIFEST};
 use dap::Received;
-use replica::{ArchiveError, ArchiveFuture};
+use replica::archive::BoxFuture;
+use replica::{ArchiveError, ArchiveFuture, ArchivedJob, TableRef};
 
 /// The part size: S3 takes parts of 5 MiB and more (but the last), 10,000 at most, so
 /// objects up to 80 GiB; DAP's objects are far smaller.
@@ -25,10 +28,8 @@ impl S3Archive {
         Self { s3, bucket }
     }
 
-    /// The archive the environment names ([`contract::env::archive`]), if any.
-    pub fn from_env(sdk: &aws_config::SdkConfig) -> Result<Option<Self>, FunctionError> {
-        let vars: contract::env::archive::Vars<String> = crate::settings::read()?;
-        Ok(vars.bucket.map(|bucket| Self::new(crate::results::s3_client(sdk), bucket)))
+    pub fn bucket(&self) -> &str {
+        &self.bucket
     }
 }
 
@@ -133,13 +134,75 @@ impl S3Archive {
         Ok(())
     }
 
-    /// An S3 failure, classified as every SDK failure is ([`crate::aws::sdk_error`]).
+    /// An S3 failure: throttling, a 5xx answer and failures to reach S3 are transient; the
+    /// rest (access denied, a bucket or key that is not there) need the operator.
     fn failed<E>(&self, call: &str, e: aws_sdk_s3::error::SdkError<E>) -> ArchiveError
     where
         E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
     {
-        let error = crate::aws::sdk_error(&format!("{call} to bucket {}", self.bucket), e);
-        ArchiveError { transient: error.name == ErrorName::Transient, message: error.detail.message }
+        use aws_sdk_s3::error::SdkError;
+        let doing = format!("{call} on bucket {}", self.bucket);
+        match &e {
+            SdkError::ServiceError(service) => {
+                let err = service.err();
+                let code = err.code().unwrap_or("unknown");
+                let message = format!("{doing} failed: {code}: {}", err.message().unwrap_or_default());
+                let busy = ["SlowDown", "Throttl", "RequestTimeout", "ServiceUnavailable", "InternalError"]
+                    .iter()
+                    .any(|c| code.contains(c));
+                if busy || service.raw().status().is_server_error() {
+                    ArchiveError { message, transient: true }
+                } else {
+                    ArchiveError {
+                        message: format!("{message}; check the bucket, its KMS key and the function's IAM permissions"),
+                        transient: false,
+                    }
+                }
+            }
+            _ => ArchiveError { message: format!("{doing} failed: {}", dap::chain(&e)), transient: true },
+        }
+    }
+}
+
+impl replica::ArchiveReader for S3Archive {
+    fn jobs(&self, table: &TableRef) -> BoxFuture<'_, Result<Vec<ArchivedJob>, ArchiveError>> {
+        let prefix = format!("{}/{}/", table.namespace, table.table);
+        Box::pin(async move {
+            let mut manifests = Vec::new();
+            let mut pages = self.s3.list_objects_v2().bucket(&self.bucket).prefix(&prefix).into_paginator().send();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(|e| self.failed("ListObjectsV2", e))?;
+                manifests.extend(
+                    page.contents().iter().filter_map(|o| o.key()).filter(|k| k.ends_with(MANIFEST)).map(str::to_owned),
+                );
+            }
+            let mut jobs = Vec::with_capacity(manifests.len());
+            for key in manifests {
+                let folder = JobFolder::from_manifest_key(&key)
+                    .map_err(|e| ArchiveError { message: e.to_string(), transient: false })?;
+                let object = self.s3.get_object().bucket(&self.bucket).key(&key).send().await;
+                let object = object.map_err(|e| self.failed("GetObject", e))?;
+                let body = object.body.collect().await.map_err(|e| ArchiveError {
+                    message: format!("reading s3://{}/{key}: {}", self.bucket, dap::chain(&e)),
+                    transient: true,
+                })?;
+                let manifest: JobManifest = serde_json::from_slice(&body.into_bytes()).map_err(|e| ArchiveError {
+                    message: format!("s3://{}/{key} is not a job manifest: {e}", self.bucket),
+                    transient: false,
+                })?;
+                jobs.push(ArchivedJob { folder, manifest });
+            }
+            Ok(jobs)
+        })
+    }
+
+    fn open(&self, key: &str) -> BoxFuture<'_, Result<dap::ObjectReader, ArchiveError>> {
+        let key = key.to_owned();
+        Box::pin(async move {
+            let object = self.s3.get_object().bucket(&self.bucket).key(&key).send().await;
+            let object = object.map_err(|e| self.failed("GetObject", e))?;
+            Ok(dap::gunzip(object.body.into_async_read()))
+        })
     }
 }
 
