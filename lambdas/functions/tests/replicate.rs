@@ -480,3 +480,55 @@ async fn a_table_restored_from_the_archive_alone_equals_the_replicated_one_and_s
     let synced = replicator.sync(&table, replica::Budget::unlimited()).await.unwrap();
     assert_eq!((synced.status, synced.counts.inserted), (replica::Status::Success, 1));
 }
+
+/// Init of a generated table with the archive off and on, alternating, three times each:
+/// the same rows either way, every object in the bucket as served, and the rows per second
+/// of each, which `cargo xtask bench replication` reports at its `--rows` in an optimized
+/// build (moto's S3 on the same machine takes the parts). Small here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_archive_loads_the_same_rows_and_its_cost_is_measured() {
+    use emulator::bench;
+    let rows: u64 = std::env::var(testkit::ARCHIVE_BENCH_ROWS_VAR).ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
+    let settings = Settings { rows_per_object: rows.div_ceil(8) as usize, ..Settings::default() };
+    let emulator = emulator::Emulator::start(settings).await.unwrap();
+    let generated = emulator::Generated { rows, change_every: 10, revision: 0 };
+    emulator.put_generated(bench::NAMESPACE, bench::TABLE, bench::schema(), generated);
+    let aws = Aws::start().await;
+    let (s3, bucket) = support::archive::bucket(&aws).await;
+    let archive = std::sync::Arc::new(s3_archive::S3Archive::new(s3.clone(), bucket.clone()));
+    let table = contract::TableRef::new(bench::NAMESPACE, bench::TABLE);
+    let dap = dap_client(Some(&emulator));
+    // DAP prepares a job before any byte moves: the server's time, not the load's.
+    dap.run_job(bench::NAMESPACE, bench::TABLE, &dap::Query::snapshot()).await.unwrap();
+    let (mut off, mut on) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        for archived in [false, true] {
+            let (url, db) = database().await;
+            let options = support::target(&url, &support::admin_user(&url));
+            let mut replicator = replica::Replicator::connect(&options, dap.clone()).await.unwrap();
+            if archived {
+                replicator.set_archive(archive.clone());
+            }
+            let started = Instant::now();
+            let out = replicator.init(&table, replica::Budget::unlimited()).await.unwrap();
+            let rate = rows as f64 / started.elapsed().as_secs_f64();
+            replicator.close().await;
+            assert_eq!(out.counts.inserted, rows);
+            let n: i64 =
+                sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM canvas.{}", bench::TABLE)))
+                    .fetch_one(&db)
+                    .await
+                    .unwrap();
+            assert_eq!(n as u64, rows);
+            if archived { on.push(rate) } else { off.push(rate) }
+        }
+    }
+    let jobs = support::archive::jobs(&emulator, &s3, &bucket).await;
+    assert!(!jobs.is_empty() && jobs.iter().all(|(_, m)| m.objects.len() == 8), "{jobs:?}");
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (off, on) = (median(&mut off), median(&mut on));
+    println!("archive-bench: rows={rows} off_rows_per_s={off:.0} on_rows_per_s={on:.0} on_over_off={:.3}", on / off);
+}

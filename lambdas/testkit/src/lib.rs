@@ -26,6 +26,10 @@ pub const SCALE_MIN_TABLES: usize = 8;
 /// The scale run's DAP rate-limit window in milliseconds: DAP's minute, shortened.
 pub const SCALE_WINDOW_MS_VAR: &str = "CD2_SCALE_WINDOW_MS";
 
+/// The archive benchmark's rows (`cargo xtask bench replication` sets its `--rows`; the
+/// test's own is small).
+pub const ARCHIVE_BENCH_ROWS_VAR: &str = "CD2_ARCHIVE_BENCH_ROWS";
+
 /// A `cargo` of the toolchain running this (`$CARGO`), without the variables cargo sets for
 /// the program it runs (`CARGO_MANIFEST_DIR`, `CARGO_PKG_*`, ...). A build script that
 /// watches one of them (ring's watches `CARGO_MANIFEST_DIR`) would otherwise run again in the

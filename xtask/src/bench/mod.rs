@@ -5,7 +5,8 @@
 //!   request.
 //! - `replication`: rows per second of init and of a 10% sync of a generated table served
 //!   by the emulator (in its own process), the replicating process's peak memory at two
-//!   table sizes, and a plain `COPY FROM STDIN` of the same rows as the ceiling.
+//!   table sizes, and a plain `COPY FROM STDIN` of the same rows as the ceiling; then init
+//!   with the archive off and on (moto's S3 taking the parts).
 //! - `deploy`: a deploy that changes nothing, against moto, and synth as a whole process.
 //! - `run`: the scale run, the whole workflow over `--tables` tables inside DAP's limits
 //!   (not part of `all`: it takes most of an hour at 500 tables).

@@ -61,8 +61,10 @@ pub fn run(rows: u64) -> Result<()> {
     // A quarter of the table too, to show that memory does not grow with it.
     let result: Result<Vec<Value>> =
         [rows / 4, rows].iter().map(|&n| median_of(RUNS, || measure(n, &emulator_bin, &server.url()))).collect();
+    let archived = result.as_ref().ok().map(|_| with_the_archive(&server, rows));
     let _ = server.stop();
     let results = result?;
+    let archived = archived.expect("measured after the table")?;
     println!(
         "\nreplication of canvas.{} (16 columns), optimized build, PostgreSQL {} on loopback, median of {RUNS} runs:",
         bench::TABLE,
@@ -98,7 +100,34 @@ pub fn run(rows: u64) -> Result<()> {
     let ratios: Vec<String> =
         results.iter().map(|r| format!("{}: {}", r["rows"], r["ratios"].as_str().unwrap_or_default())).collect();
     println!("init/COPY of each run ({RUNS} per size; the table shows medians): {}", ratios.join(", "));
+    println!(
+        "with the archive (every object also to moto's S3 on this machine; init alternating off and on, medians of 3):\n{archived}"
+    );
     Ok(())
+}
+
+/// Init with the archive off and on: the figure line of the test that checks it
+/// (`the_archive_loads_the_same_rows_and_its_cost_is_measured`), run optimized at `rows`.
+fn with_the_archive(server: &testkit::PgServer, rows: u64) -> Result<String> {
+    let tools = crate::validators::Validators::ensure()?;
+    eprintln!("{rows} rows with the archive off and on (an optimized build of the functions' tests first) ...");
+    let mut command = testkit::cargo();
+    command
+        .args(["test", "--release", "--quiet", "-p", "cd2-functions", "--test", "replicate", "--"])
+        .args(["the_archive_loads_the_same_rows_and_its_cost_is_measured", "--exact", "--nocapture"])
+        .env(testkit::PYTHON_TOOLS_VAR, tools.bin())
+        .env(testkit::DATABASE_URL_VAR, server.url())
+        .env(testkit::ARCHIVE_BENCH_ROWS_VAR, rows.to_string())
+        .current_dir(project::root());
+    if let Some(ca) = server.ca_cert() {
+        command.env(testkit::DATABASE_CA_VAR, ca);
+    }
+    let output = command.output().context("running the archive benchmark")?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        bail!("the archive benchmark failed:\n{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    }
+    stdout.lines().find(|l| l.starts_with("archive-bench:")).map(str::to_owned).context("no archive-bench line")
 }
 
 fn pg_version() -> String {
