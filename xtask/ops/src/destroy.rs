@@ -43,7 +43,7 @@ pub async fn run(flags: &Flags) -> Result<()> {
         if removed > 0 {
             println!("removed {removed} leftover object versions from s3://{bucket}/{name}/");
         }
-        return leftovers(&aws, &config, None).await;
+        return leftovers(&aws, &config, None, None).await;
     };
     let resources = stacks::resources(&aws, &stack.id).await?;
     let key_id = resources.get(stack::app::DATA_KEY_ID).cloned();
@@ -149,7 +149,8 @@ pub async fn run(flags: &Flags) -> Result<()> {
     }
     let removed = assets::remove_prefix(&aws, &bucket, &format!("{name}/")).await?;
     println!("removed {removed} object versions from s3://{bucket}/{name}/");
-    leftovers(&aws, &config, key_id.as_deref()).await
+    // A bucket --delete-data deleted is not listed: the listing answers NoSuchBucket.
+    leftovers(&aws, &config, key_id.as_deref(), archive.as_deref().filter(|_| !flags.delete_data)).await
 }
 
 /// Deletes every version in `bucket`, then the bucket.
@@ -199,8 +200,15 @@ async fn snapshots_of(aws: &Aws, cluster: &str) -> Result<Vec<Snapshot>> {
     }
 }
 
-/// What is left of the environment, and what it costs a month.
-async fn leftovers(aws: &Aws, config: &stack::app::Config, key_id: Option<&str>) -> Result<()> {
+/// What is left of the environment, and what it costs a month. `known_archive` is the bucket the
+/// stack had, when known: CloudFormation shortens the names it generates for long stack
+/// names, so the name's prefix alone may miss it.
+async fn leftovers(
+    aws: &Aws,
+    config: &stack::app::Config,
+    key_id: Option<&str>,
+    known_archive: Option<&str>,
+) -> Result<()> {
     use std::io::Write;
     let _ = std::io::stderr().flush();
     println!("\nleft behind:");
@@ -229,10 +237,11 @@ async fn leftovers(aws: &Aws, config: &stack::app::Config, key_id: Option<&str>)
             );
         }
     }
-    let archives = archive::buckets_of(aws, &config.stack_name).await.unwrap_or_else(|e| {
-        println!("  the archive buckets could not be listed ({e:#})");
-        vec![]
-    });
+    let mut archives: std::collections::BTreeSet<String> = known_archive.map(str::to_owned).into_iter().collect();
+    match archive::buckets_of(aws, &config.stack_name).await {
+        Ok(found) => archives.extend(found),
+        Err(e) => println!("  the archive buckets could not be listed ({e:#})"),
+    }
     for bucket in archives {
         any = true;
         match archive::Size::of(aws, &bucket).await {
