@@ -72,7 +72,7 @@ impl S3Archive {
                         }
                     }
                 }
-                Some(Received::End) => break self.end(multipart.take(), key, part).await,
+                Some(Received::End) => break self.end(multipart.as_mut(), key, part).await,
                 None => {
                     break Err(ArchiveError {
                         message: "the download ended before the whole object arrived".into(),
@@ -82,6 +82,9 @@ impl S3Archive {
             }
         };
         if let (Err(_), Some(upload)) = (&written, multipart) {
+            if let Some(part) = upload.in_flight {
+                part.abort();
+            }
             // The parts stored so far would be billed until the bucket's rule removes them.
             let abort = self.s3.abort_multipart_upload().bucket(&self.bucket).key(key).upload_id(upload.id);
             if let Err(e) = abort.send().await {
@@ -100,35 +103,41 @@ impl S3Archive {
             message: format!("S3 started an upload to bucket {} without an upload id", self.bucket),
             transient: true,
         })?;
-        Ok(Multipart { id, parts: Vec::new() })
+        Ok(Multipart { id, parts: Vec::new(), in_flight: None })
     }
 
+    /// Sends a part while the next one fills: the part before it must be stored first, so
+    /// at most two parts are held.
     async fn upload_part(&self, upload: &mut Multipart, key: &str, bytes: Vec<u8>) -> Result<(), ArchiveError> {
+        upload.settle().await?;
         let number = upload.parts.len() as i32 + 1;
-        let sent = self.s3.upload_part().bucket(&self.bucket).key(key).upload_id(&upload.id).part_number(number);
-        let answer = sent.body(bytes.into()).send().await.map_err(|e| self.failed("UploadPart", e))?;
-        upload.parts.push(
-            aws_sdk_s3::types::CompletedPart::builder()
+        let (this, key, id) = (self.clone(), key.to_owned(), upload.id.clone());
+        upload.in_flight = Some(tokio::spawn(async move {
+            let sent = this.s3.upload_part().bucket(&this.bucket).key(&key).upload_id(&id).part_number(number);
+            let answer = sent.body(bytes.into()).send().await.map_err(|e| this.failed("UploadPart", e))?;
+            Ok(aws_sdk_s3::types::CompletedPart::builder()
                 .part_number(number)
                 .set_e_tag(answer.e_tag)
                 .set_checksum_crc32(answer.checksum_crc32)
-                .build(),
-        );
+                .build())
+        }));
         Ok(())
     }
 
     /// The whole object has arrived: the last part and the upload's completion, or the
     /// object in one request.
-    async fn end(&self, multipart: Option<Multipart>, key: &str, rest: Vec<u8>) -> Result<(), ArchiveError> {
-        let Some(mut upload) = multipart else {
+    async fn end(&self, multipart: Option<&mut Multipart>, key: &str, rest: Vec<u8>) -> Result<(), ArchiveError> {
+        let Some(upload) = multipart else {
             let put = self.s3.put_object().bucket(&self.bucket).key(key).content_type(GZIP).body(rest.into());
             put.send().await.map_err(|e| self.failed("PutObject", e))?;
             return Ok(());
         };
         if !rest.is_empty() {
-            self.upload_part(&mut upload, key, rest).await?;
+            self.upload_part(upload, key, rest).await?;
         }
-        let parts = aws_sdk_s3::types::CompletedMultipartUpload::builder().set_parts(Some(upload.parts)).build();
+        upload.settle().await?;
+        let parts = std::mem::take(&mut upload.parts);
+        let parts = aws_sdk_s3::types::CompletedMultipartUpload::builder().set_parts(Some(parts)).build();
         let complete = self.s3.complete_multipart_upload().bucket(&self.bucket).key(key).upload_id(&upload.id);
         complete.multipart_upload(parts).send().await.map_err(|e| self.failed("CompleteMultipartUpload", e))?;
         Ok(())
@@ -206,8 +215,22 @@ impl replica::ArchiveReader for S3Archive {
     }
 }
 
-/// A multipart upload under way: its id and the parts stored.
+/// A multipart upload under way: its id, the parts stored, and the one being sent.
 struct Multipart {
     id: String,
     parts: Vec<aws_sdk_s3::types::CompletedPart>,
+    in_flight: Option<tokio::task::JoinHandle<Result<aws_sdk_s3::types::CompletedPart, ArchiveError>>>,
+}
+
+impl Multipart {
+    /// Waits for the part being sent, and counts it stored.
+    async fn settle(&mut self) -> Result<(), ArchiveError> {
+        if let Some(part) = self.in_flight.take() {
+            let stored = part
+                .await
+                .map_err(|e| ArchiveError { message: format!("a part's upload failed: {e}"), transient: false })??;
+            self.parts.push(stored);
+        }
+        Ok(())
+    }
 }
