@@ -9,6 +9,7 @@ use contract::archive::{JobFolder, JobManifest, MANIFEST};
 use dap::Received;
 use replica::archive::BoxFuture;
 use replica::{ArchiveError, ArchiveFuture, ArchivedJob, TableRef};
+use std::time::Duration;
 
 /// The part size: S3 takes parts of 5 MiB and more (but the last), 10,000 at most, so
 /// objects up to 80 GiB; DAP's objects are far smaller.
@@ -23,8 +24,21 @@ pub struct S3Archive {
     bucket: String,
 }
 
+/// How long one S3 request may take (a part of [`PART`] among them) before it is tried
+/// again, and all of its tries: a write outlives a call only by this, even in a warm
+/// container that goes on after the call gave up on it.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(60);
+const OPERATION_TIMEOUT: Duration = Duration::from_secs(180);
+
 impl S3Archive {
+    /// The archive in `bucket`, through `s3` with the timeouts above.
     pub fn new(s3: aws_sdk_s3::Client, bucket: String) -> Self {
+        let timeouts = aws_sdk_s3::config::timeout::TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+            .operation_timeout(OPERATION_TIMEOUT)
+            .build();
+        let s3 = aws_sdk_s3::Client::from_conf(s3.config().to_builder().timeout_config(timeouts).build());
         Self { s3, bucket }
     }
 
@@ -47,6 +61,18 @@ impl replica::Archive for S3Archive {
             Ok(())
         })
     }
+
+    fn keys(&self, prefix: String) -> BoxFuture<'_, Result<Vec<String>, ArchiveError>> {
+        Box::pin(async move {
+            let mut keys = Vec::new();
+            let mut pages = self.s3.list_objects_v2().bucket(&self.bucket).prefix(&prefix).into_paginator().send();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(|e| self.failed("ListObjectsV2", e))?;
+                keys.extend(page.contents().iter().filter_map(|o| o.key()).map(str::to_owned));
+            }
+            Ok(keys)
+        })
+    }
 }
 
 impl S3Archive {
@@ -57,25 +83,35 @@ impl S3Archive {
     ) -> Result<(), ArchiveError> {
         let mut part = Vec::with_capacity(PART);
         let mut multipart: Option<Multipart> = None;
-        let written = loop {
+        let written = 'receiving: loop {
             match received.recv().await {
                 Some(Received::Chunk(bytes)) => {
-                    part.extend_from_slice(&bytes);
-                    if part.len() >= PART {
+                    // Parts are cut at PART exactly, so a part's buffer never grows past it.
+                    let mut rest = &bytes[..];
+                    while !rest.is_empty() {
+                        let (now, later) = rest.split_at(rest.len().min(PART - part.len()));
+                        part.extend_from_slice(now);
+                        rest = later;
+                        if part.len() < PART {
+                            continue;
+                        }
                         let full = std::mem::replace(&mut part, Vec::with_capacity(PART));
                         let upload = match &mut multipart {
                             Some(m) => m,
-                            None => multipart.insert(self.start(key).await?),
+                            None => match self.start(key).await {
+                                Ok(started) => multipart.insert(started),
+                                Err(e) => break 'receiving Err(e),
+                            },
                         };
                         if let Err(e) = self.upload_part(upload, key, full).await {
-                            break Err(e);
+                            break 'receiving Err(e);
                         }
                     }
                 }
                 Some(Received::End) => break self.end(multipart.as_mut(), key, part).await,
                 None => {
                     break Err(ArchiveError {
-                        message: "the download ended before the whole object arrived".into(),
+                        message: "the object was not loaded whole, so its copy is not kept".into(),
                         transient: true,
                     });
                 }
@@ -100,8 +136,11 @@ impl S3Archive {
         let created = created.checksum_algorithm(aws_sdk_s3::types::ChecksumAlgorithm::Crc32);
         let created = created.send().await.map_err(|e| self.failed("CreateMultipartUpload", e))?;
         let id = created.upload_id.ok_or_else(|| ArchiveError {
-            message: format!("S3 started an upload to bucket {} without an upload id", self.bucket),
-            transient: true,
+            message: format!(
+                "S3 started an upload to bucket {} without an upload id; is the endpoint S3?",
+                self.bucket
+            ),
+            transient: false,
         })?;
         Ok(Multipart { id, parts: Vec::new(), in_flight: None })
     }
@@ -143,8 +182,10 @@ impl S3Archive {
         Ok(())
     }
 
-    /// An S3 failure: throttling, a 5xx answer and failures to reach S3 are transient; the
-    /// rest (access denied, a bucket or key that is not there) need the operator.
+    /// An S3 failure: throttling, a 5xx answer, a conflicting or corrupted request, expired
+    /// credentials (renewed at the next try) and failures to reach S3 are transient; a
+    /// request that could not be built and the rest (access denied, a bucket or key that is
+    /// not there) need the operator.
     fn failed<E>(&self, call: &str, e: aws_sdk_s3::error::SdkError<E>) -> ArchiveError
     where
         E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
@@ -156,17 +197,31 @@ impl S3Archive {
                 let err = service.err();
                 let code = err.code().unwrap_or("unknown");
                 let message = format!("{doing} failed: {code}: {}", err.message().unwrap_or_default());
-                let busy = ["SlowDown", "Throttl", "RequestTimeout", "ServiceUnavailable", "InternalError"]
-                    .iter()
-                    .any(|c| code.contains(c));
+                let busy = [
+                    "SlowDown",
+                    "Throttl",
+                    "RequestTimeout",
+                    "ServiceUnavailable",
+                    "InternalError",
+                    "OperationAborted",
+                    "BadDigest",
+                    "ExpiredToken",
+                ]
+                .iter()
+                .any(|c| code.contains(c));
                 if busy || service.raw().status().is_server_error() {
                     ArchiveError { message, transient: true }
                 } else {
                     ArchiveError {
-                        message: format!("{message}; check the bucket, its KMS key and the function's IAM permissions"),
+                        message: format!(
+                            "{message}; check the bucket, its KMS key and the permissions of the role in use"
+                        ),
                         transient: false,
                     }
                 }
+            }
+            SdkError::ConstructionFailure(_) => {
+                ArchiveError { message: format!("{doing} could not be made: {}", dap::chain(&e)), transient: false }
             }
             _ => ArchiveError { message: format!("{doing} failed: {}", dap::chain(&e)), transient: true },
         }

@@ -4,8 +4,10 @@
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 
-/// What a tee receives: the body's chunks as they arrive, then `End` once the body has
-/// arrived whole. A tee whose sender goes without `End` saw the download fail or be given
+/// What a tee receives: the body's chunks as they arrive, then `End` from whoever read the
+/// download once it has read it whole and found it good (a load that committed): the
+/// download itself never sends `End`, since a body that arrives whole may still hold bad
+/// data. A tee whose senders go without `End` saw the download fail, or its load be given
 /// up, and must keep nothing of it.
 #[derive(Debug)]
 pub enum Received {
@@ -17,7 +19,7 @@ pub enum Received {
 /// it, so memory stays bounded.
 pub type Tee = tokio::sync::mpsc::Sender<Received>;
 
-/// `body`, with each chunk also sent to `tee`, and `End` after the last.
+/// `body`, with each chunk also sent to `tee`.
 pub(crate) fn teed<S>(body: S, tee: Tee) -> impl Stream<Item = std::io::Result<Bytes>> + Send
 where
     S: Stream<Item = std::io::Result<Bytes>> + Send + 'static,
@@ -30,12 +32,9 @@ where
                 let _ = tee.send(Received::Chunk(chunk.clone())).await;
                 Some((Ok(chunk), Some((body, tee))))
             }
-            // The error ends the stream, and the tee goes without `End`.
+            // The error ends the stream, and the tee goes.
             Some(Err(e)) => Some((Err(e), None)),
-            None => {
-                let _ = tee.send(Received::End).await;
-                None
-            }
+            None => None,
         }
     })
 }
@@ -56,13 +55,13 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_whole_body_is_copied_then_ended_and_a_broken_one_is_not_ended() {
+    async fn a_body_is_copied_chunk_by_chunk_and_never_ended_by_the_download() {
         let chunks = vec![Ok(Bytes::from_static(b"ab")), Ok(Bytes::from_static(b"cd"))];
         let (tx, rx) = tokio::sync::mpsc::channel(1);
         let read = tokio::spawn(drain(rx));
         let passed: Vec<_> = teed(futures_util::stream::iter(chunks), tx).collect().await;
         assert_eq!(passed.len(), 2);
-        assert_eq!(read.await.unwrap(), (b"abcd".to_vec(), true));
+        assert_eq!(read.await.unwrap(), (b"abcd".to_vec(), false), "only the reader that checked it ends it");
 
         let broken = vec![Ok(Bytes::from_static(b"ab")), Err(std::io::Error::other("reset")), Ok(Bytes::new())];
         let (tx, rx) = tokio::sync::mpsc::channel(1);

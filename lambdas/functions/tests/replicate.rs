@@ -63,6 +63,15 @@ fn courses() -> TableState {
     serde_json::from_value(serde_json::json!({"namespace": "canvas", "table": "courses"})).unwrap()
 }
 
+/// The fixture's first course, with another id.
+fn course(id: u64) -> serde_json::Value {
+    let fixture: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(emulator::DEMO_FIXTURE).unwrap()).unwrap();
+    let mut row = fixture["tables"][1]["rows"][0].clone();
+    row["id"] = serde_json::json!(id);
+    row
+}
+
 /// Calls as the workflow does: sync, then init while `in_progress`.
 async fn run_table(
     r: &mut Replication,
@@ -97,11 +106,7 @@ async fn a_new_table_loads_over_several_budgeted_calls_and_then_syncs() {
     assert_eq!(s.count("courses").await, 25);
 
     // The next run syncs, from a fresh state.
-    let fixture: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(emulator::DEMO_FIXTURE).unwrap()).unwrap();
-    let mut row = fixture["tables"][1]["rows"][0].clone();
-    row["id"] = serde_json::json!(9001);
-    s.emulator.commit("canvas", "courses", vec![row], vec![]);
+    s.emulator.commit("canvas", "courses", vec![course(9001)], vec![]);
     let (synced, _) = run_table(&mut r, courses()).await.unwrap();
     assert_eq!(synced.status, Status::Success);
     assert!(done.current_to_s.is_some() && synced.current_to_s >= done.current_to_s, "{synced:?}");
@@ -275,11 +280,7 @@ async fn with_the_archive_on_init_and_sync_write_every_object_once_as_served() {
     let mut r = s.replication(limits(30_000)).await.with_archive(std::sync::Arc::new(archive));
     let (done, _) = run_table(&mut r, courses()).await.unwrap();
     assert_eq!((done.status, done.counts.inserted), (Status::Success, 25));
-    let fixture: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(emulator::DEMO_FIXTURE).unwrap()).unwrap();
-    let mut row = fixture["tables"][1]["rows"][0].clone();
-    row["id"] = serde_json::json!(9001);
-    s.emulator.commit("canvas", "courses", vec![row], vec![]);
+    s.emulator.commit("canvas", "courses", vec![course(9001)], vec![]);
     let (synced, _) = run_table(&mut r, courses()).await.unwrap();
     assert_eq!(synced.status, Status::Success);
 
@@ -329,6 +330,10 @@ impl replica::Archive for StopsAfterWriting {
     fn put(&self, key: String, body: Vec<u8>) -> replica::ArchiveFuture {
         self.archive.put(key, body)
     }
+
+    fn keys(&self, prefix: String) -> replica::archive::BoxFuture<'_, Result<Vec<String>, replica::ArchiveError>> {
+        self.archive.keys(prefix)
+    }
 }
 
 #[tokio::test]
@@ -353,6 +358,130 @@ async fn an_object_written_but_not_committed_is_loaded_and_written_again_once() 
     assert_eq!(jobs[0].1.objects.len(), 13);
     let written = support::archive::versions(&s3, &bucket).await;
     assert!(written.values().any(|n| *n >= 2), "the object that failed after its write was written again");
+}
+
+#[tokio::test]
+async fn objects_loaded_before_the_archive_was_on_are_archived_before_the_manifest() {
+    let s =
+        Setup::new(Settings { rows_per_object: 2, download_delay: Duration::from_millis(300), ..Settings::default() })
+            .await;
+    let mut r = s.replication(limits(1200)).await;
+    let state = r.handle(Kind::Sync, courses(), support::in_a_minute()).await.unwrap();
+    let state = r.handle(Kind::Init, state, support::in_a_minute()).await.unwrap();
+    assert_eq!(state.status, Status::InProgress, "{state:?}");
+    let loaded: i64 = sqlx::query_scalar("SELECT count(*) FROM cd2_aws.object_done").fetch_one(&s.db).await.unwrap();
+    assert!(loaded > 0, "some objects loaded with the archive off");
+
+    // The archive is turned on in the middle of the job.
+    let (s3, bucket) = support::archive::bucket(&s.aws).await;
+    let archive = s3_archive::S3Archive::new(s3.clone(), bucket.clone());
+    let mut r = s.replication(limits(30_000)).await.with_archive(std::sync::Arc::new(archive));
+    let (done, _) = run_table(&mut r, state).await.unwrap();
+    assert_eq!(done.status, Status::Success);
+    assert_eq!(s.count("courses").await, 25);
+    // Every object the manifest names is there, as served.
+    let jobs = support::archive::jobs(&s.emulator, &s3, &bucket).await;
+    assert_eq!((jobs.len(), jobs[0].1.objects.len()), (1, 13));
+}
+
+#[tokio::test]
+async fn an_object_whose_load_fails_is_not_archived() {
+    // One object, with a row a field short: it downloads whole, and the database refuses it.
+    let s = Setup::new(Settings { rows_per_object: 100, ..Settings::default() }).await;
+    let (s3, bucket) = support::archive::bucket(&s.aws).await;
+    let archive = s3_archive::S3Archive::new(s3.clone(), bucket.clone());
+    let mut r = s.replication(limits(30_000)).await.with_archive(std::sync::Arc::new(archive));
+    s.emulator.inject(Endpoint::CreateJob, FaultKind::MalformedRow, 1);
+    let e = run_table(&mut r, courses()).await.unwrap_err();
+    assert!(e.to_string().contains("line"), "{e}");
+    assert!(support::archive::versions(&s3, &bucket).await.is_empty(), "nothing of it is kept");
+}
+
+/// The archive, but before it lists a table's jobs a replication from DAP syncs the table
+/// (`sync`): a restore that planned before the replication moved the table on.
+#[derive(Debug)]
+struct SyncsFirst {
+    archive: std::sync::Arc<s3_archive::S3Archive>,
+    sync: tokio::sync::Mutex<Option<replica::Replicator>>,
+}
+
+impl replica::ArchiveReader for SyncsFirst {
+    fn jobs(
+        &self,
+        table: &contract::TableRef,
+    ) -> replica::archive::BoxFuture<'_, Result<Vec<replica::ArchivedJob>, replica::ArchiveError>> {
+        let table = table.clone();
+        Box::pin(async move {
+            if let Some(mut replicator) = self.sync.lock().await.take() {
+                let synced = replicator.sync(&table, replica::Budget::unlimited()).await.unwrap();
+                assert_eq!(synced.status, replica::Status::Success);
+                replicator.close().await;
+            }
+            replica::ArchiveReader::jobs(self.archive.as_ref(), &table).await
+        })
+    }
+
+    fn open(&self, key: &str) -> replica::archive::BoxFuture<'_, Result<dap::ObjectReader, replica::ArchiveError>> {
+        replica::ArchiveReader::open(self.archive.as_ref(), key)
+    }
+}
+
+#[tokio::test]
+async fn a_restore_never_moves_a_table_back_nor_leaves_a_job_that_replication_resumes() {
+    let s = Setup::new(Settings { rows_per_object: 4, ..Settings::default() }).await;
+    let (s3, bucket) = support::archive::bucket(&s.aws).await;
+    let archive = std::sync::Arc::new(s3_archive::S3Archive::new(s3, bucket));
+    let mut r = s.replication(limits(30_000)).await.with_archive(archive.clone());
+    assert_eq!(run_table(&mut r, courses()).await.unwrap().0.status, Status::Success);
+    let table = contract::TableRef::new("canvas", "courses");
+    let connect = async |url: &str, dap: dap::DapClient| {
+        replica::Replicator::connect(&support::target(url, &support::admin_user(url)), dap).await.unwrap()
+    };
+
+    // A restore stopped at once leaves its archived job saved; replication does not take
+    // it for a DAP job (whose objects DAP would not know), but starts one of its own.
+    let (url, stopped) = database().await;
+    let out = connect(&url, dap_client(None))
+        .await
+        .restore(&table, archive.clone(), replica::Budget::of(Duration::ZERO))
+        .await
+        .unwrap();
+    assert_eq!(out.status, replica::Status::InProgress, "{out:?}");
+    let saved: i64 = sqlx::query_scalar("SELECT count(*) FROM cd2_aws.job").fetch_one(&stopped).await.unwrap();
+    assert_eq!(saved, 1, "the archived job is saved");
+    let replicated =
+        connect(&url, dap_client(Some(&s.emulator))).await.replicate(&table, replica::Budget::unlimited()).await;
+    assert_eq!(replicated.unwrap().counts.inserted, 25);
+
+    // A table restored to the snapshot; then the archive gets an incremental job from
+    // there, and a replication moves the table past it while a restore plans to replay it.
+    let (url, racing) = database().await;
+    let restored =
+        connect(&url, dap_client(None)).await.restore(&table, archive.clone(), replica::Budget::unlimited()).await;
+    assert_eq!(restored.unwrap().status, replica::Status::Success);
+    s.emulator.commit("canvas", "courses", vec![course(9001)], vec![]);
+    assert_eq!(run_table(&mut r, courses()).await.unwrap().0.status, Status::Success);
+    s.emulator.commit("canvas", "courses", vec![course(9002)], vec![]);
+    let reader = SyncsFirst {
+        archive: archive.clone(),
+        sync: tokio::sync::Mutex::new(Some(connect(&url, dap_client(Some(&s.emulator))).await)),
+    };
+    let timestamp = async || -> chrono::NaiveDateTime {
+        sqlx::query_scalar(r#"SELECT "timestamp" FROM instructure_dap.table_sync"#).fetch_one(&racing).await.unwrap()
+    };
+    let e = connect(&url, dap_client(None))
+        .await
+        .restore(&table, std::sync::Arc::new(reader), replica::Budget::unlimited())
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("a replication ran meanwhile"), "{e}");
+    let after_the_sync = timestamp().await;
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM canvas.courses").fetch_one(&racing).await.unwrap();
+    assert_eq!(rows, 27, "the replication's rows stay");
+    // Restoring again goes on from where the table is: nothing in the archive is newer.
+    let again = connect(&url, dap_client(None)).await.restore(&table, archive, replica::Budget::unlimited()).await;
+    assert_eq!(again.unwrap().counts, contract::Counts::default());
+    assert_eq!(timestamp().await, after_the_sync, "the table never moved back");
 }
 
 /// Bytes that do not compress, in the download's chunk sizes.
@@ -440,11 +569,6 @@ async fn a_table_restored_from_the_archive_alone_equals_the_replicated_one_and_s
     let mut r = s.replication(limits(30_000)).await.with_archive(archive.clone());
     let fixture: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(emulator::DEMO_FIXTURE).unwrap()).unwrap();
-    let course = |id: u64| {
-        let mut row = fixture["tables"][1]["rows"][0].clone();
-        row["id"] = serde_json::json!(id);
-        row
-    };
     // Three phases: the snapshot; upserts and a delete; a new column and rows that fill it.
     assert_eq!(run_table(&mut r, courses()).await.unwrap().0.status, Status::Success);
     let mut renamed = fixture["tables"][1]["rows"][0].clone();

@@ -12,9 +12,10 @@ use crate::{ReplicaError, TableRef};
 use chrono::{DateTime, Utc};
 use contract::archive::{JobFolder, JobKind, JobManifest};
 use dap::{ObjectId, ObjectReader, Received, Tee};
+use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// A write to the archive.
 pub type ArchiveFuture = Pin<Box<dyn Future<Output = Result<(), ArchiveError>> + Send>>;
@@ -38,6 +39,10 @@ pub trait Archive: Send + Sync + std::fmt::Debug {
 
     /// Writes a small object whole (a job's manifest).
     fn put(&self, key: String, body: Vec<u8>) -> ArchiveFuture;
+
+    /// The keys stored under `prefix` (a job's folder), to find what a job's manifest
+    /// would promise but the archive lacks.
+    fn keys(&self, prefix: String) -> BoxFuture<'_, Result<Vec<String>, ArchiveError>>;
 }
 
 /// Where a restore reads the raw zone from.
@@ -81,7 +86,8 @@ impl ArchivedJob {
 /// `None` when it is not in the database) to the newest the archive holds, in order: the
 /// newest snapshot when the table is new, then each incremental job that starts where the
 /// last ended (of two from one point, the one that ends later: the replication abandoned
-/// the other when DAP deleted it mid-load).
+/// the other when DAP deleted it mid-load). A job that ends where it starts (a table
+/// without changes) moves nothing and is passed over.
 pub fn plan(
     table: &str,
     mut jobs: Vec<ArchivedJob>,
@@ -102,8 +108,11 @@ pub fn plan(
             snapshot.folder.until
         }
     };
-    while let Some(next) =
-        jobs.iter().rev().find(|j| j.folder.kind == JobKind::Incremental && j.folder.since == Some(at))
+    // Each step moves `at` forward, so the chain ends.
+    while let Some(next) = jobs
+        .iter()
+        .rev()
+        .find(|j| j.folder.kind == JobKind::Incremental && j.folder.since == Some(at) && j.folder.until > at)
     {
         plan.push(next.clone());
         at = next.folder.until;
@@ -124,56 +133,93 @@ const IN_FLIGHT: usize = 16;
 pub(crate) struct JobArchive {
     archive: Arc<dyn Archive>,
     folder: JobFolder,
+    /// Objects this call has stored: the others may have loaded before the archive was
+    /// turned on, and are looked for before the manifest promises them.
+    stored: Mutex<HashSet<String>>,
 }
 
 impl JobArchive {
     pub(crate) fn new(archive: Arc<dyn Archive>, folder: JobFolder) -> Self {
-        Self { archive, folder }
+        Self { archive, folder, stored: Mutex::default() }
     }
 
-    /// Starts an object's copy: the tee its download sends to, and the write to wait for.
+    /// Starts an object's copy: the tee its download sends to, and the write to end once
+    /// the object has loaded.
     pub(crate) fn start(&self, object: &ObjectId) -> (Tee, Upload) {
         let (tee, received) = tokio::sync::mpsc::channel(IN_FLIGHT);
         let key = self.folder.object_key(&object.id);
-        // Not aborted when dropped: a write given up on ends itself when its sender goes,
+        // Not aborted when dropped: a write given up on ends itself when its senders go,
         // and cleans up what it started.
         let handle = tokio::spawn(self.archive.write(key.clone(), received));
-        (tee, Upload { handle, key })
+        (tee.clone(), Upload { handle, key, end: tee })
     }
 
-    /// Writes the job's manifest: every object of `objects` is in the archive.
+    /// Counts `object` in the archive: its copy is stored.
+    pub(crate) fn stored(&self, object: &ObjectId) {
+        self.stored.lock().expect("never poisoned").insert(object.id.clone());
+    }
+
+    /// Writes the job's manifest once every object of `objects` is in the archive: those
+    /// not stored by this call and not found in the job's folder (loaded before the archive
+    /// was turned on) are downloaded again, into the archive alone.
     pub(crate) async fn finish(
         &self,
-        table: &str,
+        load: &crate::load::Load<'_>,
         job_id: &str,
         schema: &dap::VersionedSchema,
         objects: &[ObjectId],
     ) -> Result<(), ReplicaError> {
-        let mut sorted: Vec<&ObjectId> = objects.iter().collect();
-        sorted.sort();
+        let table = load.model.table_ref().to_string();
+        let unseen: Vec<&ObjectId> = {
+            let stored = self.stored.lock().expect("never poisoned");
+            objects.iter().filter(|o| !stored.contains(&o.id)).collect()
+        };
+        if !unseen.is_empty() {
+            let prefix = self.folder.prefix();
+            let found = self.archive.keys(prefix.clone()).await.map_err(|e| archive_error(&table, &prefix, e))?;
+            let found: HashSet<String> = found.into_iter().collect();
+            for object in unseen.into_iter().filter(|o| !found.contains(&self.folder.object_key(&o.id))) {
+                tracing::info!(table = %table, object = %object.id, "the object loaded before the archive was on; archiving it now");
+                crate::load::archive_object(load, self, object).await?;
+            }
+        }
+        let mut keys: Vec<String> = objects.iter().map(|o| self.folder.object_key(&o.id)).collect();
+        keys.sort();
         let manifest = JobManifest {
             job_id: job_id.to_owned(),
             schema_version: schema.version,
             schema: schema.schema.clone(),
-            objects: sorted.iter().map(|o| self.folder.object_key(&o.id)).collect(),
+            objects: keys,
         };
         let key = self.folder.manifest_key();
         let body = serde_json::to_vec_pretty(&manifest).expect("manifests serialize");
-        self.archive.put(key.clone(), body).await.map_err(|e| archive_error(table, &key, e))
+        self.archive.put(key.clone(), body).await.map_err(|e| archive_error(&table, &key, e))
     }
 }
 
-/// An object's copy on its way to the archive.
+/// An object's copy on its way to the archive. Dropped before [`Upload::finished`] (the
+/// load failed), the copy is given up: nothing is kept of it.
 pub(crate) struct Upload {
     handle: tokio::task::JoinHandle<Result<(), ArchiveError>>,
     key: String,
+    /// Sends [`Received::End`]: the object loaded whole, so its copy is whole and good.
+    end: Tee,
 }
 
 impl Upload {
-    /// Waits for the copy to be complete, within the budget.
+    /// Called once the object has loaded (read whole, and taken by the database): ends the
+    /// copy and waits for it to be stored, within the budget.
     pub(crate) async fn finished(self, table: &str, object: &str, budget: crate::Budget) -> Result<(), ReplicaError> {
-        let key = self.key;
-        match budget.within(self.handle).await {
+        let Upload { handle, key, end } = self;
+        let stored = budget
+            .within(async move {
+                // A write that stopped already says why when it is joined.
+                let _ = end.send(Received::End).await;
+                drop(end);
+                handle.await
+            })
+            .await;
+        match stored {
             None => Err(ReplicaError::OutOfTime { table: table.into(), object: object.into() }),
             Some(Ok(written)) => written.map_err(|e| archive_error(table, &key, e)),
             Some(Err(panic)) => Err(archive_error(
@@ -209,13 +255,16 @@ impl crate::Replicator {
         budget: crate::Budget,
     ) -> Result<crate::Outcome, ReplicaError> {
         let name = table.to_string();
-        let jobs = reader.jobs(table).await.map_err(|e| ReplicaError::Archive {
+        // Read before the table's lock: each job checks again, under it, that the table
+        // is still where the plan expects.
+        let current = self.last_timestamp(table).await?;
+        let jobs = reader.jobs(table).await.map_err(|e| ReplicaError::ArchiveRead {
             table: name.clone(),
             key: format!("{}/{}/", table.namespace, table.table),
             message: e.message,
             transient: e.transient,
         })?;
-        let plan = plan(&name, jobs, self.last_timestamp(table).await?)?;
+        let plan = plan(&name, jobs, current)?;
         let archive = self.archive.take();
         let restored = self.replay_all(table, reader, plan, budget).await;
         self.replay = None;
@@ -293,6 +342,12 @@ mod tests {
         assert_eq!(untils(&plan("t", jobs.clone(), None).unwrap()), [3, 5, 6]);
         assert_eq!(untils(&plan("t", jobs.clone(), Some(at(5))).unwrap()), [6], "a table already there catches up");
         assert!(plan("t", jobs, Some(at(6))).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_job_without_changes_ends_where_it_starts_and_is_passed_over() {
+        let jobs = vec![job(None, 1), job(Some(1), 1), job(Some(1), 2), job(Some(2), 2)];
+        assert_eq!(untils(&plan("t", jobs, None).unwrap()), [1, 2]);
     }
 
     #[test]

@@ -59,6 +59,9 @@ pub enum ReplicaError {
     /// Writing to the raw zone failed; the object (or job) is not recorded as loaded.
     #[error("{table}: writing {key} to the archive failed: {message}")]
     Archive { table: String, key: String, message: String, transient: bool },
+    /// Reading the raw zone failed (a restore): its manifests or an object.
+    #[error("{table}: reading {key} from the archive failed: {message}")]
+    ArchiveRead { table: String, key: String, message: String, transient: bool },
     /// A restore that the archive cannot make.
     #[error("{table}: cannot restore from the archive: {message}")]
     Restore { table: String, message: String },
@@ -77,7 +80,7 @@ impl ReplicaError {
             | ReplicaError::Setup(_)
             | ReplicaError::Tls { .. }
             | ReplicaError::Login { .. } => true,
-            ReplicaError::Archive { transient, .. } => !transient,
+            ReplicaError::Archive { transient, .. } | ReplicaError::ArchiveRead { transient, .. } => !transient,
             _ => false,
         }
     }
@@ -88,7 +91,7 @@ impl ReplicaError {
             ReplicaError::Dap(e) => e.is_transient(),
             ReplicaError::Busy { .. } | ReplicaError::ConnectTimeout { .. } | ReplicaError::OutOfTime { .. } => true,
             ReplicaError::Db { cause, .. } | ReplicaError::Connect { cause, .. } => is_transient_db(cause),
-            ReplicaError::Archive { transient, .. } => *transient,
+            ReplicaError::Archive { transient, .. } | ReplicaError::ArchiveRead { transient, .. } => *transient,
             _ => false,
         }
     }
@@ -131,6 +134,7 @@ impl ReplicaError {
             ReplicaError::RetypeBlocked { .. } => "RetypeBlocked",
             ReplicaError::RetypeTooSlow { .. } => "RetypeTooSlow",
             ReplicaError::Archive { .. } => "ArchiveError",
+            ReplicaError::ArchiveRead { .. } => "ArchiveReadError",
             ReplicaError::Restore { .. } => "RestoreError",
         }
     }

@@ -57,6 +57,13 @@ impl Replicator {
         let target = ddl::qualified(&staging, &table.table);
         let archive = self.archive.clone().map(|a| JobArchive::new(a, JobFolder::snapshot(table.clone(), job.until)));
         let (dap, reader) = self.sources();
+        let load = Load {
+            source: load::source(&dap, &reader),
+            model: &model,
+            target: &target,
+            archive: archive.as_ref(),
+            budget,
+        };
         let (done, _) = self.done_objects(table, &job.id).await?;
         let mut objects: Vec<_> = job.objects.iter().filter(|o| !done.contains(&o.id)).cloned().collect();
         objects.sort();
@@ -66,13 +73,6 @@ impl Replicator {
             }
             let mut pauses = OBJECT_RETRY.pauses();
             loop {
-                let load = Load {
-                    source: load::source(&dap, &reader),
-                    model: &model,
-                    target: &target,
-                    archive: archive.as_ref(),
-                    budget,
-                };
                 let mut tx = self.begin(&name, budget).await?;
                 let loaded = if model.repeats_keys() {
                     upsert_object(&mut tx, &load, object, false).await.map(|c| c.inserted)
@@ -105,7 +105,10 @@ impl Replicator {
 
         // Everything is staged (and archived): publish the table and its metadata at once.
         if let Some(archive) = &archive {
-            archive.finish(&name, &job.id, &schema, &job.objects).await?;
+            match archive.finish(&load, &job.id, &schema, &job.objects).await {
+                Err(e) if budget.ran_out(&e) => return Ok(outcome.in_progress(Some(&job.id))),
+                finished => finished?,
+            }
         }
         let (_, total) = self.done_objects(table, &job.id).await?;
         let mut tx = self.begin(&name, budget).await?;

@@ -103,7 +103,7 @@ impl Source<'_> {
     ) -> Result<dap::ObjectReader, ReplicaError> {
         match self {
             Source::Dap(dap) => Ok(dap.open_object_teed(object, tee).await?),
-            Source::Archive(reader) => reader.open(&object.id).await.map_err(|e| ReplicaError::Archive {
+            Source::Archive(reader) => reader.open(&object.id).await.map_err(|e| ReplicaError::ArchiveRead {
                 table: table.into(),
                 key: object.id.clone(),
                 message: e.message,
@@ -143,31 +143,56 @@ pub(crate) async fn copy_object(
     object: &ObjectId,
     with_action: bool,
 ) -> Result<(Loaded, Option<Layout>), ReplicaError> {
+    let table = load.model.table_ref().to_string();
     let Some(archive) = load.archive else {
-        return copy_teed(db, load, object, with_action, None).await;
+        return copy_teed(db, load, &table, object, with_action, None).await;
     };
     let (tee, upload) = archive.start(object);
-    let copied = copy_teed(db, load, object, with_action, Some(tee)).await?;
-    upload.finished(&load.model.table_ref().to_string(), &object.id, load.budget).await?;
+    // On an error the upload is dropped unfinished, and the copy given up with it.
+    let copied = copy_teed(db, load, &table, object, with_action, Some(tee)).await?;
+    upload.finished(&table, &object.id, load.budget).await?;
+    archive.stored(object);
     Ok(copied)
+}
+
+/// Downloads `object` into the archive alone (it is in the database already), reading it
+/// whole so that only a good download is kept.
+pub(crate) async fn archive_object(
+    load: &Load<'_>,
+    archive: &JobArchive,
+    object: &ObjectId,
+) -> Result<(), ReplicaError> {
+    let table = load.model.table_ref().to_string();
+    let (tee, upload) = archive.start(object);
+    let read = load
+        .budget
+        .within(async {
+            let mut reader = load.source.open(&table, object, Some(tee)).await?;
+            tokio::io::copy(&mut reader, &mut tokio::io::sink()).await.map_err(|e| read_error(&table, &object.id, 0, e))
+        })
+        .await;
+    read.ok_or_else(|| ReplicaError::OutOfTime { table: table.clone(), object: object.id.clone() })??;
+    upload.finished(&table, &object.id, load.budget).await?;
+    archive.stored(object);
+    Ok(())
 }
 
 async fn copy_teed(
     db: &mut PgConnection,
     load: &Load<'_>,
+    table: &str,
     object: &ObjectId,
     with_action: bool,
     tee: Option<dap::Tee>,
 ) -> Result<(Loaded, Option<Layout>), ReplicaError> {
     let Load { source, model, target, budget, .. } = *load;
-    let table = model.table_ref().to_string();
-    let out_of_time = || ReplicaError::OutOfTime { table: table.clone(), object: object.id.clone() };
+    let out_of_time = || ReplicaError::OutOfTime { table: table.into(), object: object.id.clone() };
     let mut line = Vec::with_capacity(4096);
     let opened = budget
         .within(async {
-            let mut reader = source.open(&table, object, tee).await?;
+            let mut reader = source.open(table, object, tee).await?;
             let n =
-                read_line(&mut reader, &mut line, MAX_LINE).await.map_err(|e| read_error(&table, &object.id, 1, e))?;
+                read_line(&mut reader, &mut line, MAX_LINE).await.map_err(|e| read_error(table, &object.id, 1, e))?;
             Ok::<_, ReplicaError>((reader, n))
         })
         .await;
@@ -178,7 +203,7 @@ async fn copy_teed(
     }
     let header = String::from_utf8_lossy(&line).into_owned();
     let layout = Layout::from_header(&header, model, with_action).map_err(|message| ReplicaError::Data {
-        table: table.clone(),
+        table: table.into(),
         object: object.id.clone(),
         line: 1,
         message,
@@ -194,7 +219,7 @@ async fn copy_teed(
     // this process and the database work at the same time; the channel bounds memory.
     let (chunks, mut received) = tokio::sync::mpsc::channel::<Result<Bytes, ReplicaError>>(4);
     let mut producer = {
-        let (layout, table, object) = (layout.clone(), table.clone(), object.id.clone());
+        let (layout, table, object) = (layout.clone(), table.to_owned(), object.id.clone());
         AbortOnDrop(tokio::spawn(async move {
             let result = convert(&mut reader, &layout, &table, &object, &chunks).await;
             if let Err(e) = result {
@@ -202,7 +227,7 @@ async fn copy_teed(
             }
         }))
     };
-    let mut copy = db.copy_in_raw(&sql).await.doing(&table, "starting COPY")?;
+    let mut copy = db.copy_in_raw(&sql).await.doing(table, "starting COPY")?;
     loop {
         // Waiting for the next chunk is where a slow object spends its time, and a big one
         // always has the next chunk ready: the budget is checked both ways.
@@ -214,33 +239,33 @@ async fn copy_teed(
                 // The COPY is ended with what it has (whole lines) rather than aborted: sqlx's
                 // abort leaves the connection out of step when the server had already
                 // refused the data. The caller rolls the transaction back.
-                end_early(copy, &table).await?;
+                end_early(copy, table).await?;
                 return Err(out_of_time());
             }
         };
         match next {
             Some(Ok(chunk)) => {
                 if let Err(e) = copy.send(chunk).await {
-                    return Err(copy_error(&table, &object.id, e));
+                    return Err(copy_error(table, &object.id, e));
                 }
             }
             Some(Err(e)) => {
-                end_early(copy, &table).await?;
+                end_early(copy, table).await?;
                 return Err(e);
             }
             None => break,
         }
     }
     if let Err(e) = producer.finished().await {
-        end_early(copy, &table).await?;
+        end_early(copy, table).await?;
         return Err(ReplicaError::Data {
-            table: table.clone(),
+            table: table.into(),
             object: object.id.clone(),
             line: 0,
             message: format!("the converting task failed: {e}"),
         });
     }
-    let rows = copy.finish().await.map_err(|e| copy_error(&table, &object.id, e))?;
+    let rows = copy.finish().await.map_err(|e| copy_error(table, &object.id, e))?;
     Ok((Loaded { rows }, Some(layout)))
 }
 

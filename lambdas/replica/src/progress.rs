@@ -28,6 +28,10 @@ pub(crate) enum SavedJob {
         since: Option<DateTime<Utc>>,
     },
     Complete(CompletedJob),
+    /// An archived job a restore is replaying (its objects are archive keys, which DAP
+    /// knows nothing of): resumed only by a restore, and never by replication, which
+    /// starts a job of its own instead.
+    Replayed(CompletedJob),
 }
 
 #[derive(Debug)]
@@ -107,10 +111,21 @@ impl Replicator {
         let (kind, since, version) = (wanted.kind, wanted.since, wanted.schema_version);
         let saved = self.saved_job(table, kind).await?.filter(|s| s.schema_version == version).map(|s| s.job);
         if let Some(replay) = &self.replay {
-            // A restore: the archived job stands in for DAP's, saved as DAP's would be, so
-            // that a call that runs out of budget resumes it as any other.
+            // A restore: the archived job stands in for DAP's, saved as such, so that a call
+            // that runs out of budget resumes it as any other.
             let job = replay.job.completed();
-            if let Some(SavedJob::Complete(saved)) = saved.filter(|_| wanted.resumable)
+            if job.since != since {
+                // The plan was made before the table's lock was taken.
+                return Err(ReplicaError::Restore {
+                    table: name,
+                    message: format!(
+                        "the table is now current to {}, not to {}, where the archived job starts: a replication ran meanwhile; run restore again to go on from where the table is",
+                        since.map_or_else(|| "nothing".into(), |s| s.to_string()),
+                        job.since.map_or_else(|| "nothing".into(), |s| s.to_string()),
+                    ),
+                });
+            }
+            if let Some(SavedJob::Replayed(saved)) = saved.filter(|_| wanted.resumable)
                 && saved.id == job.id
                 && saved.since == since
             {
@@ -120,7 +135,7 @@ impl Replicator {
             if !wanted.prepare.is_empty() {
                 crate::batch(&wanted.prepare).execute(&mut *tx).await.doing(&name, "preparing for the job")?;
             }
-            save_job(&mut tx, table, kind, &SavedJob::Complete(job.clone()), version).await?;
+            save_job(&mut tx, table, kind, &SavedJob::Replayed(job.clone()), version).await?;
             tx.commit().await.doing(&name, "committing the archived job")?;
             return Ok(Obtained::Ready(job));
         }

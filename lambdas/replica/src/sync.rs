@@ -46,15 +46,26 @@ impl Replicator {
         let archive = self
             .archive
             .clone()
-            .map(|a| JobArchive::new(a, JobFolder::incremental(table.clone(), job.since.unwrap_or(since), job.until)));
+            // The `since` asked for, where the table was: a restore's chain links on it.
+            .map(|a| JobArchive::new(a, JobFolder::incremental(table.clone(), since, job.until)));
         let (dap, reader) = self.sources();
+        let load = Load {
+            source: load::source(&dap, &reader),
+            model: &model,
+            target: &target,
+            archive: archive.as_ref(),
+            budget,
+        };
         let (done, _) = self.done_objects(table, &job.id).await?;
         let mut objects: Vec<_> = job.objects.iter().filter(|o| !done.contains(&o.id)).cloned().collect();
         objects.sort();
         if objects.is_empty() {
             // A job without changes is archived too: a restore follows the jobs' chain.
             if let Some(archive) = &archive {
-                archive.finish(&name, &job.id, &schema, &job.objects).await?;
+                match archive.finish(&load, &job.id, &schema, &job.objects).await {
+                    Err(e) if budget.ran_out(&e) => return Ok(outcome.in_progress(Some(&job.id))),
+                    finished => finished?,
+                }
             }
             let mut tx = self.begin(&name, budget).await?;
             advance(&mut tx, table, &job, schema.version, &model).await?;
@@ -68,20 +79,13 @@ impl Replicator {
             }
             let mut pauses = OBJECT_RETRY.pauses();
             let counts = loop {
-                let load = Load {
-                    source: load::source(&dap, &reader),
-                    model: &model,
-                    target: &target,
-                    archive: archive.as_ref(),
-                    budget,
-                };
                 let mut tx = self.begin(&name, budget).await?;
                 let applied = async {
                     let counts = upsert_object(&mut tx, &load, object, true).await?;
                     // The last object completes the job: its manifest goes before the commit
                     // that records the job as loaded.
                     if let Some(archive) = archive.as_ref().filter(|_| i == last) {
-                        archive.finish(&name, &job.id, &schema, &job.objects).await?;
+                        archive.finish(&load, &job.id, &schema, &job.objects).await?;
                     }
                     Ok::<_, ReplicaError>(counts)
                 }

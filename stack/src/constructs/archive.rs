@@ -24,8 +24,10 @@ pub const INFREQUENT_ACCESS_AFTER_DAYS: u32 = 30;
 /// The fewest days before Glacier Instant Retrieval: S3 moves an object out of Standard-IA
 /// only after 30 days there.
 pub const MIN_ARCHIVE_AFTER_DAYS: u32 = INFREQUENT_ACCESS_AFTER_DAYS + 30;
-/// How long a replaced or deleted version is kept.
-pub const NONCURRENT_VERSION_DAYS: u32 = 30;
+/// How long a replaced or deleted version is kept: as long as Glacier Instant Retrieval
+/// bills an object at least, so that undoing a deletion stays possible for three months
+/// and the early removal costs nothing extra.
+pub const NONCURRENT_VERSION_DAYS: u32 = 90;
 
 #[derive(Clone, Debug)]
 pub struct ArchiveBucket {
@@ -75,13 +77,14 @@ impl ArchiveBucket {
         self.bucket.name()
     }
 
-    /// Writing objects (in parts, for large ones) under the stack's key, and nothing else:
-    /// no reading, listing or deleting.
+    /// Writing objects (in parts, for large ones) under the stack's key, and listing keys
+    /// (a job's manifest names only objects found there); no reading or deleting.
     pub fn grant_write(&self, grantee: &mut dyn Grantee) {
         grantee.add_to_policy(Statement::allow(
-            &["s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"],
+            &["s3:PutObject", "s3:AbortMultipartUpload"],
             vec![objects_of(&self.bucket)],
         ));
+        grantee.add_to_policy(Statement::allow(&["s3:ListBucket"], vec![self.bucket.arn()]));
         grantee.add_to_policy(
             Statement::allow(&["kms:GenerateDataKey", "kms:Decrypt"], vec![self.key.arn()]).with_condition(
                 "StringEquals",
