@@ -128,6 +128,11 @@ fn with_the_archive_on_the_replication_functions_write_to_it_and_nothing_else_do
     let days = &doc["Resources"][id]["Properties"]["LifecycleConfiguration"]["Rules"][0]["Transitions"][1];
     assert_eq!(days["TransitionInDays"], 90, "prod's glacier_after_days");
     assert_eq!(doc["Outputs"][id]["Value"], json!({"Ref": id}));
+    assert_eq!(
+        doc["Resources"][id]["Properties"]["Tags"],
+        json!([{"Key": stack::constructs::archive::ARCHIVE_TAG, "Value": {"Fn::Sub": "${AWS::StackName}"}}]),
+        "destroy and restore find a kept archive by it"
+    );
     for (var, statements) in replicate_functions(&doc) {
         assert_eq!(var, json!({"Ref": id}));
         let writes: Vec<&Value> = statements.iter().filter(|s| s.to_string().contains(&format!("\"{id}\""))).collect();

@@ -9,10 +9,11 @@
 //! after 30 days, then Glacier Instant Retrieval after the configured days (millisecond
 //! reads; Glacier Flexible Retrieval and Deep Archive would need a restore before a query).
 
-use super::bucket::{OnDelete, objects_of, private_bucket};
+use super::bucket::{Holds, objects_of, private_bucket};
 use super::grants::Grantee;
 use super::key::EncryptionKey;
 use crate::intrinsics::Expr;
+use crate::resources::Tag;
 use crate::resources::iam::Statement;
 use crate::resources::s3::{
     AbortIncompleteMultipartUpload, Bucket, LifecycleRule, LifecycleTransition, NoncurrentVersionExpiration,
@@ -24,6 +25,10 @@ pub const INFREQUENT_ACCESS_AFTER_DAYS: u32 = 30;
 /// The fewest days before Glacier Instant Retrieval: S3 moves an object out of Standard-IA
 /// only after 30 days there.
 pub const MIN_ARCHIVE_AFTER_DAYS: u32 = INFREQUENT_ACCESS_AFTER_DAYS + 30;
+/// The tag whose value names the stack an archive bucket is (or was) of: a bucket kept
+/// after its stack is found by it, and one merely named alike is not taken for it.
+pub const ARCHIVE_TAG: &str = "cd2-aws:archive-of";
+
 /// How long a replaced or deleted version is kept: as long as Glacier Instant Retrieval
 /// bills an object at least, so that undoing a deletion stays possible for three months
 /// and the early removal costs nothing extra.
@@ -63,8 +68,7 @@ impl ArchiveBucket {
             id,
             key,
             vec![age],
-            true,
-            OnDelete::Retain,
+            Holds::Kept(vec![Tag::new(ARCHIVE_TAG, Expr::sub("${AWS::StackName}"))]),
             Attributes::default().skip_check(
                 "CKV_AWS_18",
                 "the functions write each object once; CloudTrail data events can log access where wanted",

@@ -4,6 +4,7 @@
 
 use super::key::EncryptionKey;
 use crate::intrinsics::Expr;
+use crate::resources::Tag;
 use crate::resources::iam::{PolicyDocument, Principal, Statement};
 use crate::resources::s3::{
     Bucket, BucketEncryption, BucketPolicy, LifecycleConfiguration, LifecycleRule, OwnershipControls,
@@ -12,28 +13,29 @@ use crate::resources::s3::{
 };
 use crate::template::{Attributes, Handle, Template};
 
-/// Whether a bucket outlives the stack.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum OnDelete {
-    Delete,
-    /// Kept, and its TLS-only policy with it.
-    Retain,
+/// What a bucket holds, and so whether it outlives the stack.
+#[derive(Clone, Debug)]
+pub(crate) enum Holds {
+    /// Working data (run results): unversioned, deleted with the stack.
+    Working,
+    /// Data to keep (the archive): versioned, kept with its TLS-only policy when the stack
+    /// goes, and tagged so that it is found by them afterwards.
+    Kept(Vec<Tag>),
 }
 
-/// Adds a private bucket encrypted with `key`, with `rules`, versioned or not, and its
-/// TLS-only policy (`<id>Policy`), which stays as long as the bucket does.
+/// Adds a private bucket encrypted with `key`, with `rules`, and its TLS-only policy
+/// (`<id>Policy`), which stays as long as the bucket does.
 pub(crate) fn private_bucket(
     t: &mut Template,
     id: &str,
     key: &EncryptionKey,
     rules: Vec<LifecycleRule>,
-    versioned: bool,
-    on_delete: OnDelete,
+    holds: Holds,
     attributes: Attributes,
 ) -> Handle<Bucket> {
-    let (attributes, policy_attributes) = match on_delete {
-        OnDelete::Delete => (attributes, Attributes::default()),
-        OnDelete::Retain => (attributes.retain(), Attributes::default().retain()),
+    let (attributes, policy_attributes, versioned, tags) = match holds {
+        Holds::Working => (attributes, Attributes::default(), false, vec![]),
+        Holds::Kept(tags) => (attributes.retain(), Attributes::default().retain(), true, tags),
     };
     let bucket = t.add_with(
         id,
@@ -53,7 +55,7 @@ pub(crate) fn private_bucket(
             },
             lifecycle_configuration: LifecycleConfiguration { rules },
             versioning_configuration: versioned.then_some(VersioningConfiguration { status: "Enabled" }),
-            tags: vec![],
+            tags,
         },
         attributes,
     );

@@ -5,7 +5,7 @@
 //! no email). Private, encrypted with the stack's key, TLS only; results expire. It also
 //! keeps the tables' freshness, which `summarize` rewrites after every run.
 
-use super::bucket::{OnDelete, objects_of, private_bucket};
+use super::bucket::{Holds, objects_of, private_bucket};
 use super::grants::Grantee;
 use super::key::EncryptionKey;
 use crate::intrinsics::Expr;
@@ -39,8 +39,7 @@ impl ResultsBucket {
             id,
             key,
             vec![expire_results],
-            false,
-            OnDelete::Delete,
+            Holds::Working,
             Attributes::default()
                 .skip_check("CKV_AWS_18", "run results are written once by Step Functions and expire; CloudTrail data events can log access where wanted")
                 .skip_check("CKV_AWS_21", "run results are written once and never changed; versions would only keep expired results longer"),

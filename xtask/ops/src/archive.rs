@@ -5,6 +5,7 @@
 use crate::aws::{Aws, Explain};
 use anyhow::Result;
 use stack::app::cost::usd;
+use stack::constructs::archive::ARCHIVE_TAG;
 use std::collections::BTreeMap;
 
 /// Pages of a bucket's listing (1,000 objects each) read for its size: a year of a large
@@ -14,11 +15,34 @@ const MAX_PAGES: usize = 200;
 const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
 
 /// The archive buckets of stack `stack_name`, kept or not: CloudFormation names a bucket
-/// without a `BucketName` `<stack>-<logical id>-<suffix>`, in lower case.
+/// without a `BucketName` `<stack>-<logical id>-<suffix>`, in lower case, and the stack
+/// tags it [`ARCHIVE_TAG`] with its name; a bucket merely named alike is not one.
 pub async fn buckets_of(aws: &Aws, stack_name: &str) -> Result<Vec<String>> {
     let prefix = format!("{}-{}-", stack_name, stack::app::ARCHIVE_BUCKET_ID).to_lowercase();
     let listed = aws.s3().list_buckets().send().await.doing("listing the account's buckets")?;
-    Ok(listed.buckets().iter().filter_map(|b| b.name()).filter(|n| n.starts_with(&prefix)).map(str::to_owned).collect())
+    let mut found = Vec::new();
+    for name in listed.buckets().iter().filter_map(|b| b.name()).filter(|n| n.starts_with(&prefix)) {
+        // No tags, or a bucket of another region or account: not this stack's archive.
+        let Ok(tagging) = aws.s3().get_bucket_tagging().bucket(name).send().await else { continue };
+        if tagging.tag_set().iter().any(|t| t.key() == ARCHIVE_TAG && t.value() == stack_name) {
+            found.push(name.to_owned());
+        }
+    }
+    Ok(found)
+}
+
+/// Whether `bucket` encrypts with KMS key `key` (an id or an ARN) by default. `None`
+/// when that cannot be read.
+pub async fn encrypts_with(aws: &Aws, bucket: &str, key: &str) -> Option<bool> {
+    let id = |k: &str| k.rsplit('/').next().unwrap_or(k).to_owned();
+    let answer = aws.s3().get_bucket_encryption().bucket(bucket).send().await.ok()?;
+    let rules = answer.server_side_encryption_configuration()?.rules();
+    Some(
+        rules
+            .iter()
+            .filter_map(|r| r.apply_server_side_encryption_by_default()?.kms_master_key_id())
+            .any(|k| id(k) == id(key)),
+    )
 }
 
 /// What a bucket's current objects take, by storage class.

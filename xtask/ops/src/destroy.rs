@@ -137,6 +137,22 @@ pub async fn run(flags: &Flags) -> Result<()> {
                 }
             }
         }
+        // An archive the stack kept before (turned off since) may need the key too.
+        if let Some(key) = key_id.as_ref().filter(|_| data_gone) {
+            let others = archive::buckets_of(&aws, &name).await.unwrap_or_else(|e| {
+                data_gone = false;
+                eprintln!("warning: {e:#}; the KMS key is kept, since an archive kept earlier may need it");
+                vec![]
+            });
+            for other in others.iter().filter(|b| Some(*b) != archive.as_ref()) {
+                if archive::encrypts_with(&aws, other, key).await != Some(false) {
+                    data_gone = false;
+                    eprintln!(
+                        "warning: the archive bucket {other}, kept when the archive was turned off, is encrypted with KMS key {key}: the key is kept so that it stays readable; empty and delete the bucket (every version), then schedule the key for deletion"
+                    );
+                }
+            }
+        }
         // Only once nothing kept needs it: a snapshot or an archive whose key is gone is
         // billed and unreadable.
         if let Some(key) = key_id.as_ref().filter(|_| data_gone) {

@@ -11,6 +11,10 @@ use anyhow::{Context, Result, bail};
 use contract::TableRef;
 use std::sync::Arc;
 
+/// The password of `--into` when its URL has none, as libpq reads it: kept out of the
+/// command line, which other users of the machine can see and the shell's history keeps.
+pub const PASSWORD_VAR: &str = "PGPASSWORD";
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct Flags {
     #[command(flatten)]
@@ -18,7 +22,8 @@ pub struct Flags {
     /// The table to rebuild, e.g. --table canvas_logs.web_logs.
     #[arg(long, value_name = "NS.TABLE")]
     pub table: TableRef,
-    /// The database to rebuild it in: postgresql://user:password@host:port/database[?sslmode=...].
+    /// The database to rebuild it in: postgresql://user@host:port/database[?sslmode=...],
+    /// the password in PGPASSWORD (or in the URL, where the process list shows it).
     #[arg(long, value_name = "CONNECTION")]
     pub into: String,
     /// The archive bucket (by default the stack's, or the one it kept when it was destroyed).
@@ -33,7 +38,10 @@ pub async fn run(flags: &Flags) -> Result<()> {
         Some(bucket) => bucket.clone(),
         None => archive_bucket(&aws, &config.stack_name).await?,
     };
-    let options = replica::parse_connection_string(&flags.into)?;
+    let mut options = replica::parse_connection_string(&flags.into)?;
+    if options.password.is_none() {
+        options.password = std::env::var(PASSWORD_VAR).ok().filter(|p| !p.is_empty());
+    }
     println!(
         "restoring {} from s3://{bucket} into {}:{}/{}",
         flags.table, options.host, options.port, options.database

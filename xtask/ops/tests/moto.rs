@@ -236,8 +236,11 @@ fn deploy_update_run_status_and_destroy_a_stack() {
          s3.put_object(Bucket=bucket, Key='canvas/users/kind=snapshot/part-0.tsv.gz', Body=b'x' * 2048)",
         stack::app::ARCHIVE_BUCKET_ID,
     ));
+    // A bucket merely named like the stack's archive is not taken for it.
+    env.boto("s3.create_bucket(Bucket='cd2-existing-archive-impostor')");
     fails(env.ops("destroy", &[]), "pass --yes");
     let t = ok(env.ops("destroy", &["--yes"]));
+    assert!(!t.contains("cd2-existing-archive-impostor"), "{t}");
     assert!(t.contains("keeps: the archive bucket cd2-existing-archive-"), "{t}");
     assert!(t.contains("deleted stack cd2-existing"), "{t}");
     let kept = t.lines().find(|l| l.trim_start().starts_with("archive cd2-existing-archive-")).expect(&t);
@@ -267,11 +270,28 @@ fn deploy_update_run_status_and_destroy_a_stack() {
             env.boto("out = sorted(b['Name'] for b in s3.list_buckets()['Buckets'] if '-archive-' in b['Name'])");
         names.as_array().unwrap().len()
     };
-    assert_eq!(buckets(), 2, "the kept archive and the new stack's");
+    assert_eq!(buckets(), 3, "the impostor, the kept archive and the new stack's");
+    // An archive this stack kept when the archive was turned off, under the stack's key.
+    env.boto(&format!(
+        "resources = cfn.list_stack_resources(StackName='cd2-existing')['StackResourceSummaries']\n\
+         key = next(r['PhysicalResourceId'] for r in resources if r['LogicalResourceId'] == '{}')\n\
+         s3.create_bucket(Bucket='cd2-existing-archive-earlier')\n\
+         s3.put_bucket_tagging(Bucket='cd2-existing-archive-earlier', Tagging={{'TagSet': [{{'Key': '{}', 'Value': 'cd2-existing'}}]}})\n\
+         s3.put_bucket_encryption(Bucket='cd2-existing-archive-earlier', ServerSideEncryptionConfiguration={{'Rules': [{{'ApplyServerSideEncryptionByDefault': {{'SSEAlgorithm': 'aws:kms', 'KMSMasterKeyID': key}}}}]}})",
+        stack::app::DATA_KEY_ID,
+        stack::constructs::archive::ARCHIVE_TAG,
+    ));
     let t = ok(env.ops("destroy", &["--yes", "--delete-data"]));
     assert!(t.contains("DELETES THE ARCHIVE: bucket cd2-existing-archive-"), "{t}");
     assert!(t.contains("deleted the archive bucket cd2-existing-archive-"), "{t}");
-    assert_eq!(buckets(), 1, "only the archive kept by the first destroy is left");
+    assert_eq!(
+        t.matches("kept when the archive was turned off").count(),
+        1,
+        "the first destroy's archive has its own key:\n{t}"
+    );
+    assert!(t.contains("the archive bucket cd2-existing-archive-earlier, kept when the archive was turned off, is encrypted with KMS key"), "{t}");
+    assert!(!t.contains("scheduled KMS key"), "the key stays while an archive needs it:\n{t}");
+    assert_eq!(buckets(), 3, "the deleted archive is gone; the others are left");
     let t = ok(env.ops("delete-key", &["--yes"]));
     assert!(t.contains("secret cd2-existing/dap is scheduled for deletion"), "{t}");
 }
