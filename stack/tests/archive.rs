@@ -24,7 +24,7 @@ impl Grantee for Granted {
 fn archive(days: u32) -> (Value, ArchiveBucket) {
     let mut t = Template::new("archive");
     let key = EncryptionKey::new(&mut t, "DataKey", "cd2-test");
-    let archive = ArchiveBucket::new(&mut t, "RawArchive", &key, days);
+    let archive = ArchiveBucket::new(&mut t, "RawArchive", &key, days, "cd2-Test");
     t.validate().unwrap();
     (t.to_json(), archive)
 }
@@ -76,13 +76,20 @@ fn writers_only_write_and_readers_only_read() {
         [
             &json!(["s3:PutObject", "s3:AbortMultipartUpload"]),
             &json!(["s3:ListBucket"]),
+            &json!(["glue:GetTable", "glue:CreateTable", "glue:UpdateTable"]),
             &json!(["kms:GenerateDataKey", "kms:Decrypt"])
         ]
     );
     assert_eq!(writer.0[0]["Resource"], json!([objects]));
     assert_eq!(writer.0[1]["Resource"], json!([{"Fn::GetAtt": ["RawArchive", "Arn"]}]));
+    let glue = |rest: &str| json!({"Fn::Sub": format!("arn:${{AWS::Partition}}:glue:${{AWS::Region}}:${{AWS::AccountId}}:{rest}")});
     assert_eq!(
-        writer.0[2]["Condition"]["StringEquals"]["kms:ViaService"],
+        writer.0[2]["Resource"],
+        json!([glue("catalog"), glue("database/cd2_test_archive"), glue("table/cd2_test_archive/*")]),
+        "the catalog's tables, in its own database alone"
+    );
+    assert_eq!(
+        writer.0[3]["Condition"]["StringEquals"]["kms:ViaService"],
         json!({"Fn::Sub": "s3.${AWS::Region}.amazonaws.com"})
     );
     let mut reader = Granted::default();
@@ -146,6 +153,19 @@ fn with_the_archive_on_the_replication_functions_write_to_it_and_nothing_else_do
         .filter(|r| r["Type"] == "AWS::IAM::Role" && r.to_string().contains(&format!("\"{id}\"")))
         .count();
     assert_eq!(mentions, 2, "only sync_table and init_table are granted the archive");
+
+    // Its Glue database, named for Athena, which the functions are told of.
+    let name = stack::constructs::archive::catalog_name(&common::config("prod", &[]).stack_name);
+    let catalog = &doc["Resources"][format!("{id}Catalog")];
+    assert_eq!(catalog["Type"], "AWS::Glue::Database");
+    assert_eq!(catalog["Properties"]["DatabaseInput"]["Name"], name.as_str());
+    assert!(name.ends_with("_archive") && !name.contains('-'), "{name}");
+    assert_eq!(doc["Outputs"][stack::app::ARCHIVE_CATALOG_OUTPUT]["Value"], name.as_str());
+    let resources = doc["Resources"].as_object().unwrap();
+    for f in [stack::app::Function::SyncTable, stack::app::Function::InitTable] {
+        let vars = &resources[f.logical_id()]["Properties"]["Environment"]["Variables"];
+        assert_eq!(vars[contract::env::archive::CATALOG], name.as_str());
+    }
 
     let off = common::synth("prod", &["archive.enabled=false"]).template.to_json();
     assert!(off["Resources"].get(id).is_none() && off["Outputs"].get(id).is_none());

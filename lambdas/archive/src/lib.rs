@@ -3,7 +3,13 @@
 //! [`PART`] through S3's multipart upload so memory stays bounded whatever the object's
 //! size, or whole when smaller), and the reader a restore replays them from
 //! ([`replica::ArchiveReader`]). The bucket's own key encrypts them. The layout is
-//! [`contract::archive`]'s.
+//! [`contract::archive`]'s. With a [`Catalog`], each job's files are described to Athena
+//! in a Glue database as the job completes.
+
+pub mod catalog;
+
+pub use aws_sdk_glue;
+pub use catalog::Catalog;
 
 use contract::archive::{JobFolder, JobManifest, MANIFEST};
 use dap::Received;
@@ -22,6 +28,7 @@ const GZIP: &str = "application/gzip";
 pub struct S3Archive {
     s3: aws_sdk_s3::Client,
     bucket: String,
+    catalog: Option<Catalog>,
 }
 
 /// How long one S3 request may take (a part of [`PART`] among them) before it is tried
@@ -39,7 +46,13 @@ impl S3Archive {
             .operation_timeout(OPERATION_TIMEOUT)
             .build();
         let s3 = aws_sdk_s3::Client::from_conf(s3.config().to_builder().timeout_config(timeouts).build());
-        Self { s3, bucket }
+        Self { s3, bucket, catalog: None }
+    }
+
+    /// Describes each job's files in `catalog` as the job completes.
+    pub fn with_catalog(mut self, catalog: Catalog) -> Self {
+        self.catalog = Some(catalog);
+        self
     }
 
     pub fn bucket(&self) -> &str {
@@ -59,6 +72,16 @@ impl replica::Archive for S3Archive {
             let put = this.s3.put_object().bucket(&this.bucket).key(&key).content_type("application/json");
             put.body(body.into()).send().await.map_err(|e| this.failed("PutObject", e))?;
             Ok(())
+        })
+    }
+
+    fn describe(&self, table: replica::CatalogTable) -> ArchiveFuture {
+        let this = self.clone();
+        Box::pin(async move {
+            match &this.catalog {
+                Some(catalog) => catalog.describe(&this.bucket, &table).await,
+                None => Ok(()),
+            }
         })
     }
 
@@ -182,16 +205,25 @@ impl S3Archive {
         Ok(())
     }
 
-    /// An S3 failure: throttling, a 5xx answer, a conflicting or corrupted request, expired
-    /// credentials (renewed at the next try) and failures to reach S3 are transient; a
-    /// request that could not be built and the rest (access denied, a bucket or key that is
-    /// not there) need the operator.
+    /// An S3 failure ([`failed`]).
     fn failed<E>(&self, call: &str, e: aws_sdk_s3::error::SdkError<E>) -> ArchiveError
     where
         E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
     {
+        failed(format!("{call} on bucket {}", self.bucket), "the bucket, its KMS key", e)
+    }
+}
+
+/// An AWS failure while `doing`: throttling, a 5xx answer, a conflicting or corrupted
+/// request, expired credentials (renewed at the next try) and failures to reach the
+/// service are transient; a request that could not be built and the rest (access denied,
+/// a resource that is not there) need the operator, who checks `what`.
+pub(crate) fn failed<E>(doing: String, what: &str, e: aws_sdk_s3::error::SdkError<E>) -> ArchiveError
+where
+    E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    {
         use aws_sdk_s3::error::SdkError;
-        let doing = format!("{call} on bucket {}", self.bucket);
         match &e {
             SdkError::ServiceError(service) => {
                 let err = service.err();
@@ -213,9 +245,7 @@ impl S3Archive {
                     ArchiveError { message, transient: true }
                 } else {
                     ArchiveError {
-                        message: format!(
-                            "{message}; check the bucket, its KMS key and the permissions of the role in use"
-                        ),
+                        message: format!("{message}; check {what} and the permissions of the role in use"),
                         transient: false,
                     }
                 }

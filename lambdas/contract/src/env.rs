@@ -177,6 +177,10 @@ group! {
     mod archive {
         /// The archive bucket (unset: no archive).
         bucket: BUCKET = "ARCHIVE_BUCKET", Optional;
+        /// The Glue database that describes the archive to Athena: a table per DAP table,
+        /// kind and schema version, made or updated as each job's manifest is written
+        /// (unset: none).
+        catalog: CATALOG = "ARCHIVE_CATALOG", Optional;
     }
 }
 

@@ -63,11 +63,16 @@ impl Replication {
             DapAccess::new(crate::settings::DapSettings::from_env()?, aws_sdk_secretsmanager::Client::new(sdk)).await?;
         let credentials = Credentials::new(crate::database::DbSettings::from_env()?, sdk);
         let replication = Self::new(dap, credentials, CallLimits::from_env()?);
-        let archive: env::archive::Vars<String> = crate::settings::read()?;
-        Ok(match archive.bucket {
+        let archive_vars: env::archive::Vars<String> = crate::settings::read()?;
+        Ok(match archive_vars.bucket {
             Some(bucket) => {
                 let s3 = crate::results::s3_client(sdk);
-                replication.with_archive(Arc::new(s3_archive::S3Archive::new(s3, bucket)))
+                let mut archive = s3_archive::S3Archive::new(s3, bucket);
+                if let Some(database) = archive_vars.catalog {
+                    let glue = s3_archive::aws_sdk_glue::Client::new(sdk);
+                    archive = archive.with_catalog(s3_archive::Catalog::new(glue, database));
+                }
+                replication.with_archive(Arc::new(archive))
             }
             None => replication,
         })

@@ -275,8 +275,7 @@ async fn no_database_connection_outlives_a_call() {
 #[tokio::test]
 async fn with_the_archive_on_init_and_sync_write_every_object_once_as_served() {
     let s = Setup::new(Settings { rows_per_object: 4, ..Settings::default() }).await;
-    let (s3, bucket) = support::archive::bucket(&s.aws).await;
-    let archive = s3_archive::S3Archive::new(s3.clone(), bucket.clone());
+    let (archive, s3, bucket, catalog) = support::archive::with_catalog(&s.aws).await;
     let mut r = s.replication(limits(30_000)).await.with_archive(std::sync::Arc::new(archive));
     let (done, _) = run_table(&mut r, courses()).await.unwrap();
     assert_eq!((done.status, done.counts.inserted), (Status::Success, 25));
@@ -300,6 +299,31 @@ async fn with_the_archive_on_init_and_sync_write_every_object_once_as_served() {
     assert_eq!(jobs[1].1.schema, jobs[0].1.schema);
     let written = support::archive::versions(&s3, &bucket).await;
     assert!(written.values().all(|n| *n == 1), "each key written once: {written:?}");
+
+    // Athena's tables: one per kind and schema version, and one per kind for the newest,
+    // whose columns are the files' in their order (Athena reads TSV by position).
+    let v = snapshot.schema_version;
+    let names = ["canvas__courses__incremental", "canvas__courses__snapshot"];
+    let mut expected: Vec<String> = names.iter().flat_map(|n| [n.to_string(), format!("{n}_v{v}")]).collect();
+    expected.sort();
+    assert_eq!(catalog.tables().await, expected);
+    for (folder, manifest) in &jobs {
+        let name = format!("canvas__courses__{}", folder.kind.as_str());
+        let described = catalog.table(&name).await;
+        let header = support::archive::header_columns(&s3, &bucket, &manifest.objects[0]).await;
+        let columns: Vec<&str> = described.columns.iter().map(|(c, _)| c.as_str()).collect();
+        assert_eq!(columns, header, "{name}: the columns of {}", manifest.objects[0]);
+        assert!(described.columns.contains(&("id".into(), "bigint".into())), "{described:?}");
+        assert!(described.columns.contains(&("meta_ts".into(), "string".into())), "{described:?}");
+        let location = format!("s3://{bucket}/{}", folder.version_prefix());
+        assert_eq!(described.location, location);
+        assert_eq!(described.partition_keys, [s3_archive::catalog::DAY]);
+        let template = format!("{location}day=${{{}}}/", s3_archive::catalog::DAY);
+        assert_eq!(described.parameters["storage.location.template"], template);
+        assert_eq!(described.parameters["skip.header.line.count"], "1");
+        assert_eq!(described.parameters["projection.enabled"], "true");
+        assert_eq!(catalog.table(&format!("{name}_v{v}")).await, described, "the version's table is the same");
+    }
 }
 
 /// The real writer, but the `nth` object's write answers a failure after the object is in
@@ -394,7 +418,11 @@ async fn an_object_whose_load_fails_is_not_archived() {
     s.emulator.inject(Endpoint::CreateJob, FaultKind::MalformedRow, 1);
     let e = run_table(&mut r, courses()).await.unwrap_err();
     assert!(e.to_string().contains("line"), "{e}");
+    // The copy is written apart from the call: it has had time to end, or to be given up.
+    tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(support::archive::versions(&s3, &bucket).await.is_empty(), "nothing of it is kept");
+    let uploads = s3.list_multipart_uploads().bucket(&bucket).send().await.unwrap();
+    assert!(uploads.uploads().is_empty(), "{uploads:?}");
 }
 
 /// The archive, but before it lists a table's jobs a replication from DAP syncs the table
@@ -564,8 +592,8 @@ async fn courses_as_replicated(db: &sqlx::PgPool) -> (String, String, String) {
 #[tokio::test]
 async fn a_table_restored_from_the_archive_alone_equals_the_replicated_one_and_syncs_on() {
     let s = Setup::new(Settings { rows_per_object: 4, ..Settings::default() }).await;
-    let (s3, bucket) = support::archive::bucket(&s.aws).await;
-    let archive = std::sync::Arc::new(s3_archive::S3Archive::new(s3, bucket));
+    let (archive, _, _, catalog) = support::archive::with_catalog(&s.aws).await;
+    let archive = std::sync::Arc::new(archive);
     let mut r = s.replication(limits(30_000)).await.with_archive(archive.clone());
     let fixture: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(emulator::DEMO_FIXTURE).unwrap()).unwrap();
@@ -585,6 +613,25 @@ async fn a_table_restored_from_the_archive_alone_equals_the_replicated_one_and_s
     assert_eq!(done.status, Status::Success);
     let replicated = courses_as_replicated(&s.db).await;
     assert!(replicated.0.contains("syllabus_body text") && replicated.1.contains("Week 1: reading"), "{replicated:?}");
+    // The schema change gave the changes a table of the new version; the newest's table
+    // follows it, and the old version's stays for the files written before.
+    let tables = catalog.tables().await;
+    let versions: Vec<&String> = tables.iter().filter(|t| t.starts_with("canvas__courses__incremental_v")).collect();
+    assert_eq!(versions.len(), 2, "{tables:?}");
+    let newest = catalog.table("canvas__courses__incremental").await;
+    let has_syllabus = |d: &support::archive::Described| d.columns.iter().any(|(c, _)| c == "syllabus_body");
+    assert!(has_syllabus(&newest), "{newest:?}");
+    let old = catalog
+        .table(
+            versions
+                .iter()
+                .find(|t| {
+                    **t != &format!("canvas__courses__incremental_v{}", newest.parameters["cd2_aws.schema_version"])
+                })
+                .unwrap(),
+        )
+        .await;
+    assert!(!has_syllabus(&old) && old.location != newest.location, "{old:?}");
 
     // Another database, and a DAP that answers nothing: the archive alone.
     let (url, restored_db) = database().await;

@@ -81,6 +81,16 @@ async fn a_run_replicates_retries_records_a_failure_alerts_and_keeps_a_second_ru
         archived,
         [("accounts".to_owned(), snapshot), ("courses".to_owned(), snapshot), ("enrollments".to_owned(), snapshot)]
     );
+    // Athena's tables for them, made by the functions in the stack's Glue database.
+    let catalog = support::archive::Catalog {
+        glue: s3_archive::aws_sdk_glue::Client::new(&stage.aws.sdk),
+        name: support::stage::ARCHIVE_CATALOG.into(),
+    };
+    let tables = catalog.tables().await;
+    for table in ["accounts", "courses", "enrollments"] {
+        assert!(tables.contains(&format!("canvas__{table}__snapshot")), "{tables:?}");
+    }
+    assert!(!tables.iter().any(|t| t.contains("users")), "{tables:?}");
     // Enrollments' first call met five 503s, the Retry's call one success.
     let schema_calls = emulator.requests().iter().filter(|r| r.contains("/table/enrollments/schema")).count();
     assert!(schema_calls >= 6, "{schema_calls} schema requests for enrollments");

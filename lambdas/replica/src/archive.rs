@@ -43,6 +43,82 @@ pub trait Archive: Send + Sync + std::fmt::Debug {
     /// The keys stored under `prefix` (a job's folder), to find what a job's manifest
     /// would promise but the archive lacks.
     fn keys(&self, prefix: String) -> BoxFuture<'_, Result<Vec<String>, ArchiveError>>;
+
+    /// Makes the job's files queryable: the catalog's tables for them, made or brought
+    /// up to date. Nothing by default (an archive without a catalog).
+    fn describe(&self, table: CatalogTable) -> ArchiveFuture {
+        let _ = table;
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// What a query engine needs to read the files of a table's kind and schema version, which
+/// Athena reads by position: their columns in the files' order, with a type each.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CatalogTable {
+    /// `<namespace>__<table>__<kind>`: the newest schema's; `..._v<version>` names each.
+    pub name: String,
+    pub schema_version: i64,
+    /// The folder of the files ([`JobFolder::version_prefix`]), a partition a day below.
+    pub prefix: String,
+    /// `(name, Athena type)`, in the files' order: `meta.ts` is `meta_ts`, and a key or
+    /// value column has its own name.
+    pub columns: Vec<(String, String)>,
+}
+
+impl CatalogTable {
+    /// The table for `folder`'s files, whose header is `header` (DAP's order, `meta.*`
+    /// first, when no object was read: the schema's).
+    pub fn new(folder: &JobFolder, model: &crate::TableModel, header: Option<&[String]>) -> Self {
+        let labels: Vec<String> = match header {
+            Some(header) => header.to_vec(),
+            None => {
+                let mut labels = vec!["meta.ts".to_owned()];
+                if folder.kind == JobKind::Incremental {
+                    labels.push("meta.action".into());
+                }
+                labels.push(format!("key.{}", model.primary_key));
+                labels.extend(
+                    model.columns.iter().filter(|c| c.name != model.primary_key).map(|c| format!("value.{}", c.name)),
+                );
+                labels
+            }
+        };
+        let columns = labels
+            .iter()
+            .map(|label| match label.split_once('.') {
+                Some(("key" | "value", name)) => {
+                    let sql_type = model.column(name).map(|c| &c.sql_type);
+                    (name.to_owned(), sql_type.map_or("string", athena_type).to_owned())
+                }
+                _ => (label.replace('.', "_"), "string".to_owned()),
+            })
+            .collect();
+        let t = &folder.table;
+        CatalogTable {
+            name: format!("{}__{}__{}", t.namespace, t.table, folder.kind.as_str()),
+            schema_version: folder.schema_version,
+            prefix: folder.version_prefix(),
+            columns,
+        }
+    }
+}
+
+/// A column's type as Athena reads it from DAP's TSV: numbers and booleans as such; DAP's
+/// timestamps (`...Z`, which Athena's TSV reader does not take) and everything else as
+/// text, for `from_iso8601_timestamp` and `json_parse` in queries.
+fn athena_type(sql_type: &crate::model::SqlType) -> &'static str {
+    use crate::model::SqlType::*;
+    match sql_type {
+        SmallInt => "smallint",
+        Integer => "int",
+        BigInt => "bigint",
+        Real => "float",
+        Double => "double",
+        Boolean => "boolean",
+        Date => "date",
+        _ => "string",
+    }
 }
 
 /// Where a restore reads the raw zone from.
@@ -133,14 +209,19 @@ const IN_FLIGHT: usize = 16;
 pub(crate) struct JobArchive {
     archive: Arc<dyn Archive>,
     folder: JobFolder,
-    /// Objects this call has stored: the others may have loaded before the archive was
-    /// turned on, and are looked for before the manifest promises them.
-    stored: Mutex<HashSet<String>>,
+    /// The header of the first object this call loaded: the job's columns, in their order.
+    header: Mutex<Option<Vec<String>>>,
+    /// Why the job gets no manifest (objects the archive lacks and can no longer get).
+    incomplete: Mutex<Option<String>>,
 }
+
+/// Objects of a job loaded before the archive was on are fetched again from DAP only
+/// while the job lasts this much longer.
+const FILL_MARGIN: chrono::Duration = chrono::Duration::minutes(10);
 
 impl JobArchive {
     pub(crate) fn new(archive: Arc<dyn Archive>, folder: JobFolder) -> Self {
-        Self { archive, folder, stored: Mutex::default() }
+        Self { archive, folder, header: Mutex::default(), incomplete: Mutex::default() }
     }
 
     /// Starts an object's copy: the tee its download sends to, and the write to end once
@@ -154,46 +235,86 @@ impl JobArchive {
         (tee.clone(), Upload { handle, key, end: tee })
     }
 
-    /// Counts `object` in the archive: its copy is stored.
-    pub(crate) fn stored(&self, object: &ObjectId) {
-        self.stored.lock().expect("never poisoned").insert(object.id.clone());
+    /// An object's copy is stored; `header` is its header (`None`: an empty object, or one
+    /// not read as rows).
+    pub(crate) fn stored(&self, header: Option<&[String]>) {
+        if let Some(header) = header {
+            self.header.lock().expect("never poisoned").get_or_insert_with(|| header.to_vec());
+        }
     }
 
-    /// Writes the job's manifest once every object of `objects` is in the archive: those
-    /// not stored by this call and not found in the job's folder (loaded before the archive
-    /// was turned on) are downloaded again, into the archive alone.
+    /// Before a call loads the rest of `job`: archives the objects loaded by earlier calls
+    /// (`done`) that the job's folder lacks, loaded before the archive was turned on. When
+    /// DAP's job is about to expire they cannot be fetched again, and the job gets no
+    /// manifest ([`JobArchive::finish`] says so): a restore stops before it rather than
+    /// replay part of it.
+    pub(crate) async fn fill(
+        &self,
+        load: &crate::load::Load<'_>,
+        done: &HashSet<String>,
+        job: &dap::CompletedJob,
+    ) -> Result<(), ReplicaError> {
+        let earlier: Vec<&ObjectId> = job.objects.iter().filter(|o| done.contains(&o.id)).collect();
+        if earlier.is_empty() {
+            return Ok(());
+        }
+        let table = load.model.table_ref().to_string();
+        let prefix = self.folder.prefix();
+        let found = self.archive.keys(prefix.clone()).await.map_err(|e| archive_error(&table, &prefix, e))?;
+        let found: HashSet<String> = found.into_iter().collect();
+        let missing: Vec<&ObjectId> =
+            earlier.into_iter().filter(|o| !found.contains(&self.folder.object_key(&o.id))).collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        if job.expires_at.is_some_and(|e| e <= chrono::Utc::now() + FILL_MARGIN) {
+            *self.incomplete.lock().expect("never poisoned") = Some(format!(
+                "{table}: {} objects of DAP job {} loaded before the archive was on, and the job expires before they could be fetched again: the archive keeps no manifest of it, so a restore of the table stops before it",
+                missing.len(),
+                job.id
+            ));
+            return Ok(());
+        }
+        for object in missing {
+            tracing::info!(table = %table, object = %object.id, "the object loaded before the archive was on; archiving it now");
+            crate::load::archive_object(load, self, object).await?;
+        }
+        Ok(())
+    }
+
+    /// Once every object of `job` is stored: writes the job's manifest and describes its
+    /// files in the archive's catalog. `Some(why)` when the job gets no manifest (see
+    /// [`JobArchive::fill`]), for the run's report.
     pub(crate) async fn finish(
         &self,
         load: &crate::load::Load<'_>,
-        job_id: &str,
+        job: &dap::CompletedJob,
         schema: &dap::VersionedSchema,
-        objects: &[ObjectId],
-    ) -> Result<(), ReplicaError> {
-        let table = load.model.table_ref().to_string();
-        let unseen: Vec<&ObjectId> = {
-            let stored = self.stored.lock().expect("never poisoned");
-            objects.iter().filter(|o| !stored.contains(&o.id)).collect()
-        };
-        if !unseen.is_empty() {
-            let prefix = self.folder.prefix();
-            let found = self.archive.keys(prefix.clone()).await.map_err(|e| archive_error(&table, &prefix, e))?;
-            let found: HashSet<String> = found.into_iter().collect();
-            for object in unseen.into_iter().filter(|o| !found.contains(&self.folder.object_key(&o.id))) {
-                tracing::info!(table = %table, object = %object.id, "the object loaded before the archive was on; archiving it now");
-                crate::load::archive_object(load, self, object).await?;
-            }
+    ) -> Result<Option<String>, ReplicaError> {
+        if let Some(why) = self.incomplete.lock().expect("never poisoned").clone() {
+            tracing::warn!(job = %job.id, "{why}");
+            return Ok(Some(why));
         }
-        let mut keys: Vec<String> = objects.iter().map(|o| self.folder.object_key(&o.id)).collect();
+        let table = load.model.table_ref().to_string();
+        let mut keys: Vec<String> = job.objects.iter().map(|o| self.folder.object_key(&o.id)).collect();
         keys.sort();
         let manifest = JobManifest {
-            job_id: job_id.to_owned(),
+            job_id: job.id.clone(),
             schema_version: schema.version,
             schema: schema.schema.clone(),
             objects: keys,
+            header: self.header.lock().expect("never poisoned").clone(),
         };
         let key = self.folder.manifest_key();
         let body = serde_json::to_vec_pretty(&manifest).expect("manifests serialize");
-        self.archive.put(key.clone(), body).await.map_err(|e| archive_error(&table, &key, e))
+        self.archive.put(key.clone(), body).await.map_err(|e| archive_error(&table, &key, e))?;
+        let described = CatalogTable::new(&self.folder, load.model, manifest.header.as_deref());
+        let name = described.name.clone();
+        self.archive
+            .describe(described)
+            .await
+            .map_err(|e| archive_error(&table, &format!("the catalog's table {name}"), e))?;
+        Ok(None)
     }
 }
 
@@ -317,14 +438,15 @@ mod tests {
     fn job(since: Option<u32>, until: u32) -> ArchivedJob {
         let table = TableRef::new("canvas", "users");
         let folder = match since {
-            Some(s) => JobFolder::incremental(table, at(s), at(until)),
-            None => JobFolder::snapshot(table, at(until)),
+            Some(s) => JobFolder::incremental(table, 1, at(s), at(until)),
+            None => JobFolder::snapshot(table, 1, at(until)),
         };
         let manifest = JobManifest {
             job_id: format!("j{until}"),
             schema_version: 1,
             schema: serde_json::json!({}),
             objects: vec![],
+            header: None,
         };
         ArchivedJob { folder, manifest }
     }

@@ -55,7 +55,10 @@ impl Replicator {
         };
 
         let target = ddl::qualified(&staging, &table.table);
-        let archive = self.archive.clone().map(|a| JobArchive::new(a, JobFolder::snapshot(table.clone(), job.until)));
+        let archive = self
+            .archive
+            .clone()
+            .map(|a| JobArchive::new(a, JobFolder::snapshot(table.clone(), schema.version, job.until)));
         let (dap, reader) = self.sources();
         let load = Load {
             source: load::source(&dap, &reader),
@@ -65,6 +68,12 @@ impl Replicator {
             budget,
         };
         let (done, _) = self.done_objects(table, &job.id).await?;
+        if let Some(archive) = &archive {
+            match archive.fill(&load, &done, &job).await {
+                Err(e) if budget.ran_out(&e) => return Ok(outcome.in_progress(Some(&job.id))),
+                filled => filled?,
+            }
+        }
         let mut objects: Vec<_> = job.objects.iter().filter(|o| !done.contains(&o.id)).cloned().collect();
         objects.sort();
         for (n, object) in objects.iter().enumerate() {
@@ -77,7 +86,10 @@ impl Replicator {
                 let loaded = if model.repeats_keys() {
                     upsert_object(&mut tx, &load, object, false).await.map(|c| c.inserted)
                 } else {
-                    load::copy_object(&mut tx, &load, object, false).await.map(|l| l.0.rows)
+                    match load::copy_object(&mut tx, &load, object, false).await {
+                        Ok(copied) => copied.keep(&load, object).await.map(|(l, _)| l.rows),
+                        Err(e) => Err(e),
+                    }
                 };
                 match loaded {
                     Ok(rows) => {
@@ -105,9 +117,9 @@ impl Replicator {
 
         // Everything is staged (and archived): publish the table and its metadata at once.
         if let Some(archive) = &archive {
-            match archive.finish(&load, &job.id, &schema, &job.objects).await {
+            match archive.finish(&load, &job, &schema).await {
                 Err(e) if budget.ran_out(&e) => return Ok(outcome.in_progress(Some(&job.id))),
-                finished => finished?,
+                finished => outcome.notes.extend(finished?),
             }
         }
         let (_, total) = self.done_objects(table, &job.id).await?;

@@ -28,7 +28,7 @@ mod sync;
 pub mod tsv;
 pub mod views;
 
-pub use archive::{Archive, ArchiveError, ArchiveFuture, ArchiveReader, ArchivedJob};
+pub use archive::{Archive, ArchiveError, ArchiveFuture, ArchiveReader, ArchivedJob, CatalogTable};
 pub use connect::{ConnectOptions, RootCert, TlsMode, parse_connection_string};
 pub use error::ReplicaError;
 pub use model::TableModel;

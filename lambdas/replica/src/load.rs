@@ -134,25 +134,48 @@ pub(crate) struct Load<'a> {
 }
 
 /// Streams `object` into `COPY <target> (<columns>) FROM STDIN`, the action first when
-/// `with_action` (incremental results), and into the archive when there is one: the object
-/// is in only once both are. When the budget runs out before the object is in, the COPY is
+/// `with_action` (incremental results), and into the archive when there is one. The copy
+/// is kept only once the caller's statements have taken the object too
+/// ([`Copied::keep`]). When the budget runs out before the object is in, the COPY is
 /// ended early and the caller gets [`ReplicaError::OutOfTime`] (and rolls back).
 pub(crate) async fn copy_object(
     db: &mut PgConnection,
     load: &Load<'_>,
     object: &ObjectId,
     with_action: bool,
-) -> Result<(Loaded, Option<Layout>), ReplicaError> {
+) -> Result<Copied, ReplicaError> {
     let table = load.model.table_ref().to_string();
     let Some(archive) = load.archive else {
-        return copy_teed(db, load, &table, object, with_action, None).await;
+        let (loaded, layout) = copy_teed(db, load, &table, object, with_action, None).await?;
+        return Ok(Copied { loaded, layout, upload: None });
     };
     let (tee, upload) = archive.start(object);
     // On an error the upload is dropped unfinished, and the copy given up with it.
-    let copied = copy_teed(db, load, &table, object, with_action, Some(tee)).await?;
-    upload.finished(&table, &object.id, load.budget).await?;
-    archive.stored(object);
-    Ok(copied)
+    let (loaded, layout) = copy_teed(db, load, &table, object, with_action, Some(tee)).await?;
+    Ok(Copied { loaded, layout, upload: Some(upload) })
+}
+
+/// An object in COPY's target, its archive copy still open: dropped (the caller's later
+/// statements failed), the copy is given up.
+pub(crate) struct Copied {
+    pub(crate) loaded: Loaded,
+    pub(crate) layout: Option<Layout>,
+    upload: Option<crate::archive::Upload>,
+}
+
+impl Copied {
+    /// The object is in: its archive copy is ended and stored, within the budget.
+    pub(crate) async fn keep(
+        self,
+        load: &Load<'_>,
+        object: &ObjectId,
+    ) -> Result<(Loaded, Option<Layout>), ReplicaError> {
+        if let (Some(upload), Some(archive)) = (self.upload, load.archive) {
+            upload.finished(&load.model.table_ref().to_string(), &object.id, load.budget).await?;
+            archive.stored(self.layout.as_ref().map(|l| l.header.as_slice()));
+        }
+        Ok((self.loaded, self.layout))
+    }
 }
 
 /// Downloads `object` into the archive alone (it is in the database already), reading it
@@ -172,9 +195,7 @@ pub(crate) async fn archive_object(
         })
         .await;
     read.ok_or_else(|| ReplicaError::OutOfTime { table: table.clone(), object: object.id.clone() })??;
-    upload.finished(&table, &object.id, load.budget).await?;
-    archive.stored(object);
-    Ok(())
+    upload.finished(&table, &object.id, load.budget).await
 }
 
 async fn copy_teed(
@@ -366,8 +387,9 @@ pub(crate) async fn upsert_object(
         .await
         .doing(&name, "creating the incoming table")?;
     let incoming = Load { target: r#"pg_temp."cd2_incoming""#, ..*load };
-    let (_, layout) = copy_object(db, &incoming, object, incremental).await?;
-    let Some(layout) = layout else {
+    let copied = copy_object(db, &incoming, object, incremental).await?;
+    let Some(layout) = copied.layout.clone() else {
+        copied.keep(load, object).await?;
         return Ok(Counts::default());
     };
     if budget.spent() {
@@ -413,6 +435,8 @@ pub(crate) async fn upsert_object(
         counts.deleted =
             crate::batch(&delete).execute(&mut *db).await.doing(&name, "applying deletes")?.rows_affected();
     }
+    // The table took the object: only now is its archive copy kept.
+    copied.keep(load, object).await?;
     Ok(counts)
 }
 

@@ -47,7 +47,7 @@ impl Replicator {
             .archive
             .clone()
             // The `since` asked for, where the table was: a restore's chain links on it.
-            .map(|a| JobArchive::new(a, JobFolder::incremental(table.clone(), since, job.until)));
+            .map(|a| JobArchive::new(a, JobFolder::incremental(table.clone(), schema.version, since, job.until)));
         let (dap, reader) = self.sources();
         let load = Load {
             source: load::source(&dap, &reader),
@@ -57,14 +57,20 @@ impl Replicator {
             budget,
         };
         let (done, _) = self.done_objects(table, &job.id).await?;
+        if let Some(archive) = &archive {
+            match archive.fill(&load, &done, &job).await {
+                Err(e) if budget.ran_out(&e) => return Ok(outcome.in_progress(Some(&job.id))),
+                filled => filled?,
+            }
+        }
         let mut objects: Vec<_> = job.objects.iter().filter(|o| !done.contains(&o.id)).cloned().collect();
         objects.sort();
         if objects.is_empty() {
             // A job without changes is archived too: a restore follows the jobs' chain.
             if let Some(archive) = &archive {
-                match archive.finish(&load, &job.id, &schema, &job.objects).await {
+                match archive.finish(&load, &job, &schema).await {
                     Err(e) if budget.ran_out(&e) => return Ok(outcome.in_progress(Some(&job.id))),
-                    finished => finished?,
+                    finished => outcome.notes.extend(finished?),
                 }
             }
             let mut tx = self.begin(&name, budget).await?;
@@ -84,14 +90,16 @@ impl Replicator {
                     let counts = upsert_object(&mut tx, &load, object, true).await?;
                     // The last object completes the job: its manifest goes before the commit
                     // that records the job as loaded.
+                    let mut note = None;
                     if let Some(archive) = archive.as_ref().filter(|_| i == last) {
-                        archive.finish(&load, &job.id, &schema, &job.objects).await?;
+                        note = archive.finish(&load, &job, &schema).await?;
                     }
-                    Ok::<_, ReplicaError>(counts)
+                    Ok::<_, ReplicaError>((counts, note))
                 }
                 .await;
                 match applied {
-                    Ok(counts) => {
+                    Ok((counts, note)) => {
+                        outcome.notes.extend(note);
                         if i == last {
                             advance(&mut tx, table, &job, schema.version, &model).await?;
                         } else {

@@ -20,6 +20,8 @@ pub struct Layout {
     /// Target columns, in the order the fields come.
     pub columns: Vec<String>,
     pub has_action: bool,
+    /// The header's fields as they come (`meta.ts`, `key.id`, ...).
+    pub header: Vec<String>,
 }
 
 /// What is wrong with one line.
@@ -39,7 +41,8 @@ impl Layout {
         let mut roles = Vec::new();
         let mut columns = Vec::new();
         let mut has_action = false;
-        for label in header.trim_end_matches(['\n', '\r']).split('\t') {
+        let labels: Vec<String> = header.trim_end_matches(['\n', '\r']).split('\t').map(str::to_owned).collect();
+        for label in labels.iter().map(String::as_str) {
             let role = if label == "meta.action" && with_action {
                 has_action = true;
                 Role::Action
@@ -65,7 +68,7 @@ impl Layout {
         if with_action && !has_action {
             return Err("the header of an incremental result has no meta.action".into());
         }
-        Ok(Self { roles, columns, has_action })
+        Ok(Self { roles, columns, has_action, header: labels })
     }
 
     /// Appends the COPY text of `line` (without its newline) to `out`: the action first

@@ -45,6 +45,9 @@ pub const RESULTS_BUCKET_ID: &str = "RunResults";
 /// outlives the stack, and `destroy` says so with its size.
 pub const ARCHIVE_BUCKET_ID: &str = "Archive";
 
+/// The output naming the archive's Glue database, when the archive is on.
+pub const ARCHIVE_CATALOG_OUTPUT: &str = "ArchiveCatalog";
+
 /// The id of the alerts construct (`status` finds its topic and lists its subscriptions).
 pub const ALERTS_ID: &str = "Alerts";
 
@@ -223,10 +226,9 @@ impl Base {
         network_path.push(network::allow_https_out(t, &functions_sg));
         let alerts = Alerts::new(t, ALERTS_ID, &key, &inputs.alert_email, &inputs.has_email);
         let results = ResultsBucket::new(t, RESULTS_BUCKET_ID, &key, RESULTS_EXPIRE_DAYS, pipeline::RESULTS_PREFIX);
-        let archive = config
-            .archive
-            .enabled
-            .then(|| ArchiveBucket::new(t, ARCHIVE_BUCKET_ID, &key, config.archive.glacier_after_days));
+        let archive = config.archive.enabled.then(|| {
+            ArchiveBucket::new(t, ARCHIVE_BUCKET_ID, &key, config.archive.glacier_after_days, &config.stack_name)
+        });
         let defaults = FunctionDefaults {
             subnet_ids: net.private_subnet_ids.clone(),
             security_group_id: functions_sg.group_id(),
@@ -365,7 +367,13 @@ impl Functions {
                 }
                 .pairs(),
             )
-            .vars(env::archive::Vars { bucket: archive.as_ref().map(ArchiveBucket::name) }.pairs());
+            .vars(
+                env::archive::Vars {
+                    bucket: archive.as_ref().map(ArchiveBucket::name),
+                    catalog: archive.as_ref().map(|a| Expr::str(a.catalog())),
+                }
+                .pairs(),
+            );
             if let Some(archive) = archive {
                 archive.grant_write(&mut f);
             }
@@ -498,6 +506,11 @@ fn outputs(t: &mut Template, base: &Base, machine_arn: &Expr, dashboard: &Handle
             ARCHIVE_BUCKET_ID,
             "The raw zone: every DAP object as served, by namespace, table, kind and day (kept when the stack is deleted)",
             archive.name(),
+        );
+        t.output(
+            ARCHIVE_CATALOG_OUTPUT,
+            "The Glue database Athena queries the raw zone in: <namespace>__<table>__<kind> for the newest schema, ..._v<version> for each",
+            Expr::str(archive.catalog()),
         );
     }
     t.output("DatabaseEndpoint", "Writer endpoint of the replica (private)", db.endpoint.clone());

@@ -10,6 +10,7 @@ pub mod cloudformation;
 pub mod cloudwatch;
 pub mod ec2;
 pub mod events;
+pub mod glue;
 pub mod iam;
 pub mod kms;
 pub mod lambda;

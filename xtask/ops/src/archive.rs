@@ -18,10 +18,9 @@ const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
 /// without a `BucketName` `<stack>-<logical id>-<suffix>`, in lower case, and the stack
 /// tags it [`ARCHIVE_TAG`] with its name; a bucket merely named alike is not one.
 pub async fn buckets_of(aws: &Aws, stack_name: &str) -> Result<Vec<String>> {
-    let prefix = format!("{}-{}-", stack_name, stack::app::ARCHIVE_BUCKET_ID).to_lowercase();
-    let listed = aws.s3().list_buckets().send().await.doing("listing the account's buckets")?;
     let mut found = Vec::new();
-    for name in listed.buckets().iter().filter_map(|b| b.name()).filter(|n| n.starts_with(&prefix)) {
+    for name in named_like(aws, stack_name).await? {
+        let name = name.as_str();
         // No tags, or a bucket of another region or account: not this stack's archive.
         let Ok(tagging) = aws.s3().get_bucket_tagging().bucket(name).send().await else { continue };
         if tagging.tag_set().iter().any(|t| t.key() == ARCHIVE_TAG && t.value() == stack_name) {
@@ -31,11 +30,24 @@ pub async fn buckets_of(aws: &Aws, stack_name: &str) -> Result<Vec<String>> {
     Ok(found)
 }
 
+/// The buckets named as CloudFormation names stack `stack_name`'s archive, tagged or not:
+/// before the key that may encrypt them goes, each is checked.
+pub async fn named_like(aws: &Aws, stack_name: &str) -> Result<Vec<String>> {
+    let prefix = format!("{}-{}-", stack_name, stack::app::ARCHIVE_BUCKET_ID).to_lowercase();
+    let listed = aws.s3().list_buckets().send().await.doing("listing the account's buckets")?;
+    Ok(listed.buckets().iter().filter_map(|b| b.name()).filter(|n| n.starts_with(&prefix)).map(str::to_owned).collect())
+}
+
 /// Whether `bucket` encrypts with KMS key `key` (an id or an ARN) by default. `None`
-/// when that cannot be read.
+/// when that cannot be read (the caller then assumes it does).
 pub async fn encrypts_with(aws: &Aws, bucket: &str, key: &str) -> Option<bool> {
     let id = |k: &str| k.rsplit('/').next().unwrap_or(k).to_owned();
-    let answer = aws.s3().get_bucket_encryption().bucket(bucket).send().await.ok()?;
+    let answer = match aws.s3().get_bucket_encryption().bucket(bucket).send().await {
+        Ok(answer) => answer,
+        // No default encryption set: no KMS key of ours.
+        Err(e) if crate::aws::is_code(&e, &["ServerSideEncryptionConfigurationNotFoundError"]) => return Some(false),
+        Err(_) => return None,
+    };
     let rules = answer.server_side_encryption_configuration()?.rules();
     Some(
         rules

@@ -139,7 +139,7 @@ pub async fn run(flags: &Flags) -> Result<()> {
         }
         // An archive the stack kept before (turned off since) may need the key too.
         if let Some(key) = key_id.as_ref().filter(|_| data_gone) {
-            let others = archive::buckets_of(&aws, &name).await.unwrap_or_else(|e| {
+            let others = archive::named_like(&aws, &name).await.unwrap_or_else(|e| {
                 data_gone = false;
                 eprintln!("warning: {e:#}; the KMS key is kept, since an archive kept earlier may need it");
                 vec![]
@@ -148,7 +148,7 @@ pub async fn run(flags: &Flags) -> Result<()> {
                 if archive::encrypts_with(&aws, other, key).await != Some(false) {
                     data_gone = false;
                     eprintln!(
-                        "warning: the archive bucket {other}, kept when the archive was turned off, is encrypted with KMS key {key}: the key is kept so that it stays readable; empty and delete the bucket (every version), then schedule the key for deletion"
+                        "warning: the archive bucket {other}, kept when the archive was turned off, is encrypted with KMS key {key} (or its encryption could not be read): the key is kept so that it stays readable; empty and delete the bucket (every version), then schedule the key for deletion"
                     );
                 }
             }

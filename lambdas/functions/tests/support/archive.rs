@@ -20,6 +20,84 @@ pub async fn make(s3: &aws_sdk_s3::Client, name: &str) {
     s3.put_bucket_versioning().bucket(name).versioning_configuration(on).send().await.unwrap();
 }
 
+/// Makes Glue database `name`, as the stack does.
+pub async fn make_catalog(aws: &Aws, name: &str) -> s3_archive::aws_sdk_glue::Client {
+    let glue = s3_archive::aws_sdk_glue::Client::new(&aws.sdk);
+    let input = s3_archive::aws_sdk_glue::types::DatabaseInput::builder().name(name).build().unwrap();
+    glue.create_database().database_input(input).send().await.unwrap();
+    glue
+}
+
+/// An archive bucket and a catalog of their own for a test: the archive, and the catalog's
+/// client and name.
+pub async fn with_catalog(aws: &Aws) -> (s3_archive::S3Archive, aws_sdk_s3::Client, String, Catalog) {
+    let (s3, bucket) = self::bucket(aws).await;
+    let name = format!("cd2_archive_{}", super::uuid_like().replace('-', "_"));
+    let glue = make_catalog(aws, &name).await;
+    let archive = s3_archive::S3Archive::new(s3.clone(), bucket.clone())
+        .with_catalog(s3_archive::Catalog::new(glue.clone(), name.clone()));
+    (archive, s3, bucket, Catalog { glue, name })
+}
+
+/// A test's Glue database.
+pub struct Catalog {
+    pub glue: s3_archive::aws_sdk_glue::Client,
+    pub name: String,
+}
+
+/// A catalog table as a query engine reads it.
+#[derive(Debug, PartialEq)]
+pub struct Described {
+    /// `(name, type)` in the files' order.
+    pub columns: Vec<(String, String)>,
+    pub location: String,
+    pub parameters: std::collections::BTreeMap<String, String>,
+    pub partition_keys: Vec<String>,
+}
+
+impl Catalog {
+    /// The catalog's table names, sorted.
+    pub async fn tables(&self) -> Vec<String> {
+        let listed = self.glue.get_tables().database_name(&self.name).send().await.unwrap();
+        let mut names: Vec<String> = listed.table_list().iter().map(|t| t.name().to_owned()).collect();
+        names.sort();
+        names
+    }
+
+    pub async fn table(&self, name: &str) -> Described {
+        let found = self.glue.get_table().database_name(&self.name).name(name).send().await.unwrap();
+        let table = found.table.unwrap();
+        let storage = table.storage_descriptor().unwrap();
+        Described {
+            columns: storage
+                .columns()
+                .iter()
+                .map(|c| (c.name().to_owned(), c.r#type().unwrap_or("").to_owned()))
+                .collect(),
+            location: storage.location().unwrap_or("").to_owned(),
+            parameters: table.parameters().cloned().unwrap_or_default().into_iter().collect(),
+            partition_keys: table.partition_keys().iter().map(|c| c.name().to_owned()).collect(),
+        }
+    }
+}
+
+/// The header line of an archived object, as the columns a catalog table must list in
+/// order (`meta.ts` as `meta_ts`, `key.id` as `id`).
+pub async fn header_columns(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<String> {
+    use tokio::io::AsyncBufReadExt;
+    let gz = get(s3, bucket, key).await;
+    let mut header = String::new();
+    dap::gunzip(std::io::Cursor::new(gz)).read_line(&mut header).await.unwrap();
+    header
+        .trim_end()
+        .split('\t')
+        .map(|label| match label.split_once('.') {
+            Some(("key" | "value", name)) => name.to_owned(),
+            _ => label.replace('.', "_"),
+        })
+        .collect()
+}
+
 /// Every key of the bucket with how many times it was written.
 pub async fn versions(s3: &aws_sdk_s3::Client, bucket: &str) -> std::collections::BTreeMap<String, usize> {
     let listed = s3.list_object_versions().bucket(bucket).send().await.unwrap();

@@ -28,6 +28,8 @@ pub const RESULTS_BUCKET: &str = "cd2-e2e-results";
 
 /// The raw zone's bucket (versioned, as the stack's), when [`Setup::archive`].
 pub const ARCHIVE_BUCKET: &str = "cd2-e2e-archive";
+/// The archive's Glue database.
+pub const ARCHIVE_CATALOG: &str = "cd2_e2e_archive";
 
 /// How the stage is set up.
 pub struct Setup<'a> {
@@ -121,6 +123,7 @@ impl Stage {
         s3.create_bucket().bucket(RESULTS_BUCKET).send().await.unwrap();
         if setup.archive {
             super::archive::make(&s3, ARCHIVE_BUCKET).await;
+            super::archive::make_catalog(&aws, ARCHIVE_CATALOG).await;
         }
         // The dev stack's on-demand NAT instance, stopped as between runs: a run starts it.
         let nat = aws
@@ -178,7 +181,13 @@ impl Stage {
             }
             .pairs(),
         )
-        .chain(env::archive::Vars { bucket: setup.archive.then(|| ARCHIVE_BUCKET.to_owned()) }.pairs())
+        .chain(
+            env::archive::Vars {
+                bucket: setup.archive.then(|| ARCHIVE_BUCKET.to_owned()),
+                catalog: setup.archive.then(|| ARCHIVE_CATALOG.to_owned()),
+            }
+            .pairs(),
+        )
         .chain(
             env::summarize::Vars { stack_name: Some("cd2-e2e".into()), results_bucket: RESULTS_BUCKET.into() }.pairs(),
         )
