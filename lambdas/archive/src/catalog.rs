@@ -10,6 +10,7 @@
 use crate::failed;
 use aws_sdk_glue::types::{Column, SerDeInfo, StorageDescriptor, TableInput};
 use replica::{ArchiveError, CatalogTable};
+use std::time::Duration;
 
 /// The partition column: the day (UTC) a job's data is current to, `YYYY-MM-DD`. Not `day`,
 /// which a DAP table may have as a column.
@@ -28,7 +29,15 @@ pub struct Catalog {
 }
 
 impl Catalog {
+    /// The catalog in `database`, through `glue` with timeouts, so that a stalled call
+    /// cannot hold a job's transaction open for long.
     pub fn new(glue: aws_sdk_glue::Client, database: String) -> Self {
+        let timeouts = aws_sdk_glue::config::timeout::TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .operation_attempt_timeout(Duration::from_secs(20))
+            .operation_timeout(Duration::from_secs(60))
+            .build();
+        let glue = aws_sdk_glue::Client::from_conf(glue.config().to_builder().timeout_config(timeouts).build());
         Self { glue, database }
     }
 
@@ -56,15 +65,32 @@ impl Catalog {
                 }
                 Some(current) => {
                     let version = current.parameters().and_then(|p| p.get(VERSION)).and_then(|v| v.parse::<i64>().ok());
-                    let columns = current.storage_descriptor().map(|s| s.columns().to_vec()).unwrap_or_default();
+                    let columns: Vec<(String, String)> = current
+                        .storage_descriptor()
+                        .map(|s| {
+                            s.columns()
+                                .iter()
+                                .map(|c| (c.name().to_owned(), c.r#type().unwrap_or_default().to_owned()))
+                                .collect()
+                        })
+                        .unwrap_or_default();
                     let newer = version.is_some_and(|v| v > table.schema_version);
-                    let same = version == Some(table.schema_version)
-                        && input.storage_descriptor().is_some_and(|s| s.columns() == columns.as_slice());
-                    if newer || same {
+                    let same = version == Some(table.schema_version) && columns == table.columns;
+                    // Columns in the schema's order (no file was read) only stand in until
+                    // a header gives the files' own.
+                    let unsure = version == Some(table.schema_version) && !table.from_header;
+                    if newer || same || unsure {
                         continue;
                     }
-                    let updated =
-                        self.glue.update_table().database_name(&self.database).table_input(input).send().await;
+                    // Glue would keep every version of the table's definition, up to its quota.
+                    let updated = self
+                        .glue
+                        .update_table()
+                        .database_name(&self.database)
+                        .table_input(input)
+                        .skip_archive(true)
+                        .send()
+                        .await;
                     updated.map_err(|e| self.failed("UpdateTable", name, e))?;
                     tracing::info!(database = %self.database, table = name, version = table.schema_version, "catalog table updated");
                 }
@@ -74,7 +100,7 @@ impl Catalog {
     }
 
     /// Table `name` over `table`'s files in `bucket`: gzip TSV as DAP writes it (a header,
-    /// tabs, `\N` for NULL, backslash escapes), a partition per day.
+    /// tabs, `\N` for NULL), a partition per day.
     fn input(&self, bucket: &str, table: &CatalogTable, name: &str) -> Result<TableInput, ArchiveError> {
         let column = |name: &str, kind: &str| {
             Column::builder().name(name).r#type(kind).build().map_err(|e| ArchiveError {
@@ -83,11 +109,12 @@ impl Catalog {
             })
         };
         let location = format!("s3://{bucket}/{}", table.prefix);
+        // No `escape.delim`: Athena's reader would turn COPY's `\t` and `\n` into the letters
+        // t and n. Text keeps DAP's escapes as written, which a query decodes (README).
         let serde = SerDeInfo::builder()
             .serialization_library("org.apache.hadoop.hive.serde2.lazy.LazySimpleSerDe")
             .parameters("field.delim", "\t")
             .parameters("serialization.format", "\t")
-            .parameters("escape.delim", "\\")
             .parameters("serialization.null.format", "\\N")
             .build();
         let mut storage = StorageDescriptor::builder()

@@ -283,6 +283,10 @@ payload! {
         /// On success: about how many rows the table holds (PostgreSQL's statistics, not a count).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub rows: Option<u64>,
+        /// Rebuild the table from the archive rather than from DAP (`cargo xtask restore`
+        /// asks `init_table` so, from inside the stack's network); the workflow never sets it.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        pub restore: bool,
     }
 }
 

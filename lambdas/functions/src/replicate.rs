@@ -42,6 +42,8 @@ pub struct Replication {
     loaded: Arc<AtomicU64>,
     /// The raw zone, when the stack has one.
     archive: Option<Arc<dyn replica::Archive>>,
+    /// The same, read by a restore.
+    reader: Option<Arc<dyn replica::ArchiveReader>>,
 }
 
 // A job id the DAP client takes fits the cap the state's size is computed with.
@@ -72,19 +74,26 @@ impl Replication {
                     let glue = s3_archive::aws_sdk_glue::Client::new(sdk);
                     archive = archive.with_catalog(s3_archive::Catalog::new(glue, database));
                 }
-                replication.with_archive(Arc::new(archive))
+                let archive = Arc::new(archive);
+                replication.with_archive(archive.clone()).with_reader(archive)
             }
             None => replication,
         })
     }
 
     pub fn new(dap: DapAccess, credentials: Credentials, limits: CallLimits) -> Self {
-        Self { dap, credentials, limits, loaded: Arc::new(AtomicU64::new(0)), archive: None }
+        Self { dap, credentials, limits, loaded: Arc::new(AtomicU64::new(0)), archive: None, reader: None }
     }
 
     /// Every object loaded is also written to `archive`.
     pub fn with_archive(mut self, archive: Arc<dyn replica::Archive>) -> Self {
         self.archive = Some(archive);
+        self
+    }
+
+    /// A state with `restore` set rebuilds its table from `reader` ([`Kind::Init`] only).
+    pub fn with_reader(mut self, reader: Arc<dyn replica::ArchiveReader>) -> Self {
+        self.reader = Some(reader);
         self
     }
 
@@ -156,9 +165,17 @@ impl Replication {
             loaded.fetch_add(1, Ordering::Relaxed);
         }));
         let table = state.table_ref();
-        let outcome = match kind {
-            Kind::Sync => replicator.sync(&table, budget).await,
-            Kind::Init => replicator.init(&table, budget).await,
+        let outcome = match (kind, state.restore, &self.reader) {
+            (Kind::Init, true, Some(reader)) => replicator.restore(&table, reader.clone(), budget).await,
+            (_, true, _) => {
+                replicator.close().await;
+                return Err(FunctionError::config(format!(
+                    "{table}: a restore needs init_table and the stack's archive (archive.enabled); this is {kind:?}{}",
+                    if self.reader.is_none() { ", without an archive" } else { "" }
+                )));
+            }
+            (Kind::Sync, false, _) => replicator.sync(&table, budget).await,
+            (Kind::Init, false, _) => replicator.init(&table, budget).await,
         };
         // How fresh the table now is, for the run's report and metrics: worth a line in the
         // log when it cannot be read, not the table's failure.

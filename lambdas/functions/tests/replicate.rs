@@ -425,6 +425,21 @@ async fn an_object_whose_load_fails_is_not_archived() {
     assert!(uploads.uploads().is_empty(), "{uploads:?}");
 }
 
+#[tokio::test]
+async fn a_catalog_that_refuses_is_reported_and_the_table_loads_all_the_same() {
+    let s = Setup::new(Settings { rows_per_object: 100, ..Settings::default() }).await;
+    let (s3, bucket) = support::archive::bucket(&s.aws).await;
+    let glue = s3_archive::aws_sdk_glue::Client::new(&s.aws.sdk);
+    let archive = s3_archive::S3Archive::new(s3.clone(), bucket.clone())
+        .with_catalog(s3_archive::Catalog::new(glue, "cd2_no_such_database".into()));
+    let mut r = s.replication(limits(30_000)).await.with_archive(std::sync::Arc::new(archive));
+    let (done, _) = run_table(&mut r, courses()).await.unwrap();
+    assert_eq!((done.status, done.counts.inserted), (Status::Success, 25));
+    let note = done.notes.iter().find(|n| n.contains("catalog table canvas__courses__snapshot")).expect("a note");
+    assert!(note.contains("cd2_no_such_database"), "{note}");
+    assert_eq!(support::archive::jobs(&s.emulator, &s3, &bucket).await.len(), 1, "the job is archived");
+}
+
 /// The archive, but before it lists a table's jobs a replication from DAP syncs the table
 /// (`sync`): a restore that planned before the replication moved the table on.
 #[derive(Debug)]

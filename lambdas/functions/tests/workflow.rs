@@ -91,6 +91,33 @@ async fn a_run_replicates_retries_records_a_failure_alerts_and_keeps_a_second_ru
         assert!(tables.contains(&format!("canvas__{table}__snapshot")), "{tables:?}");
     }
     assert!(!tables.iter().any(|t| t.contains("users")), "{tables:?}");
+
+    // `cargo xtask restore` without --into: init_table rebuilds a lost table from the
+    // archive alone, inside the stack, called again while it answers in_progress.
+    let lost = "DROP TABLE canvas.courses; DELETE FROM instructure_dap.table_sync WHERE source_table = 'courses'";
+    sqlx::raw_sql(lost).execute(&db).await.unwrap();
+    let mut state = json!({"namespace": "canvas", "table": "courses", "restore": true});
+    for _ in 0..20 {
+        let answer = stage
+            .aws
+            .moto
+            .boto(&format!(
+                "import json\n\
+                 out = boto3.client('lambda', **kw).invoke(FunctionName='init_table', Payload='''{state}''')\n\
+                 print(json.dumps({{'error': out.get('FunctionError'), 'state': json.loads(out['Payload'].read())}}))"
+            ))
+            .unwrap();
+        let answer: Value = serde_json::from_str(&answer).unwrap();
+        assert_eq!(answer["error"], Value::Null, "{answer}; logs in {}", stage.logs.display());
+        state = answer["state"].clone();
+        if state["status"] != "in_progress" {
+            break;
+        }
+    }
+    assert_eq!(state["status"], "success", "{state}");
+    assert_eq!(state["restore"], true, "the state carries the request from call to call");
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM canvas.courses").fetch_one(&db).await.unwrap();
+    assert_eq!(n, 25, "restored from the archive alone");
     // Enrollments' first call met five 503s, the Retry's call one success.
     let schema_calls = emulator.requests().iter().filter(|r| r.contains("/table/enrollments/schema")).count();
     assert!(schema_calls >= 6, "{schema_calls} schema requests for enrollments");

@@ -62,8 +62,11 @@ pub struct CatalogTable {
     /// The folder of the files ([`JobFolder::version_prefix`]), a partition a day below.
     pub prefix: String,
     /// `(name, Athena type)`, in the files' order: `meta.ts` is `meta_ts`, and a key or
-    /// value column has its own name.
+    /// value column has its own name, in lower case.
     pub columns: Vec<(String, String)>,
+    /// The order is the files' header's; otherwise the schema's stands in, which only
+    /// makes a table that is not there yet.
+    pub from_header: bool,
 }
 
 impl CatalogTable {
@@ -89,9 +92,9 @@ impl CatalogTable {
             .map(|label| match label.split_once('.') {
                 Some(("key" | "value", name)) => {
                     let sql_type = model.column(name).map(|c| &c.sql_type);
-                    (name.to_owned(), sql_type.map_or("string", athena_type).to_owned())
+                    (name.to_lowercase(), sql_type.map_or("string", athena_type).to_owned())
                 }
-                _ => (label.replace('.', "_"), "string".to_owned()),
+                _ => (label.replace('.', "_").to_lowercase(), "string".to_owned()),
             })
             .collect();
         let t = &folder.table;
@@ -100,6 +103,7 @@ impl CatalogTable {
             schema_version: folder.schema_version,
             prefix: folder.version_prefix(),
             columns,
+            from_header: header.is_some(),
         }
     }
 }
@@ -283,8 +287,8 @@ impl JobArchive {
     }
 
     /// Once every object of `job` is stored: writes the job's manifest and describes its
-    /// files in the archive's catalog. `Some(why)` when the job gets no manifest (see
-    /// [`JobArchive::fill`]), for the run's report.
+    /// files in the archive's catalog. `Some(why)` for the run's report when the job gets
+    /// no manifest (see [`JobArchive::fill`]) or the catalog could not describe it.
     pub(crate) async fn finish(
         &self,
         load: &crate::load::Load<'_>,
@@ -308,13 +312,22 @@ impl JobArchive {
         let key = self.folder.manifest_key();
         let body = serde_json::to_vec_pretty(&manifest).expect("manifests serialize");
         self.archive.put(key.clone(), body).await.map_err(|e| archive_error(&table, &key, e))?;
+        // The catalog only describes the files: when it fails, the job is archived and
+        // loaded all the same, the run's report says so, and the table's next job tries
+        // again.
         let described = CatalogTable::new(&self.folder, load.model, manifest.header.as_deref());
         let name = described.name.clone();
-        self.archive
-            .describe(described)
-            .await
-            .map_err(|e| archive_error(&table, &format!("the catalog's table {name}"), e))?;
-        Ok(None)
+        match load.budget.within(self.archive.describe(described)).await {
+            Some(Ok(())) => Ok(None),
+            failed => {
+                let why = failed.map_or_else(|| "the call's time ran out".to_owned(), |e| e.unwrap_err().message);
+                let note = format!(
+                    "{table}: the archive's catalog table {name} could not be made or brought up to date ({why}); Athena sees this job's files once a later job of the table succeeds"
+                );
+                tracing::warn!(job = %job.id, "{note}");
+                Ok(Some(note))
+            }
+        }
     }
 }
 

@@ -376,6 +376,11 @@ impl Functions {
             );
             if let Some(archive) = archive {
                 archive.grant_write(&mut f);
+                // `cargo xtask restore` without `--into` has init_table replay the archive
+                // into the stack's private database.
+                if function == Function::InitTable {
+                    archive.grant_read(&mut f);
+                }
             }
             f
         };

@@ -23,6 +23,7 @@ pub struct Aws {
     secrets: aws_sdk_secretsmanager::Client,
     rds: aws_sdk_rds::Client,
     kms: aws_sdk_kms::Client,
+    lambda: aws_sdk_lambda::Client,
     sns: aws_sdk_sns::Client,
     ec2: aws_sdk_ec2::Client,
     rdsdata: aws_sdk_rdsdata::Client,
@@ -72,6 +73,7 @@ impl Aws {
             secrets: aws_sdk_secretsmanager::Client::new(&config),
             rds: aws_sdk_rds::Client::new(&config),
             kms: aws_sdk_kms::Client::new(&config),
+            lambda: aws_sdk_lambda::Client::new(&config),
             sns: aws_sdk_sns::Client::new(&config),
             ec2: aws_sdk_ec2::Client::new(&config),
             rdsdata: aws_sdk_rdsdata::Client::new(&config),
@@ -106,6 +108,10 @@ impl Aws {
 
     pub fn kms(&self) -> &aws_sdk_kms::Client {
         &self.kms
+    }
+
+    pub fn lambda(&self) -> &aws_sdk_lambda::Client {
+        &self.lambda
     }
 
     pub fn sns(&self) -> &aws_sdk_sns::Client {

@@ -1,14 +1,17 @@
-//! `restore`: rebuilds a table from the archive alone, in any PostgreSQL this machine can
-//! reach (`--into`), through the replicator's own loads: the newest snapshot, then every
-//! incremental job in order, so that the table ends as replication left it (rows and
-//! `table_sync`) and replication can go on from it. A table already there catches up from
-//! its `table_sync` timestamp.
+//! `restore`: rebuilds a table from the archive alone through the replicator's own loads:
+//! the newest snapshot, then every incremental job in order, so that the table ends as
+//! replication left it (rows and `table_sync`) and replication can go on from it. A table
+//! already there catches up from its `table_sync` timestamp.
+//!
+//! Into the stack's own database, which is private, `init_table` does it from inside the
+//! stack's network, called again while it answers `in_progress`; into any PostgreSQL this
+//! machine reaches (`--into`), this process does it.
 
 use crate::archive;
-use crate::aws::Aws;
+use crate::aws::{Aws, Explain};
 use crate::project::EnvFlags;
 use anyhow::{Context, Result, bail};
-use contract::TableRef;
+use contract::{Status, TableRef, TableState};
 use std::sync::Arc;
 
 /// The password of `--into` when its URL has none, as libpq reads it: kept out of the
@@ -22,10 +25,11 @@ pub struct Flags {
     /// The table to rebuild, e.g. --table canvas_logs.web_logs.
     #[arg(long, value_name = "NS.TABLE")]
     pub table: TableRef,
-    /// The database to rebuild it in: postgresql://user@host:port/database[?sslmode=...],
-    /// the password in PGPASSWORD (or in the URL, where the process list shows it).
+    /// Another database to rebuild it in (by default the stack's own):
+    /// postgresql://user@host:port/database[?sslmode=...], the password in PGPASSWORD (or
+    /// in the URL, where the process list shows it).
     #[arg(long, value_name = "CONNECTION")]
-    pub into: String,
+    pub into: Option<String>,
     /// The archive bucket (by default the stack's, or the one it kept when it was destroyed).
     #[arg(long)]
     pub bucket: Option<String>,
@@ -34,11 +38,18 @@ pub struct Flags {
 pub async fn run(flags: &Flags) -> Result<()> {
     let config = flags.env.load(&crate::project::root())?;
     let aws = Aws::connect(&config.region).await;
+    let Some(into) = &flags.into else {
+        if flags.bucket.is_some() {
+            bail!("--bucket needs --into: the stack's own database is restored from the stack's own archive");
+        }
+        let function = init_function(&aws, &config.stack_name).await?;
+        return in_stack(&aws, &function, &flags.table).await;
+    };
     let bucket = match &flags.bucket {
         Some(bucket) => bucket.clone(),
         None => archive_bucket(&aws, &config.stack_name).await?,
     };
-    let mut options = replica::parse_connection_string(&flags.into)?;
+    let mut options = replica::parse_connection_string(into)?;
     if options.password.is_none() {
         options.password = std::env::var(PASSWORD_VAR).ok().filter(|p| !p.is_empty());
     }
@@ -75,6 +86,70 @@ pub async fn run(flags: &Flags) -> Result<()> {
     Ok(())
 }
 
+/// The stack's `init_table` function, when the stack has an archive.
+async fn init_function(aws: &Aws, stack_name: &str) -> Result<String> {
+    let Some(stack) = crate::stacks::describe(aws, stack_name).await? else {
+        bail!(
+            "stack {stack_name} does not exist in {}: pass --into with a database to restore into (and --bucket with the archive a destroy kept)",
+            aws.region
+        );
+    };
+    let resources = crate::stacks::resources(aws, &stack.id).await?;
+    if !resources.contains_key(stack::app::ARCHIVE_BUCKET_ID) {
+        bail!(
+            "stack {stack_name} has no archive (archive.enabled is off): turn it on and deploy, or pass --into and --bucket"
+        );
+    }
+    let function = stack::app::Function::InitTable.logical_id();
+    resources.get(function).cloned().ok_or_else(|| anyhow::anyhow!("stack {stack_name} has no {function} function"))
+}
+
+/// Has `function` (the stack's `init_table`) restore `table` into the stack's database,
+/// calling it again while it answers `in_progress`; its own limits on calls end a restore
+/// that makes no progress.
+async fn in_stack(aws: &Aws, function: &str, table: &TableRef) -> Result<()> {
+    println!("restoring {table} from the stack's archive into its database, by {function}");
+    let mut state = TableState {
+        namespace: table.namespace.clone(),
+        table: table.table.clone(),
+        restore: true,
+        ..TableState::default()
+    };
+    loop {
+        let payload = aws_sdk_lambda::primitives::Blob::new(serde_json::to_vec(&state)?);
+        let answer = aws.lambda().invoke().function_name(function).payload(payload).send().await;
+        let answer = answer.doing(format!("invoking {function}"))?;
+        let body = answer.payload().map(|b| b.as_ref()).unwrap_or_default();
+        if answer.function_error().is_some() {
+            let error: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+            bail!(
+                "{table}: {}: {}",
+                error["errorType"].as_str().unwrap_or("the function failed"),
+                error["errorMessage"].as_str().unwrap_or("see the function's log")
+            );
+        }
+        state =
+            serde_json::from_slice(body).with_context(|| format!("{function} answered what is not a table's state"))?;
+        let c = state.counts;
+        match state.status {
+            Status::InProgress => println!(
+                "  call {}: {} inserted, {} updated, {} deleted so far",
+                state.calls, c.inserted, c.updated, c.deleted
+            ),
+            Status::Success => {
+                let at = state.current_to_s.and_then(|s| chrono::DateTime::from_timestamp(s, 0));
+                let at = at.map_or_else(|| "its table_sync timestamp".to_owned(), |t| t.to_string());
+                println!(
+                    "restored {table}: {} inserted, {} updated, {} deleted in {} calls; current to {at} (replication goes on from there)",
+                    c.inserted, c.updated, c.deleted, state.calls
+                );
+                return Ok(());
+            }
+            other => bail!("{table}: {function} answered {other:?}, which a restore never is; see the function's log"),
+        }
+    }
+}
+
 /// The stack's archive bucket, or the one a destroy kept.
 async fn archive_bucket(aws: &Aws, stack_name: &str) -> Result<String> {
     if let Some(stack) = crate::stacks::describe(aws, stack_name).await? {
@@ -92,5 +167,38 @@ async fn archive_bucket(aws: &Aws, stack_name: &str) -> Result<String> {
         ),
         many => Err(anyhow::anyhow!("several archive buckets of {stack_name}: {}", many.join(", ")))
             .context("pass --bucket with the one to restore from"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The loop as moto's Lambda answers it (its simple backend hands back queued answers;
+    /// `lambdas/functions/tests/workflow.rs` has the real `init_table` restore).
+    #[tokio::test]
+    async fn the_function_is_called_again_while_in_progress_and_its_state_carried() {
+        let Ok(moto) = testkit::Moto::start(None) else {
+            panic!("moto is needed: run `cargo xtask test` once, or set {}", testkit::PYTHON_TOOLS_VAR)
+        };
+        let state = |status: &str, calls: u32, inserted: u64| {
+            serde_json::json!({"namespace": "canvas", "table": "courses", "status": status, "calls": calls,
+                "counts": {"inserted": inserted, "updated": 0, "deleted": 0}, "restore": true, "current_to_s": 1_700_000_000})
+            .to_string()
+        };
+        let results = serde_json::json!({"results": [state("in_progress", 1, 10), state("success", 2, 25), state("in_progress", 1, 0)]});
+        moto.boto(&format!(
+            "import json, urllib.request\n\
+             for path, body in [('/moto-api/config', {{'lambda': {{'use_docker': False}}}}), ('/moto-api/static/lambda-simple/response', json.loads(r'''{results}'''))]:\n\
+             \x20   r = urllib.request.Request(kw['endpoint_url'] + path, data=json.dumps(body).encode(), method='POST')\n\
+             \x20   urllib.request.urlopen(r)\n\
+             print(1)",
+        ))
+        .unwrap();
+        let aws = Aws::local("us-east-1", &moto.endpoint()).await;
+        in_stack(&aws, "cd2-dev-InitTable", &TableRef::new("canvas", "courses")).await.unwrap();
+        let left = aws.lambda().invoke().function_name("cd2-dev-InitTable").send().await.unwrap();
+        let left: TableState = serde_json::from_slice(left.payload().unwrap().as_ref()).unwrap();
+        assert_eq!((left.status, left.calls), (Status::InProgress, 1), "two calls were made, no more");
     }
 }
