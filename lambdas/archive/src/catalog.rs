@@ -51,7 +51,7 @@ impl Catalog {
             let current = match found {
                 Ok(found) => found.table,
                 Err(e) if e.as_service_error().is_some_and(|e| e.is_entity_not_found_exception()) => None,
-                Err(e) => return Err(self.failed("GetTable", name, e)),
+                Err(e) => return Err(self.failed("GetTable", e)),
             };
             match current {
                 None => {
@@ -60,7 +60,7 @@ impl Catalog {
                         Ok(_) => tracing::info!(database = %self.database, table = name, "catalog table made"),
                         // Another function made it meanwhile, from the same files.
                         Err(e) if e.as_service_error().is_some_and(|e| e.is_already_exists_exception()) => {}
-                        Err(e) => return Err(self.failed("CreateTable", name, e)),
+                        Err(e) => return Err(self.failed("CreateTable", e)),
                     }
                 }
                 Some(current) => {
@@ -91,7 +91,7 @@ impl Catalog {
                         .skip_archive(true)
                         .send()
                         .await;
-                    updated.map_err(|e| self.failed("UpdateTable", name, e))?;
+                    updated.map_err(|e| self.failed("UpdateTable", e))?;
                     tracing::info!(database = %self.database, table = name, version = table.schema_version, "catalog table updated");
                 }
             }
@@ -154,10 +154,11 @@ impl Catalog {
             .map_err(|e| ArchiveError { message: format!("the catalog's table {name}: {e}"), transient: false })
     }
 
-    fn failed<E>(&self, call: &str, table: &str, e: aws_sdk_glue::error::SdkError<E>) -> ArchiveError
+    /// A Glue failure ([`failed`]); the caller's error names the table.
+    fn failed<E>(&self, call: &str, e: aws_sdk_glue::error::SdkError<E>) -> ArchiveError
     where
         E: aws_sdk_glue::error::ProvideErrorMetadata + std::error::Error + 'static,
     {
-        failed(format!("{call} of {table} in Glue database {}", self.database), "the database", e)
+        failed(format!("Glue {call} in database {}", self.database), "the database", e)
     }
 }

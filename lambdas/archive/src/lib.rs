@@ -238,6 +238,8 @@ where
                     "OperationAborted",
                     "BadDigest",
                     "ExpiredToken",
+                    "ConcurrentModification",
+                    "OperationTimeout",
                 ]
                 .iter()
                 .any(|c| code.contains(c));

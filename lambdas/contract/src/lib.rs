@@ -549,6 +549,7 @@ mod tests {
             duration_ms: u64::MAX,
             current_to_s: Some(i64::MIN),
             rows: Some(u64::MAX),
+            restore: true,
             ..TableState::default()
         };
         // The widest character JSON writes: a control character would be `\u001f` (6

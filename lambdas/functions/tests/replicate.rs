@@ -426,18 +426,24 @@ async fn an_object_whose_load_fails_is_not_archived() {
 }
 
 #[tokio::test]
-async fn a_catalog_that_refuses_is_reported_and_the_table_loads_all_the_same() {
+async fn a_catalog_that_refuses_fails_the_table_with_what_to_fix() {
     let s = Setup::new(Settings { rows_per_object: 100, ..Settings::default() }).await;
     let (s3, bucket) = support::archive::bucket(&s.aws).await;
     let glue = s3_archive::aws_sdk_glue::Client::new(&s.aws.sdk);
     let archive = s3_archive::S3Archive::new(s3.clone(), bucket.clone())
         .with_catalog(s3_archive::Catalog::new(glue, "cd2_no_such_database".into()));
     let mut r = s.replication(limits(30_000)).await.with_archive(std::sync::Arc::new(archive));
-    let (done, _) = run_table(&mut r, courses()).await.unwrap();
-    assert_eq!((done.status, done.counts.inserted), (Status::Success, 25));
-    let note = done.notes.iter().find(|n| n.contains("catalog table canvas__courses__snapshot")).expect("a note");
-    assert!(note.contains("cd2_no_such_database"), "{note}");
-    assert_eq!(support::archive::jobs(&s.emulator, &s3, &bucket).await.len(), 1, "the job is archived");
+    let e = run_table(&mut r, courses()).await.unwrap_err();
+    assert_eq!(e.name, ErrorName::Configuration, "{e}");
+    // The line is cut to fit a report; what to fix comes first.
+    let e = e.to_string();
+    assert!(
+        e.contains("Glue table canvas__courses__snapshot") && e.contains("in database cd2_no_such_database"),
+        "{e}"
+    );
+    let published: Option<String> =
+        sqlx::query_scalar("SELECT to_regclass('canvas.courses')::text").fetch_one(&s.db).await.unwrap();
+    assert_eq!(published, None, "the table waits for its catalog, as for its archive");
 }
 
 /// The archive, but before it lists a table's jobs a replication from DAP syncs the table

@@ -96,6 +96,8 @@ async fn a_run_replicates_retries_records_a_failure_alerts_and_keeps_a_second_ru
     // archive alone, inside the stack, called again while it answers in_progress.
     let lost = "DROP TABLE canvas.courses; DELETE FROM instructure_dap.table_sync WHERE source_table = 'courses'";
     sqlx::raw_sql(lost).execute(&db).await.unwrap();
+    let asked_dap = || emulator.requests().iter().filter(|r| r.contains("/table/courses/")).count();
+    let asked_before = asked_dap();
     let mut state = json!({"namespace": "canvas", "table": "courses", "restore": true});
     for _ in 0..20 {
         let answer = stage
@@ -117,7 +119,8 @@ async fn a_run_replicates_retries_records_a_failure_alerts_and_keeps_a_second_ru
     assert_eq!(state["status"], "success", "{state}");
     assert_eq!(state["restore"], true, "the state carries the request from call to call");
     let n: i64 = sqlx::query_scalar("SELECT count(*) FROM canvas.courses").fetch_one(&db).await.unwrap();
-    assert_eq!(n, 25, "restored from the archive alone");
+    assert_eq!(n, 25, "restored");
+    assert_eq!(asked_dap(), asked_before, "from the archive alone: DAP was not asked about the table");
     // Enrollments' first call met five 503s, the Retry's call one success.
     let schema_calls = emulator.requests().iter().filter(|r| r.contains("/table/enrollments/schema")).count();
     assert!(schema_calls >= 6, "{schema_calls} schema requests for enrollments");

@@ -273,7 +273,7 @@ impl JobArchive {
         }
         if job.expires_at.is_some_and(|e| e <= chrono::Utc::now() + FILL_MARGIN) {
             *self.incomplete.lock().expect("never poisoned") = Some(format!(
-                "{table}: {} objects of DAP job {} loaded before the archive was on, and the job expires before they could be fetched again: the archive keeps no manifest of it, so a restore of the table stops before it",
+                "archive: {} objects of DAP job {} loaded before it was on, and the job expires: no manifest, a restore stops before it",
                 missing.len(),
                 job.id
             ));
@@ -312,18 +312,19 @@ impl JobArchive {
         let key = self.folder.manifest_key();
         let body = serde_json::to_vec_pretty(&manifest).expect("manifests serialize");
         self.archive.put(key.clone(), body).await.map_err(|e| archive_error(&table, &key, e))?;
-        // The catalog only describes the files: when it fails, the job is archived and
-        // loaded all the same, the run's report says so, and the table's next job tries
-        // again.
+        // The catalog only describes the files: when it fails for a while (throttled, slow),
+        // the job is archived and loaded all the same, the run's report says so, and the
+        // table's next job tries again. A catalog that refuses (its database gone, no
+        // permission) is a setting to fix, and fails the table so that its alert says so.
         let described = CatalogTable::new(&self.folder, load.model, manifest.header.as_deref());
         let name = described.name.clone();
         match load.budget.within(self.archive.describe(described)).await {
             Some(Ok(())) => Ok(None),
+            Some(Err(e)) if !e.transient => Err(archive_error(&table, &format!("Glue table {name}"), e)),
             failed => {
                 let why = failed.map_or_else(|| "the call's time ran out".to_owned(), |e| e.unwrap_err().message);
-                let note = format!(
-                    "{table}: the archive's catalog table {name} could not be made or brought up to date ({why}); Athena sees this job's files once a later job of the table succeeds"
-                );
+                // Notes are short in the run's report: the cause comes first.
+                let note = format!("archive catalog {name} not updated, the next job tries again: {why}");
                 tracing::warn!(job = %job.id, "{note}");
                 Ok(Some(note))
             }

@@ -191,16 +191,22 @@ impl PgServer {
     }
 
     pub fn stop(&self) -> Result<(), String> {
-        self.pg("pg_ctl", &["-D", &self.dir.join("data").to_string_lossy(), "-m", "immediate", "-w", "stop"])
+        self.pg("pg_ctl", &["-D", &self.dir.join("data").to_string_lossy(), "-m", "immediate", "-w", "stop"])?;
+        // Its files too (a gigabyte after the tests): they would pile up run after run.
+        let _ = std::fs::remove_dir_all(&self.dir);
+        Ok(())
     }
 
-    /// Stops the server when process `pid` exits (test binaries never run destructors of statics).
+    /// Stops the server when process `pid` exits (test binaries never run destructors of
+    /// statics), and removes its files: each test binary's server would otherwise leave a
+    /// data directory in the temporary directory, run after run, until the disk is full.
     pub fn stop_when_gone(&self, pid: u32) {
         let stop = format!(
-            "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {runuser}{pg_ctl} -D {data} -m immediate stop >/dev/null 2>&1",
+            "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {runuser}{pg_ctl} -D {data} -m immediate -w stop >/dev/null 2>&1; rm -rf {dir}",
             runuser = if self.as_postgres { "runuser -u postgres -- " } else { "" },
             pg_ctl = self.bin.join("pg_ctl").display(),
             data = self.dir.join("data").display(),
+            dir = self.dir.display(),
         );
         let _ = Command::new("sh")
             .args(["-c", &stop])

@@ -30,7 +30,7 @@ use serde_json::Value;
 pub use functions::{Function, Manifest};
 
 /// Lambda's hard limit; replication calls get all of it and stop early by their budget.
-const REPLICATE_TIMEOUT_SECONDS: u32 = 900;
+pub const REPLICATE_TIMEOUT_SECONDS: u32 = 900;
 /// Room for DAP's documented waits while listing: a 429's pause (up to 120 s honoured) and
 /// a slow answer (180 s), with a call to spare; the function answers just before it ends.
 const LIST_TIMEOUT_SECONDS: u32 = 330;

@@ -43,6 +43,7 @@ pub async fn run(flags: &Flags) -> Result<()> {
             bail!("--bucket needs --into: the stack's own database is restored from the stack's own archive");
         }
         let function = init_function(&aws, &config.stack_name).await?;
+        no_run_under_way(&aws, &config.stack_name).await?;
         return in_stack(&aws, &function, &flags.table).await;
     };
     let bucket = match &flags.bucket {
@@ -104,10 +105,42 @@ async fn init_function(aws: &Aws, stack_name: &str) -> Result<String> {
     resources.get(function).cloned().ok_or_else(|| anyhow::anyhow!("stack {stack_name} has no {function} function"))
 }
 
+/// A run would init a table it finds missing from DAP between the restore's calls, and
+/// the two would undo each other's work: a restore waits for runs to end (and is best run
+/// with `schedule_enabled=false` for a large table).
+async fn no_run_under_way(aws: &Aws, stack_name: &str) -> Result<()> {
+    let machine = crate::run::state_machine(aws, stack_name).await?;
+    let running = aws
+        .sfn()
+        .list_executions()
+        .state_machine_arn(&machine)
+        .status_filter(aws_sdk_sfn::types::ExecutionStatus::Running)
+        .max_results(1)
+        .send()
+        .await
+        .doing("listing the runs under way")?;
+    if let Some(run) = running.executions().first() {
+        bail!(
+            "run {} is under way: a restore waits for it to end (cargo xtask status), since a run inits a table it finds missing",
+            run.name()
+        );
+    }
+    Ok(())
+}
+
+/// Calls of `init_table` a restore makes again after a passing failure (a paused database
+/// that did not answer in time, the table's lock held), and the pause before each.
+const TRANSIENT_RETRIES: u32 = 5;
+const TRANSIENT_PAUSE: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// Has `function` (the stack's `init_table`) restore `table` into the stack's database,
 /// calling it again while it answers `in_progress`; its own limits on calls end a restore
 /// that makes no progress.
 async fn in_stack(aws: &Aws, function: &str, table: &TableRef) -> Result<()> {
+    in_stack_pausing(aws, function, table, TRANSIENT_PAUSE).await
+}
+
+async fn in_stack_pausing(aws: &Aws, function: &str, table: &TableRef, pause: std::time::Duration) -> Result<()> {
     println!("restoring {table} from the stack's archive into its database, by {function}");
     let mut state = TableState {
         namespace: table.namespace.clone(),
@@ -115,21 +148,44 @@ async fn in_stack(aws: &Aws, function: &str, table: &TableRef) -> Result<()> {
         restore: true,
         ..TableState::default()
     };
+    // One attempt a call, for as long as the function may run: a call sent again while
+    // the first still runs would only meet the table's lock.
+    let once = aws_sdk_lambda::config::Builder::default()
+        .retry_config(aws_sdk_lambda::config::retry::RetryConfig::standard().with_max_attempts(1))
+        .timeout_config(
+            aws_sdk_lambda::config::timeout::TimeoutConfig::builder()
+                .operation_timeout(std::time::Duration::from_secs(
+                    u64::from(stack::app::REPLICATE_TIMEOUT_SECONDS) + 60,
+                ))
+                .build(),
+        );
+    let mut retries = 0;
     loop {
         let payload = aws_sdk_lambda::primitives::Blob::new(serde_json::to_vec(&state)?);
-        let answer = aws.lambda().invoke().function_name(function).payload(payload).send().await;
+        let invoke = aws.lambda().invoke().function_name(function).payload(payload);
+        let answer = invoke.customize().config_override(once.clone()).send().await;
         let answer = answer.doing(format!("invoking {function}"))?;
         let body = answer.payload().map(|b| b.as_ref()).unwrap_or_default();
         if answer.function_error().is_some() {
             let error: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
-            bail!(
-                "{table}: {}: {}",
-                error["errorType"].as_str().unwrap_or("the function failed"),
-                error["errorMessage"].as_str().unwrap_or("see the function's log")
-            );
+            let kind = error["errorType"].as_str().unwrap_or("the function failed");
+            let message = error["errorMessage"].as_str().unwrap_or("see the function's log");
+            if kind == contract::ErrorName::Transient.as_str() && retries < TRANSIENT_RETRIES {
+                retries += 1;
+                println!("  {message}; calling again in {} s", pause.as_secs());
+                tokio::time::sleep(pause).await;
+                continue;
+            }
+            bail!("{table}: {kind}: {message}");
         }
+        retries = 0;
         state =
             serde_json::from_slice(body).with_context(|| format!("{function} answered what is not a table's state"))?;
+        if !state.restore {
+            bail!(
+                "{table}: {function} does not know restores, and loaded the table from DAP instead: deploy this version first (cargo xtask deploy)"
+            );
+        }
         let c = state.counts;
         match state.status {
             Status::InProgress => println!(
@@ -186,19 +242,30 @@ mod tests {
                 "counts": {"inserted": inserted, "updated": 0, "deleted": 0}, "restore": true, "current_to_s": 1_700_000_000})
             .to_string()
         };
-        let results = serde_json::json!({"results": [state("in_progress", 1, 10), state("success", 2, 25), state("in_progress", 1, 0)]});
+        let mut from_dap: serde_json::Value = serde_json::from_str(&state("success", 1, 25)).unwrap();
+        from_dap.as_object_mut().unwrap().remove("restore");
+        let results = serde_json::json!({"results": [
+            state("in_progress", 1, 10), state("success", 2, 25), from_dap.to_string(), state("in_progress", 1, 0)
+        ]});
+        let file = std::env::temp_dir().join(format!("cd2-restore-answers-{}.json", std::process::id()));
+        std::fs::write(&file, results.to_string()).unwrap();
         moto.boto(&format!(
             "import json, urllib.request\n\
-             for path, body in [('/moto-api/config', {{'lambda': {{'use_docker': False}}}}), ('/moto-api/static/lambda-simple/response', json.loads(r'''{results}'''))]:\n\
+             for path, body in [('/moto-api/config', {{'lambda': {{'use_docker': False}}}}), ('/moto-api/static/lambda-simple/response', json.load(open({file:?})))]:\n\
              \x20   r = urllib.request.Request(kw['endpoint_url'] + path, data=json.dumps(body).encode(), method='POST')\n\
              \x20   urllib.request.urlopen(r)\n\
              print(1)",
         ))
         .unwrap();
         let aws = Aws::local("us-east-1", &moto.endpoint()).await;
-        in_stack(&aws, "cd2-dev-InitTable", &TableRef::new("canvas", "courses")).await.unwrap();
+        let table = TableRef::new("canvas", "courses");
+        let pause = std::time::Duration::ZERO;
+        in_stack_pausing(&aws, "cd2-dev-InitTable", &table, pause).await.unwrap();
+        // A function of an older version answers without `restore`: it loaded from DAP.
+        let e = in_stack_pausing(&aws, "cd2-dev-InitTable", &table, pause).await.unwrap_err().to_string();
+        assert!(e.contains("does not know restores") && e.contains("cargo xtask deploy"), "{e}");
         let left = aws.lambda().invoke().function_name("cd2-dev-InitTable").send().await.unwrap();
         let left: TableState = serde_json::from_slice(left.payload().unwrap().as_ref()).unwrap();
-        assert_eq!((left.status, left.calls), (Status::InProgress, 1), "two calls were made, no more");
+        assert_eq!((left.status, left.calls), (Status::InProgress, 1), "three calls were made, no more");
     }
 }
