@@ -14,28 +14,45 @@ const MAX_PAGES: usize = 200;
 
 const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
 
-/// The archive buckets of stack `stack_name`, kept or not: CloudFormation names a bucket
-/// without a `BucketName` `<stack>-<logical id>-<suffix>`, in lower case, and the stack
-/// tags it [`ARCHIVE_TAG`] with its name; a bucket merely named alike is not one.
+/// The fewest leading letters of a stack's name its generated bucket names keep:
+/// CloudFormation names a bucket without a `BucketName` `<stack>-<logical id>-<suffix>` in
+/// lower case, and shortens the first two parts when the whole passes S3's 63 letters.
+const NAME_STEM: usize = 8;
+
+/// The archive buckets of stack `stack_name`, kept or not: of the buckets whose name
+/// begins as CloudFormation's names for the stack's buckets do (shortened or not), those
+/// the stack tagged [`ARCHIVE_TAG`] with its name; a bucket merely named alike is not one.
 pub async fn buckets_of(aws: &Aws, stack_name: &str) -> Result<Vec<String>> {
+    let stem: String = stack_name.to_lowercase().chars().take(NAME_STEM).collect();
     let mut found = Vec::new();
-    for name in named_like(aws, stack_name).await? {
-        let name = name.as_str();
+    for name in listed(aws).await?.into_iter().filter(|n| n.starts_with(&stem)) {
         // No tags, or a bucket of another region or account: not this stack's archive.
-        let Ok(tagging) = aws.s3().get_bucket_tagging().bucket(name).send().await else { continue };
+        let Ok(tagging) = aws.s3().get_bucket_tagging().bucket(&name).send().await else { continue };
         if tagging.tag_set().iter().any(|t| t.key() == ARCHIVE_TAG && t.value() == stack_name) {
-            found.push(name.to_owned());
+            found.push(name);
         }
     }
     Ok(found)
 }
 
-/// The buckets named as CloudFormation names stack `stack_name`'s archive, tagged or not:
-/// before the key that may encrypt them goes, each is checked.
+/// The buckets that may be stack `stack_name`'s archives, tagged or not: named in full as
+/// CloudFormation names its archive bucket, or tagged as one ([`buckets_of`]). Before the
+/// key that may encrypt them goes, each is checked.
 pub async fn named_like(aws: &Aws, stack_name: &str) -> Result<Vec<String>> {
     let prefix = format!("{}-{}-", stack_name, stack::app::ARCHIVE_BUCKET_ID).to_lowercase();
+    let mut found: Vec<String> = listed(aws).await?.into_iter().filter(|n| n.starts_with(&prefix)).collect();
+    for tagged in buckets_of(aws, stack_name).await? {
+        if !found.contains(&tagged) {
+            found.push(tagged);
+        }
+    }
+    Ok(found)
+}
+
+/// The account's buckets.
+async fn listed(aws: &Aws) -> Result<Vec<String>> {
     let listed = aws.s3().list_buckets().send().await.doing("listing the account's buckets")?;
-    Ok(listed.buckets().iter().filter_map(|b| b.name()).filter(|n| n.starts_with(&prefix)).map(str::to_owned).collect())
+    Ok(listed.buckets().iter().filter_map(|b| b.name()).map(str::to_owned).collect())
 }
 
 /// Whether `bucket` encrypts with KMS key `key` (an id or an ARN) by default. `None`

@@ -1,7 +1,8 @@
 //! On-demand NAT instances (`network.nat = "instance-on-demand"`), started before a deploy
 //! (the database bootstrap reaches Secrets Manager and CloudFormation through them, and they
-//! may have stopped themselves since the last run) and by `run`, whose first step waits for
-//! them.
+//! may have stopped themselves since the last run), by `run`, whose first step waits for
+//! them, and before each call of a `restore` into the stack's database (the function reads its
+//! secret through them when it starts cold).
 
 use crate::aws::{Aws, Explain};
 use anyhow::{Result, bail};

@@ -44,7 +44,11 @@ pub async fn run(flags: &Flags) -> Result<()> {
         }
         let function = init_function(&aws, &config.stack_name).await?;
         no_run_under_way(&aws, &config.stack_name).await?;
-        return in_stack(&aws, &function, &flags.table).await;
+        // The function reads its secret when it starts cold, through the NAT: an on-demand
+        // one may have stopped itself, and may again between calls (a restore is no run).
+        let nat = (config.network.nat == stack::constructs::nat::NatMode::InstanceOnDemand)
+            .then_some(config.stack_name.as_str());
+        return in_stack(&aws, &function, &flags.table, nat).await;
     };
     let bucket = match &flags.bucket {
         Some(bucket) => bucket.clone(),
@@ -135,12 +139,19 @@ const TRANSIENT_PAUSE: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// Has `function` (the stack's `init_table`) restore `table` into the stack's database,
 /// calling it again while it answers `in_progress`; its own limits on calls end a restore
-/// that makes no progress.
-async fn in_stack(aws: &Aws, function: &str, table: &TableRef) -> Result<()> {
-    in_stack_pausing(aws, function, table, TRANSIENT_PAUSE).await
+/// that makes no progress. With `wake_nat_of` (a stack whose NAT instances start on demand),
+/// its NAT is woken before each call.
+async fn in_stack(aws: &Aws, function: &str, table: &TableRef, wake_nat_of: Option<&str>) -> Result<()> {
+    in_stack_pausing(aws, function, table, wake_nat_of, TRANSIENT_PAUSE).await
 }
 
-async fn in_stack_pausing(aws: &Aws, function: &str, table: &TableRef, pause: std::time::Duration) -> Result<()> {
+async fn in_stack_pausing(
+    aws: &Aws,
+    function: &str,
+    table: &TableRef,
+    wake_nat_of: Option<&str>,
+    pause: std::time::Duration,
+) -> Result<()> {
     println!("restoring {table} from the stack's archive into its database, by {function}");
     let mut state = TableState {
         namespace: table.namespace.clone(),
@@ -161,6 +172,9 @@ async fn in_stack_pausing(aws: &Aws, function: &str, table: &TableRef, pause: st
         );
     let mut retries = 0;
     loop {
+        if let Some(stack) = wake_nat_of {
+            crate::nat::wake(aws, stack).await?;
+        }
         let payload = aws_sdk_lambda::primitives::Blob::new(serde_json::to_vec(&state)?);
         let invoke = aws.lambda().invoke().function_name(function).payload(payload);
         let answer = invoke.customize().config_override(once.clone()).send().await;
@@ -260,9 +274,9 @@ mod tests {
         let aws = Aws::local("us-east-1", &moto.endpoint()).await;
         let table = TableRef::new("canvas", "courses");
         let pause = std::time::Duration::ZERO;
-        in_stack_pausing(&aws, "cd2-dev-InitTable", &table, pause).await.unwrap();
+        in_stack_pausing(&aws, "cd2-dev-InitTable", &table, None, pause).await.unwrap();
         // A function of an older version answers without `restore`: it loaded from DAP.
-        let e = in_stack_pausing(&aws, "cd2-dev-InitTable", &table, pause).await.unwrap_err().to_string();
+        let e = in_stack_pausing(&aws, "cd2-dev-InitTable", &table, None, pause).await.unwrap_err().to_string();
         assert!(e.contains("does not know restores") && e.contains("cargo xtask deploy"), "{e}");
         let left = aws.lambda().invoke().function_name("cd2-dev-InitTable").send().await.unwrap();
         let left: TableState = serde_json::from_slice(left.payload().unwrap().as_ref()).unwrap();

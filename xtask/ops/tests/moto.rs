@@ -271,13 +271,14 @@ fn deploy_update_run_status_and_destroy_a_stack() {
         names.as_array().unwrap().len()
     };
     assert_eq!(buckets(), 3, "the impostor, the kept archive and the new stack's");
-    // An archive this stack kept when the archive was turned off, under the stack's key.
+    // An archive this stack kept when the archive was turned off, under the stack's key, its
+    // name shortened as CloudFormation shortens long ones: found by its tag.
     env.boto(&format!(
         "resources = cfn.list_stack_resources(StackName='cd2-existing')['StackResourceSummaries']\n\
          key = next(r['PhysicalResourceId'] for r in resources if r['LogicalResourceId'] == '{}')\n\
-         s3.create_bucket(Bucket='cd2-existing-archive-earlier')\n\
-         s3.put_bucket_tagging(Bucket='cd2-existing-archive-earlier', Tagging={{'TagSet': [{{'Key': '{}', 'Value': 'cd2-existing'}}]}})\n\
-         s3.put_bucket_encryption(Bucket='cd2-existing-archive-earlier', ServerSideEncryptionConfiguration={{'Rules': [{{'ApplyServerSideEncryptionByDefault': {{'SSEAlgorithm': 'aws:kms', 'KMSMasterKeyID': key}}}}]}})",
+         s3.create_bucket(Bucket='cd2-exis-archive-earlier')\n\
+         s3.put_bucket_tagging(Bucket='cd2-exis-archive-earlier', Tagging={{'TagSet': [{{'Key': '{}', 'Value': 'cd2-existing'}}]}})\n\
+         s3.put_bucket_encryption(Bucket='cd2-exis-archive-earlier', ServerSideEncryptionConfiguration={{'Rules': [{{'ApplyServerSideEncryptionByDefault': {{'SSEAlgorithm': 'aws:kms', 'KMSMasterKeyID': key}}}}]}})",
         stack::app::DATA_KEY_ID,
         stack::constructs::archive::ARCHIVE_TAG,
     ));
@@ -289,7 +290,7 @@ fn deploy_update_run_status_and_destroy_a_stack() {
         1,
         "the first destroy's archive has its own key:\n{t}"
     );
-    assert!(t.contains("the archive bucket cd2-existing-archive-earlier, kept when the archive was turned off, is encrypted with KMS key"), "{t}");
+    assert!(t.contains("the archive bucket cd2-exis-archive-earlier, kept when the archive was turned off, is encrypted with KMS key"), "{t}");
     assert!(!t.contains("scheduled KMS key"), "the key stays while an archive needs it:\n{t}");
     assert_eq!(buckets(), 3, "the deleted archive is gone; the others are left");
     let t = ok(env.ops("delete-key", &["--yes"]));
