@@ -14,21 +14,51 @@ const MAX_PAGES: usize = 200;
 
 const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
 
-/// The fewest leading letters of a stack's name its generated bucket names keep:
-/// CloudFormation names a bucket without a `BucketName` `<stack>-<logical id>-<suffix>` in
-/// lower case, and shortens the first two parts when the whole passes S3's 63 letters.
+/// The fewest leading letters of a stack's name its generated bucket names keep, as far as
+/// we know: CloudFormation names a bucket without a `BucketName` `<stack>-<logical id>-<suffix>`
+/// in lower case, and shortens the first two parts when the whole passes S3's 63 letters
+/// (from stack names of 43 letters on). The tag, not the name, decides.
 const NAME_STEM: usize = 8;
+
+/// What a bucket's tags say of it.
+enum Tagged {
+    /// Tagged [`ARCHIVE_TAG`] with the stack's name.
+    Archive,
+    /// Tags read without it, no tags, or a bucket of another region (or gone).
+    Other,
+    /// The tags could not be read (denied, throttled, timed out).
+    Unknown,
+}
+
+async fn tagged(aws: &Aws, bucket: &str, stack_name: &str) -> Tagged {
+    match aws.s3().get_bucket_tagging().bucket(bucket).send().await {
+        Ok(t) if t.tag_set().iter().any(|t| t.key() == ARCHIVE_TAG && t.value() == stack_name) => Tagged::Archive,
+        Ok(_) => Tagged::Other,
+        Err(e)
+            if crate::aws::is_code(
+                &e,
+                &["NoSuchTagSet", "NoSuchBucket", "PermanentRedirect", "AuthorizationHeaderMalformed"],
+            ) =>
+        {
+            Tagged::Other
+        }
+        Err(_) => Tagged::Unknown,
+    }
+}
+
+/// The buckets named as the stack's buckets are, even shortened.
+async fn stem_matches(aws: &Aws, stack_name: &str) -> Result<Vec<String>> {
+    let stem: String = stack_name.to_lowercase().chars().take(NAME_STEM).collect();
+    Ok(listed(aws).await?.into_iter().filter(|n| n.starts_with(&stem)).collect())
+}
 
 /// The archive buckets of stack `stack_name`, kept or not: of the buckets whose name
 /// begins as CloudFormation's names for the stack's buckets do (shortened or not), those
 /// the stack tagged [`ARCHIVE_TAG`] with its name; a bucket merely named alike is not one.
 pub async fn buckets_of(aws: &Aws, stack_name: &str) -> Result<Vec<String>> {
-    let stem: String = stack_name.to_lowercase().chars().take(NAME_STEM).collect();
     let mut found = Vec::new();
-    for name in listed(aws).await?.into_iter().filter(|n| n.starts_with(&stem)) {
-        // No tags, or a bucket of another region or account: not this stack's archive.
-        let Ok(tagging) = aws.s3().get_bucket_tagging().bucket(&name).send().await else { continue };
-        if tagging.tag_set().iter().any(|t| t.key() == ARCHIVE_TAG && t.value() == stack_name) {
+    for name in stem_matches(aws, stack_name).await? {
+        if let Tagged::Archive = tagged(aws, &name, stack_name).await {
             found.push(name);
         }
     }
@@ -36,14 +66,15 @@ pub async fn buckets_of(aws: &Aws, stack_name: &str) -> Result<Vec<String>> {
 }
 
 /// The buckets that may be stack `stack_name`'s archives, tagged or not: named in full as
-/// CloudFormation names its archive bucket, or tagged as one ([`buckets_of`]). Before the
-/// key that may encrypt them goes, each is checked.
+/// CloudFormation names its archive bucket, tagged as one, or named like the stack's
+/// buckets with tags that could not be read. Before the key that may encrypt them goes,
+/// each is checked: a doubt keeps the key.
 pub async fn named_like(aws: &Aws, stack_name: &str) -> Result<Vec<String>> {
     let prefix = format!("{}-{}-", stack_name, stack::app::ARCHIVE_BUCKET_ID).to_lowercase();
-    let mut found: Vec<String> = listed(aws).await?.into_iter().filter(|n| n.starts_with(&prefix)).collect();
-    for tagged in buckets_of(aws, stack_name).await? {
-        if !found.contains(&tagged) {
-            found.push(tagged);
+    let mut found = Vec::new();
+    for name in stem_matches(aws, stack_name).await? {
+        if name.starts_with(&prefix) || !matches!(tagged(aws, &name, stack_name).await, Tagged::Other) {
+            found.push(name);
         }
     }
     Ok(found)

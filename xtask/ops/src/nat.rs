@@ -38,13 +38,14 @@ pub async fn start(aws: &Aws, stack: &str) {
 }
 
 /// Starts the stack's on-demand NAT instances, if it has any, and waits until each runs with
-/// its ready tag.
+/// its ready tag; says so when they were not forwarding at first.
 pub async fn wake(aws: &Aws, stack: &str) -> Result<()> {
     let ids = instances(aws, stack).await?;
     if ids.is_empty() {
         return Ok(());
     }
     let started = Instant::now();
+    let mut woken = false;
     loop {
         // Started again at each look: one on its way down when this began comes back up
         // (until it has stopped, EC2 refuses, which is no answer yet).
@@ -53,9 +54,13 @@ pub async fn wake(aws: &Aws, stack: &str) -> Result<()> {
             eprintln!("note: starting the NAT instance(s): {} (trying again)", crate::aws::explain(e));
         }
         if ready(aws, &ids).await? == ids.len() {
-            println!("NAT instance(s) {} forwarding ({:.0} s)", ids.join(", "), started.elapsed().as_secs_f64());
+            // Said only when they were not forwarding already.
+            if woken {
+                println!("NAT instance(s) {} forwarding ({:.0} s)", ids.join(", "), started.elapsed().as_secs_f64());
+            }
             return Ok(());
         }
+        woken = true;
         if started.elapsed() > READY_WITHIN {
             start.doing(format!("starting the NAT instance(s) {}", ids.join(", ")))?;
             bail!(

@@ -172,8 +172,10 @@ async fn in_stack_pausing(
         );
     let mut retries = 0;
     loop {
-        if let Some(stack) = wake_nat_of {
-            crate::nat::wake(aws, stack).await?;
+        if let Some(stack) = wake_nat_of
+            && let Err(e) = crate::nat::wake(aws, stack).await
+        {
+            eprintln!("note: {e:#}; calling {function} all the same (a warm function needs no NAT)");
         }
         let payload = aws_sdk_lambda::primitives::Blob::new(serde_json::to_vec(&state)?);
         let invoke = aws.lambda().invoke().function_name(function).payload(payload);

@@ -112,7 +112,8 @@ pub fn run(rows: u64) -> Result<()> {
         .find_map(|f| f.strip_prefix("on_over_off="))
         .and_then(|r| r.parse::<f64>().ok())
         .context("the archive-bench line has no on_over_off")?;
-    if ratio < ARCHIVE_TARGET {
+    // Not at least the target, NaN included.
+    if ratio.is_nan() || ratio < ARCHIVE_TARGET {
         bail!(
             "init with the archive runs at {ratio:.3} of init without it: the target is {ARCHIVE_TARGET:.2} at least"
         );
